@@ -1,0 +1,264 @@
+//! OAuth client-credentials tokens: fetched once, shared, renewed at 80 % of their lifetime.
+//!
+//! The cache is a `tokio::sync::Mutex` held across the token request, which makes renewal
+//! single-flight: when N tasks find the token missing or due, the first one fetches and the
+//! other N-1 wait on the lock and then read the fresh token. After a 401 the caller calls
+//! [`TokenCache::invalidate`] with the *generation* of the token that failed, so N concurrent
+//! 401s on one token also cause one renewal, not N.
+//!
+//! The secret and the tokens are [`SecretString`]s, exposed only while building the request.
+//! Nothing here logs them: tracing events carry the generation and lifetime only.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::config::RetryPolicy;
+use crate::error::{ApiError, Error, ErrorBody};
+use crate::retry::{RetryAction, classify_status, classify_transport};
+use crate::stats::ClientStats;
+
+/// Share of `expires_in` after which a token is renewed.
+pub const REFRESH_AT: f64 = 0.8;
+/// Lifetime assumed when the token response has no `expires_in` (Genesys' default, 24 h).
+const DEFAULT_EXPIRES_IN: u64 = 86_400;
+
+/// An access token and the generation that identifies it in the cache.
+#[derive(Clone, Debug)]
+pub(crate) struct AccessToken {
+    pub(crate) secret: SecretString,
+    pub(crate) generation: u64,
+}
+
+struct CachedToken {
+    token: AccessToken,
+    refresh_at: Instant,
+    expires_at: Instant,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// When a token obtained at `obtained` with lifetime `expires_in` must be renewed.
+pub(crate) fn refresh_deadline(obtained: Instant, expires_in: Duration) -> Instant {
+    obtained + expires_in.mul_f64(REFRESH_AT)
+}
+
+pub(crate) struct TokenCache {
+    http: reqwest::Client,
+    token_url: Url,
+    client_id: String,
+    client_secret: SecretString,
+    retry: RetryPolicy,
+    stats: Arc<ClientStats>,
+    state: Mutex<Option<CachedToken>>,
+    generations: AtomicU64,
+}
+
+impl TokenCache {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        token_url: Url,
+        client_id: String,
+        client_secret: SecretString,
+        retry: RetryPolicy,
+        stats: Arc<ClientStats>,
+    ) -> Self {
+        Self {
+            http,
+            token_url,
+            client_id,
+            client_secret,
+            retry,
+            stats,
+            state: Mutex::new(None),
+            generations: AtomicU64::new(0),
+        }
+    }
+
+    /// A valid token: the cached one unless it is missing or due for renewal.
+    pub(crate) async fn get(&self) -> Result<AccessToken, Error> {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        if let Some(cached) = state.as_ref()
+            && now < cached.refresh_at
+        {
+            return Ok(cached.token.clone());
+        }
+        match self.fetch().await {
+            Ok(fresh) => {
+                let token = fresh.token.clone();
+                *state = Some(fresh);
+                Ok(token)
+            }
+            // Renewal failed but the old token has not expired yet: keep using it; the next
+            // call tries to renew again.
+            Err(error) => match state.as_ref() {
+                Some(cached) if now < cached.expires_at && error.is_transient() => {
+                    tracing::warn!(
+                        generation = cached.token.generation,
+                        %error,
+                        "Token renewal failed; using the current token until it expires."
+                    );
+                    Ok(cached.token.clone())
+                }
+                _ => Err(error),
+            },
+        }
+    }
+
+    /// Drops the cached token if it is still the one of `generation` (so concurrent 401s on
+    /// one token cause a single renewal).
+    pub(crate) async fn invalidate(&self, generation: u64) {
+        let mut state = self.state.lock().await;
+        if state
+            .as_ref()
+            .is_some_and(|c| c.token.generation == generation)
+        {
+            tracing::debug!(generation, "Access token rejected; it will be renewed.");
+            *state = None;
+        }
+    }
+
+    /// Requests a token, retrying transient failures within the retry policy.
+    async fn fetch(&self) -> Result<CachedToken, Error> {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            self.stats.token_request();
+            let sent_at = Instant::now();
+            let result = self
+                .http
+                .post(self.token_url.clone())
+                .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await;
+            let (action, failure) = match result {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    let bytes = response.bytes().await;
+                    match (status.is_success(), bytes) {
+                        (true, Ok(bytes)) => {
+                            let parsed: TokenResponse =
+                                serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+                                    method: Method::POST,
+                                    path: self.token_url.path().to_owned(),
+                                    status,
+                                    source,
+                                })?;
+                            let expires_in = Duration::from_secs(
+                                parsed.expires_in.unwrap_or(DEFAULT_EXPIRES_IN).max(1),
+                            );
+                            let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+                            tracing::debug!(
+                                generation,
+                                expires_in_s = expires_in.as_secs(),
+                                "Obtained an access token."
+                            );
+                            return Ok(CachedToken {
+                                token: AccessToken {
+                                    secret: SecretString::from(parsed.access_token),
+                                    generation,
+                                },
+                                refresh_at: refresh_deadline(sent_at, expires_in),
+                                expires_at: sent_at + expires_in,
+                            });
+                        }
+                        (_, bytes) => {
+                            let body: ErrorBody = bytes
+                                .ok()
+                                .and_then(|b| serde_json::from_slice(&b).ok())
+                                .unwrap_or_default();
+                            // A 401 from the token endpoint means bad credentials: permanent.
+                            let action = if status == StatusCode::UNAUTHORIZED {
+                                RetryAction::DontRetry {
+                                    reason: "bad client credentials".into(),
+                                }
+                            } else {
+                                classify_status(status, &headers, true)
+                            };
+                            let error = Error::Token(Box::new(ApiError {
+                                method: Method::POST,
+                                path: self.token_url.path().to_owned(),
+                                status,
+                                body,
+                                retry_after: crate::retry::parse_retry_after(&headers),
+                                attempts,
+                            }));
+                            (action, error)
+                        }
+                    }
+                }
+                Err(source) => {
+                    let action = classify_transport(&source, true);
+                    let transient = matches!(action, RetryAction::Retry { .. });
+                    (
+                        action,
+                        Error::Transport {
+                            method: Method::POST,
+                            path: self.token_url.path().to_owned(),
+                            attempts,
+                            transient,
+                            source,
+                        },
+                    )
+                }
+            };
+            let RetryAction::Retry {
+                reason,
+                retry_after,
+            } = action
+            else {
+                return Err(failure);
+            };
+            let delay = self.retry.delay_for(attempts, retry_after);
+            if !self.retry.allows(attempts, started.elapsed(), delay) {
+                return Err(failure);
+            }
+            tracing::warn!(
+                attempt = attempts,
+                %reason,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "Token request failed; retrying."
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_is_due_at_eighty_percent() {
+        let t0 = Instant::now();
+        let deadline = refresh_deadline(t0, Duration::from_secs(100));
+        assert_eq!(deadline - t0, Duration::from_secs(80));
+        let deadline = refresh_deadline(t0, Duration::from_secs(86_400));
+        assert_eq!(deadline - t0, Duration::from_secs(69_120));
+    }
+
+    #[test]
+    fn token_debug_is_redacted() {
+        let token = AccessToken {
+            secret: SecretString::from("tok-abc"),
+            generation: 3,
+        };
+        let printed = format!("{token:?}");
+        assert!(!printed.contains("tok-abc"), "{printed}");
+        assert!(printed.contains("generation: 3"), "{printed}");
+    }
+}

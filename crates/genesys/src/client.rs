@@ -1,0 +1,521 @@
+//! [`GenesysClient`]: the request loop every typed endpoint goes through.
+//!
+//! One attempt is: wait for the rate budget → take a token → send → classify the outcome into a
+//! [`RetryAction`] → act on it. The loop owns every retry; typed endpoints only describe the
+//! request (method, path, query, body, and whether it is idempotent).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::auth::TokenCache;
+use crate::budget::RateBudget;
+use crate::config::{ClientConfig, Endpoint, RetryPolicy};
+use crate::error::{ApiError, Error, ErrorBody, OutcomeUnknown};
+use crate::retry::{RetryAction, classify_status, classify_transport, parse_retry_after};
+use crate::stats::{ClientStats, StatsSnapshot};
+
+/// A Genesys Cloud Platform API v2 client. Cheap to clone: clones share the token cache, the
+/// rate budget and the stats, so give every worker task a clone.
+#[derive(Clone)]
+pub struct GenesysClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    tokens: TokenCache,
+    budget: RateBudget,
+    retry: RetryPolicy,
+    stats: Arc<ClientStats>,
+}
+
+impl fmt::Debug for GenesysClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenesysClient")
+            .field("endpoint", &self.inner.endpoint)
+            .field("budget", &self.inner.budget)
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One API request, as the typed endpoints describe it.
+pub(crate) struct Call {
+    pub(crate) method: Method,
+    /// Absolute API path, segments already percent-encoded (see [`path`]).
+    pub(crate) path: String,
+    pub(crate) query: Vec<(&'static str, String)>,
+    pub(crate) body: Option<Vec<u8>>,
+    /// Sending it twice has the effect of sending it once.
+    pub(crate) idempotent: bool,
+}
+
+impl Call {
+    pub(crate) fn new(method: Method, path: String) -> Self {
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        );
+        Self {
+            method,
+            path,
+            query: Vec::new(),
+            body: None,
+            idempotent,
+        }
+    }
+    pub(crate) fn get(path: String) -> Self {
+        Self::new(Method::GET, path)
+    }
+    pub(crate) fn post(path: String) -> Self {
+        Self::new(Method::POST, path)
+    }
+    pub(crate) fn put(path: String) -> Self {
+        Self::new(Method::PUT, path)
+    }
+    pub(crate) fn patch(path: String) -> Self {
+        Self::new(Method::PATCH, path)
+    }
+    pub(crate) fn delete(path: String) -> Self {
+        Self::new(Method::DELETE, path)
+    }
+    pub(crate) fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Result<Self, Error> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| Error::InvalidRequest(format!("cannot encode the request body: {e}")))?;
+        self.body = Some(bytes);
+        Ok(self)
+    }
+    pub(crate) fn query(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.query.push((name, value.to_string()));
+        self
+    }
+    pub(crate) fn query_opt(self, name: &'static str, value: Option<impl ToString>) -> Self {
+        match value {
+            Some(v) => self.query(name, v),
+            None => self,
+        }
+    }
+    /// Overrides the method-based guess (POST upserts with caller ids are idempotent, PATCH
+    /// with "append" is not, …).
+    pub(crate) fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
+    }
+}
+
+/// Builds an API path from segments, percent-encoding each one (ids may contain anything).
+pub(crate) fn path(segments: &[&str]) -> String {
+    let mut out = String::new();
+    for segment in segments {
+        out.push('/');
+        for byte in segment.bytes() {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// A successful response.
+pub(crate) struct Success {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Vec<u8>,
+}
+
+impl GenesysClient {
+    /// Builds a client. When `config.redis` is set, connects to Redis now (so a missing Redis
+    /// fails here) and shares the rate budget through it; otherwise the budget is in-process.
+    pub async fn new(config: ClientConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let budget = match &config.redis {
+            Some(redis) => {
+                RateBudget::redis(&redis.url, &redis.key, config.requests_per_minute).await?
+            }
+            None => RateBudget::local(config.requests_per_minute),
+        };
+        Self::with_budget(config, budget)
+    }
+
+    /// Builds a client drawing from an existing budget (e.g. one shared by clients of several
+    /// OAuth clients of one org). `config.requests_per_minute` and `config.redis` are ignored.
+    pub fn with_budget(config: ClientConfig, budget: RateBudget) -> Result<Self, Error> {
+        config.validate()?;
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("dedupd-genesys/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let stats = Arc::new(ClientStats::default());
+        let tokens = TokenCache::new(
+            http.clone(),
+            config.endpoint.token_url(),
+            config.client_id.clone(),
+            config.client_secret.clone(),
+            config.retry.clone(),
+            Arc::clone(&stats),
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                endpoint: config.endpoint,
+                tokens,
+                budget,
+                retry: config.retry,
+                stats,
+            }),
+        })
+    }
+
+    /// Counters so far: API calls, retries, 429s, budget wait, tokens, …
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Where this client sends requests.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// The rate budget this client draws from (clone it to share it with another client).
+    pub fn budget(&self) -> &RateBudget {
+        &self.inner.budget
+    }
+
+    /// Gets a token now (if none is cached): checks the credentials before real work starts.
+    pub async fn authenticate(&self) -> Result<(), Error> {
+        self.inner.tokens.get().await.map(drop)
+    }
+
+    /// Sends a request and decodes a JSON response.
+    pub(crate) async fn json<T: DeserializeOwned>(&self, call: Call) -> Result<T, Error> {
+        let method = call.method.clone();
+        let path = call.path.clone();
+        let success = self.execute(call).await?;
+        serde_json::from_slice(&success.body).map_err(|source| Error::Decode {
+            method,
+            path,
+            status: success.status,
+            source,
+        })
+    }
+
+    /// Sends a request whose response body does not matter (202, 204, `Empty`).
+    pub(crate) async fn unit(&self, call: Call) -> Result<(), Error> {
+        self.execute(call).await.map(drop)
+    }
+
+    /// The request loop: budget, token, send, classify, retry.
+    pub(crate) async fn execute(&self, call: Call) -> Result<Success, Error> {
+        let inner = &*self.inner;
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        let mut refreshed_after_401 = false;
+        let url = {
+            let mut url = inner.endpoint.api_base().clone();
+            let base_path = url.path().trim_end_matches('/').to_owned();
+            url.set_path(&format!("{base_path}{}", call.path));
+            if !call.query.is_empty() {
+                url.query_pairs_mut().extend_pairs(call.query.iter());
+            }
+            url
+        };
+        loop {
+            attempts += 1;
+            let (action, failure) = match self.attempt(&call, &url, attempts).await {
+                Ok(AttemptOutcome::Success(success)) => return Ok(success),
+                Ok(AttemptOutcome::Failed { action, error }) => (action, error),
+                Err(error) => return Err(error),
+            };
+            match action {
+                RetryAction::Successful => {
+                    // `attempt` returns successes directly; nothing else maps here.
+                    return Err(failure.into_error());
+                }
+                RetryAction::RefreshToken if !refreshed_after_401 => {
+                    refreshed_after_401 = true;
+                    inner.stats.token_refresh_on_401();
+                    if let Some(generation) = failure_generation(&failure) {
+                        inner.tokens.invalidate(generation).await;
+                    }
+                    tracing::debug!(
+                        method = %call.method,
+                        path = %call.path,
+                        "Request got 401; renewing the token and sending again."
+                    );
+                    continue;
+                }
+                RetryAction::RefreshToken | RetryAction::DontRetry { .. } => {
+                    return Err(failure.into_error());
+                }
+                RetryAction::OutcomeUnknown { reason } => {
+                    inner.stats.outcome_unknown();
+                    tracing::warn!(
+                        method = %call.method,
+                        path = %call.path,
+                        %reason,
+                        "Outcome unknown; not retrying a request that may have been applied."
+                    );
+                    return Err(failure.into_outcome_unknown(&call, attempts));
+                }
+                RetryAction::Retry {
+                    reason,
+                    retry_after,
+                } => {
+                    let delay = inner.retry.delay_for(attempts, retry_after);
+                    if !inner.retry.allows(attempts, started.elapsed(), delay) {
+                        tracing::warn!(
+                            method = %call.method,
+                            path = %call.path,
+                            attempts,
+                            %reason,
+                            "Giving up on a transient failure: retry limits reached."
+                        );
+                        // A 504 whose retries ran out may still have been applied.
+                        if failure.status() == Some(StatusCode::GATEWAY_TIMEOUT) {
+                            inner.stats.outcome_unknown();
+                            return Err(failure.into_outcome_unknown(&call, attempts));
+                        }
+                        return Err(failure.into_error());
+                    }
+                    inner.stats.retry();
+                    tracing::info!(
+                        method = %call.method,
+                        path = %call.path,
+                        attempt = attempts,
+                        %reason,
+                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        "Retrying a transient failure."
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt. `Err` only for failures that end the call at once (no token).
+    async fn attempt(
+        &self,
+        call: &Call,
+        url: &reqwest::Url,
+        attempts: u32,
+    ) -> Result<AttemptOutcome, Error> {
+        let inner = &*self.inner;
+        match inner.budget.acquire().await {
+            Ok(waited) => inner.stats.budget_wait(waited),
+            Err(error) => {
+                return Ok(AttemptOutcome::Failed {
+                    action: RetryAction::Retry {
+                        reason: "rate budget unavailable".into(),
+                        retry_after: None,
+                    },
+                    error: Failure::Budget(error),
+                });
+            }
+        }
+        let token = inner.tokens.get().await?;
+        let mut request = inner
+            .http
+            .request(call.method.clone(), url.clone())
+            .bearer_auth(token.secret.expose_secret())
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(body) = &call.body {
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone());
+        }
+        inner.stats.api_call();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(source) => {
+                inner.stats.transport_error();
+                let action = classify_transport(&source, call.idempotent);
+                let transient = matches!(action, RetryAction::Retry { .. });
+                tracing::debug!(
+                    method = %call.method,
+                    path = %call.path,
+                    attempt = attempts,
+                    error = %source,
+                    "Request failed without a response."
+                );
+                return Ok(AttemptOutcome::Failed {
+                    action,
+                    error: Failure::Transport {
+                        method: call.method.clone(),
+                        path: call.path.clone(),
+                        attempts,
+                        transient,
+                        source,
+                    },
+                });
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match response.bytes().await {
+            Ok(bytes) => bytes.to_vec(),
+            Err(source) => {
+                inner.stats.transport_error();
+                let action = classify_transport(&source, call.idempotent);
+                let transient = matches!(action, RetryAction::Retry { .. });
+                return Ok(AttemptOutcome::Failed {
+                    action,
+                    error: Failure::Transport {
+                        method: call.method.clone(),
+                        path: call.path.clone(),
+                        attempts,
+                        transient,
+                        source,
+                    },
+                });
+            }
+        };
+        tracing::debug!(
+            method = %call.method,
+            path = %call.path,
+            status = status.as_u16(),
+            attempt = attempts,
+            "Platform API responded."
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            inner.stats.rate_limited();
+        } else if status.is_server_error() {
+            inner.stats.server_error();
+        }
+        let action = classify_status(status, &headers, call.idempotent);
+        if action == RetryAction::Successful {
+            return Ok(AttemptOutcome::Success(Success { status, body }));
+        }
+        let parsed: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+        tracing::debug!(
+            method = %call.method,
+            path = %call.path,
+            status = status.as_u16(),
+            code = parsed.code.as_deref().unwrap_or(""),
+            context_id = parsed.context_id.as_deref().unwrap_or(""),
+            "Platform API returned an error."
+        );
+        Ok(AttemptOutcome::Failed {
+            action,
+            error: Failure::Status {
+                api: Box::new(ApiError {
+                    method: call.method.clone(),
+                    path: call.path.clone(),
+                    status,
+                    body: parsed,
+                    retry_after: parse_retry_after(&headers),
+                    attempts,
+                }),
+                token_generation: token.generation,
+            },
+        })
+    }
+}
+
+enum AttemptOutcome {
+    Success(Success),
+    Failed { action: RetryAction, error: Failure },
+}
+
+/// The failure of one attempt, before it becomes the caller's [`Error`].
+enum Failure {
+    Status {
+        api: Box<ApiError>,
+        token_generation: u64,
+    },
+    Transport {
+        method: Method,
+        path: String,
+        attempts: u32,
+        transient: bool,
+        source: reqwest::Error,
+    },
+    Budget(Error),
+}
+
+fn failure_generation(failure: &Failure) -> Option<u64> {
+    match failure {
+        Failure::Status {
+            token_generation, ..
+        } => Some(*token_generation),
+        _ => None,
+    }
+}
+
+impl Failure {
+    fn status(&self) -> Option<StatusCode> {
+        match self {
+            Failure::Status { api, .. } => Some(api.status),
+            _ => None,
+        }
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Status { api, .. } => Error::Api(api),
+            Failure::Transport {
+                method,
+                path,
+                attempts,
+                transient,
+                source,
+            } => Error::Transport {
+                method,
+                path,
+                attempts,
+                transient,
+                source,
+            },
+            Failure::Budget(error) => error,
+        }
+    }
+
+    fn into_outcome_unknown(self, call: &Call, attempts: u32) -> Error {
+        let (status, body) = match self {
+            Failure::Status { api, .. } => (Some(api.status), Some(api.body)),
+            _ => (None, None),
+        };
+        Error::OutcomeUnknown(Box::new(OutcomeUnknown {
+            method: call.method.clone(),
+            path: call.path.clone(),
+            status,
+            body,
+            attempts,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(
+            path(&["api", "v2", "outbound", "contactlists", "a b/c?d"]),
+            "/api/v2/outbound/contactlists/a%20b%2Fc%3Fd"
+        );
+        assert_eq!(path(&["x", "Ab-9._~"]), "/x/Ab-9._~");
+    }
+
+    #[test]
+    fn methods_default_to_their_idempotency() {
+        assert!(Call::get("/x".into()).idempotent);
+        assert!(Call::put("/x".into()).idempotent);
+        assert!(Call::delete("/x".into()).idempotent);
+        assert!(!Call::post("/x".into()).idempotent);
+        assert!(!Call::patch("/x".into()).idempotent);
+        assert!(Call::post("/x".into()).idempotent(true).idempotent);
+    }
+}
