@@ -1,0 +1,237 @@
+//! `dedupd bench`: end-to-end figures on synthetic data, for BENCHMARKS.md.
+//!
+//! `dedupd bench ingest --records N` writes N records in the shapes of the sample feeds (a CSV
+//! with national and international phones, an NDJSON web-form export with full names and epoch
+//! times, a JSON array billing export with nested contacts, offsets and CLOSED statuses), then
+//! runs `dedupd ingest` on them as a child process twice: once on a fresh state, once after 1 %
+//! of the customers changed. Each run's figures come from its own `report.json`.
+
+use std::fmt::Write as _;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchJob {
+    /// Time `dedupd ingest` on N synthetic multi-source records.
+    Ingest {
+        /// Number of input records (about two per customer, across three sources).
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Percent of customers changed before the second run.
+        #[arg(long, default_value_t = 1.0)]
+        changed_pct: f64,
+        /// Work directory (kept); default: a temporary directory, removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+pub fn run(job: BenchJob, _progress: bool) -> anyhow::Result<()> {
+    match job {
+        BenchJob::Ingest { records, changed_pct, dir, seed } => {
+            let tmp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    tmp = tempfile::tempdir()?;
+                    tmp.path().to_owned()
+                }
+            };
+            bench_ingest(&dir, records, changed_pct, seed)
+        }
+    }
+}
+
+fn bench_ingest(dir: &Path, records: u64, changed_pct: f64, seed: u64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let state = dir.join("state");
+    if state.exists() {
+        std::fs::remove_dir_all(&state)?;
+    }
+    let t = Instant::now();
+    let customers = generate(dir, records, seed, 0.0)?;
+    eprintln!("Generated {records} records for {customers} customers in {:.1} s.", t.elapsed().as_secs_f64());
+
+    let first = run_ingest(dir, &state, "out1")?;
+    generate(dir, records, seed, changed_pct)?;
+    let second = run_ingest(dir, &state, "out2")?;
+
+    let rate = |r: &serde_json::Value| r["records_read"].as_f64().unwrap_or(0.0) / r["elapsed_seconds"].as_f64().unwrap_or(1.0);
+    let mib = |r: &serde_json::Value| r["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0;
+    println!("| run | records | contacts | new | changed | unchanged | stale | rejects | wall s | records/s | peak RSS MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (name, r) in [("first (empty state)", &first), ("second (1 % changed)", &second)] {
+        let rejects: u64 = r["rejects"].as_object().map(|m| m.values().filter_map(serde_json::Value::as_u64).sum()).unwrap_or(0);
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {rejects} | {:.2} | {:.0} | {:.0} |",
+            r["records_read"], r["contacts"], r["new"], r["changed"], r["unchanged"], r["stale"],
+            r["elapsed_seconds"].as_f64().unwrap_or(0.0), rate(r), mib(r)
+        );
+    }
+    Ok(())
+}
+
+fn run_ingest(dir: &Path, state: &Path, out: &str) -> anyhow::Result<serde_json::Value> {
+    let exe = std::env::current_exe().context("cannot find the dedupd executable")?;
+    let out_dir = dir.join(out);
+    let status = Command::new(exe)
+        .args(["--quiet", "ingest", "--config"])
+        .arg(dir.join("feeds.toml"))
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--state")
+        .arg(state)
+        .status()
+        .context("cannot run dedupd ingest")?;
+    if !status.success() {
+        bail!("dedupd ingest failed: {status}");
+    }
+    let text = std::fs::read_to_string(out_dir.join("report.json"))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// SplitMix64: a tiny deterministic generator; the data only has to look like real feeds.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[usize::try_from(self.below(xs.len() as u64)).unwrap_or(0)]
+    }
+}
+
+const FIRST: &[&str] = &["Katie", "Steven", "Lewis", "Tracey", "Derek", "Connie", "Brian", "Jennifer", "Ranveer", "Janna", "Leander", "Chaaya", "Ingbert", "Nicole", "Miguel", "Seán", "Zoë"];
+const LAST: &[&str] = &["Smith", "Hubbard", "Thorpe", "Wilson", "Hughes", "Kent", "Moore", "Sanchez", "Goyal", "Stumpf", "Bärer", "Venkatesh", "Austermühle", "Cruz", "O'Brien", "McDonald", "Dean"];
+const DOMAINS: &[&str] = &["gmail.com", "yahoo.com", "hotmail.de", "outlook.com", "gmx.de"];
+
+/// A customer's phone in one of the notations the sample feeds use; all are valid numbers.
+fn phone(rng: &mut Rng, cust: u64) -> String {
+    let n = cust % 10_000_000;
+    let (a, b) = (200 + n / 10_000 % 800, n % 10_000);
+    match rng.below(7) {
+        0 => format!("+1 201-{a:03}-{b:04}"),
+        1 => format!("(201) {a:03}-{b:04}"),
+        2 => format!("201.{a:03}.{b:04}"),
+        3 => format!("001201{a:03}{b:04}"),
+        4 => format!("+44 7400 {:06}", n % 1_000_000),
+        5 => format!("+4915{:09}", 100_000_000 + n % 900_000_000),
+        _ => format!("+61412{:06}", n % 1_000_000),
+    }
+}
+
+/// Writes crm.csv, webform.ndjson, billing.json and feeds.toml; returns the customer count.
+/// With `changed_pct > 0`, that share of customers gets a newer CRM row with a new e-mail.
+fn generate(dir: &Path, records: u64, seed: u64, changed_pct: f64) -> anyhow::Result<u64> {
+    let customers = (records / 2).max(1);
+    let mut crm = BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("crm.csv"))?);
+    let mut web = BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("webform.ndjson"))?);
+    let mut bill = BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("billing.json"))?);
+    writeln!(crm, "Customer ID,First Name,Last Name,Mobile,Email,Account No,Updated At")?;
+    writeln!(bill, "[")?;
+    let mut first_bill = true;
+    let mut rng = Rng(seed);
+    let base = 1_709_251_200u64; // 2024-03-01T00:00:00Z
+    let threshold = (changed_pct / 100.0 * 1_000_000.0) as u64;
+    let mut line = String::with_capacity(256);
+    for r in 0..records {
+        let cust = rng.below(customers);
+        // A per-customer, run-independent draw decides who is in the changed share.
+        let changed = Rng(cust ^ 0xC0FFEE).next() % 1_000_000 < threshold;
+        let first = FIRST[(cust % FIRST.len() as u64) as usize];
+        let last = LAST[(cust / 7 % LAST.len() as u64) as usize];
+        let dom = rng.pick(DOMAINS);
+        let ts = base + rng.below(60 * 86_400);
+        let ph = phone(&mut rng, cust);
+        line.clear();
+        match r % 10 {
+            0..=3 => {
+                let (email, ts) = if changed && r % 10 == 0 {
+                    (format!("moved.{}{cust}@{dom}", first.to_lowercase()), base + 90 * 86_400)
+                } else {
+                    (format!("{}.{}{cust}@{dom}", first.to_lowercase(), last.to_lowercase()), ts)
+                };
+                let t = chrono::DateTime::from_timestamp(ts as i64, 0).unwrap_or_default();
+                let first = if r % 3 == 0 { first.to_uppercase() } else { first.to_owned() };
+                let quoted_last = if last.contains('\'') { format!("\"{last}\"") } else { last.to_owned() };
+                writeln!(line, "  CUST-{cust} \t,{first},{quoted_last},{ph},{email},ACC{cust:08},{}", t.format("%Y-%m-%d %H:%M:%S"))?;
+                crm.write_all(line.as_bytes())?;
+            }
+            4..=6 => {
+                let v = serde_json::json!({
+                    "cust_id": format!("CUST-{cust}"), "name": format!("{first} {last}"), "phone": ph,
+                    "submitted_at": ts, "email": format!("{}.{}{cust}@{dom}", first.to_uppercase(), last.to_lowercase()),
+                });
+                writeln!(line, "{v}")?;
+                web.write_all(line.as_bytes())?;
+            }
+            _ => {
+                let t = chrono::DateTime::from_timestamp(ts as i64, 0).unwrap_or_default();
+                let mut v = serde_json::json!({
+                    "customerId": format!("CUST-{cust}"), "accountNumber": format!("ACC{cust:08}"),
+                    "contact": {"phone": ph, "email": null, "firstName": first, "lastName": last},
+                    "updatedAt": t.with_timezone(&chrono::FixedOffset::west_opt(8 * 3600).unwrap_or_else(|| unreachable!())).to_rfc3339(),
+                });
+                if cust % 97 == 0 {
+                    v["status"] = "CLOSED".into();
+                }
+                if !first_bill {
+                    bill.write_all(b",\n")?;
+                }
+                first_bill = false;
+                write!(bill, "{v}")?;
+            }
+        }
+    }
+    writeln!(bill, "\n]")?;
+    crm.flush()?;
+    web.flush()?;
+    bill.flush()?;
+    std::fs::write(dir.join("feeds.toml"), BENCH_CONFIG)?;
+    Ok(customers)
+}
+
+const BENCH_CONFIG: &str = r#"[key]
+fields = ["customer_id"]
+
+[[source]]
+name = "crm"
+path = "crm.csv"
+format = "csv"
+default_region = "US"
+timestamp_format = "%Y-%m-%d %H:%M:%S"
+fields = { customer_id = "Customer ID", first_name = "First Name", last_name = "Last Name", phone = "Mobile", email = "Email", account_number = "Account No", updated_at = "Updated At" }
+
+[[source]]
+name = "webform"
+path = "webform.ndjson"
+format = "ndjson"
+default_region = "US"
+timestamp_format = "epoch_seconds"
+fields = { customer_id = "cust_id", full_name = "name", phone = "phone", email = "email", updated_at = "submitted_at" }
+
+[[source]]
+name = "billing"
+path = "billing.json"
+format = "json"
+default_region = "US"
+timestamp_format = "rfc3339"
+do_not_call_values = ["CLOSED"]
+fields = { customer_id = "customerId", account_number = "accountNumber", phone = "/contact/phone", email = "/contact/email", first_name = "/contact/firstName", last_name = "/contact/lastName", updated_at = "updatedAt", status = "status" }
+"#;

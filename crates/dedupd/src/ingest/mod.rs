@@ -1,0 +1,455 @@
+//! `dedupd ingest`: feeds → one normalized, deduplicated contact per `externalId`.
+//!
+//! Data flow: each source is read on its own thread (rows → normalized records → merged per
+//! key within the source) → the per-source results merge in config order → each contact is
+//! compared with the state store (new / changed / unchanged / stale) → changed state goes to
+//! the single store writer in batched commits → the outputs are written from the store.
+
+mod output;
+pub(crate) mod read;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use dedupd_core::normalize::{normalize_email, normalize_name, normalize_phone, split_full_name, text};
+use dedupd_core::time::parse_timestamp;
+use dedupd_core::{Contact, ContactRecord, ExternalIdBuilder, Field};
+use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::config::{Config, Format, Source};
+use read::{Row, RowSink};
+
+/// Why a record was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A key field is empty.
+    MissingKey,
+    /// A phone number is present but not a valid number.
+    InvalidPhone,
+    /// An e-mail address is present but not shaped like one.
+    InvalidEmail,
+    /// The timestamp is missing or does not match the source's format.
+    BadTimestamp,
+    /// The row cannot be read (broken quoting, wrong field count, invalid JSON).
+    MalformedRow,
+    /// The bytes are not valid in the source's declared encoding.
+    BadEncoding,
+}
+
+/// One refused record, as written to `rejects.ndjson`. Never carries the raw phone or e-mail.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Reject {
+    /// Source name.
+    pub source: String,
+    /// 1-based physical line in that source where the record starts.
+    pub line: u64,
+    /// The source field (column or JSON key) at fault, when one is.
+    pub field: Option<String>,
+    /// Reason code.
+    pub reason: Reason,
+    /// A short explanation.
+    pub message: String,
+}
+
+impl Reject {
+    pub(crate) fn new(source: &str, line: u64, field: Option<&str>, reason: Reason, message: String) -> Self {
+        Self { source: source.to_owned(), line, field: field.map(str::to_owned), reason, message }
+    }
+}
+
+/// What a run did (`report.json`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Report {
+    /// Input records read, rejected ones included.
+    pub records_read: u64,
+    /// Contacts in the output (the whole state after this run).
+    pub contacts: u64,
+    /// Distinct contacts seen in this run's feeds.
+    pub contacts_in_run: u64,
+    /// Rejected records by reason.
+    pub rejects: BTreeMap<Reason, u64>,
+    /// Contacts seen for the first time.
+    pub new: u64,
+    /// Contacts whose content changed.
+    pub changed: u64,
+    /// Contacts whose content is the same as stored.
+    pub unchanged: u64,
+    /// Contacts whose incoming data was older than what is stored (skipped, listed for review).
+    pub stale: u64,
+    /// Contacts flagged do-not-call in the output.
+    pub do_not_call: u64,
+    /// Contacts newly flagged do-not-call by this run (soft deletes).
+    pub do_not_call_new: u64,
+    /// Wall time of the run.
+    pub elapsed_seconds: f64,
+    /// Peak resident memory of the process (Linux; absent elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+    /// Per source: records read and rejected.
+    pub sources: Vec<SourceReport>,
+}
+
+/// Per-source counts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SourceReport {
+    /// Source name.
+    pub name: String,
+    /// Records read.
+    pub records_read: u64,
+    /// Records rejected.
+    pub rejected: u64,
+}
+
+/// How one contact compares with the state store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Not in the store before.
+    New,
+    /// Some value changed or do-not-call was set.
+    Changed,
+    /// Incoming values were older than the stored ones.
+    Stale,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The validated config.
+    pub config: Config,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Output directory.
+    pub out_dir: PathBuf,
+    /// Show progress bars (on a terminal).
+    pub progress: bool,
+}
+
+/// Contacts per state commit.
+const COMMIT_BATCH: usize = 20_000;
+
+/// Runs an ingest and writes its outputs.
+pub fn run(opts: &Options) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let store = EmbeddedStore::open(&opts.state_dir)?;
+    std::fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("cannot create output directory {}", opts.out_dir.display()))?;
+
+    let multi = MultiProgress::with_draw_target(if opts.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+
+    // 1. Read every source in parallel; each merges its own records per key.
+    let results: Vec<anyhow::Result<Collected>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = opts
+            .config
+            .sources
+            .iter()
+            .map(|src| {
+                let bar = source_bar(&multi, src);
+                let key = &opts.config.key;
+                scope.spawn(move || collect_source(src, key, &bar))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a source reader thread panicked"))))
+            .collect()
+    });
+
+    let mut report = Report::default();
+    let mut rejects = Vec::new();
+    let mut merged: HashMap<String, Contact> = HashMap::new();
+    for (src, res) in opts.config.sources.iter().zip(results) {
+        let c = res?;
+        report.records_read += c.records_read;
+        report.sources.push(SourceReport {
+            name: src.name.clone(),
+            records_read: c.records_read,
+            rejected: c.rejects.len() as u64,
+        });
+        for r in &c.rejects {
+            *report.rejects.entry(r.reason).or_default() += 1;
+        }
+        rejects.extend(c.rejects);
+        if merged.is_empty() {
+            merged = c.contacts;
+        } else {
+            for (k, v) in c.contacts {
+                match merged.entry(k) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        e.get_mut().absorb(&v);
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(v);
+                    }
+                }
+            }
+        }
+    }
+    report.contacts_in_run = merged.len() as u64;
+
+    // 2. Compare with the state store and write what moved.
+    let mut run_contacts: Vec<Contact> = merged.into_values().collect();
+    run_contacts.sort_unstable_by(|a, b| a.external_id.cmp(&b.external_id));
+    let classify_bar = multi.add(ProgressBar::new(run_contacts.len() as u64));
+    classify_bar.set_style(bar_style("{prefix:>10} {bar:30} {pos}/{len} contacts"));
+    classify_bar.set_prefix("state");
+    let mut changes = output::ChangesWriter::create(&opts.out_dir)?;
+    let mut writer = store.writer(COMMIT_BATCH);
+    for chunk in run_contacts.chunks(COMMIT_BATCH) {
+        let ids: Vec<&str> = chunk.iter().map(|c| c.external_id.as_str()).collect();
+        let stored = store.get_many(&ids)?;
+        for (incoming, before) in chunk.iter().zip(stored) {
+            let Some(before) = before else {
+                report.new += 1;
+                if incoming.do_not_call() {
+                    report.do_not_call_new += 1;
+                }
+                changes.write(ChangeKind::New, incoming, &incoming.view_fields(), &[])?;
+                writer.put(StoredContact::new(incoming.clone()))?;
+                continue;
+            };
+            let mut after = before.contact.clone();
+            let outcome = after.absorb(incoming);
+            if outcome.is_changed() {
+                report.changed += 1;
+                if outcome.do_not_call_set() {
+                    report.do_not_call_new += 1;
+                }
+                changes.write(ChangeKind::Changed, &after, &outcome.changed_fields(), &outcome.stale_fields())?;
+            } else if outcome.has_stale() {
+                report.stale += 1;
+                changes.write(ChangeKind::Stale, &after, &[], &outcome.stale_fields())?;
+            } else {
+                report.unchanged += 1;
+            }
+            if outcome.is_touched() {
+                writer.put(StoredContact::new(after))?;
+            }
+        }
+        classify_bar.inc(chunk.len() as u64);
+    }
+    drop(run_contacts);
+    writer.finish()?;
+    changes.finish()?;
+    classify_bar.finish_and_clear();
+
+    // 3. Outputs from the committed state.
+    let (contacts, dnc) = output::write_contacts(&store, &opts.out_dir, &opts.config.csv_columns)?;
+    report.contacts = contacts;
+    report.do_not_call = dnc;
+    rejects.sort_by_key(|r| {
+        let order = opts.config.sources.iter().position(|s| s.name == r.source).unwrap_or(usize::MAX);
+        (order, r.line)
+    });
+    output::write_rejects(&opts.out_dir, &rejects)?;
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    report.peak_rss_bytes = peak_rss_bytes();
+    output::write_json(&opts.out_dir.join("report.json"), &report)?;
+    Ok(report)
+}
+
+fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+fn source_bar(multi: &MultiProgress, src: &Source) -> ProgressBar {
+    let size = src.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len());
+    let bar = match size {
+        Some(n) => {
+            let b = multi.add(ProgressBar::new(n));
+            b.set_style(bar_style("{prefix:>10} {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}"));
+            b
+        }
+        None => {
+            let b = multi.add(ProgressBar::new_spinner());
+            b.set_style(bar_style("{prefix:>10} {spinner} {binary_bytes} {binary_bytes_per_sec}"));
+            b
+        }
+    };
+    bar.set_prefix(src.name.clone());
+    bar
+}
+
+/// One source's result.
+struct Collected {
+    records_read: u64,
+    contacts: HashMap<String, Contact>,
+    rejects: Vec<Reject>,
+}
+
+fn collect_source(src: &Source, key: &ExternalIdBuilder, bar: &ProgressBar) -> anyhow::Result<Collected> {
+    let input: Box<dyn Read + Send> = match &src.path {
+        Some(p) => Box::new(
+            File::open(p).with_context(|| format!("source `{}`: cannot open {}", src.name, p.display()))?,
+        ),
+        None => Box::new(std::io::stdin()),
+    };
+    let input = read::decoded(input, src.encoding);
+    let mut c = Collector { src, key, contacts: HashMap::new(), rejects: Vec::new(), records_read: 0 };
+    let on_bytes = |n: u64| bar.inc(n);
+    let io = match src.format {
+        Format::Csv => read::read_csv(&src.name, input, src.delimiter, &mut c, on_bytes).and_then(|header| {
+            check_header(src, header.as_deref())
+                .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidData, m))
+        }),
+        Format::Ndjson => read::read_ndjson(&src.name, input, &mut c, on_bytes),
+        Format::Json => read::read_json_array(&src.name, input, &mut c, on_bytes),
+    };
+    bar.finish_and_clear();
+    io.with_context(|| format!("source `{}`: read failed", src.name))?;
+    Ok(Collected { records_read: c.records_read, contacts: c.contacts, rejects: c.rejects })
+}
+
+/// A CSV whose header lacks a mapped column is a configuration error, not a row error.
+fn check_header(src: &Source, header: Option<&[String]>) -> Result<(), String> {
+    let Some(header) = header else {
+        return Ok(()); // empty file: no rows
+    };
+    let f = &src.fields;
+    let mapped = [
+        &f.customer_id,
+        &f.account_number,
+        &f.first_name,
+        &f.last_name,
+        &f.full_name,
+        &f.phone,
+        &f.email,
+        &f.status,
+    ];
+    for col in mapped.into_iter().flatten().chain(std::iter::once(&f.updated_at)) {
+        if !header.iter().any(|h| h == col) {
+            return Err(format!("column `{col}` is not in the header (found: {})", header.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+struct Collector<'a> {
+    src: &'a Source,
+    key: &'a ExternalIdBuilder,
+    contacts: HashMap<String, Contact>,
+    rejects: Vec<Reject>,
+    records_read: u64,
+}
+
+impl Collector<'_> {
+    fn build(&self, line: u64, row: &dyn Row) -> Result<(String, ContactRecord), Reject> {
+        let src = self.src;
+        let f = &src.fields;
+        let reject = |field: Option<&str>, reason: Reason, message: String| Reject::new(&src.name, line, field, reason, message);
+        let get = |spec: &Option<String>| -> Result<Option<std::borrow::Cow<'_, str>>, Reject> {
+            match spec {
+                None => Ok(None),
+                Some(s) => row.get(s).map_err(|(reason, message)| reject(Some(s), reason, message)),
+            }
+        };
+        let customer_id = get(&f.customer_id)?;
+        let account = get(&f.account_number)?;
+        let external_id = self
+            .key
+            .build(|name| match name {
+                "customer_id" => customer_id.as_deref(),
+                "account_number" => account.as_deref(),
+                _ => None,
+            })
+            .map_err(|e| {
+                let col = match &e {
+                    dedupd_core::KeyError::Missing(n) if n == "account_number" => f.account_number.as_deref(),
+                    _ => f.customer_id.as_deref(),
+                };
+                reject(col, Reason::MissingKey, e.to_string())
+            })?;
+
+        let ts_raw = get(&Some(f.updated_at.clone()))?;
+        let updated_at = parse_timestamp(ts_raw.as_deref().unwrap_or(""), &src.timestamp)
+            .map_err(|e| reject(Some(&f.updated_at), Reason::BadTimestamp, e.to_string()))?;
+
+        let mut rec = ContactRecord::new(updated_at);
+        rec.set(Field::CustomerId, customer_id.as_deref().and_then(text::clean_opt));
+        rec.set(Field::AccountNumber, account.as_deref().and_then(text::clean_opt));
+
+        if let Some(raw) = get(&f.phone)? {
+            let phone = normalize_phone(&raw, src.region).map_err(|e| {
+                reject(f.phone.as_deref(), Reason::InvalidPhone, e.to_string())
+            })?;
+            rec.set(Field::PhoneE164, phone);
+        }
+        if let Some(raw) = get(&f.email)? {
+            let email = normalize_email(&raw)
+                .map_err(|e| reject(f.email.as_deref(), Reason::InvalidEmail, e.to_string()))?;
+            rec.set(Field::Email, email);
+        }
+        let mut first = get(&f.first_name)?.and_then(|v| normalize_name(&v));
+        let mut last = get(&f.last_name)?.and_then(|v| normalize_name(&v));
+        if first.is_none()
+            && last.is_none()
+            && let Some(full) = get(&f.full_name)?
+        {
+            (first, last) = split_full_name(&full);
+        }
+        rec.set(Field::FirstName, first);
+        rec.set(Field::LastName, last);
+        if !src.do_not_call_values.is_empty()
+            && let Some(status) = get(&f.status)?
+        {
+            rec.do_not_call = src.do_not_call_values.iter().any(|v| v.eq_ignore_ascii_case(status.trim()));
+        }
+        Ok((external_id, rec))
+    }
+}
+
+impl RowSink for Collector<'_> {
+    fn row(&mut self, line: u64, row: &dyn Row) {
+        self.records_read += 1;
+        match self.build(line, row) {
+            Ok((id, rec)) => match self.contacts.get_mut(&id) {
+                Some(c) => {
+                    c.absorb(&Contact::from_record(id, rec));
+                }
+                None => {
+                    self.contacts.insert(id.clone(), Contact::from_record(id, rec));
+                }
+            },
+            Err(r) => self.rejects.push(r),
+        }
+    }
+
+    fn reject(&mut self, reject: Reject) {
+        self.records_read += 1;
+        self.rejects.push(reject);
+    }
+}
+
+/// Field names of a contact that has values (for a `new` change entry).
+trait ViewFields {
+    fn view_fields(&self) -> Vec<&'static str>;
+}
+
+impl ViewFields for Contact {
+    fn view_fields(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = Field::ALL.into_iter().filter(|f| self.get(*f).is_some()).map(Field::name).collect();
+        if self.do_not_call() {
+            v.push("do_not_call");
+        }
+        v
+    }
+}
+
+/// Peak resident set size from `/proc/self/status` (`VmHWM`), on Linux.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

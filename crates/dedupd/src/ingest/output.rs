@@ -1,0 +1,138 @@
+//! The files `ingest` writes. Each is written to a temporary name and renamed into place, so a
+//! crashed run never leaves a half-written file that looks complete.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use dedupd_core::{Contact, Field};
+use dedupd_store::{ContactState, EmbeddedStore};
+use serde::Serialize;
+
+use super::{ChangeKind, Reject};
+
+/// A file written under a temporary name and renamed on `commit`.
+pub(crate) struct AtomicFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl AtomicFile {
+    pub(crate) fn create(dest: &Path) -> anyhow::Result<Self> {
+        let mut tmp = dest.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        Ok(Self { tmp, dest: dest.to_owned(), out: BufWriter::with_capacity(1 << 20, f) })
+    }
+
+    pub(crate) fn writer(&mut self) -> &mut BufWriter<File> {
+        &mut self.out
+    }
+
+    pub(crate) fn commit(mut self) -> anyhow::Result<()> {
+        self.out.flush().with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        std::fs::rename(&self.tmp, &self.dest).with_context(|| format!("cannot write {}", self.dest.display()))
+    }
+}
+
+pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    serde_json::to_writer_pretty(f.writer(), v)?;
+    f.writer().write_all(b"\n")?;
+    f.commit()
+}
+
+/// `changes.ndjson`: one line per new, changed or stale contact.
+pub(crate) struct ChangesWriter {
+    file: AtomicFile,
+}
+
+#[derive(Serialize)]
+struct ChangeLine<'a> {
+    change: ChangeKind,
+    external_id: &'a str,
+    fields: &'a [&'static str],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    stale_fields: &'a [&'static str],
+    contact: dedupd_core::contact::ContactView<'a>,
+}
+
+impl ChangesWriter {
+    pub(crate) fn create(dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self { file: AtomicFile::create(&dir.join("changes.ndjson"))? })
+    }
+
+    pub(crate) fn write(&mut self, change: ChangeKind, c: &Contact, fields: &[&'static str], stale: &[&'static str]) -> anyhow::Result<()> {
+        let line = ChangeLine { change, external_id: &c.external_id, fields, stale_fields: stale, contact: c.view() };
+        let w = self.file.writer();
+        serde_json::to_writer(&mut *w, &line)?;
+        w.write_all(b"\n")?;
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> anyhow::Result<()> {
+        self.file.commit()
+    }
+}
+
+pub(crate) fn write_rejects(dir: &Path, rejects: &[Reject]) -> anyhow::Result<()> {
+    let mut f = AtomicFile::create(&dir.join("rejects.ndjson"))?;
+    for r in rejects {
+        serde_json::to_writer(&mut *f.writer(), r)?;
+        f.writer().write_all(b"\n")?;
+    }
+    f.commit()
+}
+
+fn csv_value(c: &Contact, column: &str) -> String {
+    match column {
+        "do_not_call" => c.do_not_call().to_string(),
+        "updated_at" => c.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        other => Field::from_name(other).and_then(|f| c.get(f)).unwrap_or_default().to_owned(),
+    }
+}
+
+/// Writes `contacts.ndjson` and `contacts.csv` from the whole state, in `externalId` order.
+/// Returns (contacts, contacts flagged do-not-call).
+pub(crate) fn write_contacts(store: &EmbeddedStore, dir: &Path, columns: &[String]) -> anyhow::Result<(u64, u64)> {
+    let mut nd = AtomicFile::create(&dir.join("contacts.ndjson"))?;
+    let mut csv_file = AtomicFile::create(&dir.join("contacts.csv"))?;
+    let mut count = 0u64;
+    let mut dnc = 0u64;
+    {
+        let mut csv = csv::WriterBuilder::new().from_writer(csv_file.writer());
+        let mut header = vec!["id".to_owned()];
+        header.extend(columns.iter().cloned());
+        csv.write_record(&header)?;
+        let mut row: Vec<String> = Vec::with_capacity(header.len());
+        let mut err: Option<anyhow::Error> = None;
+        store.for_each(&mut |s| {
+            let c = &s.contact;
+            count += 1;
+            dnc += u64::from(c.do_not_call());
+            let res = (|| -> anyhow::Result<()> {
+                serde_json::to_writer(&mut *nd.writer(), &c.view())?;
+                nd.writer().write_all(b"\n")?;
+                row.clear();
+                row.push(c.external_id.clone());
+                row.extend(columns.iter().map(|col| csv_value(c, col)));
+                csv.write_record(&row)?;
+                Ok(())
+            })();
+            if let Err(e) = res {
+                err.get_or_insert(e);
+            }
+            Ok(())
+        })?;
+        if let Some(e) = err {
+            return Err(e.context("cannot write contacts"));
+        }
+        csv.flush()?;
+    }
+    nd.commit()?;
+    csv_file.commit()?;
+    Ok((count, dnc))
+}

@@ -1,0 +1,6 @@
+//! The `dedupd` binary's library: configuration, the pipelines and their reports. `main.rs`
+//! only parses the command line and calls in here, so tests drive the same code paths.
+
+pub mod bench;
+pub mod config;
+pub mod ingest;

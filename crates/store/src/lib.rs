@@ -1,0 +1,94 @@
+//! `dedupd-store`: where dedupd keeps what it knows between runs.
+//!
+//! The contact state (per `externalId`: the merged contact with per-field source timestamps and
+//! its content hash) sits behind the [`ContactState`] trait. The embedded backend
+//! ([`EmbeddedStore`], redb, one directory, no server) is the default. Every backend must pass
+//! the same behavioural suite ([`conformance`]), so their semantics cannot drift.
+
+pub mod codec;
+pub mod conformance;
+mod embedded;
+
+pub use embedded::{EmbeddedStore, EmbeddedWriter};
+
+use dedupd_core::Contact;
+use thiserror::Error;
+
+/// A contact as stored: the merged contact and the hash of its platform-visible content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredContact {
+    /// The merged contact.
+    pub contact: Contact,
+    /// [`Contact::content_hash`] at the time of writing.
+    pub hash: [u8; 16],
+}
+
+impl StoredContact {
+    /// Wraps `contact` with its current content hash.
+    pub fn new(contact: Contact) -> Self {
+        let hash = contact.content_hash();
+        Self { contact, hash }
+    }
+}
+
+/// Errors of a state backend.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The state directory or file could not be created or opened.
+    #[error("cannot open the state store at {path}: {source}")]
+    Open {
+        /// The path that failed.
+        path: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The backend failed during a read or write.
+    #[error("state store {op} failed: {source}")]
+    Backend {
+        /// What was being done.
+        op: &'static str,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored value could not be decoded.
+    #[error("stored contact {key:?} is corrupt: {reason}")]
+    Corrupt {
+        /// The key of the bad entry.
+        key: String,
+        /// Why decoding failed.
+        reason: &'static str,
+    },
+    /// The background writer stopped (its error is reported by `finish`).
+    #[error("the state writer stopped early")]
+    WriterGone,
+}
+
+impl StoreError {
+    pub(crate) fn backend(op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend { op, source: Box::new(e) }
+    }
+}
+
+/// The contact state of one dedupd deployment.
+///
+/// Writes go through [`ContactState::put_batch`], one atomic commit per batch; a pipeline hands
+/// batches to a single writer (see [`EmbeddedStore::writer`]) so that commits are grouped.
+pub trait ContactState: Send + Sync {
+    /// The stored contact under `external_id`.
+    fn get(&self, external_id: &str) -> Result<Option<StoredContact>, StoreError>;
+    /// Looks up many keys in one read snapshot; the result is in the order of `ids`.
+    fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<StoredContact>>, StoreError>;
+    /// Writes a batch atomically: all of it or none.
+    fn put_batch(&self, batch: &[StoredContact]) -> Result<(), StoreError>;
+    /// Visits every stored contact in `externalId` order.
+    fn for_each(&self, f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    /// How many contacts are stored.
+    fn len(&self) -> Result<u64, StoreError>;
+    /// True when nothing is stored.
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+}
