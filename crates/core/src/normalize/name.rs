@@ -42,10 +42,11 @@ pub fn normalize_name(raw: &str) -> Option<String> {
     Some(recased)
 }
 
-/// True when the text has cased letters all in one case (or none at all).
+/// True when the text has cased letters all in one case (or none at all). A lowercase letter
+/// with no single-letter capital (`ß` in `STRAßE`) does not count as lowercase.
 fn is_single_case(s: &str) -> bool {
     let has_upper = s.chars().any(char::is_uppercase);
-    let has_lower = s.chars().any(char::is_lowercase);
+    let has_lower = s.chars().any(|c| c.is_lowercase() && c.to_uppercase().nth(1).is_none());
     !(has_upper && has_lower)
 }
 

@@ -403,7 +403,8 @@ impl Collector<'_> {
         if !src.do_not_call_values.is_empty()
             && let Some(status) = get(&f.status)?
         {
-            rec.do_not_call = src.do_not_call_values.iter().any(|v| v.eq_ignore_ascii_case(status.trim()));
+            let status = status.trim().to_uppercase();
+            rec.do_not_call = src.do_not_call_values.contains(&status);
         }
         Ok((external_id, rec))
     }
