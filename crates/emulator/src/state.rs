@@ -1,0 +1,399 @@
+//! The emulator's in-memory state: data, tokens, rate-limit windows, fault RNG and stats.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::{EmulatorConfig, FaultProfile};
+
+/// The rate-limit window: a sliding 60 s log per token.
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+
+/// A cheap, cloneable handle on a running (or not yet started) emulator's state.
+#[derive(Clone)]
+pub struct EmulatorState {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for EmulatorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorState").finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) rate_limit_per_minute: u32,
+    pub(crate) token_ttl: Duration,
+    pub(crate) clients: Vec<(String, String)>,
+    pub(crate) base_seed: u64,
+    pub(crate) inner: Mutex<Inner>,
+}
+
+/// Counters served by `GET /__emulator/stats` and [`EmulatorState::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Requests to Genesys routes (`/oauth/token` and `/api/v2/…`), admin calls excluded.
+    pub total_requests: u64,
+    /// Per route template, keyed `"METHOD /path/{param}"`; unmatched paths count as `"METHOD (unmatched)"`.
+    pub requests_by_route: BTreeMap<String, u64>,
+    /// Per HTTP status of the response.
+    pub responses_by_status: BTreeMap<u16, u64>,
+    /// 429s sent because a token exceeded its budget.
+    pub rate_limited: u64,
+    /// All 429s sent (budget exceeded plus injected bursts).
+    pub too_many_requests_sent: u64,
+    /// Injected faults by kind (`rate_limit_burst`, `server_error`, `slow`, `timeout`,
+    /// `gateway_timeout_applied`, `record_failure`, `merge_conflict`, `token_revoked`).
+    pub faults_injected: BTreeMap<String, u64>,
+    /// `POST /oauth/token` calls (successful or not).
+    pub token_requests: u64,
+    /// Tokens issued.
+    pub tokens_issued: u64,
+    /// Largest number of requests any single token made within any 60 s window (429s included).
+    pub max_requests_per_token_in_60s: u64,
+    /// Per token, in issue order (the token value itself is never exposed).
+    pub tokens: Vec<TokenStats>,
+}
+
+/// Per-token counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenStats {
+    /// 1-based issue order.
+    pub ordinal: u64,
+    /// The OAuth client that obtained it.
+    pub client_id: String,
+    /// Authenticated requests made with it.
+    pub requests: u64,
+    /// Largest number of its requests within any 60 s window.
+    pub max_requests_in_60s: u64,
+}
+
+pub(crate) struct TokenInfo {
+    pub(crate) ordinal: u64,
+    pub(crate) client_id: String,
+    pub(crate) issued: Instant,
+    pub(crate) expires: Instant,
+    pub(crate) revoked: bool,
+    /// Requests admitted by the limiter in the last 60 s.
+    pub(crate) admitted: VecDeque<Instant>,
+    /// All requests in the last 60 s (for the stats maximum).
+    pub(crate) seen: VecDeque<Instant>,
+    pub(crate) requests: u64,
+    pub(crate) max_in_window: u64,
+    /// Remaining injected 429s of a burst.
+    pub(crate) burst_left: u32,
+}
+
+pub(crate) struct ContactListRec {
+    pub(crate) id: String,
+    /// Writable fields as last written (`name`, `columnNames`, `phoneColumns`, …).
+    pub(crate) fields: Map<String, Value>,
+    pub(crate) version: i64,
+    pub(crate) date_created: String,
+    pub(crate) date_modified: String,
+    /// Contacts by id: the stored DialerContact JSON.
+    pub(crate) contacts: BTreeMap<String, Map<String, Value>>,
+}
+
+pub(crate) struct ExtRec {
+    pub(crate) id: String,
+    /// Writable fields as last written (server-set fields stripped).
+    pub(crate) fields: Map<String, Value>,
+    pub(crate) create_date: String,
+    pub(crate) modify_date: String,
+    /// Monotonic modification counter ("most recently modified" without clock ties).
+    pub(crate) modify_seq: u64,
+    /// Creation order, the scan order.
+    pub(crate) seq: u64,
+    pub(crate) deleted: bool,
+    pub(crate) merged_to: Option<String>,
+    pub(crate) merged_from: Vec<String>,
+    /// Head of the merge tree, when part of one.
+    pub(crate) canonical: Option<String>,
+    pub(crate) merge_set: Vec<String>,
+    pub(crate) active_associations: bool,
+}
+
+pub(crate) struct ParticipantRec {
+    pub(crate) id: String,
+    pub(crate) purpose: String,
+    pub(crate) name: Option<String>,
+    pub(crate) address: Option<String>,
+    pub(crate) external_contact_id: Option<String>,
+    pub(crate) start: String,
+    pub(crate) attributes: BTreeMap<String, String>,
+}
+
+pub(crate) struct ConversationRec {
+    pub(crate) id: String,
+    pub(crate) start: String,
+    pub(crate) end: Option<String>,
+    pub(crate) integration_id: Option<String>,
+    pub(crate) from_id: Option<String>,
+    pub(crate) participants: Vec<ParticipantRec>,
+    pub(crate) messages: Vec<Value>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) faults: FaultProfile,
+    pub(crate) faults_set_at: Instant,
+    pub(crate) effective_seed: u64,
+    pub(crate) fault_rng: StdRng,
+    pub(crate) id_rng: StdRng,
+    pub(crate) tokens: HashMap<String, TokenInfo>,
+    pub(crate) token_seq: u64,
+    pub(crate) lists: BTreeMap<String, ContactListRec>,
+    pub(crate) ext: HashMap<String, ExtRec>,
+    pub(crate) ext_seq: u64,
+    pub(crate) conversations: HashMap<String, ConversationRec>,
+    /// `(integrationId, from.id)` → open conversation id.
+    pub(crate) open_conversations: HashMap<(String, String), String>,
+    pub(crate) stats: Stats,
+}
+
+const ID_SEED_SALT: u64 = 0x5eed_1d5a_17ed_0001;
+
+impl Inner {
+    fn new(faults: FaultProfile, base_seed: u64) -> Inner {
+        let seed = faults.seed.unwrap_or(base_seed);
+        Inner {
+            faults,
+            faults_set_at: Instant::now(),
+            effective_seed: seed,
+            fault_rng: StdRng::seed_from_u64(seed),
+            id_rng: StdRng::seed_from_u64(seed ^ ID_SEED_SALT),
+            tokens: HashMap::new(),
+            token_seq: 0,
+            lists: BTreeMap::new(),
+            ext: HashMap::new(),
+            ext_seq: 0,
+            conversations: HashMap::new(),
+            open_conversations: HashMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub(crate) fn new_id(&mut self) -> String {
+        crate::util::guid(&mut self.id_rng)
+    }
+
+    pub(crate) fn count_fault(&mut self, kind: &str) {
+        *self
+            .stats
+            .faults_injected
+            .entry(kind.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Records a request of `token` at `now` (for the stats maximum).
+    pub(crate) fn note_token_request(&mut self, token: &str, now: Instant) {
+        let Some(t) = self.tokens.get_mut(token) else {
+            return;
+        };
+        t.requests += 1;
+        t.seen.push_back(now);
+        while t
+            .seen
+            .front()
+            .is_some_and(|f| now.duration_since(*f) >= WINDOW)
+        {
+            t.seen.pop_front();
+        }
+        t.max_in_window = t.max_in_window.max(t.seen.len() as u64);
+        self.stats.max_requests_per_token_in_60s = self
+            .stats
+            .max_requests_per_token_in_60s
+            .max(t.max_in_window);
+    }
+
+    /// The sliding-window limiter. Returns `(admitted, count, reset_secs)`: whether the request
+    /// is admitted, how many admitted requests the window holds, and whole seconds until the
+    /// oldest of them leaves the window (a slot frees up).
+    pub(crate) fn rate_check(&mut self, token: &str, limit: u32, now: Instant) -> (bool, u64, u64) {
+        let Some(t) = self.tokens.get_mut(token) else {
+            return (true, 0, WINDOW.as_secs());
+        };
+        while t
+            .admitted
+            .front()
+            .is_some_and(|f| now.duration_since(*f) >= WINDOW)
+        {
+            t.admitted.pop_front();
+        }
+        let admitted = t.admitted.len() < limit as usize;
+        if admitted {
+            t.admitted.push_back(now);
+        }
+        let reset = match t.admitted.front() {
+            Some(oldest) => {
+                let left = WINDOW.saturating_sub(now.duration_since(*oldest));
+                left.as_secs() + u64::from(left.subsec_nanos() > 0)
+            }
+            None => WINDOW.as_secs(),
+        };
+        (admitted, t.admitted.len() as u64, reset.max(1))
+    }
+
+    /// Whether `token` is currently valid.
+    pub(crate) fn token_valid(&self, token: &str, now: Instant) -> bool {
+        let Some(t) = self.tokens.get(token) else {
+            return false;
+        };
+        if t.revoked || now >= t.expires {
+            return false;
+        }
+        if let Some(every) = self.faults.revoke_tokens_every_secs
+            && every > 0.0
+        {
+            let period = Duration::from_secs_f64(every);
+            let epoch = |at: Instant| {
+                at.checked_duration_since(self.faults_set_at)
+                    .map_or(0, |d| d.as_nanos() / period.as_nanos().max(1))
+            };
+            if epoch(t.issued) != epoch(now) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl EmulatorState {
+    /// A fresh, empty state for `cfg`.
+    pub fn new(cfg: &EmulatorConfig) -> EmulatorState {
+        EmulatorState {
+            shared: Arc::new(Shared {
+                rate_limit_per_minute: cfg.rate_limit_per_minute,
+                token_ttl: cfg.token_ttl,
+                clients: cfg.clients.clone(),
+                base_seed: cfg.seed,
+                inner: Mutex::new(Inner::new(cfg.faults.clone(), cfg.seed)),
+            }),
+        }
+    }
+
+    /// Locks the state; a poisoned lock (a panic elsewhere) is recovered, never propagated.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The contacts of a contact list as DialerContact JSON, sorted by id; `None` if the list
+    /// does not exist.
+    pub fn contact_list_contacts(&self, list_id: &str) -> Option<Vec<Value>> {
+        let inner = self.lock();
+        let list = inner.lists.get(list_id)?;
+        Some(
+            list.contacts
+                .values()
+                .map(crate::outbound::render_contact)
+                .collect(),
+        )
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let inner = self.lock();
+        let mut stats = inner.stats.clone();
+        let mut tokens: Vec<&TokenInfo> = inner.tokens.values().collect();
+        tokens.sort_by_key(|t| t.ordinal);
+        stats.tokens = tokens
+            .into_iter()
+            .map(|t| TokenStats {
+                ordinal: t.ordinal,
+                client_id: t.client_id.clone(),
+                requests: t.requests,
+                max_requests_in_60s: t.max_in_window,
+            })
+            .collect();
+        stats
+    }
+
+    /// Replaces the fault profile. The fault RNG is re-seeded (from the profile's `seed`, else
+    /// the configured one) and the revocation clock restarts.
+    pub fn set_faults(&self, f: FaultProfile) {
+        let mut inner = self.lock();
+        let seed = f.seed.unwrap_or(self.shared.base_seed);
+        inner.effective_seed = seed;
+        inner.fault_rng = StdRng::seed_from_u64(seed);
+        inner.faults = f;
+        inner.faults_set_at = Instant::now();
+        for t in inner.tokens.values_mut() {
+            t.burst_left = 0;
+        }
+    }
+
+    /// The current fault profile.
+    pub fn faults(&self) -> FaultProfile {
+        self.lock().faults.clone()
+    }
+
+    /// Forgets all data, tokens and counters and re-seeds the generators. The fault profile is
+    /// kept.
+    pub fn reset(&self) {
+        let mut inner = self.lock();
+        let faults = inner.faults.clone();
+        *inner = Inner::new(faults, self.shared.base_seed);
+    }
+
+    /// Revokes every token issued so far (clients must get a new one).
+    pub fn revoke_tokens(&self) -> usize {
+        let mut inner = self.lock();
+        let mut n = 0;
+        for t in inner.tokens.values_mut() {
+            if !t.revoked {
+                t.revoked = true;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Marks an external contact as having (or not) active associations; merges that include
+    /// it as a source then fail with 409. Returns false if the contact does not exist.
+    pub fn set_active_associations(&self, contact_id: &str, active: bool) -> bool {
+        let mut inner = self.lock();
+        match inner.ext.get_mut(contact_id) {
+            Some(rec) => {
+                rec.active_associations = active;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A conversation as the API renders it, plus `messages` (the inbound messages received).
+    pub fn conversation(&self, id: &str) -> Option<Value> {
+        let inner = self.lock();
+        inner
+            .conversations
+            .get(id)
+            .map(crate::conversations::render_admin)
+    }
+
+    /// Every conversation (admin rendering), sorted by start time then id.
+    pub fn conversations(&self) -> Vec<Value> {
+        let inner = self.lock();
+        let mut convs: Vec<&ConversationRec> = inner.conversations.values().collect();
+        convs.sort_by(|a, b| (&a.start, &a.id).cmp(&(&b.start, &b.id)));
+        convs
+            .into_iter()
+            .map(crate::conversations::render_admin)
+            .collect()
+    }
+
+    /// An external contact's own record (not resolved through merges), as the API renders it.
+    pub fn external_contact(&self, id: &str) -> Option<Value> {
+        let inner = self.lock();
+        inner.ext.get(id).map(crate::external::render)
+    }
+}
