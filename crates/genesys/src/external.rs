@@ -316,6 +316,10 @@ pub struct BulkEntityError {
     /// Field-level details.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<BulkErrorDetail>,
+    /// The entity as sent, echoed by the platform: how a failed add (which has no id) is
+    /// matched to the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity: Option<Value>,
 }
 
 /// A field-level detail of a [`BulkEntityError`].
