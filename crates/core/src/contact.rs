@@ -85,7 +85,11 @@ pub struct ContactRecord {
 impl ContactRecord {
     /// A record with no values at `updated_at`.
     pub fn new(updated_at: DateTime<Utc>) -> Self {
-        Self { values: Default::default(), do_not_call: false, updated_at }
+        Self {
+            values: Default::default(),
+            do_not_call: false,
+            updated_at,
+        }
     }
 
     /// Sets one field.
@@ -153,13 +157,22 @@ impl MergeOutcome {
 }
 
 fn names(mask: u8) -> Vec<&'static str> {
-    Field::ALL.into_iter().filter(|f| mask & f.bit() != 0).map(Field::name).collect()
+    Field::ALL
+        .into_iter()
+        .filter(|f| mask & f.bit() != 0)
+        .map(Field::name)
+        .collect()
 }
 
 impl Contact {
     /// An empty contact (no values) under `external_id`.
     pub fn empty(external_id: String, at: DateTime<Utc>) -> Self {
-        Self { external_id, fields: Default::default(), do_not_call_since: None, updated_at: at }
+        Self {
+            external_id,
+            fields: Default::default(),
+            do_not_call_since: None,
+            updated_at: at,
+        }
     }
 
     /// A contact holding exactly one record.
@@ -176,7 +189,9 @@ impl Contact {
 
     /// A field's current value.
     pub fn get(&self, field: Field) -> Option<&str> {
-        self.fields[field as usize].as_ref().map(|s| s.value.as_str())
+        self.fields[field as usize]
+            .as_ref()
+            .map(|s| s.value.as_str())
     }
 
     /// True once any source said the customer must not be contacted.
@@ -190,7 +205,9 @@ impl Contact {
         let mut out = MergeOutcome::default();
         for field in Field::ALL {
             let i = field as usize;
-            let Some(incoming) = &other.fields[i] else { continue };
+            let Some(incoming) = &other.fields[i] else {
+                continue;
+            };
             match &mut self.fields[i] {
                 slot @ None => {
                     *slot = Some(incoming.clone());
@@ -309,14 +326,34 @@ mod tests {
 
     #[test]
     fn last_write_wins_per_field_and_null_never_overwrites() {
-        let mut c = rec(10, &[(Field::FirstName, "Ann"), (Field::Email, "a@x.io")], false);
+        let mut c = rec(
+            10,
+            &[(Field::FirstName, "Ann"), (Field::Email, "a@x.io")],
+            false,
+        );
         let o = c.absorb(&rec(20, &[(Field::FirstName, "Anne")], false));
         assert_eq!(o.changed_fields(), vec!["first_name"]);
-        assert_eq!(c.get(Field::Email), Some("a@x.io"), "absent value must not erase");
-        let o = c.absorb(&rec(5, &[(Field::FirstName, "Annie"), (Field::LastName, "Lee")], false));
-        assert_eq!(c.get(Field::FirstName), Some("Anne"), "older value must not win");
+        assert_eq!(
+            c.get(Field::Email),
+            Some("a@x.io"),
+            "absent value must not erase"
+        );
+        let o = c.absorb(&rec(
+            5,
+            &[(Field::FirstName, "Annie"), (Field::LastName, "Lee")],
+            false,
+        ));
+        assert_eq!(
+            c.get(Field::FirstName),
+            Some("Anne"),
+            "older value must not win"
+        );
         assert_eq!(o.stale_fields(), vec!["first_name"]);
-        assert_eq!(o.changed_fields(), vec!["last_name"], "an older value still fills an empty field");
+        assert_eq!(
+            o.changed_fields(),
+            vec!["last_name"],
+            "an older value still fills an empty field"
+        );
         assert_eq!(c.updated_at, at(20));
     }
 
@@ -326,13 +363,23 @@ mod tests {
         let o = c.absorb(&rec(20, &[(Field::FirstName, "X")], false));
         assert!(c.do_not_call() && !o.do_not_call_set());
         let mut d = rec(10, &[], false);
-        assert!(d.absorb(&rec(1, &[], true)).do_not_call_set(), "even an older CLOSED sticks");
+        assert!(
+            d.absorb(&rec(1, &[], true)).do_not_call_set(),
+            "even an older CLOSED sticks"
+        );
         assert!(d.do_not_call());
     }
 
     #[test]
     fn re_merging_the_same_data_changes_nothing() {
-        let a = rec(10, &[(Field::FirstName, "Ann"), (Field::PhoneE164, "+14155552671")], true);
+        let a = rec(
+            10,
+            &[
+                (Field::FirstName, "Ann"),
+                (Field::PhoneE164, "+14155552671"),
+            ],
+            true,
+        );
         let mut c = a.clone();
         let o = c.absorb(&a);
         assert!(!o.is_changed() && !o.has_stale() && !o.is_touched());
@@ -340,14 +387,19 @@ mod tests {
     }
 
     fn arb_contact() -> impl Strategy<Value = Contact> {
-        (0i64..50, proptest::collection::vec(proptest::option::of("[ab]{1,2}"), 6), any::<bool>()).prop_map(|(t, vals, dnc)| {
-            let mut r = ContactRecord::new(at(t));
-            for (f, v) in Field::ALL.into_iter().zip(vals) {
-                r.set(f, v);
-            }
-            r.do_not_call = dnc;
-            Contact::from_record("K".into(), r)
-        })
+        (
+            0i64..50,
+            proptest::collection::vec(proptest::option::of("[ab]{1,2}"), 6),
+            any::<bool>(),
+        )
+            .prop_map(|(t, vals, dnc)| {
+                let mut r = ContactRecord::new(at(t));
+                for (f, v) in Field::ALL.into_iter().zip(vals) {
+                    r.set(f, v);
+                }
+                r.do_not_call = dnc;
+                Contact::from_record("K".into(), r)
+            })
     }
 
     proptest! {

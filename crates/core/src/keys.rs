@@ -37,7 +37,9 @@ pub enum KeyError {
     #[error("no key field configured")]
     NoFields,
     /// The configuration names a field that must never be a key.
-    #[error("`{0}` cannot be a key field: phone numbers and e-mail addresses change and are shared")]
+    #[error(
+        "`{0}` cannot be a key field: phone numbers and e-mail addresses change and are shared"
+    )]
     Forbidden(String),
 }
 
@@ -58,7 +60,10 @@ impl ExternalIdBuilder {
         if fields.is_empty() {
             return Err(KeyError::NoFields);
         }
-        if let Some(bad) = fields.iter().find(|f| FORBIDDEN_KEY_FIELDS.contains(&f.as_str())) {
+        if let Some(bad) = fields
+            .iter()
+            .find(|f| FORBIDDEN_KEY_FIELDS.contains(&f.as_str()))
+        {
             return Err(KeyError::Forbidden(bad.clone()));
         }
         Ok(Self { fields })
@@ -70,7 +75,10 @@ impl ExternalIdBuilder {
     }
 
     /// Builds the key; `value_of(field)` returns a record's raw value of a field.
-    pub fn build<'a>(&self, mut value_of: impl FnMut(&str) -> Option<&'a str>) -> Result<String, KeyError> {
+    pub fn build<'a>(
+        &self,
+        mut value_of: impl FnMut(&str) -> Option<&'a str>,
+    ) -> Result<String, KeyError> {
         let mut hasher = Sha256::new();
         hasher.update(b"dedupd.externalId.v1");
         let mut readable = String::with_capacity(48);
@@ -86,7 +94,11 @@ impl ExternalIdBuilder {
             if i > 0 {
                 readable.push('_');
             }
-            readable.extend(value.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }));
+            readable.extend(
+                value
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+            );
         }
         readable.truncate(40);
         let digest = hasher.finalize();
@@ -117,9 +129,18 @@ mod tests {
     #[test]
     fn golden() {
         let b = ExternalIdBuilder::new(["customer_id"]).unwrap();
-        assert_eq!(b.build(one("customer_id", "CUST-100402")).unwrap(), "CUST_100402_92995554161a0f06");
-        assert_eq!(b.build(one("customer_id", "  CUST-100402 \t")).unwrap(), "CUST_100402_92995554161a0f06");
-        assert_eq!(b.build(one("customer_id", "CUST_100402")).unwrap(), "CUST_100402_86a1c8cce0b47a05");
+        assert_eq!(
+            b.build(one("customer_id", "CUST-100402")).unwrap(),
+            "CUST_100402_92995554161a0f06"
+        );
+        assert_eq!(
+            b.build(one("customer_id", "  CUST-100402 \t")).unwrap(),
+            "CUST_100402_92995554161a0f06"
+        );
+        assert_eq!(
+            b.build(one("customer_id", "CUST_100402")).unwrap(),
+            "CUST_100402_86a1c8cce0b47a05"
+        );
         let two = ExternalIdBuilder::new(["customer_id", "account_number"]).unwrap();
         let id = two
             .build(|f| match f {
@@ -134,10 +155,22 @@ mod tests {
     #[test]
     fn refuses_missing_and_forbidden() {
         let b = ExternalIdBuilder::new(["customer_id"]).unwrap();
-        assert_eq!(b.build(|_| None), Err(KeyError::Missing("customer_id".into())));
-        assert_eq!(b.build(one("customer_id", "  ")), Err(KeyError::Missing("customer_id".into())));
-        assert!(matches!(ExternalIdBuilder::new(["email"]), Err(KeyError::Forbidden(_))));
-        assert!(matches!(ExternalIdBuilder::new(Vec::<String>::new()), Err(KeyError::NoFields)));
+        assert_eq!(
+            b.build(|_| None),
+            Err(KeyError::Missing("customer_id".into()))
+        );
+        assert_eq!(
+            b.build(one("customer_id", "  ")),
+            Err(KeyError::Missing("customer_id".into()))
+        );
+        assert!(matches!(
+            ExternalIdBuilder::new(["email"]),
+            Err(KeyError::Forbidden(_))
+        ));
+        assert!(matches!(
+            ExternalIdBuilder::new(Vec::<String>::new()),
+            Err(KeyError::NoFields)
+        ));
     }
 
     proptest! {

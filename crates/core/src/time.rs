@@ -15,7 +15,10 @@ pub enum TimestampFormat {
     /// A `strftime` pattern (`%Y-%m-%d %H:%M:%S`, `%d.%m.%Y %H:%M`). A pattern without an offset
     /// is read in the source's fixed `offset` (UTC unless configured); one with `%z` carries its
     /// own. A pattern with only a date means midnight.
-    Pattern { pattern: String, offset: FixedOffset },
+    Pattern {
+        pattern: String,
+        offset: FixedOffset,
+    },
 }
 
 impl TimestampFormat {
@@ -26,7 +29,10 @@ impl TimestampFormat {
             "rfc3339" | "iso8601" => Some(Self::Rfc3339),
             "epoch_seconds" | "epoch" | "unix" => Some(Self::EpochSeconds),
             "epoch_millis" | "unix_ms" => Some(Self::EpochMillis),
-            p if p.contains('%') => Some(Self::Pattern { pattern: p.to_owned(), offset }),
+            p if p.contains('%') => Some(Self::Pattern {
+                pattern: p.to_owned(),
+                offset,
+            }),
             _ => None,
         }
     }
@@ -48,7 +54,10 @@ pub enum TimestampError {
 }
 
 /// Parses `raw` with `format` and returns it in UTC.
-pub fn parse_timestamp(raw: &str, format: &TimestampFormat) -> Result<DateTime<Utc>, TimestampError> {
+pub fn parse_timestamp(
+    raw: &str,
+    format: &TimestampFormat,
+) -> Result<DateTime<Utc>, TimestampError> {
     let s = raw.trim();
     if s.is_empty() {
         return Err(TimestampError::Missing);
@@ -78,7 +87,7 @@ pub fn parse_timestamp(raw: &str, format: &TimestampFormat) -> Result<DateTime<U
 }
 
 fn from_epoch_millis(ms: f64) -> Result<DateTime<Utc>, TimestampError> {
-    if !ms.is_finite() || ms < 0.0 || ms > 253_402_300_799_000.0 {
+    if !ms.is_finite() || !(0.0..=253_402_300_799_000.0).contains(&ms) {
         return Err(TimestampError::OutOfRange);
     }
     // The range check above makes the cast exact.
@@ -87,7 +96,11 @@ fn from_epoch_millis(ms: f64) -> Result<DateTime<Utc>, TimestampError> {
     DateTime::from_timestamp_millis(ms).ok_or(TimestampError::OutOfRange)
 }
 
-fn parse_pattern(s: &str, pattern: &str, offset: FixedOffset) -> Result<DateTime<Utc>, TimestampError> {
+fn parse_pattern(
+    s: &str,
+    pattern: &str,
+    offset: FixedOffset,
+) -> Result<DateTime<Utc>, TimestampError> {
     let err = || TimestampError::Format(pattern.to_owned());
     if pattern.contains("%z") || pattern.contains("%:z") {
         return DateTime::parse_from_str(s, pattern)
@@ -143,40 +156,62 @@ mod tests {
     fn parses_every_declared_format() {
         let pat = |p: &str| TimestampFormat::from_name(p, utc()).unwrap();
         assert_eq!(
-            parse_timestamp("2024-03-04T06:10:00-08:00", &TimestampFormat::Rfc3339).unwrap().to_rfc3339(),
+            parse_timestamp("2024-03-04T06:10:00-08:00", &TimestampFormat::Rfc3339)
+                .unwrap()
+                .to_rfc3339(),
             "2024-03-04T14:10:00+00:00"
         );
         assert_eq!(
-            parse_timestamp("1712764500", &TimestampFormat::EpochSeconds).unwrap().to_rfc3339(),
+            parse_timestamp("1712764500", &TimestampFormat::EpochSeconds)
+                .unwrap()
+                .to_rfc3339(),
             "2024-04-10T15:55:00+00:00"
         );
         assert_eq!(
-            parse_timestamp("1712764500000", &TimestampFormat::EpochMillis).unwrap().to_rfc3339(),
+            parse_timestamp("1712764500000", &TimestampFormat::EpochMillis)
+                .unwrap()
+                .to_rfc3339(),
             "2024-04-10T15:55:00+00:00"
         );
         assert_eq!(
-            parse_timestamp("2024-04-23 10:25:00", &pat("%Y-%m-%d %H:%M:%S")).unwrap().to_rfc3339(),
+            parse_timestamp("2024-04-23 10:25:00", &pat("%Y-%m-%d %H:%M:%S"))
+                .unwrap()
+                .to_rfc3339(),
             "2024-04-23T10:25:00+00:00"
         );
-        let berlin_winter = TimestampFormat::from_name("%d.%m.%Y %H:%M", parse_offset("+01:00").unwrap()).unwrap();
+        let berlin_winter =
+            TimestampFormat::from_name("%d.%m.%Y %H:%M", parse_offset("+01:00").unwrap()).unwrap();
         assert_eq!(
-            parse_timestamp("05.03.2024 14:30", &berlin_winter).unwrap().to_rfc3339(),
+            parse_timestamp("05.03.2024 14:30", &berlin_winter)
+                .unwrap()
+                .to_rfc3339(),
             "2024-03-05T13:30:00+00:00"
         );
         assert_eq!(
-            parse_timestamp("2024-03-05", &pat("%Y-%m-%d")).unwrap().to_rfc3339(),
+            parse_timestamp("2024-03-05", &pat("%Y-%m-%d"))
+                .unwrap()
+                .to_rfc3339(),
             "2024-03-05T00:00:00+00:00"
         );
     }
 
     #[test]
     fn refuses_bad_values() {
-        assert_eq!(parse_timestamp(" ", &TimestampFormat::Rfc3339), Err(TimestampError::Missing));
+        assert_eq!(
+            parse_timestamp(" ", &TimestampFormat::Rfc3339),
+            Err(TimestampError::Missing)
+        );
         assert!(parse_timestamp("yesterday", &TimestampFormat::Rfc3339).is_err());
         assert!(parse_timestamp("1e300", &TimestampFormat::EpochSeconds).is_err());
         assert!(parse_timestamp("NaN", &TimestampFormat::EpochSeconds).is_err());
         assert!(parse_timestamp("-5", &TimestampFormat::EpochSeconds).is_err());
-        assert!(parse_timestamp("31.02.2024 10:00", &TimestampFormat::from_name("%d.%m.%Y %H:%M", utc()).unwrap()).is_err());
+        assert!(
+            parse_timestamp(
+                "31.02.2024 10:00",
+                &TimestampFormat::from_name("%d.%m.%Y %H:%M", utc()).unwrap()
+            )
+            .is_err()
+        );
     }
 
     #[test]

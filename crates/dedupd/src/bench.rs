@@ -36,7 +36,12 @@ pub enum BenchJob {
 
 pub fn run(job: BenchJob, _progress: bool) -> anyhow::Result<()> {
     match job {
-        BenchJob::Ingest { records, changed_pct, dir, seed } => {
+        BenchJob::Ingest {
+            records,
+            changed_pct,
+            dir,
+            seed,
+        } => {
             let tmp;
             let dir = match dir {
                 Some(d) => d,
@@ -58,22 +63,42 @@ fn bench_ingest(dir: &Path, records: u64, changed_pct: f64, seed: u64) -> anyhow
     }
     let t = Instant::now();
     let customers = generate(dir, records, seed, 0.0)?;
-    eprintln!("Generated {records} records for {customers} customers in {:.1} s.", t.elapsed().as_secs_f64());
+    eprintln!(
+        "Generated {records} records for {customers} customers in {:.1} s.",
+        t.elapsed().as_secs_f64()
+    );
 
     let first = run_ingest(dir, &state, "out1")?;
     generate(dir, records, seed, changed_pct)?;
     let second = run_ingest(dir, &state, "out2")?;
 
-    let rate = |r: &serde_json::Value| r["records_read"].as_f64().unwrap_or(0.0) / r["elapsed_seconds"].as_f64().unwrap_or(1.0);
+    let rate = |r: &serde_json::Value| {
+        r["records_read"].as_f64().unwrap_or(0.0) / r["elapsed_seconds"].as_f64().unwrap_or(1.0)
+    };
     let mib = |r: &serde_json::Value| r["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0;
-    println!("| run | records | contacts | new | changed | unchanged | stale | rejects | wall s | records/s | peak RSS MiB |");
+    println!(
+        "| run | records | contacts | new | changed | unchanged | stale | rejects | wall s | records/s | peak RSS MiB |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (name, r) in [("first (empty state)", &first), ("second (1 % changed)", &second)] {
-        let rejects: u64 = r["rejects"].as_object().map(|m| m.values().filter_map(serde_json::Value::as_u64).sum()).unwrap_or(0);
+    for (name, r) in [
+        ("first (empty state)", &first),
+        ("second (1 % changed)", &second),
+    ] {
+        let rejects: u64 = r["rejects"]
+            .as_object()
+            .map(|m| m.values().filter_map(serde_json::Value::as_u64).sum())
+            .unwrap_or(0);
         println!(
             "| {name} | {} | {} | {} | {} | {} | {} | {rejects} | {:.2} | {:.0} | {:.0} |",
-            r["records_read"], r["contacts"], r["new"], r["changed"], r["unchanged"], r["stale"],
-            r["elapsed_seconds"].as_f64().unwrap_or(0.0), rate(r), mib(r)
+            r["records_read"],
+            r["contacts"],
+            r["new"],
+            r["changed"],
+            r["unchanged"],
+            r["stale"],
+            r["elapsed_seconds"].as_f64().unwrap_or(0.0),
+            rate(r),
+            mib(r)
         );
     }
     Ok(())
@@ -117,9 +142,36 @@ impl Rng {
     }
 }
 
-const FIRST: &[&str] = &["Katie", "Steven", "Lewis", "Tracey", "Derek", "Connie", "Brian", "Jennifer", "Ranveer", "Janna", "Leander", "Chaaya", "Ingbert", "Nicole", "Miguel", "Seán", "Zoë"];
-const LAST: &[&str] = &["Smith", "Hubbard", "Thorpe", "Wilson", "Hughes", "Kent", "Moore", "Sanchez", "Goyal", "Stumpf", "Bärer", "Venkatesh", "Austermühle", "Cruz", "O'Brien", "McDonald", "Dean"];
-const DOMAINS: &[&str] = &["gmail.com", "yahoo.com", "hotmail.de", "outlook.com", "gmx.de"];
+const FIRST: &[&str] = &[
+    "Katie", "Steven", "Lewis", "Tracey", "Derek", "Connie", "Brian", "Jennifer", "Ranveer",
+    "Janna", "Leander", "Chaaya", "Ingbert", "Nicole", "Miguel", "Seán", "Zoë",
+];
+const LAST: &[&str] = &[
+    "Smith",
+    "Hubbard",
+    "Thorpe",
+    "Wilson",
+    "Hughes",
+    "Kent",
+    "Moore",
+    "Sanchez",
+    "Goyal",
+    "Stumpf",
+    "Bärer",
+    "Venkatesh",
+    "Austermühle",
+    "Cruz",
+    "O'Brien",
+    "McDonald",
+    "Dean",
+];
+const DOMAINS: &[&str] = &[
+    "gmail.com",
+    "yahoo.com",
+    "hotmail.de",
+    "outlook.com",
+    "gmx.de",
+];
 
 /// A customer's phone in one of the notations the sample feeds use; all are valid numbers.
 fn phone(rng: &mut Rng, cust: u64) -> String {
@@ -141,9 +193,14 @@ fn phone(rng: &mut Rng, cust: u64) -> String {
 fn generate(dir: &Path, records: u64, seed: u64, changed_pct: f64) -> anyhow::Result<u64> {
     let customers = (records / 2).max(1);
     let mut crm = BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("crm.csv"))?);
-    let mut web = BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("webform.ndjson"))?);
-    let mut bill = BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("billing.json"))?);
-    writeln!(crm, "Customer ID,First Name,Last Name,Mobile,Email,Account No,Updated At")?;
+    let mut web =
+        BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("webform.ndjson"))?);
+    let mut bill =
+        BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("billing.json"))?);
+    writeln!(
+        crm,
+        "Customer ID,First Name,Last Name,Mobile,Email,Account No,Updated At"
+    )?;
     writeln!(bill, "[")?;
     let mut first_bill = true;
     let mut rng = Rng(seed);
@@ -163,14 +220,36 @@ fn generate(dir: &Path, records: u64, seed: u64, changed_pct: f64) -> anyhow::Re
         match r % 10 {
             0..=3 => {
                 let (email, ts) = if changed && r % 10 == 0 {
-                    (format!("moved.{}{cust}@{dom}", first.to_lowercase()), base + 90 * 86_400)
+                    (
+                        format!("moved.{}{cust}@{dom}", first.to_lowercase()),
+                        base + 90 * 86_400,
+                    )
                 } else {
-                    (format!("{}.{}{cust}@{dom}", first.to_lowercase(), last.to_lowercase()), ts)
+                    (
+                        format!(
+                            "{}.{}{cust}@{dom}",
+                            first.to_lowercase(),
+                            last.to_lowercase()
+                        ),
+                        ts,
+                    )
                 };
                 let t = chrono::DateTime::from_timestamp(ts as i64, 0).unwrap_or_default();
-                let first = if r % 3 == 0 { first.to_uppercase() } else { first.to_owned() };
-                let quoted_last = if last.contains('\'') { format!("\"{last}\"") } else { last.to_owned() };
-                writeln!(line, "  CUST-{cust} \t,{first},{quoted_last},{ph},{email},ACC{cust:08},{}", t.format("%Y-%m-%d %H:%M:%S"))?;
+                let first = if r % 3 == 0 {
+                    first.to_uppercase()
+                } else {
+                    first.to_owned()
+                };
+                let quoted_last = if last.contains('\'') {
+                    format!("\"{last}\"")
+                } else {
+                    last.to_owned()
+                };
+                writeln!(
+                    line,
+                    "  CUST-{cust} \t,{first},{quoted_last},{ph},{email},ACC{cust:08},{}",
+                    t.format("%Y-%m-%d %H:%M:%S")
+                )?;
                 crm.write_all(line.as_bytes())?;
             }
             4..=6 => {
@@ -188,7 +267,7 @@ fn generate(dir: &Path, records: u64, seed: u64, changed_pct: f64) -> anyhow::Re
                     "contact": {"phone": ph, "email": null, "firstName": first, "lastName": last},
                     "updatedAt": t.with_timezone(&chrono::FixedOffset::west_opt(8 * 3600).unwrap_or_else(|| unreachable!())).to_rfc3339(),
                 });
-                if cust % 97 == 0 {
+                if cust.is_multiple_of(97) {
                     v["status"] = "CLOSED".into();
                 }
                 if !first_bill {

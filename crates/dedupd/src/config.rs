@@ -80,14 +80,24 @@ pub struct OutputConfig {
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        Self { csv_columns: default_csv_columns() }
+        Self {
+            csv_columns: default_csv_columns(),
+        }
     }
 }
 
 fn default_csv_columns() -> Vec<String> {
-    ["customer_id", "first_name", "last_name", "phone_e164", "email", "do_not_call", "updated_at"]
-        .map(String::from)
-        .to_vec()
+    [
+        "customer_id",
+        "first_name",
+        "last_name",
+        "phone_e164",
+        "email",
+        "do_not_call",
+        "updated_at",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Columns `contacts.csv` can carry.
@@ -231,7 +241,11 @@ impl Config {
             path: p.clone(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        let value_err = |key: String, reason: String| ConfigError::Value { path: p.clone(), key, reason };
+        let value_err = |key: String, reason: String| ConfigError::Value {
+            path: p.clone(),
+            key,
+            reason,
+        };
 
         let key = ExternalIdBuilder::new(raw.key.fields.clone())
             .map_err(|e| value_err("key.fields".into(), e.to_string()))?;
@@ -252,7 +266,10 @@ impl Config {
             }
         }
         if raw.sources.is_empty() {
-            return Err(value_err("source".into(), "at least one [[source]] is needed".into()));
+            return Err(value_err(
+                "source".into(),
+                "at least one [[source]] is needed".into(),
+            ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut sources = Vec::with_capacity(raw.sources.len());
@@ -262,20 +279,34 @@ impl Config {
                 return Err(value_err(k("name"), "must not be empty".into()));
             }
             if sources.iter().any(|o: &Source| o.name == s.name) {
-                return Err(value_err(k("name"), format!("duplicate source name `{}`", s.name)));
+                return Err(value_err(
+                    k("name"),
+                    format!("duplicate source name `{}`", s.name),
+                ));
             }
-            let encoding = Encoding::for_label(s.encoding.trim().as_bytes())
-                .ok_or_else(|| value_err(k("encoding"), format!("unknown encoding `{}`", s.encoding)))?;
+            let encoding = Encoding::for_label(s.encoding.trim().as_bytes()).ok_or_else(|| {
+                value_err(k("encoding"), format!("unknown encoding `{}`", s.encoding))
+            })?;
             let delimiter = match (&s.delimiter, s.format) {
                 (None, _) => b',',
                 (Some(d), Format::Csv) => {
                     let d = if d == "\\t" { "\t" } else { d.as_str() };
                     match d.as_bytes() {
                         [b] if b.is_ascii() => *b,
-                        _ => return Err(value_err(k("delimiter"), "must be one ASCII character".into())),
+                        _ => {
+                            return Err(value_err(
+                                k("delimiter"),
+                                "must be one ASCII character".into(),
+                            ));
+                        }
                     }
                 }
-                (Some(_), _) => return Err(value_err(k("delimiter"), "only CSV sources have a delimiter".into())),
+                (Some(_), _) => {
+                    return Err(value_err(
+                        k("delimiter"),
+                        "only CSV sources have a delimiter".into(),
+                    ));
+                }
             };
             let region = s
                 .default_region
@@ -284,29 +315,47 @@ impl Config {
                 .transpose()
                 .map_err(|e| value_err(k("default_region"), e.to_string()))?;
             let offset: FixedOffset = match &s.timestamp_offset {
-                None => FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!("0 is a valid offset")),
-                Some(o) => parse_offset(o)
-                    .ok_or_else(|| value_err(k("timestamp_offset"), format!("`{o}` is not an offset like +01:00")))?,
+                None => {
+                    FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!("0 is a valid offset"))
+                }
+                Some(o) => parse_offset(o).ok_or_else(|| {
+                    value_err(
+                        k("timestamp_offset"),
+                        format!("`{o}` is not an offset like +01:00"),
+                    )
+                })?,
             };
-            let timestamp = TimestampFormat::from_name(s.timestamp_format.trim(), offset).ok_or_else(|| {
-                value_err(
-                    k("timestamp_format"),
-                    "use rfc3339, epoch_seconds, epoch_millis or a strftime pattern with %".into(),
-                )
-            })?;
+            let timestamp = TimestampFormat::from_name(s.timestamp_format.trim(), offset)
+                .ok_or_else(|| {
+                    value_err(
+                        k("timestamp_format"),
+                        "use rfc3339, epoch_seconds, epoch_millis or a strftime pattern with %"
+                            .into(),
+                    )
+                })?;
             for kf in key.fields() {
                 let mapped = match kf.as_str() {
                     "customer_id" => s.fields.customer_id.is_some(),
                     _ => s.fields.account_number.is_some(),
                 };
                 if !mapped {
-                    return Err(value_err(k(&format!("fields.{kf}")), "a key field must be mapped in every source".into()));
+                    return Err(value_err(
+                        k(&format!("fields.{kf}")),
+                        "a key field must be mapped in every source".into(),
+                    ));
                 }
             }
             if !s.do_not_call_values.is_empty() && s.fields.status.is_none() {
-                return Err(value_err(k("fields.status"), "do_not_call_values needs a status field".into()));
+                return Err(value_err(
+                    k("fields.status"),
+                    "do_not_call_values needs a status field".into(),
+                ));
             }
-            let resolved = if s.path == "-" { None } else { Some(base.join(&s.path)) };
+            let resolved = if s.path == "-" {
+                None
+            } else {
+                Some(base.join(&s.path))
+            };
             sources.push(Source {
                 name: s.name,
                 path: resolved,
@@ -316,13 +365,25 @@ impl Config {
                 region,
                 timestamp,
                 fields: s.fields,
-                do_not_call_values: s.do_not_call_values.iter().map(|v| v.trim().to_uppercase()).collect(),
+                do_not_call_values: s
+                    .do_not_call_values
+                    .iter()
+                    .map(|v| v.trim().to_uppercase())
+                    .collect(),
             });
         }
         if sources.iter().filter(|s| s.path.is_none()).count() > 1 {
-            return Err(value_err("source".into(), "only one source can read standard input (`-`)".into()));
+            return Err(value_err(
+                "source".into(),
+                "only one source can read standard input (`-`)".into(),
+            ));
         }
-        Ok(Config { path: path.to_owned(), key, csv_columns: raw.output.csv_columns, sources })
+        Ok(Config {
+            path: path.to_owned(),
+            key,
+            csv_columns: raw.output.csv_columns,
+            sources,
+        })
     }
 }
 
@@ -347,14 +408,19 @@ fields = { customer_id = "Kundennr", phone = "Telefon", updated_at = "Geändert"
 "#;
 
     fn err(text: &str) -> String {
-        Config::parse(text, Path::new("/etc/dedupd/feeds.toml")).unwrap_err().to_string()
+        Config::parse(text, Path::new("/etc/dedupd/feeds.toml"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn parses_and_resolves_relative_paths() {
         let c = Config::parse(OK, Path::new("/etc/dedupd/feeds.toml")).unwrap();
         let s = &c.sources[0];
-        assert_eq!(s.path.as_deref(), Some(Path::new("/etc/dedupd/feeds/crm.csv")));
+        assert_eq!(
+            s.path.as_deref(),
+            Some(Path::new("/etc/dedupd/feeds/crm.csv"))
+        );
         assert_eq!(s.delimiter, b';');
         assert_eq!(s.encoding.name(), "windows-1252");
         assert_eq!(s.region.unwrap().code(), "DE");
@@ -362,14 +428,25 @@ fields = { customer_id = "Kundennr", phone = "Telefon", updated_at = "Geändert"
 
     #[test]
     fn errors_name_the_key() {
-        assert!(err(&OK.replace("delimiter", "delimitr")).contains("delimitr"), "unknown key");
+        assert!(
+            err(&OK.replace("delimiter", "delimitr")).contains("delimitr"),
+            "unknown key"
+        );
         let e = err(&OK.replace("windows-1252", "klingon"));
-        assert!(e.contains("source[0].encoding") && e.contains("klingon"), "{e}");
+        assert!(
+            e.contains("source[0].encoding") && e.contains("klingon"),
+            "{e}"
+        );
         assert!(err(&OK.replace("\"de\"", "\"XX\"")).contains("source[0].default_region"));
-        assert!(err(&OK.replace("%d.%m.%Y %H:%M", "dd.mm.yyyy")).contains("source[0].timestamp_format"));
+        assert!(
+            err(&OK.replace("%d.%m.%Y %H:%M", "dd.mm.yyyy")).contains("source[0].timestamp_format")
+        );
         assert!(err(&OK.replace("+01:00", "Berlin")).contains("source[0].timestamp_offset"));
         assert!(err(&OK.replace("[\"customer_id\"]", "[\"email\"]")).contains("key.fields"));
-        assert!(err(&OK.replace("customer_id = \"Kundennr\", ", "")).contains("source[0].fields.customer_id"));
+        assert!(
+            err(&OK.replace("customer_id = \"Kundennr\", ", ""))
+                .contains("source[0].fields.customer_id")
+        );
         assert!(err(&OK.replace("\";\"", "\";;\"")).contains("source[0].delimiter"));
         let missing = err(&OK.replace("timestamp_format = \"%d.%m.%Y %H:%M\"\n", ""));
         assert!(missing.contains("timestamp_format"), "{missing}");

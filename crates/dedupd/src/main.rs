@@ -63,7 +63,9 @@ fn main() -> ExitCode {
         _ => "debug",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -81,8 +83,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest { config, out, state } => {
             let cfg = config::Config::load(&config)?;
-            let state_dir = state.unwrap_or_else(|| config.parent().unwrap_or(std::path::Path::new(".")).join(".dedupd"));
-            let opts = ingest::Options { config: cfg, state_dir, out_dir: out.clone(), progress };
+            let state_dir = state.unwrap_or_else(|| {
+                config
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join(".dedupd")
+            });
+            let opts = ingest::Options {
+                config: cfg,
+                state_dir,
+                out_dir: out.clone(),
+                progress,
+            };
             let report = ingest::run(&opts).context("ingest failed")?;
             print_summary(&report, &out);
             Ok(())
@@ -98,7 +110,12 @@ fn print_summary(r: &ingest::Report, out: &std::path::Path) {
         r.records_read, r.contacts, r.contacts_in_run, rejected
     );
     for (reason, n) in &r.rejects {
-        eprintln!("  rejected {n:>6} {}", serde_json::to_string(reason).unwrap_or_default().trim_matches('"'));
+        eprintln!(
+            "  rejected {n:>6} {}",
+            serde_json::to_string(reason)
+                .unwrap_or_default()
+                .trim_matches('"')
+        );
     }
     if r.new == 0 && r.changed == 0 {
         eprintln!(

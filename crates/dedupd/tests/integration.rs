@@ -1,5 +1,7 @@
 //! End-to-end tests of `dedupd ingest`: the library entry point and the real binary.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,7 +15,9 @@ fn repo() -> PathBuf {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 struct Run {
@@ -23,9 +27,17 @@ struct Run {
 
 fn ingest_with(config: &Path, state: &Path, out: &Path) -> Run {
     let cfg = Config::load(config).expect("config loads");
-    let opts = ingest::Options { config: cfg, state_dir: state.to_owned(), out_dir: out.to_owned(), progress: false };
+    let opts = ingest::Options {
+        config: cfg,
+        state_dir: state.to_owned(),
+        out_dir: out.to_owned(),
+        progress: false,
+    };
     let report = ingest::run(&opts).expect("ingest runs");
-    Run { report, out: out.to_owned() }
+    Run {
+        report,
+        out: out.to_owned(),
+    }
 }
 
 fn lines(path: &Path) -> Vec<Value> {
@@ -39,24 +51,47 @@ fn lines(path: &Path) -> Vec<Value> {
 fn rejects_by_reason(r: &Report) -> BTreeMap<String, u64> {
     r.rejects
         .iter()
-        .map(|(k, v)| (serde_json::to_value(k).unwrap().as_str().unwrap().to_owned(), *v))
+        .map(|(k, v)| {
+            (
+                serde_json::to_value(k)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                *v,
+            )
+        })
         .collect()
 }
 
 #[test]
 fn sample_feeds_reproduce_truth_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = ingest_with(&repo().join("examples/feeds.toml"), &tmp.path().join("state"), &tmp.path().join("out"));
-    let truth: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("examples/feeds/truth.json")).unwrap()).unwrap();
+    let run = ingest_with(
+        &repo().join("examples/feeds.toml"),
+        &tmp.path().join("state"),
+        &tmp.path().join("out"),
+    );
+    let truth: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("examples/feeds/truth.json")).unwrap(),
+    )
+    .unwrap();
 
-    assert_eq!(run.report.records_read, truth["input_records"].as_u64().unwrap());
-    let want_rejects: BTreeMap<String, u64> = serde_json::from_value(truth["rejects"].clone()).unwrap();
+    assert_eq!(
+        run.report.records_read,
+        truth["input_records"].as_u64().unwrap()
+    );
+    let want_rejects: BTreeMap<String, u64> =
+        serde_json::from_value(truth["rejects"].clone()).unwrap();
     assert_eq!(rejects_by_reason(&run.report), want_rejects);
 
     let got = lines(&run.out.join("contacts.ndjson"));
     let want = truth["contacts"].as_array().unwrap();
     assert_eq!(got.len(), want.len(), "one contact per customer");
-    let by_id: BTreeMap<&str, &Value> = got.iter().map(|c| (c["customer_id"].as_str().unwrap(), c)).collect();
+    let by_id: BTreeMap<&str, &Value> = got
+        .iter()
+        .map(|c| (c["customer_id"].as_str().unwrap(), c))
+        .collect();
     for w in want {
         let id = w["customer_id"].as_str().unwrap();
         let g = by_id.get(id).unwrap_or_else(|| panic!("{id} missing"));
@@ -64,8 +99,14 @@ fn sample_feeds_reproduce_truth_exactly() {
             assert_eq!(&g[field], value, "{id}.{field}");
         }
         let ext = g["external_id"].as_str().unwrap();
-        assert!(ext.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{ext}");
-        assert!(g["updated_at"].as_str().unwrap().ends_with('Z'), "UTC RFC 3339");
+        assert!(
+            ext.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{ext}"
+        );
+        assert!(
+            g["updated_at"].as_str().unwrap().ends_with('Z'),
+            "UTC RFC 3339"
+        );
     }
     assert_eq!(run.report.new, 200);
     assert_eq!(run.report.do_not_call, 5);
@@ -76,18 +117,45 @@ fn sample_feeds_reproduce_truth_exactly() {
     assert_eq!(header[0], "id");
     assert!(header.contains(&"phone_e164".to_owned()));
     let ids: Vec<String> = csv.records().map(|r| r.unwrap()[0].to_owned()).collect();
-    let nd_ids: Vec<String> = got.iter().map(|c| c["external_id"].as_str().unwrap().to_owned()).collect();
+    let nd_ids: Vec<String> = got
+        .iter()
+        .map(|c| c["external_id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids, nd_ids);
 
     // Rejects name source, line and reason, and never carry the raw phone or e-mail.
     let rejects = std::fs::read_to_string(run.out.join("rejects.ndjson")).unwrap();
-    assert!(rejects.contains(r#""source":"crm","line":128,"field":null,"reason":"malformed_row""#), "{rejects}");
-    assert!(rejects.contains(r#""source":"webform","line":143"#), "{rejects}");
-    assert!(rejects.contains(r#""line":140,"field":"phone","reason":"invalid_phone""#), "{rejects}");
-    assert!(!rejects.contains("12345") && !rejects.contains("@example.com"), "no PII in rejects");
+    assert!(
+        rejects.contains(r#""source":"crm","line":128,"field":null,"reason":"malformed_row""#),
+        "{rejects}"
+    );
+    assert!(
+        rejects.contains(r#""source":"webform","line":143"#),
+        "{rejects}"
+    );
+    assert!(
+        rejects.contains(r#""line":140,"field":"phone","reason":"invalid_phone""#),
+        "{rejects}"
+    );
+    assert!(
+        !rejects.contains("12345") && !rejects.contains("@example.com"),
+        "no PII in rejects"
+    );
 
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(run.out.join("report.json")).unwrap()).unwrap();
-    for key in ["records_read", "contacts", "rejects", "new", "changed", "unchanged", "stale", "do_not_call", "elapsed_seconds"] {
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.out.join("report.json")).unwrap())
+            .unwrap();
+    for key in [
+        "records_read",
+        "contacts",
+        "rejects",
+        "new",
+        "changed",
+        "unchanged",
+        "stale",
+        "do_not_call",
+        "elapsed_seconds",
+    ] {
         assert!(report.get(key).is_some(), "report.json has {key}");
     }
 }
@@ -96,19 +164,41 @@ fn sample_feeds_reproduce_truth_exactly() {
 fn second_run_changes_nothing_and_newer_or_older_rows_are_classified() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let first = ingest_with(&repo().join("examples/feeds.toml"), &state, &tmp.path().join("out1"));
+    let first = ingest_with(
+        &repo().join("examples/feeds.toml"),
+        &state,
+        &tmp.path().join("out1"),
+    );
     let before = lines(&first.out.join("contacts.ndjson"));
 
-    let again = ingest_with(&repo().join("examples/feeds.toml"), &state, &tmp.path().join("out2"));
-    assert_eq!((again.report.new, again.report.changed, again.report.stale), (0, 0, 0));
+    let again = ingest_with(
+        &repo().join("examples/feeds.toml"),
+        &state,
+        &tmp.path().join("out2"),
+    );
+    assert_eq!(
+        (again.report.new, again.report.changed, again.report.stale),
+        (0, 0, 0)
+    );
     assert_eq!(again.report.unchanged, 200);
     assert!(lines(&again.out.join("changes.ndjson")).is_empty());
-    assert_eq!(lines(&again.out.join("contacts.ndjson")), before, "state is stable");
+    assert_eq!(
+        lines(&again.out.join("contacts.ndjson")),
+        before,
+        "state is stable"
+    );
 
-    let expect: Value = serde_json::from_str(&std::fs::read_to_string(fixture("crm_update_expect.json")).unwrap()).unwrap();
+    let expect: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("crm_update_expect.json")).unwrap())
+            .unwrap();
     let upd = ingest_with(&fixture("update.toml"), &state, &tmp.path().join("out3"));
     assert_eq!(
-        (upd.report.new, upd.report.changed, upd.report.stale, upd.report.unchanged),
+        (
+            upd.report.new,
+            upd.report.changed,
+            upd.report.stale,
+            upd.report.unchanged
+        ),
         (0, 3, 2, 1),
         "{:?}",
         upd.report
@@ -126,45 +216,85 @@ fn second_run_changes_nothing_and_newer_or_older_rows_are_classified() {
     assert_eq!(of_kind("changed"), want("changed"));
     assert_eq!(of_kind("stale"), want("stale"));
     for c in changes.iter().filter(|c| c["change"] == "changed") {
-        assert_eq!(c["fields"], serde_json::json!(["email"]), "only the e-mail changed");
+        assert_eq!(
+            c["fields"],
+            serde_json::json!(["email"]),
+            "only the e-mail changed"
+        );
         let email = c["contact"]["email"].as_str().unwrap();
-        assert!(email.starts_with("new.") && email.ends_with("@example.org"), "{email}");
-        assert!(c["contact"]["first_name"].is_string(), "an empty cell never erases a value");
+        assert!(
+            email.starts_with("new.") && email.ends_with("@example.org"),
+            "{email}"
+        );
+        assert!(
+            c["contact"]["first_name"].is_string(),
+            "an empty cell never erases a value"
+        );
     }
     for c in changes.iter().filter(|c| c["change"] == "stale") {
         assert_eq!(c["stale_fields"], serde_json::json!(["first_name"]));
-        assert_ne!(c["contact"]["first_name"], "Oldname", "older data never overwrites newer");
+        assert_ne!(
+            c["contact"]["first_name"], "Oldname",
+            "older data never overwrites newer"
+        );
     }
 }
 
 #[test]
 fn windows_1252_semicolon_export_with_european_times() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = ingest_with(&fixture("export_1252.toml"), &tmp.path().join("state"), &tmp.path().join("out"));
+    let run = ingest_with(
+        &fixture("export_1252.toml"),
+        &tmp.path().join("state"),
+        &tmp.path().join("out"),
+    );
     assert_eq!(run.report.records_read, 8);
     assert_eq!(
         rejects_by_reason(&run.report),
-        BTreeMap::from([("bad_timestamp".into(), 1), ("invalid_phone".into(), 1), ("missing_key".into(), 1)])
+        BTreeMap::from([
+            ("bad_timestamp".into(), 1),
+            ("invalid_phone".into(), 1),
+            ("missing_key".into(), 1)
+        ])
     );
     let got = lines(&run.out.join("contacts.ndjson"));
-    let by: BTreeMap<&str, &Value> = got.iter().map(|c| (c["customer_id"].as_str().unwrap(), c)).collect();
+    let by: BTreeMap<&str, &Value> = got
+        .iter()
+        .map(|c| (c["customer_id"].as_str().unwrap(), c))
+        .collect();
     assert_eq!(by.len(), 4);
     let k1 = by["K-1001"];
     assert_eq!(k1["first_name"], "Jürgen");
     assert_eq!(k1["last_name"], "Müller", "the newer row's spelling wins");
     assert_eq!(k1["email"], "j.mueller@gmx.de");
     assert_eq!(k1["phone_e164"], "+4915123456789");
-    assert_eq!(k1["updated_at"], "2024-04-01T07:00:00Z", "+01:00 local time to UTC");
+    assert_eq!(
+        k1["updated_at"], "2024-04-01T07:00:00Z",
+        "+01:00 local time to UTC"
+    );
     assert_eq!(by["K-1002"]["first_name"], "Zoë");
     assert_eq!(by["K-1002"]["phone_e164"], "+49301234567");
     let k3 = by["K-1003"];
-    assert_eq!(k3["last_name"], "Großmann; geb. Weiß", "quoted delimiter kept");
+    assert_eq!(
+        k3["last_name"], "Großmann; geb. Weiß",
+        "quoted delimiter kept"
+    );
     assert_eq!(k3["do_not_call"], true, "status gekündigt = do not call");
     assert_eq!(k3["updated_at"], "2024-03-07T22:59:00Z");
     assert_eq!(by["K-1006"]["first_name"], "Ève");
     let rejects = lines(&run.out.join("rejects.ndjson"));
-    let at: Vec<(u64, &str)> = rejects.iter().map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap())).collect();
-    assert_eq!(at, vec![(6, "invalid_phone"), (7, "bad_timestamp"), (8, "missing_key")]);
+    let at: Vec<(u64, &str)> = rejects
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        at,
+        vec![
+            (6, "invalid_phone"),
+            (7, "bad_timestamp"),
+            (8, "missing_key")
+        ]
+    );
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
@@ -189,7 +319,9 @@ fn broken_rows_never_lose_the_rest() {
     let d = tmp.path();
     let mut csv = b"\xEF\xBB\xBFid,name,phone,email,ts\n".to_vec();
     csv.extend_from_slice(b"A1,Ann Lee,020 7946 0958,ann@x.io,2024-01-01T00:00:00Z\n");
-    csv.extend_from_slice(b"A2,\"Bob \"\"Bobby\"\" Ray\",020 7946 0959,bob@x.io,2024-01-01T00:00:00Z\n");
+    csv.extend_from_slice(
+        b"A2,\"Bob \"\"Bobby\"\" Ray\",020 7946 0959,bob@x.io,2024-01-01T00:00:00Z\n",
+    );
     csv.extend_from_slice(b"A3,\"Unclosed,020 7946 0960,c@x.io,2024-01-01T00:00:00Z\n");
     csv.extend_from_slice(b"A4,\"Multi\nLine\",020 7946 0961,d@x.io,2024-01-01T00:00:00Z\n");
     csv.extend_from_slice(b"A5,Bad \xFF Byte,020 7946 0962,e@x.io,2024-01-01T00:00:00Z\n");
@@ -203,11 +335,21 @@ fn broken_rows_never_lose_the_rest() {
         .iter()
         .map(|c| c["customer_id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids, ["A1", "A2", "A4", "A8"], "good rows after every bad one survive");
+    assert_eq!(
+        ids,
+        ["A1", "A2", "A4", "A8"],
+        "good rows after every bad one survive"
+    );
     let rejects = lines(&run.out.join("rejects.ndjson"));
     let at: Vec<(u64, &str, Option<&str>)> = rejects
         .iter()
-        .map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap(), r["field"].as_str()))
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap(),
+                r["field"].as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         at,
@@ -222,7 +364,10 @@ fn broken_rows_never_lose_the_rest() {
     let contacts = lines(&run.out.join("contacts.ndjson"));
     assert_eq!(contacts[1]["first_name"], "Bob");
     assert_eq!(contacts[1]["last_name"], "\"Bobby\" Ray");
-    assert_eq!(contacts[2]["first_name"], "Multi", "a quoted newline is one record");
+    assert_eq!(
+        contacts[2]["first_name"], "Multi",
+        "a quoted newline is one record"
+    );
     assert_eq!(contacts[2]["last_name"], "Line");
 }
 
@@ -253,7 +398,10 @@ fields = { customer_id = "id", phone = "p", updated_at = "t" }
         .collect();
     assert_eq!(ids, ["3", "J1"]);
     let rejects = lines(&run.out.join("rejects.ndjson"));
-    let at: Vec<(u64, &str)> = rejects.iter().map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap())).collect();
+    let at: Vec<(u64, &str)> = rejects
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
     assert_eq!(at, vec![(3, "malformed_row"), (5, "malformed_row")]);
     assert_eq!(run.report.rejects.get(&Reason::MalformedRow), Some(&2));
 }
@@ -262,7 +410,11 @@ fields = { customer_id = "id", phone = "p", updated_at = "t" }
 fn cli_reads_stdin_and_exits_2_with_one_clear_message() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    write(d, "feeds.toml", ONE_CSV.replace("\"in.csv\"", "\"-\"").as_bytes());
+    write(
+        d,
+        "feeds.toml",
+        ONE_CSV.replace("\"in.csv\"", "\"-\"").as_bytes(),
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_dedupd"))
         .args(["ingest", "--config"])
         .arg(d.join("feeds.toml"))
@@ -276,17 +428,31 @@ fn cli_reads_stdin_and_exits_2_with_one_clear_message() {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"id,name,phone,email,ts\nS1,Sue,+442079460958,,2024-01-01T00:00:00Z\n").unwrap();
+        stdin
+            .write_all(b"id,name,phone,email,ts\nS1,Sue,+442079460958,,2024-01-01T00:00:00Z\n")
+            .unwrap();
     }
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("1 new"), "{stderr}");
-    assert!(d.join(".dedupd").is_dir(), "state defaults to .dedupd/ beside the config");
-    assert!(!stderr.contains("+442079460958"), "no phone numbers on the terminal");
+    assert!(
+        d.join(".dedupd").is_dir(),
+        "state defaults to .dedupd/ beside the config"
+    );
+    assert!(
+        !stderr.contains("+442079460958"),
+        "no phone numbers on the terminal"
+    );
 
     // A config error: exit 2, one message naming the key.
-    write(d, "bad.toml", ONE_CSV.replace("format = \"csv\"", "format = \"xml\"").as_bytes());
+    write(
+        d,
+        "bad.toml",
+        ONE_CSV
+            .replace("format = \"csv\"", "format = \"xml\"")
+            .as_bytes(),
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_dedupd"))
         .args(["ingest", "--config"])
         .arg(d.join("bad.toml"))
@@ -294,11 +460,22 @@ fn cli_reads_stdin_and_exits_2_with_one_clear_message() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("format") && stderr.contains("xml"), "{stderr}");
-    assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("format") && stderr.contains("xml"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{stderr}"
+    );
 
     // A missing input file: exit 2 too.
-    write(d, "gone.toml", ONE_CSV.replace("in.csv", "nope.csv").as_bytes());
+    write(
+        d,
+        "gone.toml",
+        ONE_CSV.replace("in.csv", "nope.csv").as_bytes(),
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_dedupd"))
         .args(["ingest", "--config"])
         .arg(d.join("gone.toml"))

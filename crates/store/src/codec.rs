@@ -44,7 +44,10 @@ pub fn encode(c: &StoredContact, out: &mut Vec<u8>) {
 
 /// Decodes what [`encode`] wrote.
 pub fn decode(key: &str, bytes: &[u8]) -> Result<StoredContact, StoreError> {
-    let corrupt = |reason| StoreError::Corrupt { key: key.to_owned(), reason };
+    let corrupt = |reason| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason,
+    };
     let mut r = Reader { b: bytes };
     if r.u8().ok_or_else(|| corrupt("empty"))? != VERSION {
         return Err(corrupt("unknown layout version"));
@@ -66,7 +69,10 @@ pub fn decode(key: &str, bytes: &[u8]) -> Result<StoredContact, StoreError> {
                 let len = r.u32().ok_or_else(|| corrupt("truncated field"))? as usize;
                 let raw = r.take(len).ok_or_else(|| corrupt("truncated field"))?;
                 let value = std::str::from_utf8(raw).map_err(|_| corrupt("field is not UTF-8"))?;
-                *slot = Some(Stamped { value: value.to_owned(), at });
+                *slot = Some(Stamped {
+                    value: value.to_owned(),
+                    at,
+                });
             }
             _ => return Err(corrupt("bad field flag")),
         }
@@ -75,7 +81,12 @@ pub fn decode(key: &str, bytes: &[u8]) -> Result<StoredContact, StoreError> {
         return Err(corrupt("trailing bytes"));
     }
     Ok(StoredContact {
-        contact: Contact { external_id: key.to_owned(), fields, do_not_call_since, updated_at },
+        contact: Contact {
+            external_id: key.to_owned(),
+            fields,
+            do_not_call_since,
+            updated_at,
+        },
         hash,
     })
 }
@@ -101,10 +112,15 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+        self.take(4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
     }
     fn time(&mut self) -> Option<DateTime<Utc>> {
-        let v = self.take(8).and_then(|b| b.try_into().ok()).map(i64::from_le_bytes)?;
+        let v = self
+            .take(8)
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_le_bytes)?;
         DateTime::from_timestamp_micros(v)
     }
 }
@@ -121,7 +137,10 @@ mod tests {
         encode(&c, &mut buf);
         assert_eq!(decode("K1", &buf).unwrap(), c);
         for cut in 0..buf.len() {
-            assert!(decode("K1", &buf[..cut]).is_err(), "truncation at {cut} must be detected");
+            assert!(
+                decode("K1", &buf[..cut]).is_err(),
+                "truncation at {cut} must be detected"
+            );
         }
     }
 }

@@ -9,29 +9,48 @@ use crate::{ContactState, StoredContact};
 
 /// A deterministic contact for tests: `n` varies the values, `dnc` sets `do_not_call`.
 pub fn sample_contact(key: &str, n: i64, dnc: bool) -> Contact {
-    let at = Utc.timestamp_opt(1_700_000_000 + n, 0).single().unwrap_or_default();
+    let at = Utc
+        .timestamp_opt(1_700_000_000 + n, 0)
+        .single()
+        .unwrap_or_default();
     let mut r = ContactRecord::new(at);
     r.set(Field::CustomerId, Some(format!("CUST-{n}")));
     r.set(Field::FirstName, Some(format!("Näme{n}")));
-    r.set(Field::PhoneE164, Some(format!("+1201555{:04}", n.rem_euclid(10_000))));
+    r.set(
+        Field::PhoneE164,
+        Some(format!("+1201555{:04}", n.rem_euclid(10_000))),
+    );
     r.do_not_call = dnc;
     Contact::from_record(key.to_owned(), r)
 }
 
 /// Runs the suite; panics (test failure) on the first violation.
 pub fn run(store: &dyn ContactState) {
-    assert!(store.is_empty().expect("len"), "the suite needs an empty store");
+    assert!(
+        store.is_empty().expect("len"),
+        "the suite needs an empty store"
+    );
     assert_eq!(store.get("missing").expect("get"), None);
 
     let a = StoredContact::new(sample_contact("A", 1, false));
     let b = StoredContact::new(sample_contact("B", 2, true));
     let c = StoredContact::new(sample_contact("C", 3, false));
-    store.put_batch(&[c.clone(), a.clone(), b.clone()]).expect("put");
+    store
+        .put_batch(&[c.clone(), a.clone(), b.clone()])
+        .expect("put");
     assert_eq!(store.len().expect("len"), 3);
-    assert_eq!(store.get("B").expect("get"), Some(b.clone()), "round trip keeps every field");
+    assert_eq!(
+        store.get("B").expect("get"),
+        Some(b.clone()),
+        "round trip keeps every field"
+    );
 
     let many = store.get_many(&["C", "zz", "A"]).expect("get_many");
-    assert_eq!(many, vec![Some(c.clone()), None, Some(a.clone())], "get_many keeps the order of ids");
+    assert_eq!(
+        many,
+        vec![Some(c.clone()), None, Some(a.clone())],
+        "get_many keeps the order of ids"
+    );
 
     // Overwrite: a put replaces the whole stored contact.
     let a2 = StoredContact::new(sample_contact("A", 9, true));

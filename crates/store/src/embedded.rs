@@ -35,7 +35,10 @@ impl EmbeddedStore {
         let tx = db.begin_write().map_err(|e| open_err(Box::new(e)))?;
         tx.open_table(CONTACTS).map_err(|e| open_err(Box::new(e)))?;
         tx.commit().map_err(|e| open_err(Box::new(e)))?;
-        Ok(Self { db: Arc::new(db), path })
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+        })
     }
 
     /// The redb file.
@@ -52,11 +55,20 @@ impl EmbeddedStore {
         let handle = std::thread::Builder::new()
             .name("dedupd-state-writer".into())
             .spawn(move || writer_loop(&store, &rx));
-        EmbeddedWriter { tx: Some(tx), handle: handle.ok(), pending: Vec::new(), batch_size: batch_size.max(1), written: 0 }
+        EmbeddedWriter {
+            tx: Some(tx),
+            handle: handle.ok(),
+            pending: Vec::new(),
+            batch_size: batch_size.max(1),
+            written: 0,
+        }
     }
 }
 
-fn writer_loop(store: &EmbeddedStore, rx: &Receiver<Vec<StoredContact>>) -> Result<u64, StoreError> {
+fn writer_loop(
+    store: &EmbeddedStore,
+    rx: &Receiver<Vec<StoredContact>>,
+) -> Result<u64, StoreError> {
     let mut written = 0u64;
     for batch in rx {
         store.put_batch(&batch)?;
@@ -118,8 +130,13 @@ impl ContactState for EmbeddedStore {
     }
 
     fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<StoredContact>>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| StoreError::backend("read", e))?;
-        let table = tx.open_table(CONTACTS).map_err(|e| StoreError::backend("read", e))?;
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::backend("read", e))?;
+        let table = tx
+            .open_table(CONTACTS)
+            .map_err(|e| StoreError::backend("read", e))?;
         ids.iter()
             .map(|id| {
                 let v = table.get(*id).map_err(|e| StoreError::backend("read", e))?;
@@ -129,9 +146,14 @@ impl ContactState for EmbeddedStore {
     }
 
     fn put_batch(&self, batch: &[StoredContact]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| StoreError::backend("write", e))?;
+        let tx = self
+            .db
+            .begin_write()
+            .map_err(|e| StoreError::backend("write", e))?;
         {
-            let mut table = tx.open_table(CONTACTS).map_err(|e| StoreError::backend("write", e))?;
+            let mut table = tx
+                .open_table(CONTACTS)
+                .map_err(|e| StoreError::backend("write", e))?;
             let mut buf = Vec::with_capacity(256);
             for c in batch {
                 codec::encode(c, &mut buf);
@@ -143,9 +165,17 @@ impl ContactState for EmbeddedStore {
         tx.commit().map_err(|e| StoreError::backend("commit", e))
     }
 
-    fn for_each(&self, f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>) -> Result<(), StoreError> {
-        let tx = self.db.begin_read().map_err(|e| StoreError::backend("scan", e))?;
-        let table = tx.open_table(CONTACTS).map_err(|e| StoreError::backend("scan", e))?;
+    fn for_each(
+        &self,
+        f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::backend("scan", e))?;
+        let table = tx
+            .open_table(CONTACTS)
+            .map_err(|e| StoreError::backend("scan", e))?;
         for entry in table.iter().map_err(|e| StoreError::backend("scan", e))? {
             let (k, v) = entry.map_err(|e| StoreError::backend("scan", e))?;
             f(codec::decode(k.value(), v.value())?)?;
@@ -154,8 +184,13 @@ impl ContactState for EmbeddedStore {
     }
 
     fn len(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| StoreError::backend("count", e))?;
-        let table = tx.open_table(CONTACTS).map_err(|e| StoreError::backend("count", e))?;
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::backend("count", e))?;
+        let table = tx
+            .open_table(CONTACTS)
+            .map_err(|e| StoreError::backend("count", e))?;
         table.len().map_err(|e| StoreError::backend("count", e))
     }
 }
@@ -179,13 +214,21 @@ mod tests {
             let store = EmbeddedStore::open(dir.path()).unwrap();
             let mut w = store.writer(7);
             for i in 0..100 {
-                w.put(StoredContact::new(conformance::sample_contact(&format!("K{i:03}"), i, i % 2 == 0))).unwrap();
+                w.put(StoredContact::new(conformance::sample_contact(
+                    &format!("K{i:03}"),
+                    i,
+                    i % 2 == 0,
+                )))
+                .unwrap();
             }
             assert_eq!(w.finish().unwrap(), 100);
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(store.len().unwrap(), 100);
         let got = store.get("K042").unwrap().unwrap();
-        assert_eq!(got, StoredContact::new(conformance::sample_contact("K042", 42, true)));
+        assert_eq!(
+            got,
+            StoredContact::new(conformance::sample_contact("K042", 42, true))
+        );
     }
 }

@@ -67,8 +67,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn backend(op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
-        StoreError::Backend { op, source: Box::new(e) }
+    pub(crate) fn backend(
+        op: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Backend {
+            op,
+            source: Box::new(e),
+        }
     }
 }
 
@@ -84,7 +90,10 @@ pub trait ContactState: Send + Sync {
     /// Writes a batch atomically: all of it or none.
     fn put_batch(&self, batch: &[StoredContact]) -> Result<(), StoreError>;
     /// Visits every stored contact in `externalId` order.
-    fn for_each(&self, f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    fn for_each(
+        &self,
+        f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
     /// How many contacts are stored.
     fn len(&self) -> Result<u64, StoreError>;
     /// True when nothing is stored.

@@ -36,14 +36,14 @@ fn validate(email: &str) -> Result<(), EmailError> {
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(EmailError::Shape("contains whitespace"));
     }
-    let (local, domain) = email
-        .split_once('@')
-        .ok_or(EmailError::Shape("no '@'"))?;
+    let (local, domain) = email.split_once('@').ok_or(EmailError::Shape("no '@'"))?;
     if domain.contains('@') {
         return Err(EmailError::Shape("more than one '@'"));
     }
     if local.is_empty() || local.chars().count() > 64 {
-        return Err(EmailError::Shape("local part empty or longer than 64 characters"));
+        return Err(EmailError::Shape(
+            "local part empty or longer than 64 characters",
+        ));
     }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err(EmailError::Shape("misplaced '.' in the local part"));
@@ -74,11 +74,15 @@ mod tests {
     #[test]
     fn lowercases_and_trims() {
         assert_eq!(
-            normalize_email("  NEW.KATIE.SMITH10@GMAIL.COM ").unwrap().as_deref(),
+            normalize_email("  NEW.KATIE.SMITH10@GMAIL.COM ")
+                .unwrap()
+                .as_deref(),
             Some("new.katie.smith10@gmail.com")
         );
         assert_eq!(
-            normalize_email("new.leander.bärer33@gmail.com").unwrap().as_deref(),
+            normalize_email("new.leander.bärer33@gmail.com")
+                .unwrap()
+                .as_deref(),
             Some("new.leander.bärer33@gmail.com")
         );
         assert_eq!(normalize_email("   ").unwrap(), None);
@@ -86,7 +90,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes() {
-        for bad in ["a", "a@b", "@b.com", "a@@b.com", "a b@c.com", "a@b..com", "a@-b.com", ".a@b.com"] {
+        for bad in [
+            "a",
+            "a@b",
+            "@b.com",
+            "a@@b.com",
+            "a b@c.com",
+            "a@b..com",
+            "a@-b.com",
+            ".a@b.com",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad} should be refused");
         }
     }

@@ -33,7 +33,11 @@ pub fn normalize_name(raw: &str) -> Option<String> {
     let recased = recase(&cleaned);
     // Case mapping can leave a string that NFKC composes differently (`i̇` → `İ`); keep the
     // result in NFKC so that normalizing it again changes nothing.
-    let recased: String = if recased.is_ascii() { recased } else { recased.nfkc().collect() };
+    let recased: String = if recased.is_ascii() {
+        recased
+    } else {
+        recased.nfkc().collect()
+    };
     // A re-cased name must itself be stable; if some script's case mapping is not (a cased
     // letter whose title form is two letters), fall back to the cleaned input.
     if is_single_case(&recased) && recase(&recased) != recased {
@@ -46,7 +50,9 @@ pub fn normalize_name(raw: &str) -> Option<String> {
 /// with no single-letter capital (`ß` in `STRAßE`) does not count as lowercase.
 fn is_single_case(s: &str) -> bool {
     let has_upper = s.chars().any(char::is_uppercase);
-    let has_lower = s.chars().any(|c| c.is_lowercase() && c.to_uppercase().nth(1).is_none());
+    let has_lower = s
+        .chars()
+        .any(|c| c.is_lowercase() && c.to_uppercase().nth(1).is_none());
     !(has_upper && has_lower)
 }
 
@@ -148,7 +154,11 @@ mod tests {
             ("MC", "Mc"),
         ];
         for (input, want) in cases {
-            assert_eq!(normalize_name(input).as_deref(), Some(want), "input {input:?}");
+            assert_eq!(
+                normalize_name(input).as_deref(),
+                Some(want),
+                "input {input:?}"
+            );
         }
         assert_eq!(normalize_name(" \t "), None);
     }

@@ -63,7 +63,10 @@ pub enum PhoneError {
 ///   [`PhoneError::Invalid`].
 ///
 /// Returns `Ok(None)` for an empty value.
-pub fn normalize_phone(raw: &str, default_region: Option<Region>) -> Result<Option<String>, PhoneError> {
+pub fn normalize_phone(
+    raw: &str,
+    default_region: Option<Region>,
+) -> Result<Option<String>, PhoneError> {
     let cleaned = text::clean(raw);
     if cleaned.is_empty() {
         return Ok(None);
@@ -71,7 +74,8 @@ pub fn normalize_phone(raw: &str, default_region: Option<Region>) -> Result<Opti
     match parse_valid(&cleaned, default_region) {
         Ok(e164) => Ok(Some(e164)),
         Err(first) => {
-            let digits_start = cleaned.trim_start_matches(|c: char| !c.is_ascii_digit() && c != '+');
+            let digits_start =
+                cleaned.trim_start_matches(|c: char| !c.is_ascii_digit() && c != '+');
             if let Some(rest) = digits_start.strip_prefix("00") {
                 parse_valid(&format!("+{rest}"), default_region).map(Some)
             } else {
@@ -129,13 +133,22 @@ mod tests {
         assert_eq!(normalize_phone("555-0100", us()), Err(PhoneError::Invalid));
         assert!(normalize_phone("not a number", us()).is_err());
         assert_eq!(normalize_phone("  ", us()), Ok(None));
-        assert!(normalize_phone("(415) 555-2671", None).is_err(), "national form needs a region");
-        assert_eq!(normalize_phone("0044 20 7946 0958", None), Ok(Some("+442079460958".into())));
+        assert!(
+            normalize_phone("(415) 555-2671", None).is_err(),
+            "national form needs a region"
+        );
+        assert_eq!(
+            normalize_phone("0044 20 7946 0958", None),
+            Ok(Some("+442079460958".into()))
+        );
     }
 
     #[test]
     fn unknown_region_is_an_error() {
-        assert!(matches!("XX".parse::<Region>(), Err(PhoneError::UnknownRegion(_))));
+        assert!(matches!(
+            "XX".parse::<Region>(),
+            Err(PhoneError::UnknownRegion(_))
+        ));
         assert_eq!("gb".parse::<Region>().unwrap().code(), "GB");
     }
 

@@ -41,7 +41,11 @@ pub fn clean_opt(s: &str) -> Option<String> {
 
 /// NFKC without whitespace handling, for values where inner spaces matter to a later parser.
 pub fn nfkc(s: &str) -> String {
-    if s.is_ascii() { s.to_owned() } else { s.nfkc().collect() }
+    if s.is_ascii() {
+        s.to_owned()
+    } else {
+        s.nfkc().collect()
+    }
 }
 
 #[cfg(test)]
@@ -51,7 +55,10 @@ mod tests {
 
     #[test]
     fn folds_fullwidth_and_collapses_space() {
-        assert_eq!(clean("  Nａthａniel \t Wａlters\u{a0} "), "Nathaniel Walters");
+        assert_eq!(
+            clean("  Nａthａniel \t Wａlters\u{a0} "),
+            "Nathaniel Walters"
+        );
         assert_eq!(clean("\u{3000}"), "");
         assert_eq!(clean_opt(" \t"), None);
     }

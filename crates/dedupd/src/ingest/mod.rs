@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use dedupd_core::normalize::{normalize_email, normalize_name, normalize_phone, split_full_name, text};
+use dedupd_core::normalize::{
+    normalize_email, normalize_name, normalize_phone, split_full_name, text,
+};
 use dedupd_core::time::parse_timestamp;
 use dedupd_core::{Contact, ContactRecord, ExternalIdBuilder, Field};
 use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
@@ -59,8 +61,20 @@ pub struct Reject {
 }
 
 impl Reject {
-    pub(crate) fn new(source: &str, line: u64, field: Option<&str>, reason: Reason, message: String) -> Self {
-        Self { source: source.to_owned(), line, field: field.map(str::to_owned), reason, message }
+    pub(crate) fn new(
+        source: &str,
+        line: u64,
+        field: Option<&str>,
+        reason: Reason,
+        message: String,
+    ) -> Self {
+        Self {
+            source: source.to_owned(),
+            line,
+            field: field.map(str::to_owned),
+            reason,
+            message,
+        }
     }
 }
 
@@ -162,7 +176,10 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a source reader thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a source reader thread panicked")))
+            })
             .collect()
     });
 
@@ -226,7 +243,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
                 if outcome.do_not_call_set() {
                     report.do_not_call_new += 1;
                 }
-                changes.write(ChangeKind::Changed, &after, &outcome.changed_fields(), &outcome.stale_fields())?;
+                changes.write(
+                    ChangeKind::Changed,
+                    &after,
+                    &outcome.changed_fields(),
+                    &outcome.stale_fields(),
+                )?;
             } else if outcome.has_stale() {
                 report.stale += 1;
                 changes.write(ChangeKind::Stale, &after, &[], &outcome.stale_fields())?;
@@ -249,7 +271,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     report.contacts = contacts;
     report.do_not_call = dnc;
     rejects.sort_by_key(|r| {
-        let order = opts.config.sources.iter().position(|s| s.name == r.source).unwrap_or(usize::MAX);
+        let order = opts
+            .config
+            .sources
+            .iter()
+            .position(|s| s.name == r.source)
+            .unwrap_or(usize::MAX);
         (order, r.line)
     });
     output::write_rejects(&opts.out_dir, &rejects)?;
@@ -264,16 +291,24 @@ fn bar_style(template: &str) -> ProgressStyle {
 }
 
 fn source_bar(multi: &MultiProgress, src: &Source) -> ProgressBar {
-    let size = src.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len());
+    let size = src
+        .path
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len());
     let bar = match size {
         Some(n) => {
             let b = multi.add(ProgressBar::new(n));
-            b.set_style(bar_style("{prefix:>10} {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}"));
+            b.set_style(bar_style(
+                "{prefix:>10} {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}",
+            ));
             b
         }
         None => {
             let b = multi.add(ProgressBar::new_spinner());
-            b.set_style(bar_style("{prefix:>10} {spinner} {binary_bytes} {binary_bytes_per_sec}"));
+            b.set_style(bar_style(
+                "{prefix:>10} {spinner} {binary_bytes} {binary_bytes_per_sec}",
+            ));
             b
         }
     };
@@ -288,27 +323,44 @@ struct Collected {
     rejects: Vec<Reject>,
 }
 
-fn collect_source(src: &Source, key: &ExternalIdBuilder, bar: &ProgressBar) -> anyhow::Result<Collected> {
+fn collect_source(
+    src: &Source,
+    key: &ExternalIdBuilder,
+    bar: &ProgressBar,
+) -> anyhow::Result<Collected> {
     let input: Box<dyn Read + Send> = match &src.path {
         Some(p) => Box::new(
-            File::open(p).with_context(|| format!("source `{}`: cannot open {}", src.name, p.display()))?,
+            File::open(p)
+                .with_context(|| format!("source `{}`: cannot open {}", src.name, p.display()))?,
         ),
         None => Box::new(std::io::stdin()),
     };
     let input = read::decoded(input, src.encoding);
-    let mut c = Collector { src, key, contacts: HashMap::new(), rejects: Vec::new(), records_read: 0 };
+    let mut c = Collector {
+        src,
+        key,
+        contacts: HashMap::new(),
+        rejects: Vec::new(),
+        records_read: 0,
+    };
     let on_bytes = |n: u64| bar.inc(n);
     let io = match src.format {
-        Format::Csv => read::read_csv(&src.name, input, src.delimiter, &mut c, on_bytes).and_then(|header| {
-            check_header(src, header.as_deref())
-                .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidData, m))
-        }),
+        Format::Csv => {
+            read::read_csv(&src.name, input, src.delimiter, &mut c, on_bytes).and_then(|header| {
+                check_header(src, header.as_deref())
+                    .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidData, m))
+            })
+        }
         Format::Ndjson => read::read_ndjson(&src.name, input, &mut c, on_bytes),
         Format::Json => read::read_json_array(&src.name, input, &mut c, on_bytes),
     };
     bar.finish_and_clear();
     io.with_context(|| format!("source `{}`: read failed", src.name))?;
-    Ok(Collected { records_read: c.records_read, contacts: c.contacts, rejects: c.rejects })
+    Ok(Collected {
+        records_read: c.records_read,
+        contacts: c.contacts,
+        rejects: c.rejects,
+    })
 }
 
 /// A CSV whose header lacks a mapped column is a configuration error, not a row error.
@@ -327,9 +379,16 @@ fn check_header(src: &Source, header: Option<&[String]>) -> Result<(), String> {
         &f.email,
         &f.status,
     ];
-    for col in mapped.into_iter().flatten().chain(std::iter::once(&f.updated_at)) {
+    for col in mapped
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&f.updated_at))
+    {
         if !header.iter().any(|h| h == col) {
-            return Err(format!("column `{col}` is not in the header (found: {})", header.join(", ")));
+            return Err(format!(
+                "column `{col}` is not in the header (found: {})",
+                header.join(", ")
+            ));
         }
     }
     Ok(())
@@ -347,11 +406,15 @@ impl Collector<'_> {
     fn build(&self, line: u64, row: &dyn Row) -> Result<(String, ContactRecord), Reject> {
         let src = self.src;
         let f = &src.fields;
-        let reject = |field: Option<&str>, reason: Reason, message: String| Reject::new(&src.name, line, field, reason, message);
+        let reject = |field: Option<&str>, reason: Reason, message: String| {
+            Reject::new(&src.name, line, field, reason, message)
+        };
         let get = |spec: &Option<String>| -> Result<Option<std::borrow::Cow<'_, str>>, Reject> {
             match spec {
                 None => Ok(None),
-                Some(s) => row.get(s).map_err(|(reason, message)| reject(Some(s), reason, message)),
+                Some(s) => row
+                    .get(s)
+                    .map_err(|(reason, message)| reject(Some(s), reason, message)),
             }
         };
         let customer_id = get(&f.customer_id)?;
@@ -365,7 +428,9 @@ impl Collector<'_> {
             })
             .map_err(|e| {
                 let col = match &e {
-                    dedupd_core::KeyError::Missing(n) if n == "account_number" => f.account_number.as_deref(),
+                    dedupd_core::KeyError::Missing(n) if n == "account_number" => {
+                        f.account_number.as_deref()
+                    }
                     _ => f.customer_id.as_deref(),
                 };
                 reject(col, Reason::MissingKey, e.to_string())
@@ -376,13 +441,18 @@ impl Collector<'_> {
             .map_err(|e| reject(Some(&f.updated_at), Reason::BadTimestamp, e.to_string()))?;
 
         let mut rec = ContactRecord::new(updated_at);
-        rec.set(Field::CustomerId, customer_id.as_deref().and_then(text::clean_opt));
-        rec.set(Field::AccountNumber, account.as_deref().and_then(text::clean_opt));
+        rec.set(
+            Field::CustomerId,
+            customer_id.as_deref().and_then(text::clean_opt),
+        );
+        rec.set(
+            Field::AccountNumber,
+            account.as_deref().and_then(text::clean_opt),
+        );
 
         if let Some(raw) = get(&f.phone)? {
-            let phone = normalize_phone(&raw, src.region).map_err(|e| {
-                reject(f.phone.as_deref(), Reason::InvalidPhone, e.to_string())
-            })?;
+            let phone = normalize_phone(&raw, src.region)
+                .map_err(|e| reject(f.phone.as_deref(), Reason::InvalidPhone, e.to_string()))?;
             rec.set(Field::PhoneE164, phone);
         }
         if let Some(raw) = get(&f.email)? {
@@ -419,7 +489,8 @@ impl RowSink for Collector<'_> {
                     c.absorb(&Contact::from_record(id, rec));
                 }
                 None => {
-                    self.contacts.insert(id.clone(), Contact::from_record(id, rec));
+                    self.contacts
+                        .insert(id.clone(), Contact::from_record(id, rec));
                 }
             },
             Err(r) => self.rejects.push(r),
@@ -439,7 +510,11 @@ trait ViewFields {
 
 impl ViewFields for Contact {
     fn view_fields(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = Field::ALL.into_iter().filter(|f| self.get(*f).is_some()).map(Field::name).collect();
+        let mut v: Vec<&'static str> = Field::ALL
+            .into_iter()
+            .filter(|f| self.get(*f).is_some())
+            .map(Field::name)
+            .collect();
         if self.do_not_call() {
             v.push("do_not_call");
         }

@@ -25,7 +25,11 @@ impl AtomicFile {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        Ok(Self { tmp, dest: dest.to_owned(), out: BufWriter::with_capacity(1 << 20, f) })
+        Ok(Self {
+            tmp,
+            dest: dest.to_owned(),
+            out: BufWriter::with_capacity(1 << 20, f),
+        })
     }
 
     pub(crate) fn writer(&mut self) -> &mut BufWriter<File> {
@@ -33,8 +37,11 @@ impl AtomicFile {
     }
 
     pub(crate) fn commit(mut self) -> anyhow::Result<()> {
-        self.out.flush().with_context(|| format!("cannot write {}", self.tmp.display()))?;
-        std::fs::rename(&self.tmp, &self.dest).with_context(|| format!("cannot write {}", self.dest.display()))
+        self.out
+            .flush()
+            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        std::fs::rename(&self.tmp, &self.dest)
+            .with_context(|| format!("cannot write {}", self.dest.display()))
     }
 }
 
@@ -62,11 +69,25 @@ struct ChangeLine<'a> {
 
 impl ChangesWriter {
     pub(crate) fn create(dir: &Path) -> anyhow::Result<Self> {
-        Ok(Self { file: AtomicFile::create(&dir.join("changes.ndjson"))? })
+        Ok(Self {
+            file: AtomicFile::create(&dir.join("changes.ndjson"))?,
+        })
     }
 
-    pub(crate) fn write(&mut self, change: ChangeKind, c: &Contact, fields: &[&'static str], stale: &[&'static str]) -> anyhow::Result<()> {
-        let line = ChangeLine { change, external_id: &c.external_id, fields, stale_fields: stale, contact: c.view() };
+    pub(crate) fn write(
+        &mut self,
+        change: ChangeKind,
+        c: &Contact,
+        fields: &[&'static str],
+        stale: &[&'static str],
+    ) -> anyhow::Result<()> {
+        let line = ChangeLine {
+            change,
+            external_id: &c.external_id,
+            fields,
+            stale_fields: stale,
+            contact: c.view(),
+        };
         let w = self.file.writer();
         serde_json::to_writer(&mut *w, &line)?;
         w.write_all(b"\n")?;
@@ -90,14 +111,23 @@ pub(crate) fn write_rejects(dir: &Path, rejects: &[Reject]) -> anyhow::Result<()
 fn csv_value(c: &Contact, column: &str) -> String {
     match column {
         "do_not_call" => c.do_not_call().to_string(),
-        "updated_at" => c.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        other => Field::from_name(other).and_then(|f| c.get(f)).unwrap_or_default().to_owned(),
+        "updated_at" => c
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        other => Field::from_name(other)
+            .and_then(|f| c.get(f))
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
 /// Writes `contacts.ndjson` and `contacts.csv` from the whole state, in `externalId` order.
 /// Returns (contacts, contacts flagged do-not-call).
-pub(crate) fn write_contacts(store: &EmbeddedStore, dir: &Path, columns: &[String]) -> anyhow::Result<(u64, u64)> {
+pub(crate) fn write_contacts(
+    store: &EmbeddedStore,
+    dir: &Path,
+    columns: &[String],
+) -> anyhow::Result<(u64, u64)> {
     let mut nd = AtomicFile::create(&dir.join("contacts.ndjson"))?;
     let mut csv_file = AtomicFile::create(&dir.join("contacts.csv"))?;
     let mut count = 0u64;

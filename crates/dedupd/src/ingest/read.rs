@@ -24,7 +24,10 @@ pub(crate) trait RowSink {
 
 /// Wraps the input so that UTF-8 sources pass through untouched (invalid bytes are found per
 /// field, with their line) and others are decoded to UTF-8 on the fly. A UTF-8 BOM is dropped.
-pub(crate) fn decoded(input: Box<dyn Read + Send>, encoding: &'static encoding_rs::Encoding) -> Box<dyn BufRead + Send> {
+pub(crate) fn decoded(
+    input: Box<dyn Read + Send>,
+    encoding: &'static encoding_rs::Encoding,
+) -> Box<dyn BufRead + Send> {
     const CAP: usize = 256 * 1024;
     if encoding == encoding_rs::UTF_8 {
         let mut r = BufReader::with_capacity(CAP, input);
@@ -47,7 +50,10 @@ fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, (Reason, String)> {
     std::str::from_utf8(bytes).map_err(|e| {
         (
             Reason::BadEncoding,
-            format!("{what}: invalid UTF-8 at byte {} (declare the source's encoding)", e.valid_up_to()),
+            format!(
+                "{what}: invalid UTF-8 at byte {} (declare the source's encoding)",
+                e.valid_up_to()
+            ),
         )
     })
 }
@@ -72,12 +78,21 @@ impl Row for CsvRow<'_> {
         };
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         let s = utf8(&self.fields[start..self.ends[i]], spec)?;
-        Ok(if s.trim().is_empty() { None } else { Some(Cow::Borrowed(s)) })
+        Ok(if s.trim().is_empty() {
+            None
+        } else {
+            Some(Cow::Borrowed(s))
+        })
     }
 }
 
 /// Splits one framed record into fields with `csv_core`. Returns whether quoting was balanced.
-fn split_record(parser: &mut csv_core::Reader, input: &[u8], out: &mut Vec<u8>, ends: &mut Vec<usize>) -> bool {
+fn split_record(
+    parser: &mut csv_core::Reader,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+) -> bool {
     use csv_core::ReadFieldResult;
     parser.reset();
     out.clear();
@@ -133,7 +148,10 @@ pub(crate) fn read_csv(
     mut on_bytes: impl FnMut(u64),
 ) -> std::io::Result<Option<Vec<String>>> {
     let quote = b'"';
-    let mut parser = csv_core::ReaderBuilder::new().delimiter(delimiter).quote(quote).build();
+    let mut parser = csv_core::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .quote(quote)
+        .build();
     let mut header: Option<Vec<String>> = None;
     let mut out = Vec::new();
     let mut ends = Vec::new();
@@ -151,7 +169,7 @@ pub(crate) fn read_csv(
             if take < pending.len() {
                 quotes += quote_count(&pending[take].1, quote);
                 take += 1;
-                if quotes % 2 == 0 {
+                if quotes.is_multiple_of(2) {
                     break true;
                 }
                 if take >= MAX_RECORD_LINES {
@@ -185,7 +203,13 @@ pub(crate) fn read_csv(
         if !framed {
             // Unclosed quote: give up on the first line only.
             pending.pop_front();
-            sink.reject(Reject::new(source, first_line, None, Reason::MalformedRow, "unclosed quote".into()));
+            sink.reject(Reject::new(
+                source,
+                first_line,
+                None,
+                Reason::MalformedRow,
+                "unclosed quote".into(),
+            ));
             continue;
         }
         let mut joined = Vec::new();
@@ -203,7 +227,10 @@ pub(crate) fn read_csv(
             }
             None => {
                 if !balanced {
-                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "unreadable header row"));
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "unreadable header row",
+                    ));
                 }
                 let mut names = Vec::with_capacity(ends.len());
                 let mut start = 0;
@@ -217,7 +244,14 @@ pub(crate) fn read_csv(
             }
             Some(h) => {
                 if balanced && ends.len() == h.len() {
-                    sink.row(first_line, &CsvRow { header: h, fields: &out, ends: &ends });
+                    sink.row(
+                        first_line,
+                        &CsvRow {
+                            header: h,
+                            fields: &out,
+                            ends: &ends,
+                        },
+                    );
                     pending.drain(..take);
                 } else if take > 1 {
                     // A stray quote joined lines that are not one record: refuse the first
@@ -253,14 +287,21 @@ struct JsonRow<'a>(&'a Value);
 
 impl Row for JsonRow<'_> {
     fn get(&self, spec: &str) -> Result<Option<Cow<'_, str>>, (Reason, String)> {
-        let v = if spec.starts_with('/') { self.0.pointer(spec) } else { self.0.get(spec) };
+        let v = if spec.starts_with('/') {
+            self.0.pointer(spec)
+        } else {
+            self.0.get(spec)
+        };
         match v {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(Cow::Borrowed(s))),
             Some(Value::Number(n)) => Ok(Some(Cow::Owned(n.to_string()))),
             Some(Value::Bool(b)) => Ok(Some(Cow::Owned(b.to_string()))),
-            Some(_) => Err((Reason::MalformedRow, format!("{spec}: expected a string, found an object or array"))),
+            Some(_) => Err((
+                Reason::MalformedRow,
+                format!("{spec}: expected a string, found an object or array"),
+            )),
         }
     }
 }
@@ -272,13 +313,23 @@ fn json_object(source: &str, line: u64, bytes: &[u8], sink: &mut dyn RowSink) {
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v @ Value::Object(_)) => sink.row(line, &JsonRow(&v)),
-        Ok(_) => sink.reject(Reject::new(source, line, None, Reason::MalformedRow, "not a JSON object".into())),
+        Ok(_) => sink.reject(Reject::new(
+            source,
+            line,
+            None,
+            Reason::MalformedRow,
+            "not a JSON object".into(),
+        )),
         Err(e) => sink.reject(Reject::new(
             source,
             line,
             None,
             Reason::MalformedRow,
-            format!("invalid JSON at column {}: {}", e.column(), e.classify_name()),
+            format!(
+                "invalid JSON at column {}: {}",
+                e.column(),
+                e.classify_name()
+            ),
         )),
     }
 }
@@ -360,7 +411,13 @@ pub(crate) fn read_json_array(
                     if b == b'[' {
                         st = St::Between;
                     } else if !b.is_ascii_whitespace() {
-                        sink.reject(Reject::new(source, line, None, Reason::MalformedRow, "expected a JSON array".into()));
+                        sink.reject(Reject::new(
+                            source,
+                            line,
+                            None,
+                            Reason::MalformedRow,
+                            "expected a JSON array".into(),
+                        ));
                         st = St::After;
                     }
                 }
@@ -416,7 +473,13 @@ pub(crate) fn read_json_array(
         // Cut off mid-element: that element is the reject.
         json_object(source, elem_line, &elem, sink);
     } else if st != St::After {
-        sink.reject(Reject::new(source, line, None, Reason::MalformedRow, "the JSON array is not closed".into()));
+        sink.reject(Reject::new(
+            source,
+            line,
+            None,
+            Reason::MalformedRow,
+            "the JSON array is not closed".into(),
+        ));
     }
     Ok(())
 }
