@@ -87,10 +87,10 @@ pub use external::{
 };
 pub use outbound::{
     AddContactsOptions, AddContactsReport, ColumnStatus, ColumnType, ContactList, ContactListQuery,
-    ContactListingRequest, ContactSort, ContactableStatus, DialerContact, EmailColumn,
-    FilterClause, FilterOperator, FilterPredicate, FilterRange, FilterType, MAX_CONTACTS_PER_ADD,
-    MAX_PAGE_SIZE, OutboundApi, PhoneColumn, PhoneNumberStatus, RejectedContact, SearchCriteria,
-    WritableDialerContact,
+    ContactListingRequest, ContactSort, ContactableStatus, DELETE_IDS_PER_CALL, DialerContact,
+    EmailColumn, FilterClause, FilterOperator, FilterPredicate, FilterRange, FilterType,
+    MAX_CONTACTS_PER_ADD, MAX_PAGE_SIZE, OutboundApi, PhoneColumn, PhoneNumberStatus,
+    RejectedContact, SearchCriteria, WritableDialerContact,
 };
 pub use retry::{RetryAction, classify_status, classify_transport, parse_retry_after};
 pub use secrecy::SecretString;

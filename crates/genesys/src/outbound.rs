@@ -18,6 +18,8 @@ use crate::error::{Error, ErrorBody};
 
 /// Largest batch add-contacts accepts.
 pub const MAX_CONTACTS_PER_ADD: usize = 1000;
+/// Ids per request of [`OutboundApi::delete_contacts`].
+pub const DELETE_IDS_PER_CALL: usize = 100;
 /// Largest page size of contact list listings and contact searches.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
@@ -536,14 +538,15 @@ impl OutboundApi<'_> {
     }
 
     /// [`OutboundApi::add_contacts`] that isolates permanently refused contacts instead of
-    /// failing the batch: on a 4xx naming contacts of the batch, those are moved to
-    /// [`AddContactsReport::rejected`] and the rest is sent again; on a 4xx naming none, the
-    /// batch is split in halves until the offenders stand alone. Every contact must carry an
-    /// id (the upsert key), which makes re-sending safe.
+    /// failing the batch: on a 400/413/422 naming contacts of the batch, those are moved to
+    /// [`AddContactsReport::rejected`] and the rest is sent again; on one naming none, the
+    /// batch is split in halves until the offenders stand alone (a contact refused alone is
+    /// rejected). Every contact must carry an id (the upsert key), which makes re-sending safe.
     ///
-    /// Transient failures that outlast the retry policy, and [`Error::OutcomeUnknown`], end
-    /// the call with `Err`: nothing of the batch is known to be written, send it again later
-    /// (the upsert makes that safe).
+    /// Other errors end the call with `Err`: transient failures that outlast the retry
+    /// policy, [`Error::OutcomeUnknown`], and errors about the request as a whole (401, 403,
+    /// 404 unknown list, …). Sub-batches sent before may already be written; since every write
+    /// is an upsert by id, send the whole batch again later.
     pub async fn add_contacts_isolating(
         &self,
         list_id: &str,
@@ -581,7 +584,7 @@ impl OutboundApi<'_> {
                     );
                     report.accepted.extend(stored);
                 }
-                Err(error) if is_permanent_client_error(&error) => {
+                Err(error) if is_per_record_error(&error) => {
                     let body = error.error_body().cloned().unwrap_or_default();
                     let named: HashSet<String> = error.rejected_entity_ids().into_iter().collect();
                     let (offenders, rest): (Vec<_>, Vec<_>) = batch
@@ -655,19 +658,19 @@ impl OutboundApi<'_> {
     }
 
     /// `DELETE /api/v2/outbound/contactlists/{contactListId}/contacts?contactIds=…`: delete
-    /// many (the ids are sent comma-joined, as the official SDKs do). Contacts in use by a
-    /// campaign are not deleted.
+    /// many. The ids are sent comma-joined, as the official SDKs do, [`DELETE_IDS_PER_CALL`]
+    /// per request so URLs stay short. Contacts in use by a campaign are not deleted.
     pub async fn delete_contacts(
         &self,
         list_id: &str,
         contact_ids: &[String],
     ) -> Result<(), Error> {
-        if contact_ids.is_empty() {
-            return Ok(());
+        for chunk in contact_ids.chunks(DELETE_IDS_PER_CALL) {
+            let call = Call::delete(lists_path(&[list_id, "contacts"]))
+                .query("contactIds", chunk.join(","));
+            self.client.unit(call).await?;
         }
-        let call = Call::delete(lists_path(&[list_id, "contacts"]))
-            .query("contactIds", contact_ids.join(","));
-        self.client.unit(call).await
+        Ok(())
     }
 
     /// `POST /api/v2/outbound/contactlists/{contactListId}/contacts/bulk`: fetch contacts by id.
@@ -719,10 +722,14 @@ impl OutboundApi<'_> {
     }
 }
 
-fn is_permanent_client_error(error: &Error) -> bool {
+/// Errors that can be caused by individual contacts of a batch, so that isolating them helps:
+/// validation (400, 422) and a body too large (413). Anything else (401/403 permissions, 404 no
+/// such list, 409, …) is about the request as a whole and ends the call.
+fn is_per_record_error(error: &Error) -> bool {
     matches!(error, Error::Api(_))
-        && error.status().is_some_and(|s| s.is_client_error())
-        && !error.is_transient()
+        && error
+            .status()
+            .is_some_and(|s| matches!(s.as_u16(), 400 | 413 | 422))
 }
 
 #[cfg(test)]

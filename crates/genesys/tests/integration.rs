@@ -428,7 +428,7 @@ async fn occasional_429s_are_retried_until_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried_and_the_attempt_cap_holds() {
-    let emu = emulator(faults(vec![rule(FaultKind::ServerError, 0.4)])).await;
+    let emu = emulator(faults(vec![rule(FaultKind::ServerError, 0.3)])).await;
     let client = client_for(&emu).await;
     let calls: Vec<_> = (0..20)
         .map(|_| {
@@ -810,6 +810,16 @@ async fn add_contacts_names_the_rejected_record_and_isolating_rejects_only_it() 
         again.rejected_entity_ids(),
         vec![report.rejected[0].contact.id.clone().unwrap()]
     );
+
+    // An error about the request as a whole (unknown list) is not blamed on the contacts.
+    let before = route_count(&emu, ADD_ROUTE);
+    let error = client
+        .outbound()
+        .add_contacts_isolating("no-such-list", contacts, AddContactsOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.status().map(|s| s.as_u16()), Some(404));
+    assert_eq!(route_count(&emu, ADD_ROUTE) - before, 1);
 }
 
 #[tokio::test]
