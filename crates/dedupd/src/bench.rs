@@ -62,14 +62,15 @@ fn bench_ingest(dir: &Path, records: u64, changed_pct: f64, seed: u64) -> anyhow
         std::fs::remove_dir_all(&state)?;
     }
     let t = Instant::now();
-    let customers = generate(dir, records, seed, 0.0)?;
+    let (customers, _) = generate(dir, records, seed, 0.0)?;
     eprintln!(
-        "Generated {records} records for {customers} customers in {:.1} s.",
+        "Generated {records} records (customer ids drawn from {customers}) in {:.1} s.",
         t.elapsed().as_secs_f64()
     );
 
     let first = run_ingest(dir, &state, "out1")?;
-    generate(dir, records, seed, changed_pct)?;
+    let (_, updates) = generate(dir, records, seed, changed_pct)?;
+    eprintln!("Regenerated the feeds with {updates} newer rows ({changed_pct} % of customer ids).");
     let second = run_ingest(dir, &state, "out2")?;
 
     let rate = |r: &serde_json::Value| {
@@ -82,7 +83,7 @@ fn bench_ingest(dir: &Path, records: u64, changed_pct: f64, seed: u64) -> anyhow
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, r) in [
         ("first (empty state)", &first),
-        ("second (1 % changed)", &second),
+        ("second (same feeds + changed rows)", &second),
     ] {
         let rejects: u64 = r["rejects"]
             .as_object()
@@ -188,9 +189,10 @@ fn phone(rng: &mut Rng, cust: u64) -> String {
     }
 }
 
-/// Writes crm.csv, webform.ndjson, billing.json and feeds.toml; returns the customer count.
-/// With `changed_pct > 0`, that share of customers gets a newer CRM row with a new e-mail.
-fn generate(dir: &Path, records: u64, seed: u64, changed_pct: f64) -> anyhow::Result<u64> {
+/// Writes crm.csv, webform.ndjson, billing.json and feeds.toml; returns (customers drawn,
+/// update rows). With `changed_pct > 0`, that share of customers gets one more, newer CRM row
+/// with a new e-mail (appended; the other records are the same as with 0 %).
+fn generate(dir: &Path, records: u64, seed: u64, changed_pct: f64) -> anyhow::Result<(u64, u64)> {
     let customers = (records / 2).max(1);
     let mut crm = BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("crm.csv"))?);
     let mut web =
@@ -209,8 +211,6 @@ fn generate(dir: &Path, records: u64, seed: u64, changed_pct: f64) -> anyhow::Re
     let mut line = String::with_capacity(256);
     for r in 0..records {
         let cust = rng.below(customers);
-        // A per-customer, run-independent draw decides who is in the changed share.
-        let changed = Rng(cust ^ 0xC0FFEE).next() % 1_000_000 < threshold;
         let first = FIRST[(cust % FIRST.len() as u64) as usize];
         let last = LAST[(cust / 7 % LAST.len() as u64) as usize];
         let dom = rng.pick(DOMAINS);
@@ -219,21 +219,11 @@ fn generate(dir: &Path, records: u64, seed: u64, changed_pct: f64) -> anyhow::Re
         line.clear();
         match r % 10 {
             0..=3 => {
-                let (email, ts) = if changed && r % 10 == 0 {
-                    (
-                        format!("moved.{}{cust}@{dom}", first.to_lowercase()),
-                        base + 90 * 86_400,
-                    )
-                } else {
-                    (
-                        format!(
-                            "{}.{}{cust}@{dom}",
-                            first.to_lowercase(),
-                            last.to_lowercase()
-                        ),
-                        ts,
-                    )
-                };
+                let email = format!(
+                    "{}.{}{cust}@{dom}",
+                    first.to_lowercase(),
+                    last.to_lowercase()
+                );
                 let t = chrono::DateTime::from_timestamp(ts as i64, 0).unwrap_or_default();
                 let first = if r % 3 == 0 {
                     first.to_uppercase()
@@ -278,12 +268,29 @@ fn generate(dir: &Path, records: u64, seed: u64, changed_pct: f64) -> anyhow::Re
             }
         }
     }
+    // The changed share: a newer CRM row with a new e-mail for each chosen customer, decided by
+    // a per-customer draw so that the same customers change whatever the record count.
+    let mut updates = 0u64;
+    if threshold > 0 {
+        let at =
+            chrono::DateTime::from_timestamp((base + 90 * 86_400) as i64, 0).unwrap_or_default();
+        for cust in 0..customers {
+            if Rng(cust ^ 0xC0FFEE).next() % 1_000_000 < threshold {
+                updates += 1;
+                writeln!(
+                    crm,
+                    "CUST-{cust},,,,moved.{cust}@example.org,,{}",
+                    at.format("%Y-%m-%d %H:%M:%S")
+                )?;
+            }
+        }
+    }
     writeln!(bill, "\n]")?;
     crm.flush()?;
     web.flush()?;
     bill.flush()?;
     std::fs::write(dir.join("feeds.toml"), BENCH_CONFIG)?;
-    Ok(customers)
+    Ok((customers, updates))
 }
 
 const BENCH_CONFIG: &str = r#"[key]

@@ -8,7 +8,7 @@
 mod output;
 pub(crate) mod read;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
@@ -22,6 +22,7 @@ use dedupd_core::time::parse_timestamp;
 use dedupd_core::{Contact, ContactRecord, ExternalIdBuilder, Field};
 use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 
 use crate::config::{Config, Format, Source};
@@ -185,7 +186,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 
     let mut report = Report::default();
     let mut rejects = Vec::new();
-    let mut merged: HashMap<String, Contact> = HashMap::new();
+    let mut merged: HashMap<String, Contact> = HashMap::default();
     for (src, res) in opts.config.sources.iter().zip(results) {
         let c = res?;
         report.records_read += c.records_read;
@@ -339,7 +340,7 @@ fn collect_source(
     let mut c = Collector {
         src,
         key,
-        contacts: HashMap::new(),
+        contacts: HashMap::default(),
         rejects: Vec::new(),
         records_read: 0,
     };
