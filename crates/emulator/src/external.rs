@@ -374,6 +374,7 @@ pub(crate) fn insert_new(
     inner.ext_seq += 1;
     let now = now_iso();
     let seq = inner.ext_seq;
+    inner.ext_order.insert(seq, id.clone());
     inner.ext.insert(
         id.clone(),
         ExtRec {
@@ -715,12 +716,16 @@ pub(crate) async fn scan(State(st): State<EmulatorState>, q: Params) -> ApiResul
             .ok_or_else(|| ApiError::invalid_value(format!("Invalid cursor [{c}].")))?,
     };
     let inner = st.lock();
-    let rest: Vec<&ExtRec> = live_heads(&inner)
-        .into_iter()
-        .filter(|r| r.seq > after)
+    // Walk the creation-order index from the cursor; one extra live contact tells "more".
+    let mut page: Vec<&ExtRec> = inner
+        .ext_order
+        .range(after.saturating_add(1)..)
+        .filter_map(|(_, id)| inner.ext.get(id))
+        .filter(|r| !r.deleted && r.merged_to.is_none())
+        .take(limit + 1)
         .collect();
-    let page: Vec<&ExtRec> = rest.iter().take(limit).copied().collect();
-    let more = rest.len() > page.len();
+    let more = page.len() > limit;
+    page.truncate(limit);
     let self_uri = match q.get("cursor") {
         Some(c) if !c.is_empty() => {
             format!("/api/v2/externalcontacts/scan/contacts?limit={limit}&cursor={c}")

@@ -543,8 +543,8 @@ fn decide(
         && t.burst_left > 0
     {
         t.burst_left -= 1;
+        let ra = t.burst_retry_after.max(1);
         inner.count_fault(FaultKind::RateLimitBurst.as_str());
-        let ra = 1;
         return Decision::Reject(ApiError::too_many_requests(ra));
     }
 
@@ -597,14 +597,14 @@ fn decide(
             FaultKind::RateLimitBurst => {
                 inner.count_fault(FaultKind::RateLimitBurst.as_str());
                 let burst = rule.burst.unwrap_or(1).max(1);
+                let retry_after = rule.retry_after_secs.unwrap_or(1).max(1);
                 if let Some(tok) = token
                     && let Some(t) = inner.tokens.get_mut(tok)
                 {
                     t.burst_left = burst - 1;
+                    t.burst_retry_after = retry_after;
                 }
-                terminal = Some(Decision::Reject(ApiError::too_many_requests(
-                    rule.retry_after_secs.unwrap_or(1),
-                )));
+                terminal = Some(Decision::Reject(ApiError::too_many_requests(retry_after)));
             }
             FaultKind::ServerError => {
                 inner.count_fault(FaultKind::ServerError.as_str());

@@ -125,6 +125,7 @@ pub(crate) async fn token(State(st): State<EmulatorState>, req: Request) -> Resp
             requests: 0,
             max_in_window: 0,
             burst_left: 0,
+            burst_retry_after: 1,
         },
     );
     inner.stats.tokens_issued += 1;

@@ -89,6 +89,8 @@ pub(crate) struct TokenInfo {
     pub(crate) max_in_window: u64,
     /// Remaining injected 429s of a burst.
     pub(crate) burst_left: u32,
+    /// `Retry-After` of the ongoing burst.
+    pub(crate) burst_retry_after: u64,
 }
 
 pub(crate) struct ContactListRec {
@@ -152,6 +154,8 @@ pub(crate) struct Inner {
     pub(crate) lists: BTreeMap<String, ContactListRec>,
     pub(crate) ext: HashMap<String, ExtRec>,
     pub(crate) ext_seq: u64,
+    /// Creation order → id (the scan order).
+    pub(crate) ext_order: BTreeMap<u64, String>,
     pub(crate) conversations: HashMap<String, ConversationRec>,
     /// `(integrationId, from.id)` → open conversation id.
     pub(crate) open_conversations: HashMap<(String, String), String>,
@@ -174,6 +178,7 @@ impl Inner {
             lists: BTreeMap::new(),
             ext: HashMap::new(),
             ext_seq: 0,
+            ext_order: BTreeMap::new(),
             conversations: HashMap::new(),
             open_conversations: HashMap::new(),
             stats: Stats::default(),

@@ -162,10 +162,10 @@ async fn rate_limit_bursts() {
         body["message"],
         "Rate limit exceeded the maximum. Retry the request in [2] seconds"
     );
-    // The burst continues for the token on any route, then stops.
-    e.get("/api/v2/outbound/contactlists")
-        .await
-        .expect_error(429, "too.many.requests.retry.after");
+    // The burst continues for the token on any route, with the same Retry-After, then stops.
+    let second = e.get("/api/v2/outbound/contactlists").await;
+    assert_eq!(second.header("retry-after"), Some("2"));
+    second.expect_error(429, "too.many.requests.retry.after");
     e.get("/api/v2/outbound/contactlists")
         .await
         .expect_error(429, "too.many.requests.retry.after");
