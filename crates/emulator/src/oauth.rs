@@ -93,7 +93,7 @@ pub(crate) async fn token(State(st): State<EmulatorState>, req: Request) -> Resp
     let ttl = inner
         .faults
         .token_ttl_secs
-        .map(Duration::from_secs_f64)
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
         .unwrap_or(st.shared.token_ttl);
     inner.token_seq += 1;
     let ordinal = inner.token_seq;
@@ -118,7 +118,10 @@ pub(crate) async fn token(State(st): State<EmulatorState>, req: Request) -> Resp
             ordinal,
             client_id,
             issued: now,
-            expires: now + ttl,
+            // A huge configured ttl means "never" rather than an overflow.
+            expires: now
+                .checked_add(ttl)
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400)),
             revoked: false,
             admitted: Default::default(),
             seen: Default::default(),
@@ -130,7 +133,9 @@ pub(crate) async fn token(State(st): State<EmulatorState>, req: Request) -> Resp
     );
     inner.stats.tokens_issued += 1;
     drop(inner);
-    let expires_in = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    let expires_in = ttl
+        .as_secs()
+        .saturating_add(u64::from(ttl.subsec_nanos() > 0));
     ok_json(json!({
         "access_token": token,
         "token_type": "bearer",

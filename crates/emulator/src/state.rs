@@ -254,10 +254,12 @@ impl Inner {
         if t.revoked || now >= t.expires {
             return false;
         }
-        if let Some(every) = self.faults.revoke_tokens_every_secs
-            && every > 0.0
+        if let Some(period) = self
+            .faults
+            .revoke_tokens_every_secs
+            .and_then(|every| Duration::try_from_secs_f64(every).ok())
+            .filter(|p| !p.is_zero())
         {
-            let period = Duration::from_secs_f64(every);
             let epoch = |at: Instant| {
                 at.checked_duration_since(self.faults_set_at)
                     .map_or(0, |d| d.as_nanos() / period.as_nanos().max(1))

@@ -202,3 +202,29 @@ async fn client_credentials_in_form_fields_and_configured_clients() {
     let _ = json!(null);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn unvalidated_profiles_and_extreme_ttls_do_not_break_the_server() {
+    // set_faults takes the profile as given: nonsense values must not panic a request.
+    let e = start(EmulatorConfig {
+        token_ttl: Duration::MAX,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    e.get("/api/v2/outbound/contactlists").await.expect(200);
+    e.emu.state().set_faults(FaultProfile {
+        token_ttl_secs: Some(-1.0),
+        revoke_tokens_every_secs: Some(f64::NAN),
+        ..FaultProfile::default()
+    });
+    let t = e.new_token().await;
+    e.call_with(
+        Method::GET,
+        "/api/v2/outbound/contactlists",
+        None,
+        Some(&t),
+        &[],
+    )
+    .await
+    .expect(200);
+}

@@ -539,3 +539,63 @@ async fn a_429_validates_against_the_schema() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn malformed_bodies_never_crash_a_route() {
+    let e = start(EmulatorConfig::default()).await;
+    let deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000));
+    let bodies = [
+        "{",
+        "[]",
+        "{}",
+        "\"text\"",
+        "123",
+        "true",
+        "[1,2,3]",
+        "[{\"contactListId\": 5}]",
+        "{\"entities\": [1, \"x\", null, {\"id\": 7}]}",
+        "{\"contactIds\": \"a,b\"}",
+        "{\"changes\": [{\"field\": \"$.\", \"action\": \"Update\"}]}",
+        "{\"channel\": 1}",
+        "{\"attributes\": [\"x\"]}",
+        "\u{0}\u{1}binary",
+        deep.as_str(),
+    ];
+    for (method, template) in ROUTES {
+        if !matches!(*method, "POST" | "PUT" | "PATCH") || *template == "/oauth/token" {
+            continue;
+        }
+        let path = template
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        for body in &bodies {
+            let r = e
+                .http
+                .request(method.parse().expect("method"), format!("{}{path}", e.base))
+                .bearer_auth(&e.token)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap_or_else(|err| {
+                    panic!("{method} {path} with {body:.40}: connection failed: {err}")
+                });
+            let r = crate::common::to_resp(r).await;
+            assert!(
+                r.status.as_u16() < 500,
+                "{method} {path} with {body:.40} -> {}: {}",
+                r.status,
+                r.raw
+            );
+            if !r.status.is_success() {
+                assert!(
+                    r.body["code"].is_string(),
+                    "{method} {path}: not an ErrorBody: {}",
+                    r.raw
+                );
+            }
+        }
+    }
+}
