@@ -335,6 +335,25 @@ paths = ["/api/v2/outbound/contactlists/*/contacts"]
     }
 
     #[test]
+    fn shipped_profiles_are_valid() {
+        let p = FaultProfile::from_file(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fault-profiles/sync-chaos.toml"
+        ))
+        .expect("the shipped profile is valid");
+        assert_eq!(p.token_ttl_secs, Some(30.0));
+        let kinds: Vec<FaultKind> = p.rules.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                FaultKind::RateLimitBurst,
+                FaultKind::ServerError,
+                FaultKind::GatewayTimeoutApplied
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = FaultProfile::from_toml_str("[[rules]]\nkind = \"slow\"\nprobabilty = 0.5\n")
             .expect_err("typo must be rejected")

@@ -58,6 +58,9 @@
 //! request order give the same faults. Rules apply to `/api/v2` routes unless `paths` name
 //! others (e.g. `/oauth/token`).
 //!
+//! `crates/emulator/fault-profiles/sync-chaos.toml` is the profile of the sync acceptance run
+//! (10 % 429, 5 % 5xx, 2 % 504-but-applied, tokens expiring every 30 s).
+//!
 //! **Per-record failures** (how the platform reports them is not documented; the closest
 //! plausible forms were chosen):
 //! - add contacts (`POST …/contactlists/{id}/contacts`) is **atomic**: a bad record (validation
