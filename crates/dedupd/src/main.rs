@@ -48,6 +48,34 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Run the Genesys Cloud emulator alone (for demos, dry runs and benchmarks).
+    ///
+    /// Serves POST /oauth/token and the /api/v2 paths dedupd uses on http://127.0.0.1:PORT,
+    /// with a per-token rate limit and optional seeded fault injection; its admin API is under
+    /// /__emulator/. Stops on Ctrl-C.
+    Emulator {
+        /// Port on 127.0.0.1 (0 = any free port).
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+        /// Fault profile (TOML): 429 bursts, 5xx, slow responses, 504-but-applied, token expiry, …
+        #[arg(long)]
+        faults: Option<PathBuf>,
+        /// Requests per minute per token.
+        #[arg(long, default_value_t = 300)]
+        rate_limit: u32,
+        /// OAuth client id the emulator accepts.
+        #[arg(long, env = "DEDUPD_EMULATOR_CLIENT_ID", default_value = "dedupd-demo")]
+        client_id: String,
+        /// OAuth client secret the emulator accepts (never printed).
+        #[arg(
+            long,
+            env = "DEDUPD_EMULATOR_CLIENT_SECRET",
+            default_value = "dedupd-demo-secret",
+            hide_default_value = true,
+            hide_env_values = true
+        )]
+        client_secret: String,
+    },
     /// Measure a job end to end on synthetic data.
     Bench {
         #[command(subcommand)]
@@ -100,6 +128,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { job } => bench::run(job, progress),
+        Command::Emulator {
+            port,
+            faults,
+            rate_limit,
+            client_id,
+            client_secret,
+        } => {
+            let mut cfg = dedupd_emulator::EmulatorConfig {
+                rate_limit_per_minute: rate_limit,
+                clients: vec![(client_id.clone(), client_secret)],
+                ..Default::default()
+            };
+            if let Some(path) = &faults {
+                cfg.faults = dedupd_emulator::FaultProfile::from_file(path)?;
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                let emu = dedupd_emulator::RunningEmulator::start_on(cfg, addr)
+                    .await
+                    .with_context(|| format!("cannot start the emulator on {addr}"))?;
+                eprintln!(
+                    "Genesys Cloud emulator on {} (client id `{client_id}`, {rate_limit} requests/min per token). Ctrl-C stops it.",
+                    emu.base_url()
+                );
+                tokio::signal::ctrl_c().await?;
+                emu.shutdown().await;
+                Ok(())
+            })
+        }
     }
 }
 

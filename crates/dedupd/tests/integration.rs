@@ -486,3 +486,44 @@ fn cli_reads_stdin_and_exits_2_with_one_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.csv"));
 }
+
+#[test]
+fn emulator_subcommand_serves_oauth_on_an_ephemeral_port() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["emulator", "--port", "0", "--client-id", "cli-test"])
+        .env("DEDUPD_EMULATOR_CLIENT_SECRET", "s3cret-value")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).unwrap();
+    assert!(
+        !banner.contains("s3cret-value"),
+        "the secret is never printed: {banner}"
+    );
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("banner names the URL");
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    // Basic base64("cli-test:s3cret-value")
+    let body = "grant_type=client_credentials";
+    write!(
+        conn,
+        "POST /oauth/token HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic Y2xpLXRlc3Q6czNjcmV0LXZhbHVl\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.contains("\"access_token\"") && resp.contains("\"expires_in\""),
+        "{resp}"
+    );
+}
