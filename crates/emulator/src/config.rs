@@ -8,12 +8,16 @@ use serde::{Deserialize, Serialize};
 use crate::error::EmulatorError;
 
 /// How an emulator instance behaves. `Default` gives the platform's defaults: 300 requests per
-/// minute per token, 24 h tokens, one client `dedupd-demo` / `dedupd-demo-secret`, no faults,
-/// seed 0.
+/// minute per token ([`RateLimitScope::PerToken`]), 24 h tokens, one client `dedupd-demo` /
+/// `dedupd-demo-secret`, no faults, seed 0.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
-    /// Requests allowed per token in any 60 s sliding window.
+    /// Requests allowed in any 60 s sliding window, per token or per client depending on
+    /// [`rate_limit_scope`](EmulatorConfig::rate_limit_scope).
     pub rate_limit_per_minute: u32,
+    /// What one `rate_limit_per_minute` budget covers: each token (the platform's behaviour,
+    /// the default) or all tokens of one OAuth client together.
+    pub rate_limit_scope: RateLimitScope,
     /// Lifetime of issued tokens (`expires_in`). A fault profile's `token_ttl_secs` overrides it.
     pub token_ttl: Duration,
     /// `(client_id, client_secret)` pairs accepted by `POST /oauth/token`.
@@ -28,12 +32,28 @@ impl Default for EmulatorConfig {
     fn default() -> Self {
         EmulatorConfig {
             rate_limit_per_minute: 300,
+            rate_limit_scope: RateLimitScope::default(),
             token_ttl: Duration::from_secs(86_400),
             clients: vec![("dedupd-demo".to_owned(), "dedupd-demo-secret".to_owned())],
             faults: FaultProfile::default(),
             seed: 0,
         }
     }
+}
+
+/// What one rate-limit budget (`rate_limit_per_minute` admitted requests in any sliding 60 s
+/// window) covers. Serialized as `"per_token"` / `"per_client"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitScope {
+    /// Each access token has its own window: the real platform's behaviour. Several processes
+    /// (or token refreshes) of one client each get the full budget.
+    #[default]
+    PerToken,
+    /// All tokens issued to the same OAuth client id share one window: an org-wide budget,
+    /// which the platform does not enforce but dedupd keeps itself (its shared Redis GCRA), so
+    /// tests can prove that several processes of one integration stay within one budget.
+    PerClient,
 }
 
 impl EmulatorConfig {

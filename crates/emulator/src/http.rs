@@ -505,7 +505,8 @@ fn decide(
             return Decision::Reject(ApiError::unauthorized());
         }
         inner.note_token_request(tok, now);
-        let (admitted, count, reset) = inner.rate_check(tok, limit, now);
+        let (admitted, count, reset) =
+            inner.rate_check(tok, limit, st.shared.rate_limit_scope, now);
         rate.count = count;
         rate.reset = reset;
         if !admitted {

@@ -2,9 +2,9 @@
 //!
 //! A local stand-in for the Genesys Cloud endpoints dedupd uses, on the **real paths, bodies,
 //! status codes and error codes** (`shared/genesys/openapi-excerpt.json`; the route table
-//! [`ROUTES`] is checked against it by the test suite), with per-token rate limits and seeded
-//! fault injection. Tests start it in process on an ephemeral port; `dedupd emulator` runs it
-//! alone.
+//! [`ROUTES`] is checked against it by the test suite), with per-token (optionally per-client)
+//! rate limits and seeded fault injection. Tests start it in process on an ephemeral port;
+//! `dedupd emulator` runs it alone.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), dedupd_emulator::EmulatorError> {
@@ -45,7 +45,17 @@
 //! A 429 has `Retry-After` (whole seconds, ≥ 1, the same value) and the normalized body
 //! `{"message":"Rate limit exceeded the maximum. Retry the request in [N] seconds","code":"too.many.requests.retry.after",…}`.
 //! [`Stats::max_requests_per_token_in_60s`] records the most requests (429s included) any
-//! token made in any 60 s window.
+//! token made in any 60 s window; [`Stats::max_requests_per_client_in_60s`] the most that all
+//! tokens of one OAuth client made together (per client: [`Stats::clients`]).
+//!
+//! **Scope** ([`EmulatorConfig::rate_limit_scope`]): the real platform limits **per token**
+//! ([`RateLimitScope::PerToken`], the default), so two processes of one integration, each with
+//! its own token, get twice the budget. [`RateLimitScope::PerClient`] instead makes all tokens
+//! issued to one client id share **one** sliding window of `rate_limit_per_minute` admitted
+//! requests: it models an org-wide budget, which the platform does not enforce but dedupd keeps
+//! itself (e.g. through its shared Redis GCRA), and lets tests prove that several processes stay
+//! within it. The `inin-ratelimit-*` headers, the 429s and [`Stats::rate_limited`] follow the
+//! active scope (the count is then the client's); injected 429 bursts stay per token.
 //!
 //! ## Fault injection
 //! Declared in a TOML file ([`FaultProfile`], example there), replaced at run time with
@@ -129,13 +139,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use admin::ADMIN_ROUTES;
-pub use config::{EmulatorConfig, FaultKind, FaultProfile, FaultRule};
+pub use config::{EmulatorConfig, FaultKind, FaultProfile, FaultRule, RateLimitScope};
 pub use error::EmulatorError;
 pub use external::{MERGE_MAX, MERGE_MIN, MERGE_SET_MAX};
 pub use http::FAULT_HEADER;
 pub use outbound::MAX_CONTACTS_PER_REQUEST;
 pub use routes::{ROUTES, router};
-pub use state::{EmulatorState, Stats, TokenStats};
+pub use state::{ClientStats, EmulatorState, Stats, TokenStats};
 
 /// An emulator serving on a local port, in a background task.
 #[derive(Debug)]

@@ -9,9 +9,9 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::{EmulatorConfig, FaultProfile};
+use crate::config::{EmulatorConfig, FaultProfile, RateLimitScope};
 
-/// The rate-limit window: a sliding 60 s log per token.
+/// The rate-limit window: a sliding 60 s log per token (or per client, see [`RateLimitScope`]).
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
 /// A cheap, cloneable handle on a running (or not yet started) emulator's state.
@@ -28,6 +28,7 @@ impl std::fmt::Debug for EmulatorState {
 
 pub(crate) struct Shared {
     pub(crate) rate_limit_per_minute: u32,
+    pub(crate) rate_limit_scope: RateLimitScope,
     pub(crate) token_ttl: Duration,
     pub(crate) clients: Vec<(String, String)>,
     pub(crate) base_seed: u64,
@@ -44,7 +45,8 @@ pub struct Stats {
     pub requests_by_route: BTreeMap<String, u64>,
     /// Per HTTP status of the response.
     pub responses_by_status: BTreeMap<u16, u64>,
-    /// 429s sent because a token exceeded its budget.
+    /// 429s sent because a token (or, with [`RateLimitScope::PerClient`], a client) exceeded
+    /// its budget.
     pub rate_limited: u64,
     /// All 429s sent (budget exceeded plus injected bursts).
     pub too_many_requests_sent: u64,
@@ -59,6 +61,27 @@ pub struct Stats {
     pub max_requests_per_token_in_60s: u64,
     /// Per token, in issue order (the token value itself is never exposed).
     pub tokens: Vec<TokenStats>,
+    /// Largest number of requests all tokens of one OAuth client made together within any 60 s
+    /// window (429s included), whatever the [`RateLimitScope`].
+    #[serde(default)]
+    pub max_requests_per_client_in_60s: u64,
+    /// Per OAuth client that obtained a token, sorted by client id.
+    #[serde(default)]
+    pub clients: Vec<ClientStats>,
+}
+
+/// Per-client counters (all tokens of one OAuth client id together).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientStats {
+    /// The OAuth client id.
+    pub client_id: String,
+    /// Tokens issued to it.
+    pub tokens: u64,
+    /// Authenticated requests made with its tokens.
+    pub requests: u64,
+    /// Largest number of requests of its tokens together within any 60 s window.
+    pub max_requests_in_60s: u64,
 }
 
 /// Per-token counters.
@@ -91,6 +114,58 @@ pub(crate) struct TokenInfo {
     pub(crate) burst_left: u32,
     /// `Retry-After` of the ongoing burst.
     pub(crate) burst_retry_after: u64,
+}
+
+/// One client's sliding windows (all its tokens together).
+#[derive(Default)]
+pub(crate) struct ClientWindow {
+    /// Requests admitted by the limiter in the last 60 s (used with `PerClient` only).
+    pub(crate) admitted: VecDeque<Instant>,
+    /// All requests in the last 60 s (for the stats maximum).
+    pub(crate) seen: VecDeque<Instant>,
+    pub(crate) requests: u64,
+    pub(crate) max_in_window: u64,
+}
+
+/// The windows of client `id`, created on first use (without allocating a key otherwise).
+fn client_window<'a>(
+    windows: &'a mut BTreeMap<String, ClientWindow>,
+    id: &str,
+) -> &'a mut ClientWindow {
+    if !windows.contains_key(id) {
+        windows.insert(id.to_owned(), ClientWindow::default());
+    }
+    windows
+        .get_mut(id)
+        .unwrap_or_else(|| unreachable!("inserted above"))
+}
+
+/// Drops the entries of `log` that left the 60 s window ending at `now`.
+fn prune(log: &mut VecDeque<Instant>, now: Instant) {
+    while log
+        .front()
+        .is_some_and(|f| now.duration_since(*f) >= WINDOW)
+    {
+        log.pop_front();
+    }
+}
+
+/// Admits a request at `now` into the sliding window `admitted` if it holds fewer than `limit`
+/// entries. Returns `(admitted, count, reset_secs)` as [`Inner::rate_check`].
+fn slide(admitted: &mut VecDeque<Instant>, limit: u32, now: Instant) -> (bool, u64, u64) {
+    prune(admitted, now);
+    let ok = admitted.len() < limit as usize;
+    if ok {
+        admitted.push_back(now);
+    }
+    let reset = match admitted.front() {
+        Some(oldest) => {
+            let left = WINDOW.saturating_sub(now.duration_since(*oldest));
+            left.as_secs() + u64::from(left.subsec_nanos() > 0)
+        }
+        None => WINDOW.as_secs(),
+    };
+    (ok, admitted.len() as u64, reset.max(1))
 }
 
 pub(crate) struct ContactListRec {
@@ -151,6 +226,8 @@ pub(crate) struct Inner {
     pub(crate) id_rng: StdRng,
     pub(crate) tokens: HashMap<String, TokenInfo>,
     pub(crate) token_seq: u64,
+    /// Per OAuth client id: the windows shared by all its tokens.
+    pub(crate) client_windows: BTreeMap<String, ClientWindow>,
     pub(crate) lists: BTreeMap<String, ContactListRec>,
     pub(crate) ext: HashMap<String, ExtRec>,
     pub(crate) ext_seq: u64,
@@ -175,6 +252,7 @@ impl Inner {
             id_rng: StdRng::seed_from_u64(seed ^ ID_SEED_SALT),
             tokens: HashMap::new(),
             token_seq: 0,
+            client_windows: BTreeMap::new(),
             lists: BTreeMap::new(),
             ext: HashMap::new(),
             ext_seq: 0,
@@ -197,53 +275,55 @@ impl Inner {
             .or_default() += 1;
     }
 
-    /// Records a request of `token` at `now` (for the stats maximum).
+    /// Records a request of `token` at `now`, for the token and its client (stats maxima).
     pub(crate) fn note_token_request(&mut self, token: &str, now: Instant) {
-        let Some(t) = self.tokens.get_mut(token) else {
+        let Inner {
+            tokens,
+            client_windows,
+            stats,
+            ..
+        } = self;
+        let Some(t) = tokens.get_mut(token) else {
             return;
         };
         t.requests += 1;
         t.seen.push_back(now);
-        while t
-            .seen
-            .front()
-            .is_some_and(|f| now.duration_since(*f) >= WINDOW)
-        {
-            t.seen.pop_front();
-        }
+        prune(&mut t.seen, now);
         t.max_in_window = t.max_in_window.max(t.seen.len() as u64);
-        self.stats.max_requests_per_token_in_60s = self
-            .stats
-            .max_requests_per_token_in_60s
-            .max(t.max_in_window);
+        stats.max_requests_per_token_in_60s =
+            stats.max_requests_per_token_in_60s.max(t.max_in_window);
+
+        let c = client_window(client_windows, &t.client_id);
+        c.requests += 1;
+        c.seen.push_back(now);
+        prune(&mut c.seen, now);
+        c.max_in_window = c.max_in_window.max(c.seen.len() as u64);
+        stats.max_requests_per_client_in_60s =
+            stats.max_requests_per_client_in_60s.max(c.max_in_window);
     }
 
-    /// The sliding-window limiter. Returns `(admitted, count, reset_secs)`: whether the request
-    /// is admitted, how many admitted requests the window holds, and whole seconds until the
-    /// oldest of them leaves the window (a slot frees up).
-    pub(crate) fn rate_check(&mut self, token: &str, limit: u32, now: Instant) -> (bool, u64, u64) {
+    /// The sliding-window limiter, on the token's window or its client's (`scope`). Returns
+    /// `(admitted, count, reset_secs)`: whether the request is admitted, how many admitted
+    /// requests the window holds, and whole seconds until the oldest of them leaves the window
+    /// (a slot frees up).
+    pub(crate) fn rate_check(
+        &mut self,
+        token: &str,
+        limit: u32,
+        scope: RateLimitScope,
+        now: Instant,
+    ) -> (bool, u64, u64) {
         let Some(t) = self.tokens.get_mut(token) else {
             return (true, 0, WINDOW.as_secs());
         };
-        while t
-            .admitted
-            .front()
-            .is_some_and(|f| now.duration_since(*f) >= WINDOW)
-        {
-            t.admitted.pop_front();
+        match scope {
+            RateLimitScope::PerToken => slide(&mut t.admitted, limit, now),
+            RateLimitScope::PerClient => slide(
+                &mut client_window(&mut self.client_windows, &t.client_id).admitted,
+                limit,
+                now,
+            ),
         }
-        let admitted = t.admitted.len() < limit as usize;
-        if admitted {
-            t.admitted.push_back(now);
-        }
-        let reset = match t.admitted.front() {
-            Some(oldest) => {
-                let left = WINDOW.saturating_sub(now.duration_since(*oldest));
-                left.as_secs() + u64::from(left.subsec_nanos() > 0)
-            }
-            None => WINDOW.as_secs(),
-        };
-        (admitted, t.admitted.len() as u64, reset.max(1))
     }
 
     /// Whether `token` is currently valid.
@@ -278,6 +358,7 @@ impl EmulatorState {
         EmulatorState {
             shared: Arc::new(Shared {
                 rate_limit_per_minute: cfg.rate_limit_per_minute,
+                rate_limit_scope: cfg.rate_limit_scope,
                 token_ttl: cfg.token_ttl,
                 clients: cfg.clients.clone(),
                 base_seed: cfg.seed,
@@ -322,6 +403,25 @@ impl EmulatorState {
                 max_requests_in_60s: t.max_in_window,
             })
             .collect();
+        let mut clients: BTreeMap<&str, ClientStats> = BTreeMap::new();
+        for t in inner.tokens.values() {
+            clients
+                .entry(&t.client_id)
+                .or_insert_with(|| ClientStats {
+                    client_id: t.client_id.clone(),
+                    ..ClientStats::default()
+                })
+                .tokens += 1;
+        }
+        for (id, w) in &inner.client_windows {
+            let c = clients.entry(id).or_insert_with(|| ClientStats {
+                client_id: id.clone(),
+                ..ClientStats::default()
+            });
+            c.requests = w.requests;
+            c.max_requests_in_60s = w.max_in_window;
+        }
+        stats.clients = clients.into_values().collect();
         stats
     }
 
