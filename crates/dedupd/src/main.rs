@@ -1,6 +1,6 @@
 //! `dedupd`: keeps contact-center data free of duplicates.
 
-use dedupd::{bench, config, ingest};
+use dedupd::{bench, config, ingest, sync};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -48,6 +48,64 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Push the contacts `ingest` produced into a Genesys Cloud Outbound contact list.
+    ///
+    /// Sends only contacts that are new or changed since the list last accepted them, in
+    /// add-contacts batches with id = externalId (an upsert: never a duplicate, never a 409).
+    /// Do-not-call contacts are soft-deleted (callable false). Safe to kill at any moment and
+    /// run again. Credentials come from GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET (the secret
+    /// only from the environment). Writes sync_report.json and sync_rejects.ndjson to --out.
+    ///
+    /// Exit status: 0 when every pending contact was accepted or refused for good; 3 when some
+    /// stay pending after their retries (run again); 2 on a configuration, auth or I/O error.
+    Sync {
+        /// The feeds config used by `ingest` (its [output] csv_columns are the list's columns).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// State directory [default: .dedupd/ beside the config].
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Output directory for the report and rejects.
+        #[arg(long, short, default_value = "out")]
+        out: PathBuf,
+        /// Id of the Outbound contact list to write to.
+        #[arg(
+            long,
+            required_unless_present = "create_list",
+            conflicts_with = "create_list"
+        )]
+        contact_list: Option<String>,
+        /// Create a contact list with this name and the configured columns, and write to it.
+        #[arg(long)]
+        create_list: Option<String>,
+        /// API base URL (e.g. the emulator's http://127.0.0.1:8787); wins over --region.
+        #[arg(long, env = "GENESYS_BASE_URL")]
+        base_url: Option<String>,
+        /// Genesys Cloud region (us-east-1, eu-west-1, …) or its domain (mypurecloud.ie).
+        #[arg(long, alias = "org", env = "GENESYS_REGION")]
+        region: Option<String>,
+        /// OAuth client id (client credentials grant).
+        #[arg(long, env = "GENESYS_CLIENT_ID")]
+        client_id: String,
+        /// The org's API budget, requests per minute (shared by all workers; see --redis).
+        #[arg(long, env = "GENESYS_REQUESTS_PER_MINUTE", default_value_t = 300)]
+        rate: u32,
+        /// Share the budget with other dedupd processes through this Redis.
+        #[arg(long, env = "DEDUPD_REDIS_URL")]
+        redis: Option<String>,
+        /// Redis key of the shared budget (one per org) [default: dedupd:{budget}:<client id>].
+        #[arg(long)]
+        redis_key: Option<String>,
+        /// Contacts per add-contacts request (the API accepts up to 1000).
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Requests in flight at once (they share the budget).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Show what would be sent (sync_plan.ndjson); send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the Genesys Cloud emulator alone (for demos, dry runs and benchmarks).
     ///
     /// Serves POST /oauth/token and the /api/v2 paths dedupd uses on http://127.0.0.1:PORT,
@@ -83,6 +141,9 @@ enum Command {
     },
 }
 
+/// Exit status when a sync left contacts pending after their retries.
+const EXIT_INCOMPLETE: u8 = 3;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default = match cli.verbose {
@@ -98,7 +159,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
@@ -106,7 +167,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = !cli.quiet && std::io::stderr().is_terminal();
     match cli.command {
         Command::Ingest { config, out, state } => {
@@ -125,9 +186,86 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let report = ingest::run(&opts).context("ingest failed")?;
             print_summary(&report, &out);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { job } => bench::run(job, progress),
+        Command::Bench { job } => bench::run(job, progress).map(|()| ExitCode::SUCCESS),
+        Command::Sync {
+            config,
+            state,
+            out,
+            contact_list,
+            create_list,
+            base_url,
+            region,
+            client_id,
+            rate,
+            redis,
+            redis_key,
+            batch_size,
+            concurrency,
+            dry_run,
+        } => {
+            let cfg = config::Config::load(&config)?;
+            let state_dir = state.unwrap_or_else(|| {
+                config
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join(".dedupd")
+            });
+            let endpoint = match (&base_url, &region) {
+                (Some(url), _) => dedupd_genesys::Endpoint::base_url(url)?,
+                (None, Some(r)) => dedupd_genesys::Endpoint::region(r)?,
+                (None, None) if dry_run => {
+                    dedupd_genesys::Endpoint::base_url("http://127.0.0.1:9")?
+                }
+                (None, None) => anyhow::bail!(
+                    "say where to sync: --base-url (or GENESYS_BASE_URL) or --region (or GENESYS_REGION)"
+                ),
+            };
+            let secret = match std::env::var("GENESYS_CLIENT_SECRET") {
+                Ok(s) if !s.is_empty() => s,
+                _ if dry_run => String::new(),
+                _ => anyhow::bail!(
+                    "GENESYS_CLIENT_SECRET is not set (the client secret is read from the environment only)"
+                ),
+            };
+            let mut client = dedupd_genesys::ClientConfig::new(
+                endpoint,
+                client_id.clone(),
+                dedupd_genesys::SecretString::from(secret),
+            );
+            client.requests_per_minute = rate;
+            client.redis = redis.map(|url| dedupd_genesys::RedisBudget {
+                url,
+                key: redis_key.unwrap_or_else(|| format!("dedupd:{{budget}}:{client_id}")),
+            });
+            let target = match (contact_list, create_list) {
+                (Some(id), _) => sync::Target::List(id),
+                (None, Some(name)) => sync::Target::Create(name),
+                (None, None) => anyhow::bail!("--contact-list or --create-list is required"),
+            };
+            let opts = sync::Options {
+                config: cfg,
+                state_dir,
+                out_dir: out.clone(),
+                target,
+                client,
+                batch_size,
+                concurrency,
+                dry_run,
+                progress,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(sync::run(&opts)).context("sync failed")?;
+            print_sync_summary(&report, &out);
+            Ok(if report.remaining > 0 {
+                ExitCode::from(EXIT_INCOMPLETE)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Emulator {
             port,
             faults,
@@ -157,7 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 tokio::signal::ctrl_c().await?;
                 emu.shutdown().await;
-                Ok(())
+                Ok(ExitCode::SUCCESS)
             })
         }
     }
@@ -189,4 +327,36 @@ fn print_summary(r: &ingest::Report, out: &std::path::Path) {
         );
     }
     eprintln!("Wrote {} in {:.2} s.", out.display(), r.elapsed_seconds);
+}
+
+fn print_sync_summary(r: &sync::Report, out: &std::path::Path) {
+    if r.dry_run {
+        eprintln!(
+            "Dry run: {} contacts would be sent to {} in {} batches ({} do-not-call); see {}.",
+            r.pending,
+            r.contact_list_id,
+            r.batches,
+            r.do_not_call,
+            out.join("sync_plan.ndjson").display()
+        );
+        return;
+    }
+    if r.pending == 0 {
+        eprintln!(
+            "Nothing to sync: contact list {} is up to date.",
+            r.contact_list_id
+        );
+        return;
+    }
+    eprintln!(
+        "Synced {} of {} pending contacts to {} ({} refused, {} still pending) in {:.1} s.",
+        r.accepted, r.pending, r.contact_list_id, r.rejected, r.remaining, r.elapsed_seconds
+    );
+    eprintln!(
+        "{} API calls, {} retries, {} 429s, {} 5xx; {:.1} s waiting for the rate budget.",
+        r.api_calls, r.retries, r.rate_limited, r.server_errors, r.budget_wait_seconds
+    );
+    if r.remaining > 0 {
+        eprintln!("Run dedupd sync again to send the rest.");
+    }
 }

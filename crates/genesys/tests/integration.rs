@@ -38,6 +38,7 @@ fn emulator_config(faults: FaultProfile) -> EmulatorConfig {
         ],
         faults,
         seed: 7,
+        ..EmulatorConfig::default()
     }
 }
 

@@ -10,6 +10,16 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use crate::{ContactState, StoreError, StoredContact, codec};
 
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts_v1");
+/// Key: `target` 0x1F `externalId`; value: the content hash the target accepted.
+const SYNCED: TableDefinition<&str, &[u8]> = TableDefinition::new("synced_v1");
+
+fn synced_key(target: &str, external_id: &str) -> String {
+    let mut k = String::with_capacity(target.len() + 1 + external_id.len());
+    k.push_str(target);
+    k.push('\u{1f}');
+    k.push_str(external_id);
+    k
+}
 
 /// The file name inside the state directory.
 pub(crate) const STATE_FILE: &str = "state.redb";
@@ -34,6 +44,7 @@ impl EmbeddedStore {
         // Create the table up front so readers never meet a missing table.
         let tx = db.begin_write().map_err(|e| open_err(Box::new(e)))?;
         tx.open_table(CONTACTS).map_err(|e| open_err(Box::new(e)))?;
+        tx.open_table(SYNCED).map_err(|e| open_err(Box::new(e)))?;
         tx.commit().map_err(|e| open_err(Box::new(e)))?;
         Ok(Self {
             db: Arc::new(db),
@@ -181,6 +192,55 @@ impl ContactState for EmbeddedStore {
             f(codec::decode(k.value(), v.value())?)?;
         }
         Ok(())
+    }
+
+    fn for_each_pending(
+        &self,
+        target: &str,
+        f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_read().map_err(|e| StoreError::backend("scan", e))?;
+        let contacts = tx.open_table(CONTACTS).map_err(|e| StoreError::backend("scan", e))?;
+        let synced = tx.open_table(SYNCED).map_err(|e| StoreError::backend("scan", e))?;
+        let mut key = String::new();
+        for entry in contacts.iter().map_err(|e| StoreError::backend("scan", e))? {
+            let (k, v) = entry.map_err(|e| StoreError::backend("scan", e))?;
+            let c = codec::decode(k.value(), v.value())?;
+            key.clear();
+            key.push_str(target);
+            key.push('\u{1f}');
+            key.push_str(k.value());
+            let done = synced
+                .get(key.as_str())
+                .map_err(|e| StoreError::backend("scan", e))?
+                .is_some_and(|h| h.value() == c.hash.as_slice());
+            if !done {
+                f(c)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn mark_synced(&self, target: &str, entries: &[(String, [u8; 16])]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| StoreError::backend("write", e))?;
+        {
+            let mut table = tx.open_table(SYNCED).map_err(|e| StoreError::backend("write", e))?;
+            for (id, hash) in entries {
+                table
+                    .insert(synced_key(target, id).as_str(), hash.as_slice())
+                    .map_err(|e| StoreError::backend("write", e))?;
+            }
+        }
+        tx.commit().map_err(|e| StoreError::backend("commit", e))
+    }
+
+    fn synced_hash(&self, target: &str, external_id: &str) -> Result<Option<[u8; 16]>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| StoreError::backend("read", e))?;
+        let table = tx.open_table(SYNCED).map_err(|e| StoreError::backend("read", e))?;
+        let v = table
+            .get(synced_key(target, external_id).as_str())
+            .map_err(|e| StoreError::backend("read", e))?;
+        Ok(v.and_then(|v| v.value().try_into().ok()))
     }
 
     fn len(&self) -> Result<u64, StoreError> {

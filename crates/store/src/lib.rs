@@ -100,4 +100,20 @@ pub trait ContactState: Send + Sync {
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
+
+    /// Visits, in `externalId` order, every contact whose content differs from what `target`
+    /// (e.g. a contact list id) last accepted: never sent, or changed since.
+    fn for_each_pending(
+        &self,
+        target: &str,
+        f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Records that `target` accepted these contacts with these content hashes, in one atomic
+    /// commit. This is the sync journal: only what the platform acknowledged is marked, so a
+    /// killed run resends at most what was in flight (and upserts make that harmless).
+    fn mark_synced(&self, target: &str, entries: &[(String, [u8; 16])]) -> Result<(), StoreError>;
+
+    /// The content hash `target` last accepted for `external_id`.
+    fn synced_hash(&self, target: &str, external_id: &str) -> Result<Option<[u8; 16]>, StoreError>;
 }

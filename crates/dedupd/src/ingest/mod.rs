@@ -5,7 +5,7 @@
 //! compared with the state store (new / changed / unchanged / stale) → changed state goes to
 //! the single store writer in batched commits → the outputs are written from the store.
 
-mod output;
+pub(crate) mod output;
 pub(crate) mod read;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,420 @@
+//! `dedupd sync`: push the contacts `ingest` produced into a Genesys Cloud Outbound contact
+//! list: only real changes, never a duplicate, through every fault.
+//!
+//! - **Pending set**: the state store knows, per contact list, the content hash the platform
+//!   last accepted for each contact; a contact is pending when its current hash differs (never
+//!   sent, or changed since). A contact changed several times between two syncs is one write
+//!   of its latest state: successive versions coalesce by construction.
+//! - **Upsert by key**: every contact is sent through add-contacts with `id` = externalId, so a
+//!   known key is an update, never a 409 and never a second contact. `do_not_call` becomes a
+//!   soft delete: `callable: false`, and not contactable on Voice, SMS and Email.
+//! - **Journal**: after each accepted batch, exactly the contacts the platform returned are
+//!   marked with the hash that was sent, in one durable commit. A run killed at any moment
+//!   resends at most its in-flight batches, which are upserts: nothing is lost, nothing doubles.
+//! - **Failures**: the client retries transient errors (429 with `Retry-After`, 5xx, timeouts)
+//!   under one shared rate budget; contacts the platform refuses permanently go to
+//!   `sync_rejects.ndjson` with its code and message and stay pending; a batch whose retries
+//!   ran out stays pending for the next run (exit status 3).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use dedupd_core::Field;
+use dedupd_genesys::{
+    AddContactsOptions, ClientConfig, ContactList, ContactableStatus, EmailColumn, GenesysClient,
+    PhoneColumn, PhoneNumberStatus, WritableDialerContact,
+};
+use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::ingest::output::AtomicFile;
+
+/// Which contact list to write to.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An existing list, by id.
+    List(String),
+    /// Create a list with this name (with the configured columns) and use it.
+    Create(String),
+}
+
+/// Options of one sync run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The ingest config (its `[output] csv_columns` are the list's data columns).
+    pub config: Config,
+    /// State directory (the one `ingest` wrote).
+    pub state_dir: PathBuf,
+    /// Where `sync_report.json`, `sync_rejects.ndjson` and (dry run) `sync_plan.ndjson` go.
+    pub out_dir: PathBuf,
+    /// The contact list.
+    pub target: Target,
+    /// API client settings (endpoint, credentials, budget, retries).
+    pub client: ClientConfig,
+    /// Contacts per add-contacts request (1–1,000).
+    pub batch_size: usize,
+    /// Requests in flight at once (they share one rate budget).
+    pub concurrency: usize,
+    /// Show what would be sent; send nothing.
+    pub dry_run: bool,
+    /// Progress bar on a terminal.
+    pub progress: bool,
+}
+
+/// What a sync run did (`sync_report.json`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Report {
+    /// The contact list written to.
+    pub contact_list_id: String,
+    /// Nothing was sent.
+    pub dry_run: bool,
+    /// Contacts pending at the start (new or changed since the list last accepted them).
+    pub pending: u64,
+    /// Contacts included in add-contacts batches.
+    pub sent: u64,
+    /// Contacts the platform accepted (now marked as synced).
+    pub accepted: u64,
+    /// Contacts refused permanently (see `sync_rejects.ndjson`).
+    pub rejected: u64,
+    /// Contacts still pending at the end (unconfirmed, or their batch failed transiently).
+    pub remaining: u64,
+    /// Contacts sent with `callable: false` (do-not-call soft deletes).
+    pub do_not_call: u64,
+    /// Batches sent; batches that failed after retries.
+    pub batches: u64,
+    /// Batches that failed after their retries ran out.
+    pub failed_batches: u64,
+    /// HTTP requests to the Platform API, retries included.
+    pub api_calls: u64,
+    /// Retried attempts.
+    pub retries: u64,
+    /// 429 responses seen.
+    pub rate_limited: u64,
+    /// 5xx responses seen.
+    pub server_errors: u64,
+    /// Calls whose outcome stayed unknown (504 / timeout after sending).
+    pub outcome_unknown: u64,
+    /// OAuth token requests.
+    pub token_requests: u64,
+    /// Time spent waiting for the rate budget, seconds.
+    pub budget_wait_seconds: f64,
+    /// Wall time, seconds.
+    pub elapsed_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct RejectLine<'a> {
+    external_id: &'a str,
+    status: Option<u16>,
+    code: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+/// The list's data columns for a contact, in the configured order.
+fn data_of(c: &StoredContact, columns: &[String]) -> BTreeMap<String, String> {
+    let contact = &c.contact;
+    columns
+        .iter()
+        .map(|col| {
+            let v = match col.as_str() {
+                "do_not_call" => contact.do_not_call().to_string(),
+                "updated_at" => contact
+                    .updated_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                other => Field::from_name(other)
+                    .and_then(|f| contact.get(f))
+                    .unwrap_or_default()
+                    .to_owned(),
+            };
+            (col.clone(), v)
+        })
+        .collect()
+}
+
+/// The add-contacts body of one contact: `id` = externalId; do-not-call is a soft delete.
+pub fn to_dialer_contact(
+    c: &StoredContact,
+    list_id: &str,
+    columns: &[String],
+) -> WritableDialerContact {
+    let callable = !c.contact.do_not_call();
+    let media = ["Voice", "SMS", "Email"]
+        .into_iter()
+        .map(|m| {
+            (
+                m.to_owned(),
+                ContactableStatus {
+                    contactable: Some(callable),
+                    column_status: None,
+                },
+            )
+        })
+        .collect();
+    let phone_status = columns.iter().any(|c| c == "phone_e164").then(|| {
+        BTreeMap::from([(
+            "phone_e164".to_owned(),
+            PhoneNumberStatus {
+                callable: Some(callable),
+            },
+        )])
+    });
+    WritableDialerContact {
+        id: Some(c.contact.external_id.clone()),
+        contact_list_id: list_id.to_owned(),
+        data: data_of(c, columns),
+        callable: Some(callable),
+        phone_number_status: phone_status,
+        contactable_status: Some(media),
+    }
+}
+
+fn list_for(name: &str, columns: &[String]) -> ContactList {
+    let mut list = ContactList::new(name, columns.to_vec());
+    if columns.iter().any(|c| c == "phone_e164") {
+        list.phone_columns = vec![PhoneColumn {
+            column_name: "phone_e164".into(),
+            kind: "cell".into(),
+            callable_time_column: None,
+        }];
+    }
+    if columns.iter().any(|c| c == "email") {
+        list.email_columns = vec![EmailColumn {
+            column_name: "email".into(),
+            kind: "personal".into(),
+            contactable_time_column: None,
+        }];
+    }
+    list
+}
+
+/// Runs a sync.
+pub async fn run(opts: &Options) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    if !(1..=dedupd_genesys::MAX_CONTACTS_PER_ADD).contains(&opts.batch_size) {
+        bail!(
+            "--batch-size must be between 1 and {}",
+            dedupd_genesys::MAX_CONTACTS_PER_ADD
+        );
+    }
+    let columns = &opts.config.csv_columns;
+    let store = EmbeddedStore::open(&opts.state_dir)?;
+    std::fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("cannot create output directory {}", opts.out_dir.display()))?;
+
+    if opts.dry_run {
+        let list_id = match &opts.target {
+            Target::List(id) => id.clone(),
+            Target::Create(name) => format!("(new list {name})"),
+        };
+        let mut plan = AtomicFile::create(&opts.out_dir.join("sync_plan.ndjson"))?;
+        let mut report = Report {
+            contact_list_id: list_id.clone(),
+            dry_run: true,
+            ..Report::default()
+        };
+        let mut err = None;
+        store.for_each_pending(&list_id, &mut |c| {
+            report.pending += 1;
+            report.do_not_call += u64::from(c.contact.do_not_call());
+            if let Err(e) = serde_json::to_writer(
+                &mut *plan.writer(),
+                &to_dialer_contact(&c, &list_id, columns),
+            )
+            .map_err(anyhow::Error::from)
+            .and_then(|()| plan.writer().write_all(b"\n").map_err(anyhow::Error::from))
+            {
+                err.get_or_insert(e);
+            }
+            Ok(())
+        })?;
+        if let Some(e) = err {
+            return Err(e.context("cannot write sync_plan.ndjson"));
+        }
+        plan.commit()?;
+        report.batches = report.pending.div_ceil(opts.batch_size as u64);
+        report.remaining = report.pending;
+        report.elapsed_seconds = started.elapsed().as_secs_f64();
+        crate::ingest::output::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
+        return Ok(report);
+    }
+
+    let client = GenesysClient::new(opts.client.clone())
+        .await
+        .context("cannot set up the Genesys Cloud client")?;
+    let list_id = match &opts.target {
+        Target::List(id) => {
+            let list = client
+                .outbound()
+                .get_contact_list(id)
+                .await
+                .with_context(|| format!("cannot read contact list {id}"))?;
+            let missing: Vec<&str> = columns
+                .iter()
+                .filter(|c| !list.column_names.contains(c))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                bail!(
+                    "contact list {id} lacks the columns {} (it has: {}); add them, or create a list with --create-list",
+                    missing.join(", "),
+                    list.column_names.join(", ")
+                );
+            }
+            id.clone()
+        }
+        Target::Create(name) => {
+            let created = client
+                .outbound()
+                .create_contact_list(&list_for(name, columns))
+                .await
+                .with_context(|| format!("cannot create contact list {name:?}"))?;
+            let id = created
+                .id
+                .context("the platform returned a contact list without an id")?;
+            eprintln!(
+                "Created contact list {name:?} with id {id}; use --contact-list {id} from now on."
+            );
+            id
+        }
+    };
+
+    // The pending set, in externalId order, with the hash each contact is sent with.
+    let mut pending: Vec<(WritableDialerContact, [u8; 16])> = Vec::new();
+    let mut report = Report {
+        contact_list_id: list_id.clone(),
+        ..Report::default()
+    };
+    store.for_each_pending(&list_id, &mut |c| {
+        report.do_not_call += u64::from(c.contact.do_not_call());
+        pending.push((to_dialer_contact(&c, &list_id, columns), c.hash));
+        Ok(())
+    })?;
+    report.pending = pending.len() as u64;
+
+    let bar = if opts.progress {
+        ProgressBar::new(report.pending)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_draw_target(if opts.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>8} {bar:30} {pos}/{len} contacts {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix("sync");
+
+    let mut rejects = AtomicFile::create(&opts.out_dir.join("sync_rejects.ndjson"))?;
+    let mut batches: Vec<Vec<(WritableDialerContact, [u8; 16])>> = Vec::new();
+    while !pending.is_empty() {
+        let rest = pending.split_off(opts.batch_size.min(pending.len()));
+        batches.push(std::mem::replace(&mut pending, rest));
+    }
+    let add_options = AddContactsOptions {
+        do_not_queue: Some(true),
+        ..AddContactsOptions::default()
+    };
+    let mut results = futures_util::stream::iter(batches.into_iter().map(|batch| {
+        let client = client.clone();
+        let list_id = list_id.clone();
+        async move {
+            let hashes: HashMap<String, [u8; 16]> = batch
+                .iter()
+                .map(|(c, h)| (c.id.clone().unwrap_or_default(), *h))
+                .collect();
+            let contacts: Vec<WritableDialerContact> = batch.into_iter().map(|(c, _)| c).collect();
+            let res = client
+                .outbound()
+                .add_contacts_isolating(&list_id, contacts, add_options)
+                .await;
+            (hashes, res)
+        }
+    }))
+    .buffer_unordered(opts.concurrency.max(1));
+
+    let mut fatal: Option<anyhow::Error> = None;
+    while let Some((hashes, res)) = results.next().await {
+        report.batches += 1;
+        report.sent += hashes.len() as u64;
+        match res {
+            Ok(r) => {
+                let returned: HashSet<&str> =
+                    r.accepted.iter().filter_map(|c| c.id.as_deref()).collect();
+                let marks: Vec<(String, [u8; 16])> = hashes
+                    .iter()
+                    .filter(|(id, _)| returned.contains(id.as_str()))
+                    .map(|(id, h)| (id.clone(), *h))
+                    .collect();
+                store.mark_synced(&list_id, &marks)?;
+                report.accepted += marks.len() as u64;
+                for rej in &r.rejected {
+                    report.rejected += 1;
+                    let line = RejectLine {
+                        external_id: rej.contact.id.as_deref().unwrap_or_default(),
+                        status: rej.error.status,
+                        code: rej.error.code.as_deref(),
+                        message: rej.error.message.as_deref(),
+                    };
+                    serde_json::to_writer(&mut *rejects.writer(), &line)?;
+                    rejects.writer().write_all(b"\n")?;
+                }
+                report.remaining += r.unconfirmed.len() as u64;
+                bar.inc(hashes.len() as u64);
+            }
+            Err(e) if e.is_transient() || e.is_outcome_unknown() => {
+                report.failed_batches += 1;
+                report.remaining += hashes.len() as u64;
+                tracing::warn!(
+                    contacts = hashes.len(),
+                    status = e.status().map(|s| s.as_u16()),
+                    "A batch failed after its retries; its contacts stay pending for the next run."
+                );
+                bar.inc(hashes.len() as u64);
+            }
+            Err(e) => {
+                // 401/403/404 and the like concern every batch: stop sending.
+                fatal.get_or_insert(anyhow::Error::new(e).context("the platform refused the sync"));
+                report.remaining += hashes.len() as u64;
+                break;
+            }
+        }
+    }
+    drop(results);
+    bar.finish_and_clear();
+    rejects.commit()?;
+    if fatal.is_some() {
+        // Batches never started are still pending too.
+        let mut left = 0u64;
+        store.for_each_pending(&list_id, &mut |_| {
+            left += 1;
+            Ok(())
+        })?;
+        report.remaining = left.saturating_sub(report.rejected);
+    }
+
+    let s = client.stats();
+    report.api_calls = s.api_calls;
+    report.retries = s.retries;
+    report.rate_limited = s.rate_limited;
+    report.server_errors = s.server_errors;
+    report.outcome_unknown = s.outcome_unknown;
+    report.token_requests = s.token_requests;
+    report.budget_wait_seconds = s.budget_wait().as_secs_f64();
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    crate::ingest::output::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    Ok(report)
+}
