@@ -71,7 +71,8 @@ pub struct KeyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
-    /// Columns of `contacts.csv` after the leading `id` (= externalId) column. Any of
+    /// Columns of `contacts.csv` after the leading `id` (= externalId) column, and the data
+    /// columns `sync` writes to the contact list. Any of
     /// `customer_id`, `account_number`, `first_name`, `last_name`, `phone_e164`, `email`,
     /// `do_not_call`, `updated_at`.
     #[serde(default = "default_csv_columns")]

@@ -1,9 +1,9 @@
 //! `dedupd sync`: push the contacts `ingest` produced into a Genesys Cloud Outbound contact
 //! list: only real changes, never a duplicate, through every fault.
 //!
-//! - **Pending set**: the state store knows, per contact list, the content hash the platform
-//!   last accepted for each contact; a contact is pending when its current hash differs (never
-//!   sent, or changed since). A contact changed several times between two syncs is one write
+//! - **Pending set**: the state store knows, per contact list, the hash of the payload the
+//!   platform last accepted for each contact; a contact is pending when the payload it would
+//!   get now hashes differently (never sent, or something the list holds changed since). A contact changed several times between two syncs is one write
 //!   of its latest state: successive versions coalesce by construction.
 //! - **Upsert by key**: every contact is sent through add-contacts with `id` = externalId, so a
 //!   known key is an update, never a 409 and never a second contact. `do_not_call` becomes a
@@ -137,6 +137,17 @@ fn data_of(c: &StoredContact, columns: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The hash of what the platform would hold for a contact: its columns and statuses.
+pub fn payload_hash(c: &WritableDialerContact) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    // serde_json writes struct fields in declaration order and BTreeMaps sorted: canonical.
+    let bytes = serde_json::to_vec(c).unwrap_or_default();
+    let d = Sha256::digest(&bytes);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
 /// The add-contacts body of one contact: `id` = externalId; do-not-call is a soft delete.
 pub fn to_dialer_contact(
     c: &StoredContact,
@@ -219,15 +230,16 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             ..Report::default()
         };
         let mut err = None;
-        store.for_each_pending(&list_id, &mut |c| {
+        store.for_each_with_synced(&list_id, &mut |c, synced| {
+            let body = to_dialer_contact(&c, &list_id, columns);
+            if synced == Some(payload_hash(&body)) {
+                return Ok(());
+            }
             report.pending += 1;
             report.do_not_call += u64::from(c.contact.do_not_call());
-            if let Err(e) = serde_json::to_writer(
-                &mut *plan.writer(),
-                &to_dialer_contact(&c, &list_id, columns),
-            )
-            .map_err(anyhow::Error::from)
-            .and_then(|()| plan.writer().write_all(b"\n").map_err(anyhow::Error::from))
+            if let Err(e) = serde_json::to_writer(&mut *plan.writer(), &body)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| plan.writer().write_all(b"\n").map_err(anyhow::Error::from))
             {
                 err.get_or_insert(e);
             }
@@ -290,9 +302,13 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         contact_list_id: list_id.clone(),
         ..Report::default()
     };
-    store.for_each_pending(&list_id, &mut |c| {
-        report.do_not_call += u64::from(c.contact.do_not_call());
-        pending.push((to_dialer_contact(&c, &list_id, columns), c.hash));
+    store.for_each_with_synced(&list_id, &mut |c, synced| {
+        let body = to_dialer_contact(&c, &list_id, columns);
+        let hash = payload_hash(&body);
+        if synced != Some(hash) {
+            report.do_not_call += u64::from(c.contact.do_not_call());
+            pending.push((body, hash));
+        }
         Ok(())
     })?;
     report.pending = pending.len() as u64;
@@ -396,8 +412,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     if fatal.is_some() {
         // Batches never started are still pending too.
         let mut left = 0u64;
-        store.for_each_pending(&list_id, &mut |_| {
-            left += 1;
+        store.for_each_with_synced(&list_id, &mut |c, synced| {
+            left +=
+                u64::from(synced != Some(payload_hash(&to_dialer_contact(&c, &list_id, columns))));
             Ok(())
         })?;
         report.remaining = left.saturating_sub(report.rejected);

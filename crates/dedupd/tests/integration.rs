@@ -116,6 +116,10 @@ fn sample_feeds_reproduce_truth_exactly() {
     let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_owned).collect();
     assert_eq!(header[0], "id");
     assert!(header.contains(&"phone_e164".to_owned()));
+    assert!(
+        !header.contains(&"updated_at".to_owned()),
+        "not a default column"
+    );
     let ids: Vec<String> = csv.records().map(|r| r.unwrap()[0].to_owned()).collect();
     let nd_ids: Vec<String> = got
         .iter()
@@ -526,4 +530,446 @@ fn emulator_subcommand_serves_oauth_on_an_ephemeral_port() {
         resp.contains("\"access_token\"") && resp.contains("\"expires_in\""),
         "{resp}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// sync, against the in-process emulator over real HTTP
+
+mod sync_tests {
+    use super::*;
+    use dedupd::sync;
+    use dedupd_emulator::{EmulatorConfig, FaultProfile, RateLimitScope, RunningEmulator};
+    use dedupd_genesys::{
+        ClientConfig, ContactList, Endpoint, GenesysClient, RetryPolicy, SecretString,
+    };
+    use std::time::Duration;
+
+    const ID: &str = "sync-test";
+    const SECRET: &str = "sync-test-secret";
+    /// A second OAuth client for test setup, so that setup calls never use the budget under test.
+    const SETUP_ID: &str = "sync-test-setup";
+
+    fn emulator_config(rate: u32) -> EmulatorConfig {
+        EmulatorConfig {
+            rate_limit_per_minute: rate,
+            clients: vec![(ID.into(), SECRET.into()), (SETUP_ID.into(), SECRET.into())],
+            seed: 11,
+            ..EmulatorConfig::default()
+        }
+    }
+
+    fn client_config(emu: &RunningEmulator, rate: u32) -> ClientConfig {
+        let mut c = ClientConfig::new(
+            Endpoint::base_url(&emu.base_url()).unwrap(),
+            ID,
+            SecretString::from(SECRET),
+        );
+        c.requests_per_minute = rate;
+        c.retry = RetryPolicy {
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(500),
+            max_total: Duration::from_secs(60),
+            max_attempts: 12,
+        };
+        c
+    }
+
+    /// Ingests the sample feeds into `dir/state` and returns the config.
+    fn ingested(dir: &Path) -> Config {
+        ingest_with(
+            &repo().join("examples/feeds.toml"),
+            &dir.join("state"),
+            &dir.join("out"),
+        );
+        Config::load(&repo().join("examples/feeds.toml")).unwrap()
+    }
+
+    fn options(
+        dir: &Path,
+        config: Config,
+        target: sync::Target,
+        client: ClientConfig,
+        batch: usize,
+    ) -> sync::Options {
+        sync::Options {
+            config,
+            state_dir: dir.join("state"),
+            out_dir: dir.join("sync-out"),
+            target,
+            client,
+            batch_size: batch,
+            concurrency: 4,
+            dry_run: false,
+            progress: false,
+        }
+    }
+
+    async fn create_list(emu: &RunningEmulator, name: &str, columns: &[String]) -> String {
+        let mut setup = client_config(emu, 60_000);
+        setup.client_id = SETUP_ID.into();
+        let client = GenesysClient::new(setup).await.unwrap();
+        let list = client
+            .outbound()
+            .create_contact_list(&ContactList::new(name, columns.to_vec()))
+            .await
+            .unwrap();
+        list.id.unwrap()
+    }
+
+    /// The emulator's list holds exactly the contacts of `contacts.ndjson`: same ids, each once,
+    /// same values, do-not-call as callable=false.
+    fn assert_list_matches(emu: &RunningEmulator, list_id: &str, ingest_out: &Path) {
+        let want = lines(&ingest_out.join("contacts.ndjson"));
+        let got = emu
+            .state()
+            .contact_list_contacts(list_id)
+            .expect("list exists");
+        let ids: Vec<&str> = got.iter().map(|c| c["id"].as_str().unwrap()).collect();
+        let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "no contact appears twice");
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "one platform contact per ingested contact"
+        );
+        let by_id: BTreeMap<&str, &Value> =
+            got.iter().map(|c| (c["id"].as_str().unwrap(), c)).collect();
+        let customers: std::collections::BTreeSet<&str> = got
+            .iter()
+            .map(|c| c["data"]["customer_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(customers.len(), got.len(), "no customer appears twice");
+        for w in &want {
+            let id = w["external_id"].as_str().unwrap();
+            let g = by_id
+                .get(id)
+                .unwrap_or_else(|| panic!("{id} missing on the platform"));
+            for field in [
+                "customer_id",
+                "first_name",
+                "last_name",
+                "phone_e164",
+                "email",
+            ] {
+                assert_eq!(
+                    g["data"][field].as_str().unwrap(),
+                    w[field].as_str().unwrap_or(""),
+                    "{id}.{field}"
+                );
+            }
+            let dnc = w["do_not_call"].as_bool().unwrap();
+            assert_eq!(g["data"]["do_not_call"], dnc.to_string());
+            assert_eq!(g["callable"], !dnc, "{id}: do-not-call is a soft delete");
+        }
+    }
+
+    fn add_calls(emu: &RunningEmulator) -> u64 {
+        emu.state()
+            .stats()
+            .requests_by_route
+            .get("POST /api/v2/outbound/contactlists/{contactListId}/contacts")
+            .copied()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clean_run_then_only_real_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let config = ingested(d);
+        let emu = RunningEmulator::start(emulator_config(3000)).await.unwrap();
+
+        let first = sync::run(&options(
+            d,
+            config.clone(),
+            sync::Target::Create("crm".into()),
+            client_config(&emu, 3000),
+            25,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            (
+                first.pending,
+                first.accepted,
+                first.rejected,
+                first.remaining
+            ),
+            (200, 200, 0, 0)
+        );
+        assert_eq!(first.do_not_call, 5);
+        assert_eq!(first.batches, 8);
+        let stats = emu.state().stats();
+        assert_eq!(
+            stats.rate_limited, 0,
+            "no self-inflicted 429 in a clean run"
+        );
+        assert_list_matches(&emu, &first.contact_list_id, &d.join("out"));
+        let list = sync::Target::List(first.contact_list_id.clone());
+
+        // Nothing changed: nothing is sent.
+        let calls = add_calls(&emu);
+        let again = sync::run(&options(
+            d,
+            config.clone(),
+            list.clone(),
+            client_config(&emu, 3000),
+            25,
+        ))
+        .await
+        .unwrap();
+        assert_eq!((again.pending, again.sent), (0, 0));
+        assert_eq!(add_calls(&emu), calls);
+
+        // A newer export changes 3 contacts (2 stale rows change nothing): only those 3 go out.
+        ingest_with(&fixture("update.toml"), &d.join("state"), &d.join("out"));
+        let upd = sync::run(&options(
+            d,
+            config.clone(),
+            list.clone(),
+            client_config(&emu, 3000),
+            25,
+        ))
+        .await
+        .unwrap();
+        assert_eq!((upd.pending, upd.sent, upd.accepted), (3, 3, 3));
+        assert_eq!(add_calls(&emu), calls + 1, "one batch");
+        assert_list_matches(&emu, &first.contact_list_id, &d.join("out"));
+
+        // A dry run shows the plan and sends nothing.
+        ingest_with(
+            &fixture("export_1252.toml"),
+            &d.join("state"),
+            &d.join("out"),
+        );
+        let mut dry = options(d, config, list, client_config(&emu, 3000), 25);
+        dry.dry_run = true;
+        let plan = sync::run(&dry).await.unwrap();
+        assert_eq!((plan.pending, plan.sent), (4, 0));
+        assert_eq!(lines(&d.join("sync-out/sync_plan.ndjson")).len(), 4);
+        assert_eq!(add_calls(&emu), calls + 1);
+        emu.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn survives_the_fault_profile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let config = ingested(d);
+        let mut faults =
+            FaultProfile::from_file(repo().join("crates/emulator/fault-profiles/sync-chaos.toml"))
+                .unwrap();
+        faults.token_ttl_secs = Some(1.0); // the profile's 30 s, compressed: tokens expire mid-run
+        let mut cfg = emulator_config(6000);
+        cfg.faults = faults;
+        let emu = RunningEmulator::start(cfg).await.unwrap();
+        let list_id = create_list(&emu, "it", &config.csv_columns).await;
+
+        let report = sync::run(&options(
+            d,
+            config,
+            sync::Target::List(list_id.clone()),
+            client_config(&emu, 6000),
+            5,
+        ))
+        .await
+        .unwrap();
+        let stats = emu.state().stats();
+        assert!(
+            stats.faults_injected.values().sum::<u64>() > 0,
+            "faults were injected: {stats:?}"
+        );
+        assert!(report.retries > 0 && report.rate_limited > 0, "{report:?}");
+        assert_eq!(
+            (report.accepted, report.remaining, report.rejected),
+            (200, 0, 0),
+            "{report:?}"
+        );
+        assert_list_matches(&emu, &list_id, &d.join("out"));
+        emu.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill_dash_nine_at_random_points_then_finish() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().to_owned();
+        let config = ingested(&d);
+        let emu = RunningEmulator::start(emulator_config(60_000))
+            .await
+            .unwrap();
+        let list_id = create_list(&emu, "it", &config.csv_columns).await;
+        let base = emu.base_url();
+        let (dir, list) = (d.clone(), list_id.clone());
+        let kills = tokio::task::spawn_blocking(move || {
+            let sync = |dir: &Path| {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
+                c.args(["--quiet", "sync", "--config"])
+                    .arg(repo().join("examples/feeds.toml"))
+                    .arg("--state")
+                    .arg(dir.join("state"))
+                    .arg("--out")
+                    .arg(dir.join("sync-out"))
+                    .args([
+                        "--contact-list",
+                        &list,
+                        "--batch-size",
+                        "4",
+                        "--concurrency",
+                        "2",
+                        "--rate",
+                        "1500",
+                    ])
+                    .env("GENESYS_BASE_URL", &base)
+                    .env("GENESYS_CLIENT_ID", ID)
+                    .env("GENESYS_CLIENT_SECRET", SECRET)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                c
+            };
+            // Kill points vary run to run (seeded from the clock); each is logged on failure.
+            let mut seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+                | 1;
+            let mut killed = Vec::new();
+            for _ in 0..10 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let after = Duration::from_millis(150 + seed % 600);
+                let mut child = sync(&dir).spawn().unwrap();
+                std::thread::sleep(after);
+                let finished = child.try_wait().unwrap().is_some();
+                if !finished {
+                    child.kill().unwrap(); // SIGKILL
+                }
+                child.wait().unwrap();
+                killed.push((after, finished));
+            }
+            let status = sync(&dir).status().unwrap();
+            assert!(
+                status.success(),
+                "the final run completes: {status}; kill points {killed:?}"
+            );
+            killed
+        })
+        .await
+        .unwrap();
+        assert!(
+            kills.iter().filter(|(_, finished)| !finished).count() >= 5,
+            "most runs were killed mid-way: {kills:?}"
+        );
+        assert_list_matches(&emu, &list_id, &d.join("out"));
+        emu.shutdown().await;
+    }
+
+    /// Two `dedupd sync` processes of one OAuth client share one org-wide budget through Redis:
+    /// the emulator limits all tokens of the client together (per-client scope) to N requests
+    /// in any 60 s, and the two processes together need more than N requests, so without a
+    /// shared budget they would meet 429s. This test runs a little over a minute by design.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_sharing_redis_stay_within_one_budget() {
+        let redis_url =
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let reachable = std::net::TcpStream::connect_timeout(
+            &redis_url
+                .trim_start_matches("redis://")
+                .split('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or_else(|_| "127.0.0.1:6379".parse().unwrap()),
+            Duration::from_secs(1),
+        )
+        .is_ok();
+        if !reachable {
+            assert!(
+                std::env::var("CI").is_err(),
+                "Redis at {redis_url} is required under CI=true"
+            );
+            eprintln!("skipping: no Redis at {redis_url}");
+            return;
+        }
+        const N: u32 = 20;
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let config = ingested(&a);
+        ingested(&b);
+        let mut cfg = emulator_config(N);
+        cfg.rate_limit_scope = RateLimitScope::PerClient;
+        let emu = RunningEmulator::start(cfg).await.unwrap();
+        let la = create_list(&emu, "a", &config.csv_columns).await;
+        let lb = create_list(&emu, "b", &config.csv_columns).await;
+        let key = format!("dedupd-test:{{budget}}:{}", std::process::id());
+        let base = emu.base_url();
+        let spawn = |dir: &Path, list: &str| {
+            Command::new(env!("CARGO_BIN_EXE_dedupd"))
+                .args(["--quiet", "sync", "--config"])
+                .arg(repo().join("examples/feeds.toml"))
+                .arg("--state")
+                .arg(dir.join("state"))
+                .arg("--out")
+                .arg(dir.join("sync-out"))
+                .args([
+                    "--contact-list",
+                    list,
+                    "--batch-size",
+                    "20",
+                    "--rate",
+                    &N.to_string(),
+                ])
+                .args(["--redis", &redis_url, "--redis-key", &key])
+                .env("GENESYS_BASE_URL", &base)
+                .env("GENESYS_CLIENT_ID", ID)
+                .env("GENESYS_CLIENT_SECRET", SECRET)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (pa, pb) = (spawn(&a, &la), spawn(&b, &lb));
+        let outs = tokio::task::spawn_blocking(move || {
+            (
+                pa.wait_with_output().unwrap(),
+                pb.wait_with_output().unwrap(),
+            )
+        })
+        .await
+        .unwrap();
+        if let Ok(client) = redis::Client::open(redis_url.as_str())
+            && let Ok(mut conn) = client.get_connection()
+        {
+            let _: Result<(), _> = redis::cmd("DEL").arg(&key).query(&mut conn);
+        }
+        for out in [&outs.0, &outs.1] {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let stats = emu.state().stats();
+        let total: u64 = stats
+            .clients
+            .iter()
+            .filter(|c| c.client_id == ID)
+            .map(|c| c.requests)
+            .sum();
+        assert!(
+            total > u64::from(N),
+            "the two processes needed more than one window's budget ({total})"
+        );
+        assert_eq!(
+            stats.rate_limited, 0,
+            "together they never exceeded the org budget: {stats:?}"
+        );
+        assert!(
+            stats.max_requests_per_client_in_60s <= u64::from(N),
+            "{stats:?}"
+        );
+        assert_list_matches(&emu, &la, &a.join("out"));
+        assert_list_matches(&emu, &lb, &b.join("out"));
+        emu.shutdown().await;
+    }
 }

@@ -194,37 +194,50 @@ impl ContactState for EmbeddedStore {
         Ok(())
     }
 
-    fn for_each_pending(
+    fn for_each_with_synced(
         &self,
         target: &str,
-        f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>,
+        f: &mut dyn FnMut(StoredContact, Option<[u8; 16]>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_read().map_err(|e| StoreError::backend("scan", e))?;
-        let contacts = tx.open_table(CONTACTS).map_err(|e| StoreError::backend("scan", e))?;
-        let synced = tx.open_table(SYNCED).map_err(|e| StoreError::backend("scan", e))?;
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::backend("scan", e))?;
+        let contacts = tx
+            .open_table(CONTACTS)
+            .map_err(|e| StoreError::backend("scan", e))?;
+        let synced = tx
+            .open_table(SYNCED)
+            .map_err(|e| StoreError::backend("scan", e))?;
         let mut key = String::new();
-        for entry in contacts.iter().map_err(|e| StoreError::backend("scan", e))? {
+        for entry in contacts
+            .iter()
+            .map_err(|e| StoreError::backend("scan", e))?
+        {
             let (k, v) = entry.map_err(|e| StoreError::backend("scan", e))?;
             let c = codec::decode(k.value(), v.value())?;
             key.clear();
             key.push_str(target);
             key.push('\u{1f}');
             key.push_str(k.value());
-            let done = synced
+            let hash = synced
                 .get(key.as_str())
                 .map_err(|e| StoreError::backend("scan", e))?
-                .is_some_and(|h| h.value() == c.hash.as_slice());
-            if !done {
-                f(c)?;
-            }
+                .and_then(|h| h.value().try_into().ok());
+            f(c, hash)?;
         }
         Ok(())
     }
 
     fn mark_synced(&self, target: &str, entries: &[(String, [u8; 16])]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| StoreError::backend("write", e))?;
+        let tx = self
+            .db
+            .begin_write()
+            .map_err(|e| StoreError::backend("write", e))?;
         {
-            let mut table = tx.open_table(SYNCED).map_err(|e| StoreError::backend("write", e))?;
+            let mut table = tx
+                .open_table(SYNCED)
+                .map_err(|e| StoreError::backend("write", e))?;
             for (id, hash) in entries {
                 table
                     .insert(synced_key(target, id).as_str(), hash.as_slice())
@@ -235,8 +248,13 @@ impl ContactState for EmbeddedStore {
     }
 
     fn synced_hash(&self, target: &str, external_id: &str) -> Result<Option<[u8; 16]>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| StoreError::backend("read", e))?;
-        let table = tx.open_table(SYNCED).map_err(|e| StoreError::backend("read", e))?;
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::backend("read", e))?;
+        let table = tx
+            .open_table(SYNCED)
+            .map_err(|e| StoreError::backend("read", e))?;
         let v = table
             .get(synced_key(target, external_id).as_str())
             .map_err(|e| StoreError::backend("read", e))?;

@@ -101,15 +101,16 @@ pub trait ContactState: Send + Sync {
         Ok(self.len()? == 0)
     }
 
-    /// Visits, in `externalId` order, every contact whose content differs from what `target`
-    /// (e.g. a contact list id) last accepted: never sent, or changed since.
-    fn for_each_pending(
+    /// Visits every contact in `externalId` order with the hash `target` (e.g. a contact list
+    /// id) last accepted for it (`None`: never sent). The caller decides what is pending by
+    /// comparing that hash with the hash of what it would send now.
+    fn for_each_with_synced(
         &self,
         target: &str,
-        f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>,
+        f: &mut dyn FnMut(StoredContact, Option<[u8; 16]>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 
-    /// Records that `target` accepted these contacts with these content hashes, in one atomic
+    /// Records that `target` accepted these contacts with these payload hashes, in one atomic
     /// commit. This is the sync journal: only what the platform acknowledged is marked, so a
     /// killed run resends at most what was in flight (and upserts make that harmless).
     fn mark_synced(&self, target: &str, entries: &[(String, [u8; 16])]) -> Result<(), StoreError>;
