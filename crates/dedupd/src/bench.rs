@@ -17,6 +17,22 @@ use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchJob {
+    /// Time `dedupd sync` of N contacts through the in-process emulator at its rate limit,
+    /// against the theoretical minimum time that limit allows.
+    Sync {
+        /// Number of contacts to sync.
+        #[arg(long, default_value_t = 100_000)]
+        contacts: u64,
+        /// The emulator's limit and the client's budget, requests per minute per token.
+        #[arg(long, default_value_t = 300)]
+        rate: u32,
+        /// Contacts per add-contacts request.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
     /// Time `dedupd ingest` on N synthetic multi-source records.
     Ingest {
         /// Number of input records (about two per customer, across three sources).
@@ -34,8 +50,14 @@ pub enum BenchJob {
     },
 }
 
-pub fn run(job: BenchJob, _progress: bool) -> anyhow::Result<()> {
+pub fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
     match job {
+        BenchJob::Sync {
+            contacts,
+            rate,
+            batch_size,
+            concurrency,
+        } => bench_sync(contacts, rate, batch_size, concurrency, progress),
         BenchJob::Ingest {
             records,
             changed_pct,
@@ -321,3 +343,110 @@ timestamp_format = "rfc3339"
 do_not_call_values = ["CLOSED"]
 fields = { customer_id = "customerId", account_number = "accountNumber", phone = "/contact/phone", email = "/contact/email", first_name = "/contact/firstName", last_name = "/contact/lastName", updated_at = "updatedAt", status = "status" }
 "#;
+
+const SYNC_BENCH_CONFIG: &str = r#"[key]
+fields = ["customer_id"]
+[[source]]
+name = "bench"
+path = "unused.csv"
+format = "csv"
+timestamp_format = "rfc3339"
+fields = { customer_id = "id", updated_at = "ts" }
+"#;
+
+fn bench_sync(
+    contacts: u64,
+    rate: u32,
+    batch_size: usize,
+    concurrency: usize,
+    progress: bool,
+) -> anyhow::Result<()> {
+    use dedupd_core::{Contact, ContactRecord, ExternalIdBuilder, Field};
+    use dedupd_store::{EmbeddedStore, StoredContact};
+
+    let tmp = tempfile::tempdir()?;
+    let config = crate::config::Config::parse(SYNC_BENCH_CONFIG, &tmp.path().join("bench.toml"))?;
+    {
+        let store = EmbeddedStore::open(&tmp.path().join("state"))?;
+        let keys = ExternalIdBuilder::new(["customer_id"])?;
+        let mut w = store.writer(20_000);
+        let at = chrono::DateTime::from_timestamp(1_709_251_200, 0).unwrap_or_default();
+        for i in 0..contacts {
+            let cid = format!("CUST-{i}");
+            let id = keys.build(|_| Some(cid.as_str()))?;
+            let mut r = ContactRecord::new(at);
+            r.set(Field::CustomerId, Some(cid.clone()));
+            r.set(
+                Field::FirstName,
+                Some(FIRST[(i % FIRST.len() as u64) as usize].to_owned()),
+            );
+            r.set(
+                Field::LastName,
+                Some(LAST[(i / 7 % LAST.len() as u64) as usize].to_owned()),
+            );
+            r.set(
+                Field::PhoneE164,
+                Some(format!("+1201{:07}", i % 10_000_000)),
+            );
+            r.set(Field::Email, Some(format!("c{i}@example.org")));
+            r.do_not_call = i % 97 == 0;
+            w.put(StoredContact::new(Contact::from_record(id, r)))?;
+        }
+        w.finish()?;
+    } // the store closes here: sync opens it itself
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (id, secret, setup) = ("bench", "bench-secret", "bench-setup");
+        let emu = dedupd_emulator::RunningEmulator::start(dedupd_emulator::EmulatorConfig {
+            rate_limit_per_minute: rate,
+            clients: vec![(id.into(), secret.into()), (setup.into(), secret.into())],
+            ..Default::default()
+        })
+        .await?;
+        let endpoint = dedupd_genesys::Endpoint::base_url(&emu.base_url())?;
+        let setup_client = dedupd_genesys::GenesysClient::new(dedupd_genesys::ClientConfig::new(
+            endpoint.clone(),
+            setup,
+            dedupd_genesys::SecretString::from(secret),
+        ))
+        .await?;
+        let list = setup_client
+            .outbound()
+            .create_contact_list(&dedupd_genesys::ContactList::new("bench", config.csv_columns.clone()))
+            .await?;
+        let list_id = list.id.context("no list id")?;
+        let mut client = dedupd_genesys::ClientConfig::new(endpoint, id, dedupd_genesys::SecretString::from(secret));
+        client.requests_per_minute = rate;
+        let opts = crate::sync::Options {
+            config,
+            state_dir: tmp.path().join("state"),
+            out_dir: tmp.path().join("out"),
+            target: crate::sync::Target::List(list_id.clone()),
+            client,
+            batch_size,
+            concurrency,
+            dry_run: false,
+            progress,
+        };
+        let report = crate::sync::run(&opts).await?;
+        let stats = emu.state().stats();
+        let on_list = emu.state().contact_list_contacts(&list_id).map_or(0, |v| v.len());
+        // Evenly paced at the limit, R requests need (R - 1) intervals of 60/rate seconds.
+        let requests = report.api_calls;
+        let minimum = requests.saturating_sub(1) as f64 * 60.0 / f64::from(rate);
+        println!("| contacts | batch | rate/min | API calls | 429s | on the list | wall s | theoretical min s | budget used |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        println!(
+            "| {} | {batch_size} | {rate} | {requests} | {} | {on_list} | {:.1} | {minimum:.1} | {:.1} % |",
+            report.accepted,
+            stats.too_many_requests_sent,
+            report.elapsed_seconds,
+            if report.elapsed_seconds > 0.0 { 100.0 * minimum / report.elapsed_seconds } else { 0.0 },
+        );
+        emu.shutdown().await;
+        anyhow::Ok(())
+    })
+}
