@@ -102,8 +102,10 @@ pub struct Report {
     pub outcome_unknown: u64,
     /// OAuth token requests.
     pub token_requests: u64,
-    /// Time spent waiting for the rate budget, seconds.
+    /// Time spent waiting for the rate budget, summed over requests, seconds.
     pub budget_wait_seconds: f64,
+    /// From the first add-contacts request to the last answer, seconds.
+    pub send_seconds: f64,
     /// Wall time, seconds.
     pub elapsed_seconds: f64,
 }
@@ -360,6 +362,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     .buffer_unordered(opts.concurrency.max(1));
 
     let mut fatal: Option<anyhow::Error> = None;
+    let send_started = Instant::now();
     while let Some((hashes, res)) = results.next().await {
         report.batches += 1;
         report.sent += hashes.len() as u64;
@@ -407,6 +410,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         }
     }
     drop(results);
+    report.send_seconds = send_started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     rejects.commit()?;
     if fatal.is_some() {

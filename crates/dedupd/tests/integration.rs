@@ -790,6 +790,61 @@ mod sync_tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn permanently_refused_contacts_go_to_the_reject_file_and_the_rest_lands() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let config = ingested(d);
+        let mut cfg = emulator_config(60_000);
+        cfg.faults = FaultProfile::from_toml_str(
+            "seed = 5\n[[rules]]\nkind = \"record_failure\"\nprobability = 0.03\nstatuses = [400]\n",
+        )
+        .unwrap();
+        let emu = RunningEmulator::start(cfg).await.unwrap();
+        let list_id = create_list(&emu, "it", &config.csv_columns).await;
+        let opts = options(
+            d,
+            config,
+            sync::Target::List(list_id.clone()),
+            client_config(&emu, 60_000),
+            50,
+        );
+        let report = sync::run(&opts).await.unwrap();
+        assert!(
+            report.rejected > 0,
+            "the profile refuses some records: {report:?}"
+        );
+        assert_eq!(report.accepted + report.rejected, 200, "{report:?}");
+        let rejects = lines(&d.join("sync-out/sync_rejects.ndjson"));
+        assert_eq!(rejects.len() as u64, report.rejected);
+        for r in &rejects {
+            assert_eq!(r["status"], 400);
+            assert!(r["code"].is_string() && r["message"].is_string(), "{r}");
+        }
+        let on_list = emu.state().contact_list_contacts(&list_id).unwrap();
+        assert_eq!(
+            on_list.len() as u64,
+            report.accepted,
+            "accepted contacts all landed, refused ones not"
+        );
+        let refused: std::collections::BTreeSet<&str> = rejects
+            .iter()
+            .map(|r| r["external_id"].as_str().unwrap())
+            .collect();
+        assert!(
+            on_list
+                .iter()
+                .all(|c| !refused.contains(c["id"].as_str().unwrap()))
+        );
+        // Refused contacts stay pending: the next run offers them again (and they are refused again).
+        let again = sync::run(&opts).await.unwrap();
+        assert_eq!(
+            (again.pending, again.accepted, again.rejected),
+            (report.rejected, 0, report.rejected)
+        );
+        emu.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kill_dash_nine_at_random_points_then_finish() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().to_owned();
