@@ -872,7 +872,7 @@ mod sync_tests {
                         "--concurrency",
                         "2",
                         "--rate",
-                        "1500",
+                        "150", // 50 batches at 2.5/s: ~20 s of work, far more than 10 kill windows
                     ])
                     .env("GENESYS_BASE_URL", &base)
                     .env("GENESYS_CLIENT_ID", ID)
