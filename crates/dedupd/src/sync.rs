@@ -187,6 +187,29 @@ pub fn to_dialer_contact(
     }
 }
 
+/// Contacts whose payload differs from what `list_id` last accepted, in externalId order, with
+/// the payload hash each one is sent with.
+fn pending_set(
+    store: &EmbeddedStore,
+    list_id: &str,
+    columns: &[String],
+) -> anyhow::Result<Vec<(WritableDialerContact, [u8; 16])>> {
+    let mut pending = Vec::new();
+    store.for_each_with_synced(list_id, &mut |c, synced| {
+        let body = to_dialer_contact(&c, list_id, columns);
+        let hash = payload_hash(&body);
+        if synced != Some(hash) {
+            pending.push((body, hash));
+        }
+        Ok(())
+    })?;
+    Ok(pending)
+}
+
+fn is_do_not_call(c: &WritableDialerContact) -> bool {
+    c.callable == Some(false)
+}
+
 fn list_for(name: &str, columns: &[String]) -> ContactList {
     let mut list = ContactList::new(name, columns.to_vec());
     if columns.iter().any(|c| c == "phone_e164") {
@@ -225,35 +248,23 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             Target::List(id) => id.clone(),
             Target::Create(name) => format!("(new list {name})"),
         };
+        let pending = pending_set(&store, &list_id, columns)?;
         let mut plan = AtomicFile::create(&opts.out_dir.join("sync_plan.ndjson"))?;
-        let mut report = Report {
+        for (body, _) in &pending {
+            serde_json::to_writer(&mut *plan.writer(), body)?;
+            plan.writer().write_all(b"\n")?;
+        }
+        let report = Report {
             contact_list_id: list_id.clone(),
             dry_run: true,
+            pending: pending.len() as u64,
+            remaining: pending.len() as u64,
+            do_not_call: pending.iter().filter(|(c, _)| is_do_not_call(c)).count() as u64,
+            batches: (pending.len() as u64).div_ceil(opts.batch_size as u64),
+            elapsed_seconds: started.elapsed().as_secs_f64(),
             ..Report::default()
         };
-        let mut err = None;
-        store.for_each_with_synced(&list_id, &mut |c, synced| {
-            let body = to_dialer_contact(&c, &list_id, columns);
-            if synced == Some(payload_hash(&body)) {
-                return Ok(());
-            }
-            report.pending += 1;
-            report.do_not_call += u64::from(c.contact.do_not_call());
-            if let Err(e) = serde_json::to_writer(&mut *plan.writer(), &body)
-                .map_err(anyhow::Error::from)
-                .and_then(|()| plan.writer().write_all(b"\n").map_err(anyhow::Error::from))
-            {
-                err.get_or_insert(e);
-            }
-            Ok(())
-        })?;
-        if let Some(e) = err {
-            return Err(e.context("cannot write sync_plan.ndjson"));
-        }
         plan.commit()?;
-        report.batches = report.pending.div_ceil(opts.batch_size as u64);
-        report.remaining = report.pending;
-        report.elapsed_seconds = started.elapsed().as_secs_f64();
         crate::ingest::output::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
         return Ok(report);
     }
@@ -298,33 +309,22 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         }
     };
 
-    // The pending set, in externalId order, with the hash each contact is sent with.
-    let mut pending: Vec<(WritableDialerContact, [u8; 16])> = Vec::new();
+    let mut pending = pending_set(&store, &list_id, columns)?;
     let mut report = Report {
         contact_list_id: list_id.clone(),
+        pending: pending.len() as u64,
+        do_not_call: pending.iter().filter(|(c, _)| is_do_not_call(c)).count() as u64,
         ..Report::default()
     };
-    store.for_each_with_synced(&list_id, &mut |c, synced| {
-        let body = to_dialer_contact(&c, &list_id, columns);
-        let hash = payload_hash(&body);
-        if synced != Some(hash) {
-            report.do_not_call += u64::from(c.contact.do_not_call());
-            pending.push((body, hash));
-        }
-        Ok(())
-    })?;
-    report.pending = pending.len() as u64;
 
-    let bar = if opts.progress {
-        ProgressBar::new(report.pending)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_draw_target(if opts.progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
+    let bar = ProgressBar::with_draw_target(
+        Some(report.pending),
+        if opts.progress {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
     bar.set_style(
         ProgressStyle::with_template(
             "{prefix:>8} {bar:30} {pos}/{len} contacts {per_sec} eta {eta}",
@@ -415,12 +415,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     rejects.commit()?;
     if fatal.is_some() {
         // Batches never started are still pending too.
-        let mut left = 0u64;
-        store.for_each_with_synced(&list_id, &mut |c, synced| {
-            left +=
-                u64::from(synced != Some(payload_hash(&to_dialer_contact(&c, &list_id, columns))));
-            Ok(())
-        })?;
+        let left = pending_set(&store, &list_id, columns)?.len() as u64;
         report.remaining = left.saturating_sub(report.rejected);
     }
 
