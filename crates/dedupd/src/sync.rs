@@ -309,7 +309,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         }
     };
 
-    let mut pending = pending_set(&store, &list_id, columns)?;
+    let pending = pending_set(&store, &list_id, columns)?;
     let mut report = Report {
         contact_list_id: list_id.clone(),
         pending: pending.len() as u64,
@@ -335,9 +335,13 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
 
     let mut rejects = AtomicFile::create(&opts.out_dir.join("sync_rejects.ndjson"))?;
     let mut batches: Vec<Vec<(WritableDialerContact, [u8; 16])>> = Vec::new();
-    while !pending.is_empty() {
-        let rest = pending.split_off(opts.batch_size.min(pending.len()));
-        batches.push(std::mem::replace(&mut pending, rest));
+    let mut rest = pending.into_iter();
+    loop {
+        let batch: Vec<_> = rest.by_ref().take(opts.batch_size).collect();
+        if batch.is_empty() {
+            break;
+        }
+        batches.push(batch);
     }
     let add_options = AddContactsOptions {
         do_not_queue: Some(true),
