@@ -269,6 +269,19 @@ impl Contact {
         out
     }
 
+    /// The value of an output column (a [`Field`] name, `do_not_call` or `updated_at`) as text,
+    /// the way import files and contact-list columns carry it; empty when absent or unknown.
+    pub fn column(&self, name: &str) -> String {
+        match name {
+            "do_not_call" => self.do_not_call().to_string(),
+            "updated_at" => self.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            other => Field::from_name(other)
+                .and_then(|f| self.get(f))
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
     /// The public view written to `contacts.ndjson`.
     pub fn view(&self) -> ContactView<'_> {
         ContactView {

@@ -172,12 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ingest { config, out, state } => {
             let cfg = config::Config::load(&config)?;
-            let state_dir = state.unwrap_or_else(|| {
-                config
-                    .parent()
-                    .unwrap_or(std::path::Path::new("."))
-                    .join(".dedupd")
-            });
+            let state_dir = state.unwrap_or_else(|| default_state_dir(&config));
             let opts = ingest::Options {
                 config: cfg,
                 state_dir,
@@ -206,12 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
         } => {
             let cfg = config::Config::load(&config)?;
-            let state_dir = state.unwrap_or_else(|| {
-                config
-                    .parent()
-                    .unwrap_or(std::path::Path::new("."))
-                    .join(".dedupd")
-            });
+            let state_dir = state.unwrap_or_else(|| default_state_dir(&config));
             let endpoint = match (&base_url, &region) {
                 (Some(url), _) => dedupd_genesys::Endpoint::base_url(url)?,
                 (None, Some(r)) => dedupd_genesys::Endpoint::region(r)?,
@@ -299,6 +289,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// `.dedupd/` beside the config file: ingest and sync of one config share one state.
+fn default_state_dir(config: &std::path::Path) -> PathBuf {
+    config
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(".dedupd")
 }
 
 fn print_summary(r: &ingest::Report, out: &std::path::Path) {

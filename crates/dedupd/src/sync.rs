@@ -22,7 +22,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use dedupd_core::Field;
 use dedupd_genesys::{
     AddContactsOptions, ClientConfig, ContactList, ContactableStatus, EmailColumn, GenesysClient,
     PhoneColumn, PhoneNumberStatus, WritableDialerContact,
@@ -118,27 +117,6 @@ struct RejectLine<'a> {
     message: Option<&'a str>,
 }
 
-/// The list's data columns for a contact, in the configured order.
-fn data_of(c: &StoredContact, columns: &[String]) -> BTreeMap<String, String> {
-    let contact = &c.contact;
-    columns
-        .iter()
-        .map(|col| {
-            let v = match col.as_str() {
-                "do_not_call" => contact.do_not_call().to_string(),
-                "updated_at" => contact
-                    .updated_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                other => Field::from_name(other)
-                    .and_then(|f| contact.get(f))
-                    .unwrap_or_default()
-                    .to_owned(),
-            };
-            (col.clone(), v)
-        })
-        .collect()
-}
-
 /// The hash of what the platform would hold for a contact: its columns and statuses.
 pub fn payload_hash(c: &WritableDialerContact) -> [u8; 16] {
     use sha2::{Digest, Sha256};
@@ -180,7 +158,10 @@ pub fn to_dialer_contact(
     WritableDialerContact {
         id: Some(c.contact.external_id.clone()),
         contact_list_id: list_id.to_owned(),
-        data: data_of(c, columns),
+        data: columns
+            .iter()
+            .map(|col| (col.clone(), c.contact.column(col)))
+            .collect(),
         callable: Some(callable),
         phone_number_status: phone_status,
         contactable_status: Some(media),

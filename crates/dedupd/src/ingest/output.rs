@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use dedupd_core::{Contact, Field};
+use dedupd_core::Contact;
 use dedupd_store::{ContactState, EmbeddedStore};
 use serde::Serialize;
 
@@ -108,19 +108,6 @@ pub(crate) fn write_rejects(dir: &Path, rejects: &[Reject]) -> anyhow::Result<()
     f.commit()
 }
 
-fn csv_value(c: &Contact, column: &str) -> String {
-    match column {
-        "do_not_call" => c.do_not_call().to_string(),
-        "updated_at" => c
-            .updated_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        other => Field::from_name(other)
-            .and_then(|f| c.get(f))
-            .unwrap_or_default()
-            .to_owned(),
-    }
-}
-
 /// Writes `contacts.ndjson` and `contacts.csv` from the whole state, in `externalId` order.
 /// Returns (contacts, contacts flagged do-not-call).
 pub(crate) fn write_contacts(
@@ -148,7 +135,7 @@ pub(crate) fn write_contacts(
                 nd.writer().write_all(b"\n")?;
                 row.clear();
                 row.push(c.external_id.clone());
-                row.extend(columns.iter().map(|col| csv_value(c, col)));
+                row.extend(columns.iter().map(|col| c.column(col)));
                 csv.write_record(&row)?;
                 Ok(())
             })();
