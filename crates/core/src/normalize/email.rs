@@ -113,8 +113,7 @@ mod tests {
         }
 
         #[test]
-        fn plausible_addresses_survive(local in "[a-z0-9._%+-]{1,20}", dom in "[a-z0-9]{1,10}", tld in "[a-z]{2,6}") {
-            prop_assume!(!local.starts_with('.') && !local.ends_with('.') && !local.contains(".."));
+        fn plausible_addresses_survive(local in "[a-z0-9_%+-]{1,8}(\\.[a-z0-9_%+-]{1,8}){0,2}", dom in "[a-z0-9]{1,10}", tld in "[a-z]{2,6}") {
             let addr = format!("{}@{}.{}", local.to_uppercase(), dom, tld);
             let out = normalize_email(&addr);
             prop_assert_eq!(out, Ok(Some(addr.to_lowercase())));
