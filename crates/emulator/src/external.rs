@@ -1117,43 +1117,90 @@ fn not_found_result(id: &str) -> Value {
     )
 }
 
+/// The success result of one bulk record (`entity` omitted when `None`).
+fn success(id: &str, entity: Option<Value>) -> Value {
+    let mut r = json!({"id": id, "success": true, "status": 200});
+    if let (Some(entity), Some(m)) = (entity, r.as_object_mut()) {
+        m.insert("entity".into(), entity);
+    }
+    r
+}
+
+/// The 400 `invalid.value` result of an entity without an `id`.
+fn missing_id(message: &str, entity: Option<Value>) -> Value {
+    failure(
+        None,
+        400,
+        entity_error(
+            400,
+            "invalid.value",
+            message.into(),
+            false,
+            entity,
+            Some("id"),
+        ),
+    )
+}
+
+/// The `id` a bulk entity names, if any.
+fn entity_id(e: &Value) -> Option<&str> {
+    e.get("id").and_then(Value::as_str)
+}
+
+/// The failure result of a record refused with `err` (its code and message, not retryable).
+fn rejected(
+    id: Option<&str>,
+    status: u16,
+    err: &ApiError,
+    entity: Option<Value>,
+    field: Option<&str>,
+) -> Value {
+    failure(
+        id,
+        status,
+        entity_error(status, err.code, err.message.clone(), false, entity, field),
+    )
+}
+
+/// The head id `id` resolves to, or its 404 result.
+fn resolve_head(inner: &Inner, id: &str) -> Result<String, Value> {
+    resolve(inner, id)
+        .map(|r| r.id.clone())
+        .map_err(|_| not_found_result(id))
+}
+
+/// Drives a bulk request: runs `op` on each entity (with its index, for fault injection)
+/// under one lock, in order; `Ok` and `Err` are both that entity's result (`Err` lets `op`
+/// stop at its first failure with `?`). Then shuffles and counts them ([`bulk_response`]).
+fn bulk_each(
+    st: &EmulatorState,
+    body: Body,
+    mut op: impl FnMut(&mut Inner, usize, &Value) -> Result<Value, Value>,
+) -> ApiResult<Response> {
+    let entities = bulk_entities(&body.required()?)?;
+    let mut inner = st.lock();
+    let results = entities
+        .iter()
+        .enumerate()
+        .map(|(i, e)| op(&mut inner, i, e).unwrap_or_else(|failed| failed))
+        .collect();
+    Ok(bulk_response(&mut inner, results))
+}
+
 /// `POST …/bulk/contacts`: fetch by ids.
 pub(crate) async fn bulk_fetch(
     State(st): State<EmulatorState>,
     ctx: ReqCtx,
     body: Body,
 ) -> ApiResult<Response> {
-    let entities = bulk_entities(&body.required()?)?;
-    let mut inner = st.lock();
-    let mut results = Vec::with_capacity(entities.len());
-    for (i, e) in entities.iter().enumerate() {
-        let Some(id) = e.get("id").and_then(Value::as_str) else {
-            results.push(failure(
-                None,
-                400,
-                entity_error(
-                    400,
-                    "invalid.value",
-                    "id is required.".into(),
-                    false,
-                    None,
-                    Some("id"),
-                ),
-            ));
-            continue;
-        };
-        if let Some(status) = ctx.record_failure(&mut inner, i, id) {
-            results.push(injected_failure(Some(id), status, Some(json!({"id": id}))));
-            continue;
+    bulk_each(&st, body, |inner, i, e| {
+        let id = entity_id(e).ok_or_else(|| missing_id("id is required.", None))?;
+        if let Some(status) = ctx.record_failure(inner, i, id) {
+            return Err(injected_failure(Some(id), status, Some(json!({"id": id}))));
         }
-        match resolve(&inner, id) {
-            Ok(r) => {
-                results.push(json!({"id": id, "success": true, "status": 200, "entity": render(r)}))
-            }
-            Err(_) => results.push(not_found_result(id)),
-        }
-    }
-    Ok(bulk_response(&mut inner, results))
+        let r = resolve(inner, id).map_err(|_| not_found_result(id))?;
+        Ok(success(id, Some(render(r))))
+    })
 }
 
 /// `POST …/bulk/contacts/add`: per-entity results; the server assigns ids.
@@ -1162,60 +1209,25 @@ pub(crate) async fn bulk_add(
     ctx: ReqCtx,
     body: Body,
 ) -> ApiResult<Response> {
-    let entities = bulk_entities(&body.required()?)?;
-    let mut inner = st.lock();
-    let mut results = Vec::with_capacity(entities.len());
-    for (i, e) in entities.iter().enumerate() {
-        let fields = match normalize(e) {
-            Ok(f) => f,
-            Err(err) => {
-                let field = err
-                    .details
-                    .first()
-                    .and_then(|d| d.get("fieldName"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                results.push(failure(
-                    None,
-                    400,
-                    entity_error(
-                        400,
-                        err.code,
-                        err.message.clone(),
-                        false,
-                        Some(e.clone()),
-                        field.as_deref(),
-                    ),
-                ));
-                continue;
-            }
-        };
+    bulk_each(&st, body, |inner, i, e| {
+        let fields = normalize(e).map_err(|err| {
+            let field = err
+                .details
+                .first()
+                .and_then(|d| d.get("fieldName"))
+                .and_then(Value::as_str);
+            rejected(None, 400, &err, Some(e.clone()), field)
+        })?;
         if let Some(status) =
-            ctx.record_failure(&mut inner, i, &Value::Object(fields.clone()).to_string())
+            ctx.record_failure(inner, i, &Value::Object(fields.clone()).to_string())
         {
-            results.push(injected_failure(None, status, Some(e.clone())));
-            continue;
+            return Err(injected_failure(None, status, Some(e.clone())));
         }
-        match insert_new(&mut inner, fields, None) {
-            Ok(id) => {
-                let ent = inner.ext.get(&id).map(render).unwrap_or(Value::Null);
-                results.push(json!({"id": id, "success": true, "status": 200, "entity": ent}));
-            }
-            Err(err) => results.push(failure(
-                None,
-                err.status.as_u16(),
-                entity_error(
-                    err.status.as_u16(),
-                    err.code,
-                    err.message.clone(),
-                    false,
-                    None,
-                    None,
-                ),
-            )),
-        }
-    }
-    Ok(bulk_response(&mut inner, results))
+        let id = insert_new(inner, fields, None)
+            .map_err(|err| rejected(None, err.status.as_u16(), &err, None, None))?;
+        let ent = inner.ext.get(&id).map(render).unwrap_or(Value::Null);
+        Ok(success(&id, Some(ent)))
+    })
 }
 
 /// `POST …/bulk/contacts/update`: each entity needs its `id`.
@@ -1224,62 +1236,18 @@ pub(crate) async fn bulk_update(
     ctx: ReqCtx,
     body: Body,
 ) -> ApiResult<Response> {
-    let entities = bulk_entities(&body.required()?)?;
-    let mut inner = st.lock();
-    let mut results = Vec::with_capacity(entities.len());
-    for (i, e) in entities.iter().enumerate() {
-        let Some(id) = e.get("id").and_then(Value::as_str).map(str::to_owned) else {
-            results.push(failure(
-                None,
-                400,
-                entity_error(
-                    400,
-                    "invalid.value",
-                    "id is required for updates.".into(),
-                    false,
-                    Some(e.clone()),
-                    Some("id"),
-                ),
-            ));
-            continue;
-        };
-        let head = match resolve(&inner, &id) {
-            Ok(r) => r.id.clone(),
-            Err(_) => {
-                results.push(not_found_result(&id));
-                continue;
-            }
-        };
-        let fields = match normalize(e) {
-            Ok(f) => f,
-            Err(err) => {
-                results.push(failure(
-                    Some(&id),
-                    400,
-                    entity_error(
-                        400,
-                        err.code,
-                        err.message.clone(),
-                        false,
-                        Some(e.clone()),
-                        None,
-                    ),
-                ));
-                continue;
-            }
-        };
-        if let Some(status) = ctx.record_failure(&mut inner, i, &id) {
-            results.push(injected_failure(Some(&id), status, Some(e.clone())));
-            continue;
+    bulk_each(&st, body, |inner, i, e| {
+        let id = entity_id(e)
+            .ok_or_else(|| missing_id("id is required for updates.", Some(e.clone())))?;
+        let head = resolve_head(inner, id)?;
+        let fields =
+            normalize(e).map_err(|err| rejected(Some(id), 400, &err, Some(e.clone()), None))?;
+        if let Some(status) = ctx.record_failure(inner, i, id) {
+            return Err(injected_failure(Some(id), status, Some(e.clone())));
         }
-        match replace_fields(&mut inner, &head, fields) {
-            Ok(ent) => {
-                results.push(json!({"id": id, "success": true, "status": 200, "entity": ent}))
-            }
-            Err(_) => results.push(not_found_result(&id)),
-        }
-    }
-    Ok(bulk_response(&mut inner, results))
+        let ent = replace_fields(inner, &head, fields).map_err(|_| not_found_result(id))?;
+        Ok(success(id, Some(ent)))
+    })
 }
 
 /// `POST …/bulk/contacts/remove`.
@@ -1288,42 +1256,17 @@ pub(crate) async fn bulk_remove(
     ctx: ReqCtx,
     body: Body,
 ) -> ApiResult<Response> {
-    let entities = bulk_entities(&body.required()?)?;
-    let mut inner = st.lock();
-    let mut results = Vec::with_capacity(entities.len());
-    for (i, e) in entities.iter().enumerate() {
-        let Some(id) = e.get("id").and_then(Value::as_str).map(str::to_owned) else {
-            results.push(failure(
-                None,
-                400,
-                entity_error(
-                    400,
-                    "invalid.value",
-                    "id is required.".into(),
-                    false,
-                    None,
-                    Some("id"),
-                ),
-            ));
-            continue;
-        };
-        let head = match resolve(&inner, &id) {
-            Ok(r) => r.id.clone(),
-            Err(_) => {
-                results.push(not_found_result(&id));
-                continue;
-            }
-        };
-        if let Some(status) = ctx.record_failure(&mut inner, i, &id) {
-            results.push(injected_failure(Some(&id), status, Some(json!({"id": id}))));
-            continue;
+    bulk_each(&st, body, |inner, i, e| {
+        let id = entity_id(e).ok_or_else(|| missing_id("id is required.", None))?;
+        let head = resolve_head(inner, id)?;
+        if let Some(status) = ctx.record_failure(inner, i, id) {
+            return Err(injected_failure(Some(id), status, Some(json!({"id": id}))));
         }
         if let Some(r) = inner.ext.get_mut(&head) {
             r.deleted = true;
         }
-        results.push(json!({"id": id, "success": true, "status": 200}));
-    }
-    Ok(bulk_response(&mut inner, results))
+        Ok(success(id, None))
+    })
 }
 
 /// Used by conversations: the live contact claiming an address (e-mail or E.164 phone).
