@@ -816,6 +816,43 @@ fn phone_key(p: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Moves the values of `slots` (e.g. the e-mail fields) of `others` into `base`: a value whose
+/// `key` is already present is skipped; a new one goes to its own slot when free, else to the
+/// first free slot, else it is dropped (the platform has a fixed number of slots).
+fn fill_free_slots(
+    base: &mut Map<String, Value>,
+    others: &[&ExtRec],
+    slots: &[&str],
+    key: impl Fn(&Value) -> Option<String>,
+) {
+    let mut seen: Vec<String> = slots
+        .iter()
+        .filter_map(|k| base.get(*k).and_then(&key))
+        .collect();
+    for other in others {
+        for k in slots {
+            let Some(v) = other.fields.get(*k) else {
+                continue;
+            };
+            let Some(vk) = key(v) else {
+                continue;
+            };
+            if seen.contains(&vk) {
+                continue;
+            }
+            let slot = if base.get(*k).is_none() {
+                Some(*k)
+            } else {
+                slots.iter().copied().find(|s| base.get(*s).is_none())
+            };
+            if let Some(s) = slot {
+                base.insert(s.to_owned(), v.clone());
+                seen.push(vk);
+            }
+        }
+    }
+}
+
 /// The platform's merge of field values: the most recently modified contact is the base; its
 /// null fields are filled from the others (most recent first); e-mails and phones that differ
 /// move to free slots; external ids and identifiers are united.
@@ -846,57 +883,10 @@ fn merged_fields(sources: &[&ExtRec]) -> Map<String, Value> {
             }
         }
     }
-    // E-mails: every distinct address, base's slots first, others into free slots.
-    let mut emails: Vec<String> = EMAILS
-        .iter()
-        .filter_map(|k| base.get(*k).and_then(Value::as_str))
-        .map(str::to_lowercase)
-        .collect();
-    for other in ordered.iter().skip(1) {
-        for k in EMAILS {
-            let Some(e) = other.fields.get(*k).and_then(Value::as_str) else {
-                continue;
-            };
-            if emails.contains(&e.to_lowercase()) {
-                continue;
-            }
-            let slot = if base.get(*k).is_none() {
-                Some(*k)
-            } else {
-                EMAILS.iter().copied().find(|s| base.get(*s).is_none())
-            };
-            if let Some(s) = slot {
-                base.insert(s.to_owned(), json!(e));
-                emails.push(e.to_lowercase());
-            }
-        }
-    }
-    let mut phones: Vec<String> = PHONES
-        .iter()
-        .filter_map(|k| base.get(*k).and_then(phone_key))
-        .collect();
-    for other in ordered.iter().skip(1) {
-        for k in PHONES {
-            let Some(p) = other.fields.get(*k) else {
-                continue;
-            };
-            let Some(key) = phone_key(p) else {
-                continue;
-            };
-            if phones.contains(&key) {
-                continue;
-            }
-            let slot = if base.get(*k).is_none() {
-                Some(*k)
-            } else {
-                PHONES.iter().copied().find(|s| base.get(*s).is_none())
-            };
-            if let Some(s) = slot {
-                base.insert(s.to_owned(), p.clone());
-                phones.push(key);
-            }
-        }
-    }
+    // E-mails and phones: every distinct value, base's slots first, the others' into free slots.
+    let email_key = |v: &Value| v.as_str().map(str::to_lowercase);
+    fill_free_slots(&mut base, &ordered[1..], EMAILS, email_key);
+    fill_free_slots(&mut base, &ordered[1..], PHONES, phone_key);
     base
 }
 
