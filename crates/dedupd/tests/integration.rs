@@ -706,32 +706,25 @@ mod sync_tests {
         );
         assert_list_matches(&emu, &first.contact_list_id, &d.join("out"));
         let list = sync::Target::List(first.contact_list_id.clone());
+        let to_list = || {
+            options(
+                d,
+                config.clone(),
+                list.clone(),
+                client_config(&emu, 3000),
+                25,
+            )
+        };
 
         // Nothing changed: nothing is sent.
         let calls = add_calls(&emu);
-        let again = sync::run(&options(
-            d,
-            config.clone(),
-            list.clone(),
-            client_config(&emu, 3000),
-            25,
-        ))
-        .await
-        .unwrap();
+        let again = sync::run(&to_list()).await.unwrap();
         assert_eq!((again.pending, again.sent), (0, 0));
         assert_eq!(add_calls(&emu), calls);
 
         // A newer export changes 3 contacts (2 stale rows change nothing): only those 3 go out.
         ingest_with(&fixture("update.toml"), &d.join("state"), &d.join("out"));
-        let upd = sync::run(&options(
-            d,
-            config.clone(),
-            list.clone(),
-            client_config(&emu, 3000),
-            25,
-        ))
-        .await
-        .unwrap();
+        let upd = sync::run(&to_list()).await.unwrap();
         assert_eq!((upd.pending, upd.sent, upd.accepted), (3, 3, 3));
         assert_eq!(add_calls(&emu), calls + 1, "one batch");
         assert_list_matches(&emu, &first.contact_list_id, &d.join("out"));
@@ -742,7 +735,7 @@ mod sync_tests {
             &d.join("state"),
             &d.join("out"),
         );
-        let mut dry = options(d, config, list, client_config(&emu, 3000), 25);
+        let mut dry = to_list();
         dry.dry_run = true;
         let plan = sync::run(&dry).await.unwrap();
         assert_eq!((plan.pending, plan.sent), (4, 0));

@@ -154,22 +154,29 @@ fn list_ids_in_emulator(emu: &RunningEmulator, list_id: &str) -> Vec<String> {
 // Tokens
 // ---------------------------------------------------------------------------------------------
 
+/// Lists contact lists `n` times concurrently; every call must succeed.
+async fn list_lists_concurrently(client: &GenesysClient, n: usize) {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .outbound()
+                    .list_contact_lists(&Default::default())
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_calls_share_one_token_request() {
     let emu = emulator(FaultProfile::default()).await;
     let client = client_for(&emu).await;
-    let calls = (0..50).map(|_| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            client
-                .outbound()
-                .list_contact_lists(&Default::default())
-                .await
-        })
-    });
-    for call in calls.collect::<Vec<_>>() {
-        call.await.unwrap().unwrap();
-    }
+    list_lists_concurrently(&client, 50).await;
     assert_eq!(emu.state().stats().token_requests, 1);
     assert_eq!(client.stats().token_requests, 1);
     assert_eq!(route_count(&emu, LISTS_ROUTE), 50);
@@ -210,20 +217,7 @@ async fn revoked_token_is_renewed_once_and_the_request_sent_again() {
     assert_eq!(emu.state().revoke_tokens(), 1);
 
     // Ten concurrent callers all meet the 401 of the revoked token; one renewal serves them.
-    let calls: Vec<_> = (0..10)
-        .map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                client
-                    .outbound()
-                    .list_contact_lists(&Default::default())
-                    .await
-            })
-        })
-        .collect();
-    for call in calls {
-        call.await.unwrap().unwrap();
-    }
+    list_lists_concurrently(&client, 10).await;
     // However many callers met a 401 (those in flight before the first renewal), one token
     // request renewed it, and each 401 was followed by exactly one re-send.
     let stats = emu.state().stats();
@@ -405,20 +399,7 @@ async fn occasional_429s_are_retried_until_success() {
     }]))
     .await;
     let client = client_for(&emu).await;
-    let calls: Vec<_> = (0..12)
-        .map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                client
-                    .outbound()
-                    .list_contact_lists(&Default::default())
-                    .await
-            })
-        })
-        .collect();
-    for call in calls {
-        call.await.unwrap().unwrap();
-    }
+    list_lists_concurrently(&client, 12).await;
     let emu_stats = emu.state().stats();
     let stats = client.stats();
     assert!(emu_stats.too_many_requests_sent > 0, "seeded faults fired");
@@ -431,20 +412,7 @@ async fn occasional_429s_are_retried_until_success() {
 async fn server_errors_are_retried_and_the_attempt_cap_holds() {
     let emu = emulator(faults(vec![rule(FaultKind::ServerError, 0.3)])).await;
     let client = client_for(&emu).await;
-    let calls: Vec<_> = (0..20)
-        .map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                client
-                    .outbound()
-                    .list_contact_lists(&Default::default())
-                    .await
-            })
-        })
-        .collect();
-    for call in calls {
-        call.await.unwrap().unwrap();
-    }
+    list_lists_concurrently(&client, 20).await;
     let stats = client.stats();
     let five_xx: u64 = [500, 502, 503].iter().map(|s| status_count(&emu, *s)).sum();
     assert!(five_xx > 0, "seeded faults fired");
