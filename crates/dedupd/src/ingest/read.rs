@@ -470,8 +470,16 @@ pub(crate) fn read_json_array(
         }
     }
     if st == St::InElem {
-        // Cut off mid-element: that element is the reject.
+        // The array never closed: the last element is read on its own (a reject if it was
+        // cut off mid-way), and the file is flagged as possibly truncated.
+        tracing::warn!(
+            source,
+            line,
+            "The JSON array is not closed; the file may be truncated."
+        );
         json_object(source, elem_line, &elem, sink);
+    } else if st == St::Before {
+        // An empty (or whitespace-only) file holds no records: nothing to reject.
     } else if st != St::After {
         sink.reject(Reject::new(
             source,
@@ -542,6 +550,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn json_array_edges() {
+        let run = |text: &str| {
+            let mut c = Count::default();
+            read_json_array("s", input(text.as_bytes()), &mut c, |_| {}).unwrap();
+            (c.rows, c.rejects)
+        };
+        assert_eq!(run(""), (vec![], vec![]), "an empty export has no records");
+        assert_eq!(run(" \n "), (vec![], vec![]));
+        assert_eq!(run("[]"), (vec![], vec![]));
+        assert_eq!(
+            run("[{\"a\": 1},\n{\"a\": 2}"),
+            (vec![1, 2], vec![]),
+            "a complete last element is kept"
+        );
+        assert_eq!(
+            run("[{\"a\": 1},\n{\"a\": "),
+            (vec![1], vec![2]),
+            "a cut-off element is the reject"
+        );
+        assert_eq!(run("{\"a\": 1}"), (vec![], vec![1]), "not an array");
     }
 
     #[test]
