@@ -4,4 +4,5 @@
 pub mod bench;
 pub mod config;
 pub mod ingest;
+pub mod merge;
 pub mod sync;

@@ -1,0 +1,3 @@
+//! Duplicate merging: the plan format, and applying a reviewed plan through the merge API.
+
+pub mod plan_format;
