@@ -1,0 +1,256 @@
+//! Candidate generation: records that share a blocking key become candidate pairs; nothing else
+//! is ever compared, so the cost grows with the number of real candidates, not with n².
+//!
+//! Keys: the exact phone, the canonical e-mail, the e-mail's local part, the name pair (in either
+//! order), the last name with the postcode, a phonetic name key, the street with the postcode and
+//! the given name with the postcode. Two guards keep one common value from exploding the pair
+//! count:
+//! - *generic values*: a phone or e-mail that is a placeholder, or that is shared by records of
+//!   many different people (three or more distinct given names *and* family names), is not
+//!   evidence; it is marked on the records (and then counts as missing in comparisons) and
+//!   forms no block;
+//! - *block cap*: a block larger than `max_block` is not expanded into all its pairs; its
+//!   records are sorted by name and each is paired with its `window` neighbours (the sorted
+//!   neighbourhood method).
+
+use std::hash::{Hash, Hasher};
+
+use rayon::prelude::*;
+use rustc_hash::{FxHashSet, FxHasher};
+
+use super::features::{Features, Str};
+
+/// Blocking settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockingConfig {
+    /// Blocks up to this size are expanded into all their pairs.
+    pub max_block: usize,
+    /// In larger blocks, each record is paired with this many neighbours in name order.
+    pub window: usize,
+    /// A phone or e-mail shared by more records than this is generic, whoever they are.
+    pub generic_size: usize,
+}
+
+impl Default for BlockingConfig {
+    fn default() -> Self {
+        BlockingConfig {
+            max_block: 64,
+            window: 10,
+            generic_size: 40,
+        }
+    }
+}
+
+/// What blocking found.
+#[derive(Debug, Clone, Default)]
+pub struct Candidates {
+    /// Candidate pairs `(a, b)` with `a < b`, sorted, unique.
+    pub pairs: Vec<(u32, u32)>,
+    /// Number of distinct phone values found generic.
+    pub generic_phones: usize,
+    /// Number of distinct e-mail values found generic.
+    pub generic_emails: usize,
+    /// Blocks too large to expand fully (handled by sorted neighbourhood).
+    pub capped_blocks: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Key {
+    Phone = 1,
+    Email,
+    EmailLocal,
+    NamePair,
+    LastPostcode,
+    Phonetic,
+    StreetPostcode,
+    FirstPostcode,
+}
+
+fn key(kind: Key, parts: impl Hash) -> u64 {
+    let mut h = FxHasher::default();
+    (kind as u8).hash(&mut h);
+    parts.hash(&mut h);
+    h.finish()
+}
+
+/// Marks generic phones and e-mails on the records and returns how many distinct values of each
+/// were generic.
+pub fn mark_generic(features: &mut [Features], cfg: &BlockingConfig) -> (usize, usize) {
+    let phones = generic_values(features, cfg, |f| {
+        (f.phone != 0 && !f.phone_generic).then_some(f.phone)
+    });
+    let emails = generic_values(features, cfg, |f| {
+        let e = f.str(Str::Email);
+        (!e.is_empty() && !f.email_generic).then(|| key(Key::Email, e))
+    });
+    for f in features.iter_mut() {
+        if phones.contains(&f.phone) {
+            f.phone_generic = true;
+        }
+        let e = f.str(Str::Email);
+        if !e.is_empty() && emails.contains(&key(Key::Email, e)) {
+            f.email_generic = true;
+        }
+    }
+    (phones.len(), emails.len())
+}
+
+fn generic_values(
+    features: &[Features],
+    cfg: &BlockingConfig,
+    value: impl Fn(&Features) -> Option<u64> + Sync,
+) -> FxHashSet<u64> {
+    let mut keyed: Vec<(u64, u32)> = features
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, f)| value(f).map(|v| (v, i as u32)))
+        .collect();
+    keyed.par_sort_unstable();
+    let mut generic = FxHashSet::default();
+    for group in keyed.chunk_by(|a, b| a.0 == b.0) {
+        if group.len() < 3 {
+            continue;
+        }
+        if group.len() > cfg.generic_size {
+            generic.insert(group[0].0);
+            continue;
+        }
+        let distinct = |s: Str| {
+            let mut seen: Vec<&str> = group
+                .iter()
+                .map(|&(_, i)| {
+                    let v = features[i as usize].str(s);
+                    v.split(' ').next().unwrap_or(v)
+                })
+                .filter(|v| !v.is_empty())
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.len()
+        };
+        if distinct(Str::First) >= 3 && distinct(Str::Last) >= 3 {
+            generic.insert(group[0].0);
+        }
+    }
+    generic
+}
+
+/// The blocking keys of one record.
+fn keys_of(f: &Features, out: &mut Vec<u64>) {
+    let first = f.str(Str::First);
+    let first1 = first.split(' ').next().unwrap_or(first);
+    let last = f.str(Str::Last);
+    let postcode = f.str(Str::Postcode);
+    let street = f.str(Str::Street);
+    if let Some(p) = f.phone() {
+        out.push(key(Key::Phone, p));
+    }
+    if let Some(e) = f.email() {
+        out.push(key(Key::Email, e));
+        if let Some((local, _)) = e.rsplit_once('@')
+            && local.len() >= 5
+        {
+            out.push(key(Key::EmailLocal, local));
+        }
+    }
+    if !first1.is_empty() && !last.is_empty() {
+        let (x, y) = if first1 <= last {
+            (first1, last)
+        } else {
+            (last, first1)
+        };
+        out.push(key(Key::NamePair, (x, y, f.country)));
+        out.push(key(Key::Phonetic, (f.first_token(), f.last_sx, f.country)));
+    }
+    if !postcode.is_empty() {
+        if !last.is_empty() {
+            out.push(key(Key::LastPostcode, (last, postcode)));
+        }
+        if !street.is_empty() {
+            out.push(key(Key::StreetPostcode, (street, postcode)));
+        }
+        if !first1.is_empty() {
+            out.push(key(Key::FirstPostcode, (f.first_token(), postcode)));
+        }
+    }
+}
+
+/// Marks generic values ([`mark_generic`]) and generates the candidate pairs.
+pub fn candidates(features: &mut [Features], cfg: &BlockingConfig) -> Candidates {
+    let (generic_phones, generic_emails) = mark_generic(features, cfg);
+    let features = &*features;
+    let mut keyed: Vec<(u64, u32)> = features
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(i, f)| {
+            let mut ks = Vec::with_capacity(8);
+            keys_of(f, &mut ks);
+            ks.into_iter().map(move |k| (k, i as u32))
+        })
+        .collect();
+    keyed.par_sort_unstable();
+    let groups: Vec<&[(u64, u32)]> = keyed
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|g| g.len() > 1)
+        .collect();
+    let capped = groups.iter().filter(|g| g.len() > cfg.max_block).count();
+    let mut pairs: Vec<u64> = groups
+        .par_iter()
+        .flat_map_iter(|g| block_pairs(g, features, cfg))
+        .collect();
+    pairs.par_sort_unstable();
+    pairs.dedup();
+    Candidates {
+        pairs: pairs
+            .into_iter()
+            .map(|p| ((p >> 32) as u32, p as u32))
+            .collect(),
+        generic_phones,
+        generic_emails,
+        capped_blocks: capped,
+    }
+}
+
+fn pair(a: u32, b: u32) -> Option<u64> {
+    match a.cmp(&b) {
+        std::cmp::Ordering::Less => Some(u64::from(a) << 32 | u64::from(b)),
+        std::cmp::Ordering::Greater => Some(u64::from(b) << 32 | u64::from(a)),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+fn block_pairs(group: &[(u64, u32)], features: &[Features], cfg: &BlockingConfig) -> Vec<u64> {
+    let ids: Vec<u32> = group.iter().map(|&(_, i)| i).collect();
+    let mut out = Vec::new();
+    if ids.len() <= cfg.max_block {
+        for (x, &a) in ids.iter().enumerate() {
+            for &b in &ids[x + 1..] {
+                out.extend(pair(a, b));
+            }
+        }
+        return out;
+    }
+    // Sorted neighbourhood inside an oversized block.
+    let mut sorted: Vec<(String, u32)> = ids
+        .iter()
+        .map(|&i| {
+            let f = &features[i as usize];
+            (
+                format!(
+                    "{} {} {}",
+                    f.str(Str::Last),
+                    f.str(Str::First),
+                    f.str(Str::Email)
+                ),
+                i,
+            )
+        })
+        .collect();
+    sorted.sort_unstable();
+    for (x, (_, a)) in sorted.iter().enumerate() {
+        for (_, b) in sorted.iter().skip(x + 1).take(cfg.window) {
+            out.extend(pair(*a, *b));
+        }
+    }
+    out
+}

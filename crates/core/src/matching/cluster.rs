@@ -1,0 +1,165 @@
+//! Clustering that does not chain.
+//!
+//! Plain union-find over every pair above the threshold glues people together through one
+//! ambiguous record: a household landline links Anna to a nameless IVR record and the IVR record
+//! to Ben, and Anna and Ben become one "customer". Here links are taken strongest first, and two
+//! clusters join only when no pair across them carries strong evidence *against* being one
+//! person (a negative weight sum at or below `-guard_bits`: two different given names, or two
+//! different e-mails and phones), and the result stays within `max_cluster` records.
+//!
+//! Each cluster's confidence is the probability of its weakest link.
+
+use rayon::prelude::*;
+
+use super::compare::{Comparison, Pattern, compare};
+use super::features::Features;
+use super::model::Model;
+
+/// Clustering settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClusterConfig {
+    /// Pairs at or above this match probability are links.
+    pub threshold: f64,
+    /// Two clusters do not join when a pair across them has negative evidence of this many bits.
+    pub guard_bits: f64,
+    /// Largest cluster (Genesys Cloud merges at most 52 contacts into one merge set).
+    pub max_cluster: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            threshold: 0.5,
+            guard_bits: 5.0,
+            max_cluster: 50,
+        }
+    }
+}
+
+/// A cluster of two or more records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// Member record indexes, ascending.
+    pub members: Vec<u32>,
+    /// The links that built the cluster: `(a, b, probability)`.
+    pub links: Vec<(u32, u32, f64)>,
+    /// Probability of the weakest link.
+    pub confidence: f64,
+}
+
+/// The clusters found, and how many joins the guard refused.
+#[derive(Debug, Clone, Default)]
+pub struct Clustering {
+    /// Clusters of two or more records, ordered by their smallest member.
+    pub clusters: Vec<Cluster>,
+    /// Links refused because a pair across the two clusters conflicted.
+    pub guard_refusals: usize,
+    /// Links refused because the cluster would grow past `max_cluster`.
+    pub size_refusals: usize,
+}
+
+/// The evidence in bits (≤ 0) that a pair is two different people: disagreeing names, e-mails
+/// and phones. The address is left out: people move, and a move is no evidence of two people.
+pub fn negative_evidence(model: &Model, p: Pattern) -> f64 {
+    let mut neg: f64 = [
+        Comparison::FirstName,
+        Comparison::LastName,
+        Comparison::Email,
+        Comparison::Phone,
+    ]
+    .iter()
+    .map(|&c| model.weight(c, p.level(c)).min(0.0))
+    .sum();
+    if Model::conflicting(p) {
+        neg += model.conflict_weight.min(0.0);
+    }
+    neg
+}
+
+/// Clusters `n` records from scored candidate pairs `(a, b, probability)`.
+pub fn cluster(
+    features: &[Features],
+    scored: &[(u32, u32, f64)],
+    model: &Model,
+    cfg: &ClusterConfig,
+) -> Clustering {
+    let n = features.len();
+    let mut links: Vec<(u32, u32, f64)> = scored
+        .par_iter()
+        .copied()
+        .filter(|&(_, _, p)| p >= cfg.threshold)
+        .collect();
+    // Strongest first; ties in index order, so the result never depends on thread timing.
+    links.par_sort_unstable_by(|x, y| y.2.total_cmp(&x.2).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1)));
+    let mut parent: Vec<u32> = (0..n as u32).collect();
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut edges: Vec<Vec<(u32, u32, f64)>> = vec![Vec::new(); n];
+    let mut out = Clustering::default();
+    let find = |parent: &mut Vec<u32>, mut x: u32| {
+        while parent[x as usize] != x {
+            let up = parent[parent[x as usize] as usize];
+            parent[x as usize] = up;
+            x = up;
+        }
+        x
+    };
+    let set_of = |members: &Vec<Vec<u32>>, r: u32| -> Vec<u32> {
+        if members[r as usize].is_empty() {
+            vec![r]
+        } else {
+            members[r as usize].clone()
+        }
+    };
+    for (a, b, p) in links {
+        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+        if ra == rb {
+            continue;
+        }
+        let (sa, sb) = (set_of(&members, ra), set_of(&members, rb));
+        if sa.len() + sb.len() > cfg.max_cluster {
+            out.size_refusals += 1;
+            continue;
+        }
+        let conflict = sa.iter().any(|&x| {
+            sb.iter().any(|&y| {
+                let pat = compare(&features[x as usize], &features[y as usize]);
+                negative_evidence(model, pat) <= -cfg.guard_bits
+            })
+        });
+        if conflict {
+            out.guard_refusals += 1;
+            continue;
+        }
+        // Union by size: the larger set's root stays.
+        let (big, small) = if sa.len() >= sb.len() {
+            (ra, rb)
+        } else {
+            (rb, ra)
+        };
+        parent[small as usize] = big;
+        let mut merged = sa;
+        merged.extend(sb);
+        members[small as usize] = Vec::new();
+        members[big as usize] = merged;
+        let mut es = std::mem::take(&mut edges[small as usize]);
+        es.append(&mut edges[big as usize]);
+        es.push((a.min(b), a.max(b), p));
+        edges[big as usize] = es;
+    }
+    for r in 0..n as u32 {
+        if find(&mut parent, r) != r || members[r as usize].len() < 2 {
+            continue;
+        }
+        let mut ms = std::mem::take(&mut members[r as usize]);
+        ms.sort_unstable();
+        let links = std::mem::take(&mut edges[r as usize]);
+        let confidence = links.iter().map(|e| e.2).fold(1.0, f64::min);
+        out.clusters.push(Cluster {
+            members: ms,
+            links,
+            confidence,
+        });
+    }
+    out.clusters.sort_unstable_by_key(|c| c.members[0]);
+    out
+}

@@ -1,0 +1,323 @@
+//! Pairwise comparison: each field of two records is put on an agreement level, and the levels
+//! of all fields form the pair's *pattern*, the unit the model weighs.
+
+use strsim::{jaro_winkler, levenshtein};
+
+use super::features::{Features, Str};
+use super::nicknames;
+
+/// The compared fields, in pattern order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Comparison {
+    /// Given name (nicknames, typos and initials count as partial agreement).
+    FirstName,
+    /// Family name (typos and double-barrelled names count as partial agreement).
+    LastName,
+    /// E-mail (tags and Gmail dots ignored; typos count as partial agreement).
+    Email,
+    /// Phone in E.164 (a one-digit typo counts as partial agreement).
+    Phone,
+    /// Street line (abbreviations expanded; typos count as partial agreement).
+    Street,
+    /// Postal code.
+    Postcode,
+    /// City.
+    City,
+}
+
+/// Every comparison, in pattern order.
+pub const COMPARISONS: [Comparison; 7] = [
+    Comparison::FirstName,
+    Comparison::LastName,
+    Comparison::Email,
+    Comparison::Phone,
+    Comparison::Street,
+    Comparison::Postcode,
+    Comparison::City,
+];
+
+impl Comparison {
+    /// The field's name in plans and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Comparison::FirstName => "first_name",
+            Comparison::LastName => "last_name",
+            Comparison::Email => "email",
+            Comparison::Phone => "phone",
+            Comparison::Street => "street",
+            Comparison::Postcode => "postcode",
+            Comparison::City => "city",
+        }
+    }
+
+    /// The names of the levels (index = level; 0 is always `missing`).
+    pub fn levels(self) -> &'static [&'static str] {
+        match self {
+            Comparison::FirstName => &[
+                "missing",
+                "exact",
+                "nickname",
+                "similar",
+                "initial",
+                "different",
+            ],
+            Comparison::LastName => &["missing", "exact", "similar", "partial", "different"],
+            Comparison::Email | Comparison::Phone | Comparison::Street => {
+                &["missing", "exact", "similar", "different"]
+            }
+            Comparison::Postcode | Comparison::City => &["missing", "exact", "different"],
+        }
+    }
+
+    fn shift(self) -> u32 {
+        3 * self as u32
+    }
+}
+
+/// The agreement levels of one pair, three bits per comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pattern(pub u32);
+
+impl Pattern {
+    /// The level of one comparison (0 = missing on either side).
+    pub fn level(self, c: Comparison) -> usize {
+        ((self.0 >> c.shift()) & 7) as usize
+    }
+
+    fn set(&mut self, c: Comparison, level: u8) {
+        self.0 |= u32::from(level) << c.shift();
+    }
+
+    /// Number of distinct patterns (the size of a weight table).
+    pub const SPACE: usize = 1 << 21;
+}
+
+/// Compares two records.
+pub fn compare(a: &Features, b: &Features) -> Pattern {
+    let mut p = Pattern(0);
+    let (fa, la, fb, lb) = (
+        a.str(Str::First),
+        a.str(Str::Last),
+        b.str(Str::First),
+        b.str(Str::Last),
+    );
+    let (mut first, mut last) = (first_level(fa, fb), last_level(la, lb));
+    // Swapped first and last names: take the reading that agrees better.
+    if !fa.is_empty() && !la.is_empty() && !fb.is_empty() && !lb.is_empty() && first + last > 2 {
+        let (sf, sl) = (first_level(fa, lb), last_level(la, fb));
+        if sf <= 3 && sl <= 2 && sf + sl < first + last {
+            (first, last) = (sf, sl);
+        }
+    }
+    p.set(Comparison::FirstName, first);
+    p.set(Comparison::LastName, last);
+    p.set(Comparison::Email, email_level(a.email(), b.email()));
+    p.set(Comparison::Phone, phone_level(a.phone(), b.phone()));
+    p.set(
+        Comparison::Street,
+        street_level(a.str(Str::Street), b.str(Str::Street)),
+    );
+    p.set(
+        Comparison::Postcode,
+        exact_level(a.str(Str::Postcode), b.str(Str::Postcode)),
+    );
+    p.set(
+        Comparison::City,
+        city_level(a.str(Str::City), b.str(Str::City)),
+    );
+    p
+}
+
+fn first_level(a: &str, b: &str) -> u8 {
+    if a.is_empty() || b.is_empty() {
+        return 0;
+    }
+    if a == b {
+        return 1;
+    }
+    // Compare first given names; a second given name is often dropped.
+    let (a1, b1) = (
+        a.split(' ').next().unwrap_or(a),
+        b.split(' ').next().unwrap_or(b),
+    );
+    if a1 == b1 {
+        return 1;
+    }
+    if nicknames::equivalent(a1, b1) {
+        return 2;
+    }
+    if a1.len() == 1 || b1.len() == 1 {
+        return if a1.as_bytes()[0] == b1.as_bytes()[0] {
+            4
+        } else {
+            5
+        };
+    }
+    if similar(a1, b1, 0.9) || (a1.len().min(b1.len()) >= 3 && prefix_of(a1, b1)) {
+        return 3;
+    }
+    5
+}
+
+fn last_level(a: &str, b: &str) -> u8 {
+    if a.is_empty() || b.is_empty() {
+        return 0;
+    }
+    if a == b {
+        return 1;
+    }
+    if similar(a, b, 0.9) {
+        return 2;
+    }
+    // Double-barrelled and compound names: `reeves elliott` ~ `elliott`.
+    if a.contains(' ') || b.contains(' ') {
+        let shares = a
+            .split(' ')
+            .filter(|t| t.len() >= 3)
+            .any(|t| b.split(' ').any(|u| u == t));
+        if shares {
+            return 3;
+        }
+    }
+    4
+}
+
+fn email_level(a: Option<&str>, b: Option<&str>) -> u8 {
+    let (Some(a), Some(b)) = (a, b) else { return 0 };
+    if a == b {
+        return 1;
+    }
+    let (Some((la, da)), Some((lb, db))) = (a.rsplit_once('@'), b.rsplit_once('@')) else {
+        return 3;
+    };
+    let close = |x: &str, y: &str| {
+        let n = x.len().min(y.len());
+        n >= 4 && levenshtein(x, y) <= if n >= 8 { 2 } else { 1 }
+    };
+    if (la == lb && la.len() >= 4 && close(da, db)) || (da == db && close(la, lb)) {
+        return 2;
+    }
+    3
+}
+
+fn phone_level(a: Option<u64>, b: Option<u64>) -> u8 {
+    let (Some(a), Some(b)) = (a, b) else { return 0 };
+    if a == b {
+        return 1;
+    }
+    let (sa, sb) = (a.to_string(), b.to_string());
+    if sa.len() == sb.len() {
+        let diffs: Vec<usize> = sa
+            .bytes()
+            .zip(sb.bytes())
+            .enumerate()
+            .filter(|(_, (x, y))| x != y)
+            .map(|(i, _)| i)
+            .collect();
+        let one_digit = diffs.len() == 1;
+        let transposed = diffs.len() == 2
+            && diffs[1] == diffs[0] + 1
+            && sa.as_bytes()[diffs[0]] == sb.as_bytes()[diffs[1]]
+            && sa.as_bytes()[diffs[1]] == sb.as_bytes()[diffs[0]];
+        if one_digit || transposed {
+            return 2;
+        }
+    }
+    3
+}
+
+fn street_level(a: &str, b: &str) -> u8 {
+    if a.is_empty() || b.is_empty() {
+        return 0;
+    }
+    if a == b {
+        return 1;
+    }
+    // The house number must agree; the rest may carry a typo.
+    let num = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
+    if num(a) == num(b) && similar(a, b, 0.88) {
+        return 2;
+    }
+    3
+}
+
+fn city_level(a: &str, b: &str) -> u8 {
+    if a.is_empty() || b.is_empty() {
+        return 0;
+    }
+    if a == b || similar(a, b, 0.92) { 1 } else { 2 }
+}
+
+fn exact_level(a: &str, b: &str) -> u8 {
+    match (a.is_empty() || b.is_empty(), a == b) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    }
+}
+
+fn similar(a: &str, b: &str, jw: f64) -> bool {
+    jaro_winkler(a, b) >= jw || (a.len().min(b.len()) >= 5 && levenshtein(a, b) <= 1)
+}
+
+fn prefix_of(a: &str, b: &str) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::record::Record;
+
+    fn f(first: &str, last: &str, email: &str, phone: &str) -> Features {
+        let (r, _) = Record::from_raw(
+            ["x", "", first, last, email, phone, "", "", "", "", "US"],
+            None,
+        );
+        Features::of(&r)
+    }
+
+    #[test]
+    fn levels() {
+        let a = f(
+            "William",
+            "Smith",
+            "w.smith+shop@gmail.com",
+            "(415) 555-2671",
+        );
+        let b = f("Bill", "Smith", "wsmith@googlemail.com", "+1 415 555 2671");
+        let p = compare(&a, &b);
+        assert_eq!(p.level(Comparison::FirstName), 2);
+        assert_eq!(p.level(Comparison::LastName), 1);
+        assert_eq!(p.level(Comparison::Email), 1);
+        assert_eq!(p.level(Comparison::Phone), 1);
+        assert_eq!(p.level(Comparison::Street), 0);
+    }
+
+    #[test]
+    fn swapped_names_and_typos() {
+        let a = f("Smith", "John", "", "");
+        let b = f("John", "Smith", "", "");
+        let p = compare(&a, &b);
+        assert_eq!(
+            (
+                p.level(Comparison::FirstName),
+                p.level(Comparison::LastName)
+            ),
+            (1, 1)
+        );
+        let c = f("Jonh", "Smyth", "", "(415) 555-2617");
+        let d = f("John", "Smith", "", "(415) 555-2671");
+        let p = compare(&c, &d);
+        assert_eq!(p.level(Comparison::FirstName), 3);
+        assert_eq!(p.level(Comparison::LastName), 2);
+        assert_eq!(p.level(Comparison::Phone), 2);
+    }
+
+    #[test]
+    fn generic_values_count_as_missing() {
+        let a = f("Ann", "Lee", "noemail@noemail.com", "");
+        let b = f("Bob", "Ray", "noemail@noemail.com", "");
+        assert_eq!(compare(&a, &b).level(Comparison::Email), 0);
+    }
+}

@@ -1,0 +1,201 @@
+//! Entity resolution for contacts: which records are the same person.
+//!
+//! The pipeline, one stage per module, each pure, deterministic and parallel where it pays:
+//! 1. [`record`]: records normalized with the shared normalizers (names, E.164 phones, e-mails);
+//! 2. [`features`]: the comparable form of each record (folded names, canonical e-mail, …);
+//! 3. [`blocking`]: candidate pairs from several keys, with generic values suppressed and block
+//!    sizes capped;
+//! 4. [`compare`]: an agreement level per field, the pair's pattern;
+//! 5. [`model`]: Fellegi–Sunter weights estimated without labels, plus a hard-negative rule;
+//! 6. [`cluster`]: strongest links first, with a guard against chains;
+//! 7. [`resolve`]: survivor and field values per the platform's merge rules;
+//! 8. [`eval`]: precision, recall and F1 against a truth file.
+//!
+//! [`Matcher::run`] runs stages 2–6; callers that report time per stage call the stages
+//! themselves in the same order.
+
+pub mod blocking;
+pub mod cluster;
+pub mod compare;
+pub mod eval;
+pub mod features;
+pub mod model;
+pub mod nicknames;
+pub mod record;
+pub mod resolve;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+pub use blocking::{BlockingConfig, Candidates};
+pub use cluster::{Cluster, ClusterConfig, Clustering};
+pub use compare::{COMPARISONS, Comparison, Pattern, compare};
+pub use features::Features;
+pub use model::Model;
+pub use record::{COLUMNS, Column, DATA_COLUMNS, Record};
+
+/// Every setting of the matcher. The defaults are meant to work on any contact data of this
+/// kind without tuning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MatchConfig {
+    /// Candidate generation.
+    pub blocking: BlockingConfig,
+    /// Linking and the chain guard.
+    pub cluster: ClusterConfig,
+    /// Bits added when two records have different e-mails and different phones.
+    pub conflict_weight: f64,
+    /// Random pairs used to estimate the non-match (`u`) probabilities.
+    pub u_samples: usize,
+}
+
+impl Default for MatchConfig {
+    fn default() -> Self {
+        MatchConfig {
+            blocking: BlockingConfig::default(),
+            cluster: ClusterConfig::default(),
+            conflict_weight: -6.0,
+            u_samples: 1_000_000,
+        }
+    }
+}
+
+/// One field's part in a pair's score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The field (`email`, …).
+    pub field: &'static str,
+    /// Its agreement level (`exact`, `similar`, …, `missing`).
+    pub level: &'static str,
+    /// Its weight in bits (positive: for a match).
+    pub weight: f64,
+}
+
+/// Explains a pair: each field's level and weight, plus the contact-conflict rule if it fired.
+pub fn explain(model: &Model, p: Pattern) -> Vec<Evidence> {
+    let mut out: Vec<Evidence> = COMPARISONS
+        .iter()
+        .map(|&c| {
+            let level = p.level(c);
+            Evidence {
+                field: c.name(),
+                level: c.levels().get(level).copied().unwrap_or("?"),
+                weight: model.weight(c, level),
+            }
+        })
+        .collect();
+    if Model::conflicting(p) {
+        out.push(Evidence {
+            field: "contact_points",
+            level: "conflicting",
+            weight: model.conflict_weight,
+        });
+    }
+    out
+}
+
+/// The matcher's stages.
+pub struct Matcher {
+    cfg: MatchConfig,
+}
+
+/// Everything one run found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Per-record features (with generic values marked).
+    pub features: Vec<Features>,
+    /// Blocking output.
+    pub candidates: Candidates,
+    /// Each candidate pair's pattern, in `candidates.pairs` order.
+    pub patterns: Vec<Pattern>,
+    /// The estimated model.
+    pub model: Model,
+    /// The clusters.
+    pub clustering: Clustering,
+}
+
+impl Matcher {
+    /// A matcher with these settings.
+    pub fn new(cfg: MatchConfig) -> Matcher {
+        Matcher { cfg }
+    }
+
+    /// Stage 2: features of every record.
+    pub fn features(&self, records: &[Record]) -> Vec<Features> {
+        let mut features: Vec<Features> = records.par_iter().map(Features::of).collect();
+        features::set_term_frequencies(&mut features);
+        features
+    }
+
+    /// Stage 3: candidate pairs.
+    pub fn block(&self, features: &mut [Features]) -> Candidates {
+        blocking::candidates(features, &self.cfg.blocking)
+    }
+
+    /// Stage 4: each candidate pair's pattern.
+    pub fn compare(&self, features: &[Features], candidates: &Candidates) -> Vec<Pattern> {
+        candidates
+            .pairs
+            .par_iter()
+            .map(|&(a, b)| compare(&features[a as usize], &features[b as usize]))
+            .collect()
+    }
+
+    /// Stage 5: the model, estimated from the data.
+    pub fn estimate(&self, features: &[Features], patterns: &[Pattern]) -> Model {
+        let counts = patterns
+            .par_iter()
+            .fold(FxHashMap::default, |mut m: FxHashMap<Pattern, u64>, p| {
+                *m.entry(*p).or_default() += 1;
+                m
+            })
+            .reduce(FxHashMap::default, |mut a, b| {
+                for (p, n) in b {
+                    *a.entry(p).or_default() += n;
+                }
+                a
+            });
+        Model::estimate(
+            features,
+            &counts,
+            self.cfg.u_samples,
+            self.cfg.conflict_weight,
+        )
+    }
+
+    /// Stage 6: scored pairs and clusters.
+    pub fn cluster(
+        &self,
+        features: &[Features],
+        candidates: &Candidates,
+        patterns: &[Pattern],
+        model: &Model,
+    ) -> Clustering {
+        let scored: Vec<(u32, u32, f64)> = candidates
+            .pairs
+            .par_iter()
+            .zip(patterns.par_iter())
+            .map(|(&(a, b), &p)| {
+                let (fa, fb) = (&features[a as usize], &features[b as usize]);
+                (a, b, model.pair_probability(p, fa, fb))
+            })
+            .collect();
+        cluster::cluster(features, &scored, model, &self.cfg.cluster)
+    }
+
+    /// Stages 2–6 in order.
+    pub fn run(&self, records: &[Record]) -> Outcome {
+        let mut features = self.features(records);
+        let candidates = self.block(&mut features);
+        let patterns = self.compare(&features, &candidates);
+        let model = self.estimate(&features, &patterns);
+        let clustering = self.cluster(&features, &candidates, &patterns, &model);
+        Outcome {
+            features,
+            candidates,
+            patterns,
+            model,
+            clustering,
+        }
+    }
+}
