@@ -4,10 +4,14 @@
 //! its content hash) sits behind the [`ContactState`] trait. The embedded backend
 //! ([`EmbeddedStore`], redb, one directory, no server) is the default. Every backend must pass
 //! the same behavioural suite ([`conformance`]), so their semantics cannot drift.
+//!
+//! The message gateway's dedup window (atomic check-and-set with a TTL; in memory or in Redis)
+//! lives in [`window`], with its own suite.
 
 pub mod codec;
 pub mod conformance;
 mod embedded;
+pub mod window;
 
 pub use embedded::{EmbeddedStore, EmbeddedWriter};
 

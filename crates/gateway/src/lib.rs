@@ -1,0 +1,545 @@
+//! `dedupd-gateway`: the cross-channel message dedup gateway.
+//!
+//! A customer sends the same question by SMS, then chat, then e-mail; a phone retries a send; a
+//! webhook is delivered twice. `POST /v1/messages` answers **PROCESS** for the first and
+//! **SUPPRESS** for the rest within the window, in one atomic check-and-set, and (optionally)
+//! forwards only PROCESS messages to Genesys Cloud Open Messaging, recording the duplicates on
+//! the first conversation.
+//!
+//! # How a message is decided
+//!
+//! 1. **Customer**: `from` is read with the same `core` normalizers as ingest
+//!    ([`dedupd_core::message::parse_address`]: E.164 with the configured default region,
+//!    lowercased e-mail, or an opaque id) and resolved through the [`ContactIndex`].
+//! 2. **Text**: charset decoded, HTML/Markdown stripped, NFKC, case-folded, whitespace collapsed,
+//!    punctuation at the ends ignored ([`dedupd_core::message::normalize_body`]).
+//! 3. **Attachments**: images by a perceptual hash of their pixels, others by SHA-256
+//!    ([`attachments`]).
+//! 4. **Fingerprint** = SHA-256(customer, text, sorted attachment hashes)
+//!    ([`dedupd_core::message::fingerprint`]), claimed in the dedup window
+//!    ([`dedupd_store::window`]): embedded or Redis.
+//! 5. When the window backend is unreachable, the [`DegradedPolicy`] decides (default: PROCESS
+//!    and flag `degraded`; never lose a message). After a failure the backend is skipped for
+//!    [`GatewayConfig::backend_retry_after`], then tried again: recovery needs no restart.
+//!
+//! # Reusable pieces
+//!
+//! [`common`] holds what other dedupd services share: the error envelope, the JSON extractor,
+//! auth, metrics, health, and [`common::compose`] to serve several APIs on one listener.
+//!
+//! ```no_run
+//! # async fn run() {
+//! use std::sync::Arc;
+//! use dedupd_gateway::{ContactIndex, Gateway, GatewayConfig, common};
+//! use dedupd_store::window::{EmbeddedWindow, Window};
+//!
+//! let window = Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000)));
+//! let gateway = Gateway::new(GatewayConfig::default(), ContactIndex::new(), window, None);
+//! let app = common::compose(
+//!     vec![gateway.api(common::Auth::open(1 << 20))],
+//!     gateway.health(),
+//!     common::metrics::install(),
+//!     &common::ServiceOptions::default(),
+//! );
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+
+pub mod api;
+pub mod attachments;
+pub mod common;
+pub mod contacts;
+pub mod forward;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::DefaultBodyLimit;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use dedupd_core::message::{
+    AttachmentHash, BodyFormat, decode_charset, fingerprint, normalize_body, parse_address,
+    strip_markup,
+};
+use dedupd_core::normalize::Region;
+use dedupd_genesys::{OpenIdType, OpenInboundChannel, OpenInboundMessage, OpenMessagingFrom};
+use dedupd_store::window::{Claim, DedupWindow, FirstSeen, Window, WindowError};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use api::{AttachmentRequest, Decision, DecisionResponse, DuplicateOf, MessageRequest};
+pub use contacts::{ContactIndex, IndexError, IndexReport};
+pub use forward::{ForwardConfig, ForwardStats, Forwarder};
+
+use common::{ApiError, Health, Readiness, ReadyCheck};
+
+/// What to do when the window backend cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DegradedPolicy {
+    /// PROCESS without a check, flagged `degraded` (a duplicate may get through; no message
+    /// is lost).
+    #[default]
+    Process,
+    /// Answer 503 with `Retry-After` (the sender retries; nothing gets through unchecked).
+    Reject,
+}
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The dedup window.
+    pub window: Duration,
+    /// Region of national phone numbers in `from` (`US` by default).
+    pub default_region: Option<Region>,
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Most attachments per message.
+    pub max_attachments: usize,
+    /// What to do when the window backend is down.
+    pub degraded_policy: DegradedPolicy,
+    /// After a backend failure, how long to decide by the policy without trying the backend.
+    pub backend_retry_after: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            window: Duration::from_secs(300),
+            default_region: "US".parse().ok(),
+            body_limit: 1024 * 1024,
+            max_attachments: 10,
+            degraded_policy: DegradedPolicy::Process,
+            backend_retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+struct Inner {
+    config: GatewayConfig,
+    contacts: ContactIndex,
+    window: Window,
+    forwarder: Option<Forwarder>,
+    /// Unix millis until which the backend is skipped after a failure (0: healthy).
+    backend_down_until: AtomicI64,
+    started: Instant,
+}
+
+/// The gateway: decides messages, hands PROCESS/SUPPRESS to the forwarder. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+/// A message after normalization: what the fingerprint is taken over, plus what forwarding
+/// needs. Never logged (it holds the address and text).
+struct Prepared {
+    customer: dedupd_core::message::Customer,
+    address_kind: &'static str,
+    text: String,
+    readable: String,
+    attachments: Vec<AttachmentHash>,
+}
+
+impl Gateway {
+    /// A gateway over `window`, resolving customers through `contacts`, forwarding through
+    /// `forwarder` when given.
+    pub fn new(
+        config: GatewayConfig,
+        contacts: ContactIndex,
+        window: Window,
+        forwarder: Option<Forwarder>,
+    ) -> Gateway {
+        Gateway {
+            inner: Arc::new(Inner {
+                config,
+                contacts,
+                window,
+                forwarder,
+                backend_down_until: AtomicI64::new(0),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.inner.config
+    }
+
+    /// The window backend.
+    pub fn window(&self) -> &Window {
+        &self.inner.window
+    }
+
+    /// The forwarder, when forwarding is on.
+    pub fn forwarder(&self) -> Option<&Forwarder> {
+        self.inner.forwarder.as_ref()
+    }
+
+    /// `POST /v1/messages` (with its OpenAPI path), behind `auth` and the body limit.
+    pub fn api(&self, auth: common::Auth) -> OpenApiRouter {
+        let auth = Arc::new(auth);
+        api::routes(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                auth,
+                common::require_auth,
+            ))
+            .layer(DefaultBodyLimit::max(self.inner.config.body_limit))
+    }
+
+    /// The gateway's readiness check (`window`): ready, or degraded while the backend is down
+    /// under the PROCESS policy, or not ready under the reject policy.
+    pub fn health(&self) -> Health {
+        Health::new().with("window", Arc::new(self.clone()))
+    }
+
+    fn validate(&self, req: &MessageRequest) -> Result<(), ApiError> {
+        let channel = req.channel.trim();
+        if channel.is_empty() {
+            return Err(ApiError::invalid_field(
+                "channel",
+                "channel must not be empty",
+            ));
+        }
+        if channel.chars().count() > 64 {
+            return Err(ApiError::invalid_field(
+                "channel",
+                "channel is longer than 64 characters",
+            ));
+        }
+        if req.from.trim().is_empty() {
+            return Err(ApiError::invalid_field("from", "from must not be empty"));
+        }
+        if req.from.chars().count() > 512 {
+            return Err(ApiError::invalid_field(
+                "from",
+                "from is longer than 512 characters",
+            ));
+        }
+        match (&req.text, &req.body_base64) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid_field(
+                    "body_base64",
+                    "give either text or body_base64, not both",
+                ));
+            }
+            (None, None) if req.attachments.is_empty() => {
+                return Err(ApiError::invalid_field(
+                    "text",
+                    "a message needs text, body_base64 or attachments",
+                ));
+            }
+            _ => {}
+        }
+        if req.charset.is_some() && req.body_base64.is_none() {
+            return Err(ApiError::invalid_field(
+                "charset",
+                "charset applies to body_base64 only (text is UTF-8)",
+            ));
+        }
+        if req.attachments.len() > self.inner.config.max_attachments {
+            return Err(ApiError::invalid_field(
+                "attachments",
+                format!(
+                    "at most {} attachments per message",
+                    self.inner.config.max_attachments
+                ),
+            ));
+        }
+        for field in [
+            ("message_id", &req.message_id),
+            ("conversation_id", &req.conversation_id),
+        ] {
+            if field.1.as_ref().is_some_and(|v| v.chars().count() > 256) {
+                return Err(ApiError::invalid_field(
+                    field.0,
+                    format!("{} is longer than 256 characters", field.0),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare(&self, req: &MessageRequest) -> Result<Prepared, ApiError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let body = match (&req.text, &req.body_base64) {
+            (Some(t), _) => t.clone(),
+            (None, Some(encoded)) => {
+                let bytes = b64.decode(encoded.trim()).map_err(|_| {
+                    ApiError::invalid_field("body_base64", "body_base64 is not valid base64")
+                })?;
+                let label = req.charset.as_deref().unwrap_or("utf-8");
+                decode_charset(&bytes, label).map_err(|_| {
+                    ApiError::invalid_field(
+                        "charset",
+                        "charset is not a WHATWG encoding label (utf-8, iso-8859-1, windows-1252, …)",
+                    )
+                })?
+            }
+            (None, None) => String::new(),
+        };
+        let format = match req.content_type.as_deref() {
+            None => BodyFormat::Auto,
+            Some(ct) => BodyFormat::from_mime(ct).ok_or_else(|| {
+                ApiError::invalid_field(
+                    "content_type",
+                    "content_type must be text/plain, text/html or text/markdown",
+                )
+            })?,
+        };
+        let mut attachments = Vec::with_capacity(req.attachments.len());
+        for (i, a) in req.attachments.iter().enumerate() {
+            let bytes = b64.decode(a.data_base64.trim()).map_err(|_| {
+                ApiError::invalid_field(
+                    format!("attachments[{i}].data_base64"),
+                    "data_base64 is not valid base64",
+                )
+            })?;
+            if a.content_type.trim().is_empty() {
+                return Err(ApiError::invalid_field(
+                    format!("attachments[{i}].content_type"),
+                    "content_type must not be empty",
+                ));
+            }
+            attachments.push(attachments::hash_attachment(&a.content_type, &bytes));
+        }
+        let address = parse_address(&req.channel, &req.from, self.inner.config.default_region);
+        let address_kind = address.kind();
+        Ok(Prepared {
+            customer: self.inner.contacts.resolve(address),
+            address_kind,
+            text: normalize_body(&body, format),
+            readable: if self.inner.forwarder.is_some() {
+                strip_markup(&body, format)
+            } else {
+                String::new()
+            },
+            attachments,
+        })
+    }
+
+    /// Decides one message at `now`: validation, normalization, the atomic claim, metrics and
+    /// the hand-off to the forwarder.
+    pub async fn decide(
+        &self,
+        req: MessageRequest,
+        now: DateTime<Utc>,
+    ) -> Result<DecisionResponse, ApiError> {
+        self.validate(&req)?;
+        let prepared = if req.attachments.is_empty() {
+            self.prepare(&req)?
+        } else {
+            // Image decoding is CPU work: keep it off the async workers.
+            let this = self.clone();
+            let (req_back, prepared) = tokio::task::spawn_blocking(move || {
+                let p = this.prepare(&req);
+                (req, p)
+            })
+            .await
+            .map_err(|_| ApiError::internal())?;
+            let p = prepared?;
+            return self.decide_prepared(req_back, p, now).await;
+        };
+        self.decide_prepared(req, prepared, now).await
+    }
+
+    async fn decide_prepared(
+        &self,
+        req: MessageRequest,
+        prepared: Prepared,
+        now: DateTime<Utc>,
+    ) -> Result<DecisionResponse, ApiError> {
+        let fp = fingerprint(&prepared.customer, &prepared.text, &prepared.attachments);
+        let channel = req.channel.trim().to_owned();
+        let channel_label = telemetry::channel_label(&channel);
+        let window = self.inner.config.window;
+        let entry = FirstSeen {
+            message_id: req.message_id.clone(),
+            conversation_id: req.conversation_id.clone(),
+            channel: channel.clone(),
+            first_seen_at: now,
+        };
+        let claim = self.claim(&fp.0, &entry, window, now).await;
+        let customer = prepared.customer.canonical_id();
+        let mut answer = DecisionResponse {
+            decision: Decision::Process,
+            fingerprint: fp.to_hex(),
+            customer,
+            duplicate_of: None,
+            duplicates: 0,
+            window_seconds: window.as_secs(),
+            degraded: false,
+        };
+        let reason = match claim {
+            Ok(Claim::First) => "first",
+            Ok(Claim::Duplicate { first, duplicates }) => {
+                answer.decision = Decision::Suppress;
+                answer.duplicates = duplicates;
+                answer.duplicate_of = Some(DuplicateOf {
+                    message_id: first.message_id,
+                    conversation_id: first.conversation_id,
+                    first_seen_at: first.first_seen_at,
+                    channel: first.channel,
+                });
+                "duplicate"
+            }
+            Err(_) if self.inner.config.degraded_policy == DegradedPolicy::Reject => {
+                return Err(ApiError::unavailable(
+                    "the dedup window is unavailable; retry later",
+                    u32::try_from(self.inner.config.backend_retry_after.as_secs().max(1))
+                        .unwrap_or(1),
+                ));
+            }
+            Err(_) => {
+                answer.degraded = true;
+                "degraded"
+            }
+        };
+        metrics::counter!(
+            telemetry::DECISIONS,
+            "channel" => channel_label,
+            "decision" => answer.decision.as_str(),
+            "reason" => reason,
+        )
+        .increment(1);
+        tracing::debug!(
+            fingerprint = %&answer.fingerprint[..16],
+            channel = channel_label,
+            address_kind = prepared.address_kind,
+            decision = answer.decision.as_str(),
+            reason,
+            "Decided a message."
+        );
+        if let Some(forwarder) = &self.inner.forwarder {
+            match answer.decision {
+                Decision::Process => {
+                    forwarder.send(fp.0, self.open_message(&req, &prepared, &answer, now));
+                }
+                Decision::Suppress => forwarder.duplicate(
+                    fp.0,
+                    answer.duplicates,
+                    &channel,
+                    now,
+                    answer
+                        .duplicate_of
+                        .as_ref()
+                        .and_then(|d| d.conversation_id.clone()),
+                ),
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn claim(
+        &self,
+        key: &[u8; 32],
+        entry: &FirstSeen,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, WindowError> {
+        let backend = self.inner.window.backend_name();
+        let down_until = self.inner.backend_down_until.load(Ordering::Relaxed);
+        if down_until != 0 && now.timestamp_millis() < down_until {
+            return Err(WindowError::Unavailable(
+                "backend paused after a failure".into(),
+            ));
+        }
+        let started = Instant::now();
+        let result = self.inner.window.claim(key, entry, window).await;
+        metrics::histogram!(telemetry::BACKEND_SECONDS, "backend" => backend)
+            .record(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) if down_until != 0 => {
+                self.inner.backend_down_until.store(0, Ordering::Relaxed);
+                tracing::info!(backend, "The dedup window backend is back.");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                metrics::counter!(telemetry::BACKEND_ERRORS, "backend" => backend).increment(1);
+                let pause = i64::try_from(self.inner.config.backend_retry_after.as_millis())
+                    .unwrap_or(1000);
+                self.inner
+                    .backend_down_until
+                    .store(now.timestamp_millis() + pause, Ordering::Relaxed);
+                tracing::warn!(backend, error = %e, "The dedup window backend failed; deciding by the degraded policy.");
+            }
+        }
+        result
+    }
+
+    fn open_message(
+        &self,
+        req: &MessageRequest,
+        prepared: &Prepared,
+        answer: &DecisionResponse,
+        now: DateTime<Utc>,
+    ) -> OpenInboundMessage {
+        use dedupd_core::message::{Address, Customer};
+        let (id, id_type) = match &prepared.customer {
+            Customer::Unknown(Address::Phone(p)) => (p.clone(), OpenIdType::Phone),
+            Customer::Unknown(Address::Email(e)) => (e.clone(), OpenIdType::Email),
+            _ => match parse_address(&req.channel, &req.from, self.inner.config.default_region) {
+                Address::Phone(p) => (p, OpenIdType::Phone),
+                Address::Email(e) => (e, OpenIdType::Email),
+                Address::Opaque { id, .. } => (id, OpenIdType::Opaque),
+            },
+        };
+        let metadata = std::collections::BTreeMap::from([
+            ("dedupd.fingerprint".to_owned(), answer.fingerprint.clone()),
+            ("dedupd.channel".to_owned(), req.channel.trim().to_owned()),
+        ]);
+        OpenInboundMessage {
+            channel: OpenInboundChannel {
+                from: OpenMessagingFrom {
+                    id,
+                    id_type,
+                    nickname: None,
+                    first_name: None,
+                    last_name: None,
+                    email: None,
+                    image: None,
+                },
+                time: req.received_at.unwrap_or(now),
+                message_id: req.message_id.clone(),
+                metadata: None,
+            },
+            text: Some(prepared.readable.clone()),
+            content: Vec::new(),
+            metadata: Some(metadata),
+        }
+    }
+
+    /// Publishes the embedded window's size and effective window as gauges (call periodically).
+    pub fn publish_window_gauges(&self, now: DateTime<Utc>) {
+        if let Window::Embedded(w) = &self.inner.window {
+            metrics::gauge!(telemetry::WINDOW_ENTRIES).set(w.len() as f64);
+            metrics::gauge!(telemetry::WINDOW_EFFECTIVE_SECONDS).set(
+                w.effective_window(self.inner.config.window, now)
+                    .as_secs_f64(),
+            );
+        }
+    }
+
+    /// Seconds since the gateway was built.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+}
+
+impl ReadyCheck for Gateway {
+    fn check(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Readiness> + Send + '_>> {
+        Box::pin(async move {
+            let ok = match &self.inner.window {
+                Window::Embedded(_) => true,
+                Window::Redis(r) => r.ping().await,
+            };
+            match (ok, self.inner.config.degraded_policy) {
+                (true, _) => Readiness::Ready,
+                (false, DegradedPolicy::Process) => Readiness::Degraded,
+                (false, DegradedPolicy::Reject) => Readiness::NotReady,
+            }
+        })
+    }
+}

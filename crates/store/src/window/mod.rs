@@ -1,0 +1,212 @@
+//! The dedup window of the message gateway: "have I seen this fingerprint in the last N
+//! seconds?", answered and recorded in one atomic step.
+//!
+//! [`DedupWindow::claim`] is a check-and-set with a TTL: it inserts the entry when the key is
+//! absent (or expired) and answers [`Claim::First`]; otherwise it leaves the first entry alone,
+//! counts one more duplicate and answers [`Claim::Duplicate`] with the first entry. Two callers
+//! racing on one key can never both get `First`.
+//!
+//! Backends, selected through the [`Window`] enum (no `dyn`):
+//!
+//! - [`EmbeddedWindow`]: in memory, sharded, TTL-bounded and capped in entries (the oldest go
+//!   first, and [`EmbeddedWindow::effective_window`] reports how far back the window really
+//!   reaches), snapshotted to a file and reloaded on start.
+//! - [`RedisWindow`]: one round trip per claim (a Lua script), keys hash-tagged for Redis
+//!   Cluster under their own prefix, shared by every gateway instance.
+//!
+//! Both pass the same behavioural suite, [`suite`].
+
+mod embedded;
+mod redis_backend;
+pub mod suite;
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use embedded::EmbeddedWindow;
+pub use redis_backend::{RedisWindow, RedisWindowConfig};
+
+/// A window key: a message fingerprint (SHA-256).
+pub type WindowKey = [u8; 32];
+
+/// What the window remembers about the first message of a fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstSeen {
+    /// The first message's id on its channel, when the sender gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The conversation the first message belongs to: given by the sender, or learned later
+    /// from the platform ([`DedupWindow::set_conversation`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    /// The first message's channel (`sms`, `email`, …).
+    pub channel: String,
+    /// When the first message was seen (UTC). Also the window's clock: a claim carrying this
+    /// entry happens "now" at this instant.
+    pub first_seen_at: DateTime<Utc>,
+}
+
+/// The answer of [`DedupWindow::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free: the entry is now the first of its window.
+    First,
+    /// The key was taken.
+    Duplicate {
+        /// The first entry (with its conversation id when one is known).
+        first: FirstSeen,
+        /// Duplicates of it so far, this one included (1 for the first duplicate).
+        duplicates: u64,
+    },
+}
+
+/// Errors of a window backend.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum WindowError {
+    /// The backend could not be reached or did not answer in time (Redis down, timeout).
+    #[error("dedup window backend unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored entry could not be decoded.
+    #[error("dedup window entry is corrupt: {0}")]
+    Corrupt(String),
+    /// A snapshot could not be written or read.
+    #[error("dedup window snapshot {path}: {source}")]
+    Snapshot {
+        /// The snapshot file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A dedup window backend. Every method is one atomic operation.
+pub trait DedupWindow: Send + Sync {
+    /// Insert `entry` under `key` for `ttl` if the key is absent or expired; otherwise count a
+    /// duplicate and return the first entry. `entry.first_seen_at` is "now".
+    fn claim(
+        &self,
+        key: &WindowKey,
+        entry: &FirstSeen,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Claim, WindowError>> + Send;
+
+    /// The live first entry under `key` and its duplicate count, if any.
+    fn get(
+        &self,
+        key: &WindowKey,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<(FirstSeen, u64)>, WindowError>> + Send;
+
+    /// Records the conversation the first message of `key` created. Keeps the TTL; does
+    /// nothing (and returns false) when the key is absent or expired.
+    fn set_conversation(
+        &self,
+        key: &WindowKey,
+        conversation_id: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, WindowError>> + Send;
+}
+
+/// The configured backend.
+#[derive(Clone)]
+pub enum Window {
+    /// In process.
+    Embedded(std::sync::Arc<EmbeddedWindow>),
+    /// Shared through Redis.
+    Redis(RedisWindow),
+}
+
+impl Window {
+    /// `embedded` or `redis`, for logs and metric labels.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Window::Embedded(_) => "embedded",
+            Window::Redis(_) => "redis",
+        }
+    }
+}
+
+impl DedupWindow for Window {
+    async fn claim(
+        &self,
+        key: &WindowKey,
+        entry: &FirstSeen,
+        ttl: Duration,
+    ) -> Result<Claim, WindowError> {
+        match self {
+            Window::Embedded(w) => w.claim(key, entry, ttl).await,
+            Window::Redis(w) => w.claim(key, entry, ttl).await,
+        }
+    }
+
+    async fn get(
+        &self,
+        key: &WindowKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(FirstSeen, u64)>, WindowError> {
+        match self {
+            Window::Embedded(w) => w.get(key, now).await,
+            Window::Redis(w) => w.get(key, now).await,
+        }
+    }
+
+    async fn set_conversation(
+        &self,
+        key: &WindowKey,
+        conversation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, WindowError> {
+        match self {
+            Window::Embedded(w) => w.set_conversation(key, conversation_id, now).await,
+            Window::Redis(w) => w.set_conversation(key, conversation_id, now).await,
+        }
+    }
+}
+
+pub(crate) fn to_hex(key: &WindowKey) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in key {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+pub(crate) fn from_hex(s: &str) -> Option<WindowKey> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut key = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        key[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let mut k = [0u8; 32];
+        k[0] = 0xab;
+        k[31] = 0x01;
+        assert_eq!(from_hex(&to_hex(&k)), Some(k));
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex(&"g".repeat(64)), None);
+    }
+}

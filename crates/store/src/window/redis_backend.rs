@@ -1,0 +1,293 @@
+//! The dedup window in Redis, shared by every gateway instance.
+//!
+//! One key per fingerprint, `<prefix>{<hex fingerprint>}`: the braces are a Redis Cluster hash
+//! tag, so every key a script touches is in one slot, and the prefix keeps the window apart from
+//! anything else in the database. The key is a hash: `e` (the first entry, JSON), `n` (the
+//! duplicate count), `c` (the first conversation's id, once known). A claim is one `EVALSHA` of
+//! [`CLAIM_LUA`]: one round trip, atomic on the server. The TTL is set only when the key is
+//! created, so duplicates never extend the window.
+//!
+//! The connection is a lazy [`ConnectionManager`]: the gateway starts while Redis is down,
+//! every call is bounded by the configured timeout, and the manager reconnects by itself.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{Claim, DedupWindow, FirstSeen, WindowError, WindowKey, to_hex};
+
+/// Insert-if-absent with TTL, else count a duplicate and return the first entry.
+/// `KEYS[1]` the key; `ARGV[1]` entry JSON, `ARGV[2]` TTL in ms, `ARGV[3]` conversation id or
+/// empty. Returns `{1, '', 0, ''}` (first) or `{0, entry, count, conversation or ''}`.
+const CLAIM_LUA: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  redis.call('HSET', KEYS[1], 'e', ARGV[1])
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[3]) end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, '', 0, ''}
+end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local c = redis.call('HGET', KEYS[1], 'c')
+if not c then c = '' end
+return {0, e, n, c}
+";
+
+/// Set the conversation of an existing key only (never creates a key without a TTL).
+const SET_CONVERSATION_LUA: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'c', ARGV[1])
+  return 1
+end
+return 0
+";
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisWindowConfig {
+    /// `redis://host:port/db` (credentials in the URL are never logged by this crate).
+    pub url: String,
+    /// Key prefix (default `dedupd:window:`).
+    pub prefix: String,
+    /// Bound on connecting and on each answer; past it a call is [`WindowError::Unavailable`].
+    pub timeout: Duration,
+}
+
+impl RedisWindowConfig {
+    /// The defaults for `url`: prefix `dedupd:window:`, 250 ms timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisWindowConfig {
+            url: url.into(),
+            prefix: "dedupd:window:".to_owned(),
+            timeout: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The Redis dedup window. Cheap to clone (one multiplexed connection).
+#[derive(Clone)]
+pub struct RedisWindow {
+    conn: ConnectionManager,
+    prefix: String,
+    claim: Script,
+    set_conversation: Script,
+}
+
+fn unavailable(e: redis::RedisError) -> WindowError {
+    WindowError::Unavailable(Box::new(e))
+}
+
+impl RedisWindow {
+    /// A window on `config.url`. Does not connect yet (the first call does, and every call
+    /// after a failure retries), so it must be called inside a Tokio runtime but never waits.
+    pub fn new(config: &RedisWindowConfig) -> Result<RedisWindow, WindowError> {
+        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn =
+            ConnectionManager::new_lazy_with_config(client, manager_config).map_err(unavailable)?;
+        Ok(RedisWindow {
+            conn,
+            prefix: config.prefix.clone(),
+            claim: Script::new(CLAIM_LUA),
+            set_conversation: Script::new(SET_CONVERSATION_LUA),
+        })
+    }
+
+    /// The Redis key of a fingerprint.
+    pub fn key(&self, key: &WindowKey) -> String {
+        format!("{}{{{}}}", self.prefix, to_hex(key))
+    }
+
+    /// `PING`: true when Redis answers now.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .is_ok()
+    }
+
+    /// Deletes every key under this window's prefix (tests and operators; `SCAN`, not `KEYS`).
+    pub async fn clear(&self) -> Result<u64, WindowError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}*", self.prefix);
+        let mut keys: Vec<String> = Vec::new();
+        {
+            let mut iter = conn
+                .scan_match::<_, String>(&pattern)
+                .await
+                .map_err(unavailable)?;
+            while let Some(k) = futures_next(&mut iter).await {
+                keys.push(k);
+            }
+        }
+        let mut n = 0;
+        for k in keys {
+            n += conn.del::<_, u64>(&k).await.map_err(unavailable)?;
+        }
+        Ok(n)
+    }
+}
+
+async fn futures_next(iter: &mut redis::AsyncIter<'_, String>) -> Option<String> {
+    loop {
+        match iter.next_item().await {
+            Some(Ok(k)) => return Some(k),
+            Some(Err(_)) => continue,
+            None => return None,
+        }
+    }
+}
+
+fn decode_entry(json: &str) -> Result<FirstSeen, WindowError> {
+    serde_json::from_str(json).map_err(|e| WindowError::Corrupt(e.to_string()))
+}
+
+impl DedupWindow for RedisWindow {
+    async fn claim(
+        &self,
+        key: &WindowKey,
+        entry: &FirstSeen,
+        ttl: Duration,
+    ) -> Result<Claim, WindowError> {
+        let mut stored = entry.clone();
+        let conversation = stored.conversation_id.take().unwrap_or_default();
+        let json =
+            serde_json::to_string(&stored).map_err(|e| WindowError::Corrupt(e.to_string()))?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut conn = self.conn.clone();
+        let (is_first, first, duplicates, conv): (i64, String, u64, String) = self
+            .claim
+            .key(self.key(key))
+            .arg(json)
+            .arg(ttl_ms)
+            .arg(conversation)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if is_first == 1 {
+            return Ok(Claim::First);
+        }
+        let mut first = decode_entry(&first)?;
+        if !conv.is_empty() {
+            first.conversation_id = Some(conv);
+        }
+        Ok(Claim::Duplicate { first, duplicates })
+    }
+
+    async fn get(
+        &self,
+        key: &WindowKey,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<(FirstSeen, u64)>, WindowError> {
+        let mut conn = self.conn.clone();
+        let (e, n, c): (Option<String>, Option<u64>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.key(key))
+            .arg("e")
+            .arg("n")
+            .arg("c")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let Some(e) = e else { return Ok(None) };
+        let mut first = decode_entry(&e)?;
+        if let Some(c) = c.filter(|c| !c.is_empty()) {
+            first.conversation_id = Some(c);
+        }
+        Ok(Some((first, n.unwrap_or(0))))
+    }
+
+    async fn set_conversation(
+        &self,
+        key: &WindowKey,
+        conversation_id: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, WindowError> {
+        let mut conn = self.conn.clone();
+        let set: i64 = self
+            .set_conversation
+            .key(self.key(key))
+            .arg(conversation_id)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(set == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::{Window, suite};
+
+    /// `REDIS_URL` (default local). Without Redis the test is skipped with a note, except under
+    /// `CI=true`, where a missing Redis is a failure.
+    async fn redis_or_skip(test: &str) -> Option<RedisWindow> {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let mut config = RedisWindowConfig::new(url);
+        config.prefix = format!(
+            "dedupd-test:{test}:{}:{}:",
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        config.timeout = Duration::from_secs(2);
+        let window = RedisWindow::new(&config).unwrap();
+        if window.ping().await {
+            return Some(window);
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "Redis is required under CI=true (REDIS_URL)"
+        );
+        eprintln!("skipping {test}: no Redis at REDIS_URL");
+        None
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_passes_the_suite() {
+        let Some(window) = redis_or_skip("suite").await else {
+            return;
+        };
+        suite::run(Window::Redis(window.clone())).await;
+        assert!(
+            window.clear().await.unwrap() > 0,
+            "the suite wrote keys under its prefix"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_are_hash_tagged_under_the_prefix() {
+        let Some(window) = redis_or_skip("keys").await else {
+            return;
+        };
+        let k = [0xab; 32];
+        let name = window.key(&k);
+        assert!(name.starts_with("dedupd-test:keys:"));
+        assert!(name.ends_with(&format!("{{{}}}", "ab".repeat(32))));
+        window.clear().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_unavailable_not_a_hang() {
+        let mut config = RedisWindowConfig::new("redis://127.0.0.1:1");
+        config.timeout = Duration::from_millis(200);
+        let window = RedisWindow::new(&config).unwrap();
+        let entry = FirstSeen {
+            message_id: None,
+            conversation_id: None,
+            channel: "sms".into(),
+            first_seen_at: Utc::now(),
+        };
+        let err = window
+            .claim(&[1; 32], &entry, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WindowError::Unavailable(_)), "{err:?}");
+    }
+}
