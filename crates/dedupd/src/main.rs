@@ -134,11 +134,33 @@ enum Command {
         )]
         client_secret: String,
     },
+    /// Find duplicate contacts and merge them (plan, review, apply).
+    Merge {
+        #[command(subcommand)]
+        command: MergeCommand,
+    },
     /// Measure a job end to end on synthetic data.
     Bench {
         #[command(subcommand)]
         job: bench::BenchJob,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MergeCommand {
+    /// Apply a reviewed merge plan (DIR/plan.json) through the External Contacts merge API.
+    ///
+    /// Per cluster: locks its contacts (state directory; also Redis with --redis), checks
+    /// every contact exists and is not merged elsewhere, merges at most --max-ids-per-merge ids
+    /// per request (bigger clusters in steps through the canonical contact), isolates a 409
+    /// offender by halving and quarantines it, reads the state back after a 504 or timeout,
+    /// and journals every step: safe to kill at any moment and run again. Writes
+    /// apply_report.json, apply_clusters.ndjson and quarantine.ndjson to --out. Credentials as
+    /// for `sync`.
+    ///
+    /// Exit status: 0 when every cluster is settled (merged, already merged or quarantined);
+    /// 3 when some are left for the next run; 2 on a plan, configuration, auth or I/O error.
+    Apply(Box<dedupd::merge::apply::cli::ApplyArgs>),
 }
 
 /// Exit status when a sync left contacts pending after their retries.
@@ -184,6 +206,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { job } => bench::run(job, progress).map(|()| ExitCode::SUCCESS),
+        Command::Merge {
+            command: MergeCommand::Apply(args),
+        } => {
+            let report = dedupd::merge::apply::cli::run(*args, progress)?;
+            Ok(if report.remaining > 0 {
+                ExitCode::from(EXIT_INCOMPLETE)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Sync {
             config,
             state,

@@ -10,6 +10,9 @@ use dedupd::config::Config;
 use dedupd::ingest::{self, Reason, Report};
 use serde_json::Value;
 
+#[path = "integration/merge_apply.rs"]
+mod merge_apply;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

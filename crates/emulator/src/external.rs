@@ -931,7 +931,8 @@ pub(crate) async fn merge(
         let rec = inner.ext.get(id).filter(|r| !r.deleted).ok_or_else(|| {
             ApiError::not_found(format!("external contact {id}")).with_entity(id.clone())
         })?;
-        let flagged = rec.active_associations;
+        let flagged =
+            rec.active_associations || crate::associations::in_open_conversation(&inner, id);
         let injected = !flagged && ctx.merge_conflict(id, i == 0);
         if flagged || injected {
             if injected {

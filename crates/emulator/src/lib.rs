@@ -85,7 +85,8 @@
 //!   id, or its content when it has none): a bad record stays bad on retry and can be isolated
 //!   by splitting the batch. 5xx ones are drawn per request (transient).
 //!
-//! **Merge conflicts**: a merge naming a source that has active associations (seeded with
+//! **Merge conflicts**: a merge naming a source that has active associations (a participant of
+//! an open conversation carries its `externalContactId`; seeded with
 //! `activeAssociations: true`, set with [`EmulatorState::set_active_associations`], or chosen by
 //! a `merge_conflict` rule, deterministically per seed and contact id) fails with 409
 //! `general.conflict`, `entityId` = that source.
@@ -120,6 +121,7 @@
 //! contact list's contacts, flag active associations, read or end conversations.
 
 mod admin;
+mod associations;
 mod config;
 mod conversations;
 mod error;

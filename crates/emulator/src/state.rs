@@ -503,4 +503,11 @@ impl EmulatorState {
         let inner = self.lock();
         inner.ext.get(id).map(crate::external::render)
     }
+
+    /// Ends conversation `id` (as `POST /__emulator/conversations/{id}/disconnect`); false if
+    /// there is no such conversation.
+    pub fn end_conversation(&self, id: &str) -> bool {
+        let mut inner = self.lock();
+        crate::conversations::end_conversation(&mut inner, id)
+    }
 }

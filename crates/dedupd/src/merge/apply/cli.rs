@@ -1,0 +1,152 @@
+//! The command line of `dedupd merge apply`: flags, credentials (as `dedupd sync` reads them)
+//! and the summary on stderr.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use dedupd_genesys::{ClientConfig, Endpoint, RedisBudget, SecretString};
+
+use super::{Options, Report, run as apply};
+
+/// Flags of `dedupd merge apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan directory (with plan.json, as `dedupd merge plan` writes it).
+    #[arg(long)]
+    pub plan: PathBuf,
+    /// State directory: the merge journal and lock files [default: DIR/.dedupd].
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Output directory for apply_report.json, apply_clusters.ndjson and quarantine.ndjson.
+    #[arg(long, short, default_value = "out")]
+    pub out: PathBuf,
+    /// API base URL (e.g. the emulator's http://127.0.0.1:8787); wins over --region.
+    #[arg(long, env = "GENESYS_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Genesys Cloud region (us-east-1, eu-west-1, …) or its domain (mypurecloud.ie).
+    #[arg(long, alias = "org", env = "GENESYS_REGION")]
+    pub region: Option<String>,
+    /// OAuth client id (client credentials grant); the secret comes from GENESYS_CLIENT_SECRET.
+    #[arg(long, env = "GENESYS_CLIENT_ID", default_value = "")]
+    pub client_id: String,
+    /// The org's API budget, requests per minute (shared by all workers; see --redis).
+    #[arg(
+        long,
+        alias = "requests-per-minute",
+        env = "GENESYS_REQUESTS_PER_MINUTE",
+        default_value_t = 300
+    )]
+    pub rate: u32,
+    /// Share the budget, and lock contacts, with other dedupd processes through this Redis.
+    #[arg(long, env = "DEDUPD_REDIS_URL")]
+    pub redis: Option<String>,
+    /// Redis key of the shared budget (one per org) [default: dedupd:{budget}:<client id>].
+    #[arg(long)]
+    pub redis_key: Option<String>,
+    /// Contact ids per merge request (2–25; the platform's limit is 25).
+    #[arg(long, default_value_t = dedupd_genesys::MAX_MERGE_IDS)]
+    pub max_ids_per_merge: usize,
+    /// Clusters worked on at once (they share the budget).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds to wait for contacts another run is merging before leaving them for later.
+    #[arg(long, default_value_t = 120)]
+    pub lock_wait_secs: u64,
+    /// Write the merge requests that would be sent (apply_dry_run.ndjson); contact nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Runs `merge apply` from its flags and prints a summary.
+pub fn run(args: ApplyArgs, progress: bool) -> anyhow::Result<Report> {
+    let state_dir = args
+        .state
+        .clone()
+        .unwrap_or_else(|| args.plan.join(".dedupd"));
+    let endpoint = match (&args.base_url, &args.region) {
+        (Some(url), _) => Endpoint::base_url(url)?,
+        (None, Some(r)) => Endpoint::region(r)?,
+        (None, None) if args.dry_run => Endpoint::base_url("http://127.0.0.1:9")?,
+        (None, None) => anyhow::bail!(
+            "say where to merge: --base-url (or GENESYS_BASE_URL) or --region (or GENESYS_REGION)"
+        ),
+    };
+    if args.client_id.is_empty() && !args.dry_run {
+        anyhow::bail!("--client-id (or GENESYS_CLIENT_ID) is required");
+    }
+    let secret = match std::env::var("GENESYS_CLIENT_SECRET") {
+        Ok(s) if !s.is_empty() => s,
+        _ if args.dry_run => String::new(),
+        _ => anyhow::bail!(
+            "GENESYS_CLIENT_SECRET is not set (the client secret is read from the environment only)"
+        ),
+    };
+    let mut client =
+        ClientConfig::new(endpoint, args.client_id.clone(), SecretString::from(secret));
+    client.requests_per_minute = args.rate;
+    client.redis = args.redis.clone().map(|url| RedisBudget {
+        url,
+        key: args
+            .redis_key
+            .clone()
+            .unwrap_or_else(|| format!("dedupd:{{budget}}:{}", args.client_id)),
+    });
+    let mut opts = Options::new(args.plan.clone(), state_dir, args.out.clone(), client);
+    opts.max_ids_per_merge = args.max_ids_per_merge;
+    opts.concurrency = args.concurrency;
+    opts.dry_run = args.dry_run;
+    opts.progress = progress;
+    opts.lock_wait = Duration::from_secs(args.lock_wait_secs);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(apply(&opts)).context("merge apply failed")?;
+    print_summary(&report, &args.out);
+    Ok(report)
+}
+
+fn print_summary(r: &Report, out: &std::path::Path) {
+    if r.dry_run {
+        eprintln!(
+            "Dry run: {} merge requests for {} clusters ({} settled earlier); see {}.",
+            r.merge_requests,
+            r.clusters - r.skipped,
+            r.skipped,
+            out.join("apply_dry_run.ndjson").display()
+        );
+        return;
+    }
+    eprintln!(
+        "{} clusters: {} merged, {} partially merged, {} already merged, {} settled earlier, {} quarantined, {} left for the next run ({:.1} s).",
+        r.clusters,
+        r.merged,
+        r.partially_merged,
+        r.already_merged,
+        r.skipped,
+        r.quarantined,
+        r.remaining,
+        r.elapsed_seconds
+    );
+    eprintln!(
+        "{} merge requests, {} conflicts, {} read-backs; {} API calls, {} retries, {} 429s; {:.1} s waiting for the rate budget.",
+        r.merge_requests,
+        r.conflicts,
+        r.read_backs,
+        r.api_calls,
+        r.retries,
+        r.rate_limited,
+        r.budget_wait_seconds
+    );
+    if r.quarantined_contacts > 0 {
+        eprintln!(
+            "{} contacts quarantined: see {} (the next run tries them again).",
+            r.quarantined_contacts,
+            out.join("quarantine.ndjson").display()
+        );
+    }
+    if r.remaining > 0 {
+        eprintln!("Run dedupd merge apply again to finish the rest.");
+    }
+}
