@@ -314,11 +314,7 @@ fn strip_markdown(s: &str) -> String {
         match event {
             Event::Text(t) | Event::Code(t) => out.push_str(&t),
             Event::SoftBreak | Event::HardBreak | Event::Rule => out.push(' '),
-            Event::InlineHtml(tag) => {
-                if is_inline_break(&tag) {
-                    out.push(' ');
-                }
-            }
+            Event::InlineHtml(tag) if is_inline_break(&tag) => out.push(' '),
             Event::End(end) if is_block_end(end) => out.push(' '),
             _ => {}
         }

@@ -170,9 +170,8 @@ pub async fn require_auth(State(auth): State<Arc<Auth>>, request: Request, next:
         return ApiError::unauthorized().into_response();
     }
     let (parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, auth.body_limit).await {
-        Ok(b) => b,
-        Err(_) => return ApiError::payload_too_large(auth.body_limit).into_response(),
+    let Ok(bytes) = to_bytes(body, auth.body_limit).await else {
+        return ApiError::payload_too_large(auth.body_limit).into_response();
     };
     if !auth.signature_ok(&parts.headers, &bytes) {
         return ApiError::unauthorized().into_response();

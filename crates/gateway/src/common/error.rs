@@ -236,14 +236,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return ApiError::malformed_json("the body is not valid JSON");
         }
         let message = data_message(&inner.to_string());
-        let field = if path == "." {
-            message
-                .split("missing field `")
-                .nth(1)
-                .and_then(|rest| rest.split('`').next())
-                .map(str::to_owned)
-        } else {
-            Some(path)
+        let missing = message
+            .split("missing field `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next());
+        let field = match (path.as_str(), missing) {
+            (".", missing) => missing.map(str::to_owned),
+            (path, Some(missing)) => Some(format!("{path}.{missing}")),
+            (path, None) => Some(path.to_owned()),
         };
         match field {
             Some(field) => {
