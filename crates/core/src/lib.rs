@@ -9,6 +9,7 @@ pub mod contact;
 pub mod keys;
 pub mod message;
 pub mod normalize;
+pub mod notification;
 pub mod time;
 
 pub use contact::{Contact, ContactRecord, Field, MergeOutcome, Stamped};

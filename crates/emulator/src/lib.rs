@@ -122,6 +122,7 @@
 
 mod admin;
 mod associations;
+mod agentless;
 mod config;
 mod conversations;
 mod error;
@@ -141,6 +142,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use admin::ADMIN_ROUTES;
+pub use agentless::AGENTLESS_ROUTES;
 pub use config::{EmulatorConfig, FaultKind, FaultProfile, FaultRule, RateLimitScope};
 pub use error::EmulatorError;
 pub use external::{MERGE_MAX, MERGE_MIN, MERGE_SET_MAX};

@@ -141,6 +141,9 @@ pub fn router(state: EmulatorState) -> Router {
             None => tracing::error!(method, path, "ROUTES entry without a handler"),
         }
     }
+    for (path, h) in crate::agentless::handlers() {
+        api = api.route(path, h);
+    }
     let api = api
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed_fallback)

@@ -54,6 +54,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod agentless;
 mod auth;
 mod budget;
 mod client;

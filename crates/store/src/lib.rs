@@ -11,6 +11,7 @@
 pub mod codec;
 pub mod conformance;
 mod embedded;
+pub mod outbox;
 pub mod window;
 
 pub use embedded::{EmbeddedStore, EmbeddedWriter};

@@ -1,0 +1,592 @@
+//! The embedded outbox: one redb file, written only by one writer thread that commits a group
+//! of operations per transaction (group commit), so thousands of concurrent accepts share a
+//! few durable commits. Reads use their own read transactions and never wait for the writer.
+//!
+//! Tables: `outbox_v1` (key → the notification as JSON), `outbox_due_v1` ((due ms, key): what
+//! relays claim, lease ends included), `outbox_guard_v1` (content-guard key → the newest key
+//! with it), `outbox_expiry_v1` ((expiry ms, key): what the purge visits).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use dedupd_core::notification::Status;
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    AcceptOptions, Accepted, Claimed, GuardMode, NewNotification, Notification, Outcome,
+    apply_outcome, lease_token,
+};
+use crate::StoreError;
+
+const NOTIF: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_v1");
+const DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbox_due_v1");
+const GUARD: TableDefinition<&[u8], &str> = TableDefinition::new("outbox_guard_v1");
+const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbox_expiry_v1");
+
+/// The file name inside the outbox directory.
+pub const OUTBOX_FILE: &str = "outbox.redb";
+/// Operations committed together at most.
+const GROUP: usize = 512;
+
+fn ms(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp_millis()).unwrap_or(0)
+}
+
+fn be(op: &'static str) -> impl Fn(redb::Error) -> StoreError {
+    move |e| StoreError::backend(op, e)
+}
+
+fn encode(n: &Notification) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(n).map_err(|e| StoreError::backend("encode", e))
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<Notification, StoreError> {
+    serde_json::from_slice(bytes).map_err(|_| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: "outbox entry is not a notification",
+    })
+}
+
+enum Op {
+    Accept(
+        Box<NewNotification>,
+        AcceptOptions,
+        DateTime<Utc>,
+        oneshot::Sender<Result<Accepted, StoreError>>,
+    ),
+    Plain(
+        Box<NewNotification>,
+        DateTime<Utc>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
+    Claim(
+        DateTime<Utc>,
+        Duration,
+        usize,
+        oneshot::Sender<Result<Vec<Claimed>, StoreError>>,
+    ),
+    Finish(
+        String,
+        String,
+        Outcome,
+        DateTime<Utc>,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
+    Purge(DateTime<Utc>, oneshot::Sender<Result<u64, StoreError>>),
+}
+
+/// A reply waiting for the group's commit.
+enum Reply {
+    Accept(oneshot::Sender<Result<Accepted, StoreError>>, Box<Accepted>),
+    /// `true`: the key existed, nothing was written.
+    Plain(oneshot::Sender<Result<(), StoreError>>, bool),
+    Claim(
+        oneshot::Sender<Result<Vec<Claimed>, StoreError>>,
+        Vec<Claimed>,
+    ),
+    Finish(oneshot::Sender<Result<bool, StoreError>>, bool),
+    Purge(oneshot::Sender<Result<u64, StoreError>>, u64),
+}
+
+impl Reply {
+    fn ok(self) {
+        let _ = match self {
+            Reply::Accept(tx, v) => tx.send(Ok(*v)).map_err(drop),
+            Reply::Plain(tx, false) => tx.send(Ok(())).map_err(drop),
+            Reply::Plain(tx, true) => tx
+                .send(Err(StoreError::Backend {
+                    op: "insert",
+                    source: "the key exists".into(),
+                }))
+                .map_err(drop),
+            Reply::Claim(tx, v) => tx.send(Ok(v)).map_err(drop),
+            Reply::Finish(tx, v) => tx.send(Ok(v)).map_err(drop),
+            Reply::Purge(tx, v) => tx.send(Ok(v)).map_err(drop),
+        };
+    }
+    fn fail(self, op: &'static str, msg: &str) {
+        let err = || StoreError::Backend {
+            op,
+            source: msg.to_owned().into(),
+        };
+        let _ = match self {
+            Reply::Accept(tx, _) => tx.send(Err(err())).map_err(drop),
+            Reply::Plain(tx, _) => tx.send(Err(err())).map_err(drop),
+            Reply::Claim(tx, _) => tx.send(Err(err())).map_err(drop),
+            Reply::Finish(tx, _) => tx.send(Err(err())).map_err(drop),
+            Reply::Purge(tx, _) => tx.send(Err(err())).map_err(drop),
+        };
+    }
+}
+
+/// The outbox in a redb file under a directory. Cheap to clone; the writer thread stops when
+/// the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOutbox {
+    db: Arc<Database>,
+    tx: mpsc::Sender<Op>,
+    path: PathBuf,
+}
+
+impl EmbeddedOutbox {
+    /// Opens (creating when needed) the outbox in `dir` and starts its writer thread.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let open_err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: dir.display().to_string(),
+            source: e,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(Box::new(e)))?;
+        let path = dir.join(OUTBOX_FILE);
+        let db = Database::create(&path).map_err(|e| open_err(Box::new(e)))?;
+        let w = db.begin_write().map_err(|e| open_err(Box::new(e)))?;
+        w.open_table(NOTIF).map_err(|e| open_err(Box::new(e)))?;
+        w.open_table(DUE).map_err(|e| open_err(Box::new(e)))?;
+        w.open_table(GUARD).map_err(|e| open_err(Box::new(e)))?;
+        w.open_table(EXPIRY).map_err(|e| open_err(Box::new(e)))?;
+        w.commit().map_err(|e| open_err(Box::new(e)))?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel::<Op>(4 * GROUP);
+        let writer_db = Arc::clone(&db);
+        std::thread::Builder::new()
+            .name("dedupd-outbox-writer".into())
+            .spawn(move || writer_loop(&writer_db, rx))
+            .map_err(|e| open_err(Box::new(e)))?;
+        Ok(Self { db, tx, path })
+    }
+
+    /// The redb file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    pub(super) async fn accept(
+        &self,
+        new: NewNotification,
+        opts: AcceptOptions,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        self.call(|tx| Op::Accept(Box::new(new), opts, now, tx))
+            .await
+    }
+
+    pub(super) async fn insert_plain(
+        &self,
+        new: NewNotification,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.call(|tx| Op::Plain(Box::new(new), now, tx)).await
+    }
+
+    pub(super) async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.call(|tx| Op::Claim(now, lease, limit, tx)).await
+    }
+
+    pub(super) async fn finish(
+        &self,
+        key: &str,
+        lease: &str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (key, lease) = (key.to_owned(), lease.to_owned());
+        self.call(|tx| Op::Finish(key, lease, outcome, now, tx))
+            .await
+    }
+
+    pub(super) async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.call(|tx| Op::Purge(now, tx)).await
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<Option<Notification>, StoreError> {
+        let r = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::backend("read", e))?;
+        let t = r
+            .open_table(NOTIF)
+            .map_err(|e| StoreError::backend("read", e))?;
+        let v = t.get(key).map_err(|e| StoreError::backend("read", e))?;
+        v.map(|v| decode(key, v.value())).transpose()
+    }
+
+    fn scan(&self, f: &mut dyn FnMut(Notification)) -> Result<(), StoreError> {
+        let r = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::backend("scan", e))?;
+        let t = r
+            .open_table(NOTIF)
+            .map_err(|e| StoreError::backend("scan", e))?;
+        for entry in t.iter().map_err(|e| StoreError::backend("scan", e))? {
+            let (k, v) = entry.map_err(|e| StoreError::backend("scan", e))?;
+            f(decode(k.value(), v.value())?);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        self.scan(&mut |n| *out.entry(n.status).or_insert(0) += 1)?;
+        Ok(out)
+    }
+
+    pub(super) async fn list(
+        &self,
+        status: Status,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let mut out = Vec::new();
+        self.scan(&mut |n| {
+            if n.status == status {
+                out.push(n);
+            }
+        })?;
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.key.cmp(&b.key)));
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Op>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut ops = vec![first];
+        while ops.len() < GROUP {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(ops.len());
+        let result = (|| -> Result<(), StoreError> {
+            let w = db
+                .begin_write()
+                .map_err(|e| StoreError::backend("write", e))?;
+            {
+                let mut tables = Tables::open(&w)?;
+                for op in ops.drain(..) {
+                    replies.push(tables.apply(op)?);
+                }
+            }
+            w.commit().map_err(|e| StoreError::backend("commit", e))
+        })();
+        match result {
+            Ok(()) => replies.into_iter().for_each(Reply::ok),
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::error!(error = %msg, "Outbox commit failed; the group is refused");
+                for r in replies {
+                    r.fail("commit", &msg);
+                }
+                // Operations not applied yet (the error came from one of them) get the error too.
+                for op in ops {
+                    fail_op(op, &msg);
+                }
+            }
+        }
+    }
+}
+
+fn fail_op(op: Op, msg: &str) {
+    let err = || StoreError::Backend {
+        op: "write",
+        source: msg.to_owned().into(),
+    };
+    let _ = match op {
+        Op::Accept(_, _, _, tx) => tx.send(Err(err())).map_err(drop),
+        Op::Plain(_, _, tx) => tx.send(Err(err())).map_err(drop),
+        Op::Claim(_, _, _, tx) => tx.send(Err(err())).map_err(drop),
+        Op::Finish(_, _, _, _, tx) => tx.send(Err(err())).map_err(drop),
+        Op::Purge(_, tx) => tx.send(Err(err())).map_err(drop),
+    };
+}
+
+struct Tables<'t> {
+    notif: Table<'t, &'static str, &'static [u8]>,
+    due: Table<'t, (u64, &'static str), ()>,
+    guard: Table<'t, &'static [u8], &'static str>,
+    expiry: Table<'t, (u64, &'static str), ()>,
+}
+
+fn w(e: impl Into<redb::Error>) -> StoreError {
+    be("write")(e.into())
+}
+
+impl<'t> Tables<'t> {
+    fn open(tx: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            notif: tx.open_table(NOTIF).map_err(w)?,
+            due: tx.open_table(DUE).map_err(w)?,
+            guard: tx.open_table(GUARD).map_err(w)?,
+            expiry: tx.open_table(EXPIRY).map_err(w)?,
+        })
+    }
+
+    fn load(&self, key: &str) -> Result<Option<Notification>, StoreError> {
+        let v = self.notif.get(key).map_err(w)?;
+        v.map(|v| decode(key, v.value())).transpose()
+    }
+
+    /// Writes `n`, moving its index entries from what `old` had.
+    fn store(&mut self, old: Option<&Notification>, n: &Notification) -> Result<(), StoreError> {
+        if let Some(old) = old {
+            if let Some(at) = old.next_attempt_at {
+                self.due.remove((ms(at), old.key.as_str())).map_err(w)?;
+            }
+            if old.expires_at != n.expires_at {
+                self.expiry
+                    .remove((ms(old.expires_at), old.key.as_str()))
+                    .map_err(w)?;
+            }
+        }
+        if let Some(at) = n.next_attempt_at {
+            self.due.insert((ms(at), n.key.as_str()), ()).map_err(w)?;
+        }
+        self.expiry
+            .insert((ms(n.expires_at), n.key.as_str()), ())
+            .map_err(w)?;
+        self.notif
+            .insert(n.key.as_str(), encode(n)?.as_slice())
+            .map_err(w)?;
+        Ok(())
+    }
+
+    fn forget(&mut self, n: &Notification) -> Result<(), StoreError> {
+        if let Some(at) = n.next_attempt_at {
+            self.due.remove((ms(at), n.key.as_str())).map_err(w)?;
+        }
+        self.expiry
+            .remove((ms(n.expires_at), n.key.as_str()))
+            .map_err(w)?;
+        if let Some(g) = n.guard_key {
+            let points_here = self
+                .guard
+                .get(g.as_slice())
+                .map_err(w)?
+                .is_some_and(|k| k.value() == n.key);
+            if points_here {
+                self.guard.remove(g.as_slice()).map_err(w)?;
+            }
+        }
+        self.notif.remove(n.key.as_str()).map_err(w)?;
+        Ok(())
+    }
+
+    fn apply(&mut self, op: Op) -> Result<Reply, StoreError> {
+        Ok(match op {
+            Op::Accept(new, opts, now, tx) => {
+                Reply::Accept(tx, Box::new(self.accept(*new, opts, now)?))
+            }
+            Op::Plain(new, now, tx) => {
+                // An existing key is the caller's error; the rest of the group goes on.
+                if self.notif.get(new.key.as_str()).map_err(w)?.is_some() {
+                    return Ok(Reply::Plain(tx, true));
+                }
+                let n = Notification::from_new(*new, &AcceptOptions::default(), now);
+                self.store(None, &n)?;
+                Reply::Plain(tx, false)
+            }
+            Op::Claim(now, lease, limit, tx) => Reply::Claim(tx, self.claim(now, lease, limit)?),
+            Op::Finish(key, lease, outcome, now, tx) => {
+                Reply::Finish(tx, self.finish(&key, &lease, outcome, now)?)
+            }
+            Op::Purge(now, tx) => Reply::Purge(tx, self.purge(now)?),
+        })
+    }
+
+    fn accept(
+        &mut self,
+        new: NewNotification,
+        opts: AcceptOptions,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        if let Some(existing) = self.load(&new.key)? {
+            if existing.expires_at > now {
+                return Ok(if existing.fingerprint == new.fingerprint {
+                    Accepted::Replay(existing)
+                } else {
+                    Accepted::Mismatch(existing)
+                });
+            }
+            self.forget(&existing)?;
+        }
+        let earlier = match (new.guard_key, opts.guard) {
+            (Some(g), GuardMode::Report | GuardMode::Suppress) => {
+                let k = self
+                    .guard
+                    .get(g.as_slice())
+                    .map_err(w)?
+                    .map(|k| k.value().to_owned());
+                match k {
+                    Some(k) => self
+                        .load(&k)?
+                        .filter(|e| e.expires_at > now && e.created_at > now - opts.guard_window),
+                    None => None,
+                }
+                .map(|e| e.key)
+            }
+            _ => None,
+        };
+        let mut n = Notification::from_new(new, &opts, now);
+        n.apply_guard(earlier, opts.guard);
+        if let Some(g) = n.guard_key {
+            self.guard.insert(g.as_slice(), n.key.as_str()).map_err(w)?;
+        }
+        self.store(None, &n)?;
+        Ok(Accepted::Created(n))
+    }
+
+    fn claim(
+        &mut self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut due_keys = Vec::new();
+        for entry in self
+            .due
+            .range((0u64, "")..(ms(now).saturating_add(1), ""))
+            .map_err(w)?
+        {
+            let (k, ()) = entry.map_err(w).map(|(k, _)| (k, ()))?;
+            due_keys.push(k.value().1.to_owned());
+            if due_keys.len() >= limit {
+                break;
+            }
+        }
+        let mut out = Vec::with_capacity(due_keys.len());
+        for key in due_keys {
+            let Some(old) = self.load(&key)? else {
+                continue;
+            };
+            if !matches!(
+                old.status,
+                Status::Pending | Status::Sending | Status::Unknown
+            ) {
+                continue;
+            }
+            let mut n = old.clone();
+            n.status = Status::Sending;
+            n.attempts = n.attempts.saturating_add(1);
+            n.lease = Some(lease_token());
+            n.first_attempt_at.get_or_insert(now);
+            n.next_attempt_at = Some(now + lease);
+            n.updated_at = now;
+            self.store(Some(&old), &n)?;
+            out.push(Claimed {
+                notification: n,
+                previous: old.status,
+            });
+        }
+        Ok(out)
+    }
+
+    fn finish(
+        &mut self,
+        key: &str,
+        lease: &str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let Some(old) = self.load(key)? else {
+            return Ok(false);
+        };
+        if old.status != Status::Sending || old.lease.as_deref() != Some(lease) {
+            return Ok(false);
+        }
+        let mut n = old.clone();
+        apply_outcome(&mut n, outcome, now);
+        self.store(Some(&old), &n)?;
+        Ok(true)
+    }
+
+    fn purge(&mut self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut keys = Vec::new();
+        for entry in self
+            .expiry
+            .range((0u64, "")..(ms(now).saturating_add(1), ""))
+            .map_err(w)?
+        {
+            let (k, _) = entry.map_err(w)?;
+            keys.push(k.value().1.to_owned());
+        }
+        let mut purged = 0;
+        for key in keys {
+            if let Some(n) = self.load(&key)?
+                && n.next_attempt_at.is_none()
+                && n.expires_at <= now
+            {
+                self.forget(&n)?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::outbox::{Outbox, suite};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_outbox_passes_the_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::Embedded(EmbeddedOutbox::open(dir.path()).unwrap());
+        suite::run(&outbox).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_outbox_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = suite::t0();
+        {
+            let o = Outbox::Embedded(EmbeddedOutbox::open(dir.path()).unwrap());
+            o.accept(
+                suite::new_notification("k1", "hello"),
+                AcceptOptions::default(),
+                now,
+            )
+            .await
+            .unwrap();
+        }
+        // The writer thread of the first handle may still hold the file for a moment.
+        let mut reopened = None;
+        for _ in 0..200 {
+            match EmbeddedOutbox::open(dir.path()) {
+                Ok(o) => {
+                    reopened = Some(o);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+        let o = Outbox::Embedded(reopened.expect("the outbox reopens"));
+        let n = o
+            .get("k1", now)
+            .await
+            .unwrap()
+            .expect("the accepted notification is durable");
+        assert_eq!(n.status, Status::Pending);
+    }
+}

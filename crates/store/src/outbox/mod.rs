@@ -1,0 +1,377 @@
+//! The notification outbox: accepting a notification is one durable write; relays claim due
+//! work with a lease, deliver, and record the outcome.
+//!
+//! # Principal types
+//!
+//! - [`Outbox`]: the backends behind one behaviour, dispatched by an enum (no `dyn`):
+//!   [`EmbeddedOutbox`] (redb, the default; every write goes through one writer thread that
+//!   commits groups of operations) and [`PgOutbox`] (PostgreSQL; several relays share the table
+//!   through `FOR UPDATE SKIP LOCKED`).
+//! - [`NewNotification`] → [`Outbox::accept`] → [`Accepted`]: insert-or-get by `Idempotency-Key`
+//!   with the request fingerprint (same fingerprint: the stored notification is replayed; another
+//!   fingerprint: [`Accepted::Mismatch`]), plus the per-customer content guard.
+//! - [`Outbox::claim`] → [`Claimed`] → [`Outbox::finish`] with an [`Outcome`]: the relay's side.
+//!   A claim moves the notification to `sending` and sets its due time to the lease's end, so
+//!   the work of a relay that died becomes due again by itself when the lease runs out.
+//! - [`suite`]: the behaviour suite every backend passes.
+//!
+//! Time is always passed in (`now`), in UTC, so tests move the clock instead of sleeping.
+
+mod embedded;
+mod postgres;
+pub mod suite;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use dedupd_core::notification::Status;
+use serde::{Deserialize, Serialize};
+
+pub use embedded::{EmbeddedOutbox, OUTBOX_FILE};
+pub use postgres::{DEFAULT_TEST_URL, PgOutbox, pg_test_url};
+
+use crate::StoreError;
+
+/// What the content guard does when the same customer gets the same text on the same channel
+/// again within the window under another key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardMode {
+    /// No check.
+    Off,
+    /// Accept it, and report the earlier key in `duplicate_of`.
+    #[default]
+    Report,
+    /// Accept the key (so retries replay) but do not send: `failed`, reason `suppressed`.
+    Suppress,
+}
+
+/// How [`Outbox::accept`] treats a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptOptions {
+    /// How long a key is kept (and replayed) after it was first used.
+    pub retention: Duration,
+    /// The content guard.
+    pub guard: GuardMode,
+    /// The content guard's window.
+    pub guard_window: Duration,
+}
+
+impl Default for AcceptOptions {
+    fn default() -> Self {
+        Self {
+            retention: Duration::hours(24),
+            guard: GuardMode::Report,
+            guard_window: Duration::hours(24),
+        }
+    }
+}
+
+/// A notification to accept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    /// The producer's `Idempotency-Key`.
+    pub key: String,
+    /// Our id (unique even when a key is reused after it expired).
+    pub id: String,
+    /// SHA-256 of the canonical request body.
+    pub fingerprint: [u8; 32],
+    /// The validated request (a `NotificationRequest` as JSON).
+    pub request: serde_json::Value,
+    /// The channel's wire name.
+    pub channel: String,
+    /// The provider's name.
+    pub provider: String,
+    /// The content-guard key, when the guard applies.
+    pub guard_key: Option<[u8; 32]>,
+    /// Drop it if it cannot go out before then.
+    pub not_after: Option<DateTime<Utc>>,
+}
+
+/// A stored notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The `Idempotency-Key`.
+    pub key: String,
+    /// Our id.
+    pub id: String,
+    /// SHA-256 of the canonical request body.
+    pub fingerprint: [u8; 32],
+    /// The validated request.
+    pub request: serde_json::Value,
+    /// The channel.
+    pub channel: String,
+    /// The provider.
+    pub provider: String,
+    /// The content-guard key.
+    pub guard_key: Option<[u8; 32]>,
+    /// The key of an earlier notification with the same content (content guard).
+    pub duplicate_of: Option<String>,
+    /// The status the first response reported (`pending`, or `failed` when suppressed).
+    pub accepted_status: Status,
+    /// The status now.
+    pub status: Status,
+    /// How many times a relay took it (sends and read-backs).
+    pub attempts: u32,
+    /// When it is due (or, while `sending`, when the lease ends); `None`: no more work.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The lease token of the relay holding it.
+    pub lease: Option<String>,
+    /// When a relay first took it: no attempt can have gone out before.
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    /// The provider's id of the sent message.
+    pub provider_message_id: Option<String>,
+    /// The last error (a provider's reason, a give-up reason).
+    pub last_error: Option<String>,
+    /// Accepted at.
+    pub created_at: DateTime<Utc>,
+    /// Last changed at.
+    pub updated_at: DateTime<Utc>,
+    /// Delivered at.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Drop it if it cannot go out before then.
+    pub not_after: Option<DateTime<Utc>>,
+    /// The key is forgotten after this.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Notification {
+    fn from_new(n: NewNotification, opts: &AcceptOptions, now: DateTime<Utc>) -> Self {
+        Notification {
+            key: n.key,
+            id: n.id,
+            fingerprint: n.fingerprint,
+            request: n.request,
+            channel: n.channel,
+            provider: n.provider,
+            guard_key: n.guard_key,
+            duplicate_of: None,
+            accepted_status: Status::Pending,
+            status: Status::Pending,
+            attempts: 0,
+            next_attempt_at: Some(now),
+            lease: None,
+            first_attempt_at: None,
+            provider_message_id: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            delivered_at: None,
+            not_after: n.not_after,
+            expires_at: now + opts.retention,
+        }
+    }
+
+    /// Applies the content guard's verdict: `earlier` is the key of a live notification with the
+    /// same guard key inside the window.
+    fn apply_guard(&mut self, earlier: Option<String>, mode: GuardMode) {
+        let Some(earlier) = earlier else { return };
+        if mode == GuardMode::Suppress {
+            self.status = Status::Failed;
+            self.accepted_status = Status::Failed;
+            self.next_attempt_at = None;
+            self.last_error = Some(format!(
+                "suppressed: same customer, channel and text as notification key {earlier} within the guard window"
+            ));
+        }
+        self.duplicate_of = Some(earlier);
+    }
+}
+
+/// The result of [`Outbox::accept`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accepted {
+    /// First use of the key: stored.
+    Created(Notification),
+    /// The key is known with the same fingerprint: the stored notification.
+    Replay(Notification),
+    /// The key is known with another fingerprint.
+    Mismatch(Notification),
+}
+
+/// A notification a relay now holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The notification (status `sending`, `lease` set).
+    pub notification: Notification,
+    /// Its status before the claim: `pending` (nothing sent yet, or a known-failed attempt),
+    /// `sending` (a relay died or lost its lease mid-attempt: an attempt may have gone out), or
+    /// `unknown` (an attempt's outcome is not known).
+    pub previous: Status,
+}
+
+/// What a relay records after working on a claimed notification.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The provider accepted it.
+    Delivered {
+        /// The provider's message id.
+        provider_message_id: Option<String>,
+    },
+    /// Try again at `at` (transient error).
+    Retry {
+        /// When.
+        at: DateTime<Utc>,
+        /// Why.
+        error: String,
+    },
+    /// The outcome of an attempt is not known. `recheck_at`: when to reconcile; `None`: stop
+    /// (reported as `unknown` for good).
+    Unknown {
+        /// When to reconcile.
+        recheck_at: Option<DateTime<Utc>>,
+        /// Why.
+        error: String,
+    },
+    /// Given up.
+    Failed {
+        /// The provider's reason or the cap that was hit.
+        error: String,
+    },
+    /// `not_after` passed.
+    Expired,
+}
+
+/// The outbox, whichever backend holds it.
+#[derive(Debug, Clone)]
+pub enum Outbox {
+    /// redb in a directory.
+    Embedded(EmbeddedOutbox),
+    /// PostgreSQL.
+    Postgres(PgOutbox),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match $self {
+            Outbox::Embedded($b) => $e,
+            Outbox::Postgres($b) => $e,
+        }
+    };
+}
+
+impl Outbox {
+    /// The backend's name (`embedded`, `postgres`).
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Outbox::Embedded(_) => "embedded",
+            Outbox::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Insert-or-get by key (see [`Accepted`]). A key whose `expires_at` has passed is forgotten
+    /// first, so it can be used again.
+    pub async fn accept(
+        &self,
+        new: NewNotification,
+        opts: AcceptOptions,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        dispatch!(self, b => b.accept(new, opts, now).await)
+    }
+
+    /// A plain insert without the idempotency check or the content guard (for the benchmark's
+    /// baseline: what accepting costs without idempotency). A key that exists is an error.
+    pub async fn insert_plain(
+        &self,
+        new: NewNotification,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.insert_plain(new, now).await)
+    }
+
+    /// The notification under `key`, unless its key expired.
+    pub async fn get(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Notification>, StoreError> {
+        let n = dispatch!(self, b => b.get(key).await)?;
+        Ok(n.filter(|n| n.expires_at > now))
+    }
+
+    /// Claims up to `limit` notifications due at `now` (`pending`, `unknown` due for a
+    /// recheck, or `sending` whose lease ran out) for `lease`.
+    pub async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        dispatch!(self, b => b.claim(now, lease, limit).await)
+    }
+
+    /// Records the outcome of a claim. Returns false (and changes nothing) when the lease is no
+    /// longer held (it ran out and another relay took the notification).
+    pub async fn finish(
+        &self,
+        key: &str,
+        lease: &str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, b => b.finish(key, lease, outcome, now).await)
+    }
+
+    /// Forgets keys whose `expires_at` passed and that need no more work. Returns how many.
+    pub async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        dispatch!(self, b => b.purge_expired(now).await)
+    }
+
+    /// How many notifications are in each status.
+    pub async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
+        dispatch!(self, b => b.counts().await)
+    }
+
+    /// Up to `limit` notifications in `status`, oldest first (for reports).
+    pub async fn list(
+        &self,
+        status: Status,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        dispatch!(self, b => b.list(status, limit).await)
+    }
+}
+
+/// A fresh lease token.
+fn lease_token() -> String {
+    format!("l{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// Applies an outcome to a claimed notification (shared by the backends' Rust paths).
+fn apply_outcome(n: &mut Notification, outcome: Outcome, now: DateTime<Utc>) {
+    n.lease = None;
+    n.updated_at = now;
+    match outcome {
+        Outcome::Delivered {
+            provider_message_id,
+        } => {
+            n.status = Status::Delivered;
+            n.next_attempt_at = None;
+            n.delivered_at = Some(now);
+            if provider_message_id.is_some() {
+                n.provider_message_id = provider_message_id;
+            }
+        }
+        Outcome::Retry { at, error } => {
+            n.status = Status::Pending;
+            n.next_attempt_at = Some(at);
+            n.last_error = Some(error);
+        }
+        Outcome::Unknown { recheck_at, error } => {
+            n.status = Status::Unknown;
+            n.next_attempt_at = recheck_at;
+            n.last_error = Some(error);
+        }
+        Outcome::Failed { error } => {
+            n.status = Status::Failed;
+            n.next_attempt_at = None;
+            n.last_error = Some(error);
+        }
+        Outcome::Expired => {
+            n.status = Status::Expired;
+            n.next_attempt_at = None;
+            n.last_error = Some("not_after passed before it could be sent".into());
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! The PostgreSQL outbox: one `notifications` table (migrations embedded and run at connect).
+//!
+//! - Accept is **one statement** (a CTE: content-guard lookup, `INSERT … ON CONFLICT (key) DO
+//!   NOTHING`, and the existing row when the key was known), so an accept is one round trip and
+//!   one commit. Two accepts of one key serialize on the primary key: the second waits for the
+//!   first to commit and then replays it. The content guard is exact for requests that follow
+//!   each other and best effort for two that race (both may pass).
+//! - Claim is crates.io's job-queue pattern: `SELECT … FOR UPDATE SKIP LOCKED` in a CTE feeding
+//!   an `UPDATE`, so several relays share the table and never take the same row; the claim sets
+//!   `next_attempt_at` to the lease's end, so a dead relay's rows become due again.
+//! - Finish is fenced by the lease token: a relay whose lease ran out cannot overwrite the
+//!   result of the relay that took over.
+//!
+//! Connections can be pinned to a schema (`search_path`), which is how each test gets its own.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+use dedupd_core::notification::Status;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+// Every dynamic statement here is built from constants and checked names, never from input.
+use sqlx::{AssertSqlSafe, Connection, Row};
+
+use super::{
+    AcceptOptions, Accepted, Claimed, GuardMode, NewNotification, Notification, Outcome,
+    lease_token,
+};
+use crate::StoreError;
+
+/// The default URL of the test server (trust auth).
+pub const DEFAULT_TEST_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The PostgreSQL URL tests use: `DATABASE_URL`, else `POSTGRES_URL`, else
+/// [`DEFAULT_TEST_URL`].
+pub fn pg_test_url() -> String {
+    ["DATABASE_URL", "POSTGRES_URL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| DEFAULT_TEST_URL.to_owned())
+}
+
+fn db(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| StoreError::backend(op, e)
+}
+
+/// The outbox in PostgreSQL. Cheap to clone (a pool).
+#[derive(Debug, Clone)]
+pub struct PgOutbox {
+    pool: PgPool,
+    schema: Option<String>,
+}
+
+const COLUMNS: &str = "key, id, fingerprint, request, channel, provider, guard_key, duplicate_of, \
+    accepted_status, status, attempts, next_attempt_at, lease, first_attempt_at, \
+    provider_message_id, last_error, created_at, updated_at, delivered_at, not_after, expires_at";
+
+/// The reason a suppressed notification carries (the backends write the same words).
+fn suppressed_parts() -> (&'static str, &'static str) {
+    (
+        "suppressed: same customer, channel and text as notification key ",
+        " within the guard window",
+    )
+}
+
+impl PgOutbox {
+    /// Connects (at most `max_connections`), pinning every connection to `schema` when given,
+    /// and runs the migrations.
+    pub async fn connect(
+        url: &str,
+        schema: Option<&str>,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        let open = |e: sqlx::Error| StoreError::Open {
+            path: redact_url(url),
+            source: Box::new(e),
+        };
+        let mut opts = PgConnectOptions::from_str(url).map_err(open)?;
+        if let Some(s) = schema {
+            opts = opts.options([("search_path", s)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(open)?;
+        sqlx::migrate!("src/outbox/migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::backend("migrate", e))?;
+        Ok(Self {
+            pool,
+            schema: schema.map(str::to_owned),
+        })
+    }
+
+    /// Creates the schema `name` (for tests: one per test) and connects into it.
+    pub async fn connect_new_schema(
+        url: &str,
+        name: &str,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(StoreError::backend(
+                "create schema",
+                std::io::Error::other("schema names here are [a-z0-9_]"),
+            ));
+        }
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| StoreError::Open {
+                path: redact_url(url),
+                source: Box::new(e),
+            })?;
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {name}")))
+            .execute(&mut conn)
+            .await
+            .map_err(db("create schema"))?;
+        conn.close().await.map_err(db("close"))?;
+        Self::connect(url, Some(name), max_connections).await
+    }
+
+    /// Drops the schema this outbox was pinned to (tests clean up with it) and closes the pool.
+    pub async fn drop_schema(&self) -> Result<(), StoreError> {
+        if let Some(s) = &self.schema {
+            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {s} CASCADE")))
+                .execute(&self.pool)
+                .await
+                .map_err(db("drop schema"))?;
+        }
+        self.pool.close().await;
+        Ok(())
+    }
+
+    /// The schema connections are pinned to.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    pub(super) async fn accept(
+        &self,
+        new: NewNotification,
+        opts: AcceptOptions,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        let (pre, post) = suppressed_parts();
+        let sql = format!(
+            "WITH g AS (
+                SELECT key FROM notifications
+                WHERE $8 AND guard_key = $7 AND created_at > $10 AND expires_at > $11 AND key <> $1
+                ORDER BY created_at DESC LIMIT 1),
+             ins AS (
+                INSERT INTO notifications ({COLUMNS})
+                SELECT $1, $2, $3, $4, $5, $6, $7, (SELECT key FROM g),
+                    s.st, s.st, 0, CASE WHEN s.sup THEN NULL ELSE $11 END, NULL, NULL, NULL,
+                    CASE WHEN s.sup THEN $13 || (SELECT key FROM g) || $14 END,
+                    $11, $11, NULL, $12, $15
+                FROM (SELECT ($9 AND EXISTS (SELECT 1 FROM g)) AS sup,
+                             CASE WHEN $9 AND EXISTS (SELECT 1 FROM g) THEN 'failed' ELSE 'pending' END AS st) s
+                ON CONFLICT (key) DO NOTHING
+                RETURNING {COLUMNS})
+             SELECT {COLUMNS}, true AS created FROM ins
+             UNION ALL
+             SELECT {COLUMNS}, false AS created FROM notifications
+             WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM ins)"
+        );
+        let guard_on = opts.guard != GuardMode::Off;
+        let suppress = opts.guard == GuardMode::Suppress;
+        for _ in 0..5 {
+            let row = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(&new.key)
+                .bind(&new.id)
+                .bind(new.fingerprint.as_slice())
+                .bind(&new.request)
+                .bind(&new.channel)
+                .bind(&new.provider)
+                .bind(new.guard_key.as_ref().map(|g| g.as_slice()))
+                .bind(guard_on)
+                .bind(suppress)
+                .bind(now - opts.guard_window)
+                .bind(now)
+                .bind(new.not_after)
+                .bind(pre)
+                .bind(post)
+                .bind(now + opts.retention)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("accept"))?;
+            // No row: the key was inserted by a transaction that committed after this
+            // statement's snapshot; the next statement sees it.
+            let Some(row) = row else { continue };
+            let created: bool = row.try_get("created").map_err(db("accept"))?;
+            let n = from_row(&row)?;
+            if created {
+                return Ok(Accepted::Created(n));
+            }
+            if n.expires_at > now {
+                return Ok(if n.fingerprint == new.fingerprint {
+                    Accepted::Replay(n)
+                } else {
+                    Accepted::Mismatch(n)
+                });
+            }
+            sqlx::query("DELETE FROM notifications WHERE key = $1 AND expires_at <= $2")
+                .bind(&new.key)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(db("accept"))?;
+        }
+        Err(StoreError::backend(
+            "accept",
+            std::io::Error::other("the key kept changing under concurrent writers"),
+        ))
+    }
+
+    pub(super) async fn insert_plain(
+        &self,
+        new: NewNotification,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let n = Notification::from_new(new, &AcceptOptions::default(), now);
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO notifications ({COLUMNS}) VALUES \
+             ($1,$2,$3,$4,$5,$6,$7,NULL,'pending','pending',0,$8,NULL,NULL,NULL,NULL,$8,$8,NULL,$9,$10)"
+        )))
+        .bind(&n.key)
+        .bind(&n.id)
+        .bind(n.fingerprint.as_slice())
+        .bind(&n.request)
+        .bind(&n.channel)
+        .bind(&n.provider)
+        .bind(n.guard_key.as_ref().map(|g| g.as_slice()))
+        .bind(now)
+        .bind(n.not_after)
+        .bind(n.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("insert"))?;
+        Ok(())
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<Option<Notification>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM notifications WHERE key = $1"
+        )))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("read"))?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub(super) async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let cols = COLUMNS
+            .split(", ")
+            .map(|c| format!("n.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "WITH due AS (
+                SELECT key, status AS previous FROM notifications
+                WHERE next_attempt_at <= $1 AND status IN ('pending', 'sending', 'unknown')
+                ORDER BY next_attempt_at
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED)
+             UPDATE notifications n
+             SET status = 'sending', attempts = n.attempts + 1, lease = $3,
+                 first_attempt_at = coalesce(n.first_attempt_at, $1),
+                 next_attempt_at = $4, updated_at = $1
+             FROM due WHERE n.key = due.key
+             RETURNING {cols}, due.previous"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(lease_token())
+            .bind(now + lease)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("claim"))?;
+        rows.iter()
+            .map(|r| {
+                let previous: String = r.try_get("previous").map_err(db("claim"))?;
+                Ok(Claimed {
+                    notification: from_row(r)?,
+                    previous: parse_status(&previous)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn finish(
+        &self,
+        key: &str,
+        lease: &str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (status, next, error, pid, delivered) = match outcome {
+            Outcome::Delivered {
+                provider_message_id,
+            } => (
+                Status::Delivered,
+                None,
+                None,
+                provider_message_id,
+                Some(now),
+            ),
+            Outcome::Retry { at, error } => (Status::Pending, Some(at), Some(error), None, None),
+            Outcome::Unknown { recheck_at, error } => {
+                (Status::Unknown, recheck_at, Some(error), None, None)
+            }
+            Outcome::Failed { error } => (Status::Failed, None, Some(error), None, None),
+            Outcome::Expired => (
+                Status::Expired,
+                None,
+                Some("not_after passed before it could be sent".to_owned()),
+                None,
+                None,
+            ),
+        };
+        let done = sqlx::query(
+            "UPDATE notifications
+             SET status = $3, next_attempt_at = $4, lease = NULL,
+                 last_error = coalesce($5, last_error),
+                 provider_message_id = coalesce($6, provider_message_id),
+                 delivered_at = coalesce($7, delivered_at), updated_at = $8
+             WHERE key = $1 AND lease = $2 AND status = 'sending'",
+        )
+        .bind(key)
+        .bind(lease)
+        .bind(status.as_str())
+        .bind(next)
+        .bind(error)
+        .bind(pid)
+        .bind(delivered)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db("finish"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM notifications WHERE expires_at <= $1 AND next_attempt_at IS NULL",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db("purge"))?;
+        Ok(done.rows_affected())
+    }
+
+    pub(super) async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
+        let rows = sqlx::query("SELECT status, count(*) AS n FROM notifications GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("count"))?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let s: String = r.try_get("status").map_err(db("count"))?;
+            let n: i64 = r.try_get("n").map_err(db("count"))?;
+            out.insert(parse_status(&s)?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn list(
+        &self,
+        status: Status,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM notifications WHERE status = $1 ORDER BY created_at, key LIMIT $2"
+        )))
+        .bind(status.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list"))?;
+        rows.iter().map(from_row).collect()
+    }
+}
+
+fn parse_status(s: &str) -> Result<Status, StoreError> {
+    s.parse().map_err(|()| StoreError::Corrupt {
+        key: s.to_owned(),
+        reason: "unknown notification status",
+    })
+}
+
+fn bytes32(v: Vec<u8>, what: &'static str) -> Result<[u8; 32], StoreError> {
+    v.try_into().map_err(|_| StoreError::Corrupt {
+        key: what.to_owned(),
+        reason: "not 32 bytes",
+    })
+}
+
+fn from_row(r: &PgRow) -> Result<Notification, StoreError> {
+    let g = |e| StoreError::backend("decode row", e);
+    let status: String = r.try_get("status").map_err(g)?;
+    let accepted: String = r.try_get("accepted_status").map_err(g)?;
+    let guard: Option<Vec<u8>> = r.try_get("guard_key").map_err(g)?;
+    let attempts: i32 = r.try_get("attempts").map_err(g)?;
+    Ok(Notification {
+        key: r.try_get("key").map_err(g)?,
+        id: r.try_get("id").map_err(g)?,
+        fingerprint: bytes32(r.try_get("fingerprint").map_err(g)?, "fingerprint")?,
+        request: r.try_get("request").map_err(g)?,
+        channel: r.try_get("channel").map_err(g)?,
+        provider: r.try_get("provider").map_err(g)?,
+        guard_key: guard.map(|v| bytes32(v, "guard_key")).transpose()?,
+        duplicate_of: r.try_get("duplicate_of").map_err(g)?,
+        accepted_status: parse_status(&accepted)?,
+        status: parse_status(&status)?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        next_attempt_at: r.try_get("next_attempt_at").map_err(g)?,
+        lease: r.try_get("lease").map_err(g)?,
+        first_attempt_at: r.try_get("first_attempt_at").map_err(g)?,
+        provider_message_id: r.try_get("provider_message_id").map_err(g)?,
+        last_error: r.try_get("last_error").map_err(g)?,
+        created_at: r.try_get("created_at").map_err(g)?,
+        updated_at: r.try_get("updated_at").map_err(g)?,
+        delivered_at: r.try_get("delivered_at").map_err(g)?,
+        not_after: r.try_get("not_after").map_err(g)?,
+        expires_at: r.try_get("expires_at").map_err(g)?,
+    })
+}
+
+/// The URL without its password, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::outbox::{Outbox, suite};
+
+    /// A fresh schema, or `None` (skip) when no server answers and `CI` is not `true`.
+    async fn fresh() -> Option<PgOutbox> {
+        let name = format!("t_outbox_{:016x}", fastrand::u64(..));
+        match PgOutbox::connect_new_schema(&pg_test_url(), &name, 8).await {
+            Ok(o) => Some(o),
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("skipping: PostgreSQL is not reachable ({e})");
+                None
+            }
+            Err(e) => panic!("PostgreSQL is required under CI=true: {e}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_outbox_passes_the_suite() {
+        let Some(pg) = fresh().await else { return };
+        suite::run(&Outbox::Postgres(pg.clone())).await;
+        pg.drop_schema().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_relays_never_claim_the_same_row() {
+        let Some(pg) = fresh().await else { return };
+        let o = Outbox::Postgres(pg.clone());
+        let now = suite::t0();
+        for i in 0..200 {
+            o.accept(
+                suite::new_notification(&format!("k{i}"), &format!("text {i}")),
+                AcceptOptions::default(),
+                now,
+            )
+            .await
+            .unwrap();
+        }
+        let (a, b) = tokio::join!(
+            async {
+                let mut got = Vec::new();
+                for _ in 0..10 {
+                    got.extend(o.claim(now, Duration::seconds(30), 15).await.unwrap());
+                }
+                got
+            },
+            async {
+                let mut got = Vec::new();
+                for _ in 0..10 {
+                    got.extend(o.claim(now, Duration::seconds(30), 15).await.unwrap());
+                }
+                got
+            }
+        );
+        let mut keys: Vec<String> = a
+            .iter()
+            .chain(&b)
+            .map(|c| c.notification.key.clone())
+            .collect();
+        let total = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), total, "a row was claimed twice");
+        assert_eq!(total, 200);
+        pg.drop_schema().await.unwrap();
+    }
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+    }
+}
