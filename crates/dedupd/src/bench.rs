@@ -33,6 +33,25 @@ pub enum BenchJob {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+    /// Time `dedupd merge apply` of N clusters through the in-process emulator at a rate
+    /// budget: clusters per minute against the most that budget allows.
+    MergeApply {
+        /// Number of clusters to merge (sizes cycle through 2..=max-size).
+        #[arg(long, default_value_t = 300)]
+        clusters: usize,
+        /// Largest cluster.
+        #[arg(long, default_value_t = 4)]
+        max_size: usize,
+        /// The emulator's limit and the client's budget, requests per minute per token.
+        #[arg(long, default_value_t = 300)]
+        rate: u32,
+        /// Clusters worked on at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Contact ids per merge request.
+        #[arg(long, default_value_t = 25)]
+        max_ids_per_merge: usize,
+    },
     /// Time `dedupd ingest` on N synthetic multi-source records.
     Ingest {
         /// Number of input records (about two per customer, across three sources).
@@ -58,6 +77,20 @@ pub fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             batch_size,
             concurrency,
         } => bench_sync(contacts, rate, batch_size, concurrency, progress),
+        BenchJob::MergeApply {
+            clusters,
+            max_size,
+            rate,
+            concurrency,
+            max_ids_per_merge,
+        } => crate::bench_merge_apply::run(&crate::bench_merge_apply::Settings {
+            clusters,
+            max_size,
+            rate,
+            concurrency,
+            max_ids_per_merge,
+            progress,
+        }),
         BenchJob::Ingest {
             records,
             changed_pct,

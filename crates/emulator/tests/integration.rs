@@ -11,6 +11,8 @@ mod conversations;
 mod external;
 #[path = "integration/faults.rs"]
 mod faults;
+#[path = "integration/merge_associations.rs"]
+mod merge_associations;
 #[path = "integration/outbound.rs"]
 mod outbound;
 #[path = "integration/rate_limit.rs"]

@@ -1,0 +1,190 @@
+//! `dedupd bench merge-apply --clusters N`: `merge apply` of N clusters through the in-process
+//! emulator at a rate budget, against the most clusters per minute that budget allows.
+//!
+//! Each cluster costs one bulk fetch (pre-flight) plus one merge per chunk of
+//! `--max-ids-per-merge` ids, so at `R` requests per minute the ceiling is
+//! `R / (1 + merges per cluster)` clusters per minute. Seeding uses a second OAuth client with
+//! its own budget, so it does not count.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use dedupd_emulator::{EmulatorConfig, RunningEmulator};
+use dedupd_genesys::{
+    ClientConfig, Endpoint, ExternalContact, GenesysClient, PhoneNumber, SecretString,
+};
+
+use crate::merge::apply::{self, Options, planned_requests};
+use crate::merge::plan_format::{Cluster, Fields, Member, PLAN_VERSION, Plan, cluster_id};
+
+/// Contacts per bulk add while seeding.
+const SEED_BATCH: usize = 50;
+
+/// Settings of one benchmark run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Clusters to merge.
+    pub clusters: usize,
+    /// Largest cluster: sizes cycle through 2..=max_size.
+    pub max_size: usize,
+    /// The emulator's per-token limit and the client's budget, requests per minute.
+    pub rate: u32,
+    /// Clusters worked on at once.
+    pub concurrency: usize,
+    /// Contact ids per merge request.
+    pub max_ids_per_merge: usize,
+    /// Progress bar.
+    pub progress: bool,
+}
+
+/// Runs the benchmark and prints a Markdown table row.
+pub fn run(s: &Settings) -> anyhow::Result<()> {
+    if s.max_size < 2 {
+        anyhow::bail!("--max-size must be at least 2");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(bench(s))
+}
+
+async fn bench(s: &Settings) -> anyhow::Result<()> {
+    let (id, secret, setup_id) = ("bench", "bench-secret", "bench-setup");
+    let emu = RunningEmulator::start(EmulatorConfig {
+        rate_limit_per_minute: s.rate,
+        clients: vec![(id.into(), secret.into()), (setup_id.into(), secret.into())],
+        ..EmulatorConfig::default()
+    })
+    .await?;
+    let endpoint = Endpoint::base_url(&emu.base_url())?;
+    // The setup client has its own token, hence its own per-token window: seeding is not
+    // limited by the budget under test, only paced by its own (high) budget.
+    let mut setup_cfg = ClientConfig::new(endpoint.clone(), setup_id, SecretString::from(secret));
+    setup_cfg.requests_per_minute = s.rate.max(60_000);
+    let setup = GenesysClient::new(setup_cfg).await?;
+    let sizes: Vec<usize> = (0..s.clusters).map(|i| 2 + i % (s.max_size - 1)).collect();
+    let seeded = std::time::Instant::now();
+    let mut ids: Vec<Vec<Option<String>>> = sizes.iter().map(|n| vec![None; *n]).collect();
+    let all: Vec<(usize, usize)> = sizes
+        .iter()
+        .enumerate()
+        .flat_map(|(c, n)| (0..*n).map(move |m| (c, m)))
+        .collect();
+    let email = |c: usize, m: usize| format!("b{c}.{m}@example.org");
+    for chunk in all.chunks(SEED_BATCH) {
+        let contacts: Vec<ExternalContact> = chunk
+            .iter()
+            .map(|&(c, m)| ExternalContact {
+                first_name: Some(format!("Bench{c}")),
+                last_name: Some("Merge".into()),
+                work_email: Some(email(c, m)),
+                cell_phone: Some(PhoneNumber::e164(format!("+1202{c:05}{m:02}"))),
+                ..ExternalContact::default()
+            })
+            .collect();
+        // Results come back in any order: match them by their (unique) e-mail.
+        let res = setup.external_contacts().bulk_add(&contacts).await?;
+        for r in res.results {
+            let entity = r
+                .entity
+                .context("a seeded contact came back without its entity")?;
+            let address = entity.work_email.clone().unwrap_or_default();
+            let (c, m) = chunk
+                .iter()
+                .copied()
+                .find(|&(c, m)| email(c, m) == address)
+                .context("a seeded contact came back with another e-mail")?;
+            ids[c][m] = entity.id;
+        }
+    }
+    if ids.iter().flatten().any(Option::is_none) {
+        anyhow::bail!("seeding failed: some contacts were not created");
+    }
+    let seed_seconds = seeded.elapsed().as_secs_f64();
+
+    let tmp = tempfile::tempdir()?;
+    let clusters: Vec<Cluster> = ids
+        .into_iter()
+        .enumerate()
+        .map(|(c, members)| {
+            let members: Vec<Member> = members
+                .into_iter()
+                .enumerate()
+                .map(|(m, id)| Member {
+                    record_id: id.unwrap_or_default(),
+                    source: Some("bench".into()),
+                    updated_at: None,
+                    fields: Fields {
+                        first_name: Some(format!("Bench{c}")),
+                        email: Some(format!("b{c}.{m}@example.org")),
+                        ..Fields::default()
+                    },
+                })
+                .collect();
+            Cluster {
+                cluster_id: cluster_id(members.iter().map(|m| m.record_id.as_str())),
+                confidence: 0.9,
+                survivor: members[0].record_id.clone(),
+                resolved: members[0].fields.clone(),
+                members,
+                extra_values: Default::default(),
+                pairs: Vec::new(),
+            }
+        })
+        .collect();
+    let merges: usize = clusters
+        .iter()
+        .map(|c| planned_requests(&c.sorted_ids(), s.max_ids_per_merge).len())
+        .sum();
+    Plan {
+        version: PLAN_VERSION,
+        generated_at: chrono::Utc::now(),
+        input: "bench".into(),
+        clusters,
+    }
+    .save(tmp.path())?;
+
+    let mut client = ClientConfig::new(endpoint, id, SecretString::from(secret));
+    client.requests_per_minute = s.rate;
+    let mut opts = Options::new(
+        tmp.path().to_owned(),
+        tmp.path().join("state"),
+        tmp.path().join("out"),
+        client,
+    );
+    opts.concurrency = s.concurrency;
+    opts.max_ids_per_merge = s.max_ids_per_merge;
+    opts.progress = s.progress;
+    let started = Instant::now();
+    let report = apply::run(&opts).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stats = emu.state().stats();
+    // One pre-flight fetch per cluster plus its merges, evenly paced at the budget.
+    let needed = s.clusters + merges;
+    let ceiling = s.clusters as f64 * f64::from(s.rate) / needed as f64;
+    let per_minute = report.merged as f64 * 60.0 / seconds;
+    println!(
+        "| clusters | contacts | merges | rate/min | API calls | 429s | merged | wall s | clusters/min | ceiling/min | of ceiling | seed s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} | {} | {} | {} | {seconds:.1} | {per_minute:.1} | {ceiling:.1} | {:.1} % | {seed_seconds:.1} |",
+        report.clusters,
+        report.contacts,
+        report.merge_requests,
+        s.rate,
+        report.api_calls,
+        stats.too_many_requests_sent,
+        report.merged,
+        100.0 * per_minute / ceiling,
+    );
+    emu.shutdown().await;
+    if report.merged != report.clusters {
+        anyhow::bail!(
+            "only {} of {} clusters were merged: {report:?}",
+            report.merged,
+            report.clusters
+        );
+    }
+    Ok(())
+}
