@@ -56,6 +56,12 @@ pub struct RawConfig {
     /// The feeds, merged in the order given (`[[source]]` tables).
     #[serde(rename = "source")]
     pub sources: Vec<SourceConfig>,
+    /// `dedupd serve` settings (read by `serve`; accepted here so one file can hold both).
+    #[serde(default)]
+    pub serve: Option<crate::serve::ServeSection>,
+    /// `[notifications]` (read by `serve` and `relay`; accepted here so one file can hold all).
+    #[serde(default)]
+    pub notifications: Option<dedupd_notify::NotifyConfig>,
 }
 
 /// `[key]`

@@ -6,4 +6,5 @@ pub mod bench_merge_apply;
 pub mod config;
 pub mod ingest;
 pub mod merge;
+pub mod serve;
 pub mod sync;

@@ -139,6 +139,14 @@ enum Command {
         #[command(subcommand)]
         command: MergeCommand,
     },
+    /// Run the HTTP services: the cross-channel message dedup gateway (POST /v1/messages).
+    ///
+    /// Answers PROCESS for the first of identical messages (same customer across SMS, chat and
+    /// e-mail, same normalized text and attachments) within the window and SUPPRESS for the
+    /// rest, atomically (embedded window by default, --redis to share it between instances).
+    /// Serves /openapi.json, /metrics, /healthz and /readyz. Bearer token from DEDUPD_API_TOKEN,
+    /// webhook HMAC key from DEDUPD_WEBHOOK_SECRET. Stops gracefully on SIGTERM or Ctrl-C.
+    Serve(dedupd::serve::ServeArgs),
     /// Measure a job end to end on synthetic data.
     Bench {
         #[command(subcommand)]
@@ -203,6 +211,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let report = ingest::run(&opts).context("ingest failed")?;
             print_summary(&report, &out);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            let opts = dedupd::serve::resolve(args)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(dedupd::serve::run(opts))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { job } => bench::run(job, progress).map(|()| ExitCode::SUCCESS),

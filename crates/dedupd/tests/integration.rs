@@ -12,6 +12,8 @@ use serde_json::Value;
 
 #[path = "integration/merge_apply.rs"]
 mod merge_apply;
+#[path = "integration/serve.rs"]
+mod serve;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

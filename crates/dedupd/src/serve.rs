@@ -1,0 +1,532 @@
+//! `dedupd serve`: the HTTP services on one listener (today the message dedup gateway,
+//! `POST /v1/messages`), with `/openapi.json`, `/metrics`, `/healthz`, `/readyz`, graceful
+//! shutdown on SIGTERM or Ctrl-C, and the embedded window snapshotted on the way out.
+//!
+//! Flags win over the `[serve]` section of `--config`, which wins over the defaults. Secrets
+//! come from the environment only: `DEDUPD_API_TOKEN` (bearer token for API callers),
+//! `DEDUPD_WEBHOOK_SECRET` (HMAC key of `X-Hub-Signature-256`), `GENESYS_CLIENT_SECRET`.
+//!
+//! Other services join the same server through [`run_with`]: pass their
+//! [`utoipa_axum::router::OpenApiRouter`] and [`Health`]; they get the same envelope, metrics,
+//! OpenAPI document and shutdown.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use dedupd_gateway::common::{self, Auth, Health, ServiceOptions};
+use dedupd_gateway::{
+    ContactIndex, DegradedPolicy, ForwardConfig, Forwarder, Gateway, GatewayConfig,
+};
+use dedupd_store::window::{EmbeddedWindow, RedisWindow, RedisWindowConfig, Window};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+
+/// `[serve]` in the config file. Every key is optional; flags win.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    /// Address to listen on (`127.0.0.1:8080`).
+    pub listen: Option<String>,
+    /// Contact index: NDJSON of `customer_id`, `phone`, `email` (relative to the config file).
+    pub contacts: Option<PathBuf>,
+    /// Contact index from the ingest state directory instead (relative to the config file).
+    pub state: Option<PathBuf>,
+    /// Share the dedup window through this Redis (`redis://host:6379/0`).
+    pub redis: Option<String>,
+    /// Key prefix of the window in Redis.
+    pub redis_prefix: Option<String>,
+    /// The dedup window, seconds (default 300).
+    pub window: Option<u64>,
+    /// Embedded window: most entries held (default 1 000 000).
+    pub max_entries: Option<usize>,
+    /// Embedded window: snapshot file (default `.dedupd/window.snapshot`).
+    pub snapshot: Option<PathBuf>,
+    /// Embedded window: seconds between snapshots (default 30).
+    pub snapshot_every: Option<u64>,
+    /// Region of national phone numbers in `from` (default `US`).
+    pub default_region: Option<String>,
+    /// Largest request body, bytes (default 1 MiB).
+    pub body_limit: Option<usize>,
+    /// When the window backend is down: `process` (default; flagged `degraded`) or `reject`
+    /// (503).
+    pub degraded: Option<String>,
+    /// `genesys` to forward PROCESS messages to Genesys Cloud Open Messaging.
+    pub forward: Option<String>,
+    /// The Open Messaging integration id (`GENESYS_INTEGRATION_ID`).
+    pub integration_id: Option<String>,
+    /// API base URL (the emulator's); wins over `region`.
+    pub base_url: Option<String>,
+    /// Genesys Cloud region (`us-east-1`, `eu-west-1`, …).
+    pub region: Option<String>,
+    /// OAuth client id.
+    pub client_id: Option<String>,
+    /// The org's API budget, requests per minute (default 300).
+    pub rate: Option<u32>,
+}
+
+/// Command-line flags of `dedupd serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port (printed).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Contact index: NDJSON lines of customer_id, phone, email.
+    #[arg(long)]
+    pub contacts: Option<PathBuf>,
+    /// Contact index from the ingest state directory instead of --contacts.
+    #[arg(long, conflicts_with = "contacts")]
+    pub state: Option<PathBuf>,
+    /// Share the dedup window with other gateways through this Redis.
+    #[arg(long, env = "DEDUPD_REDIS_URL")]
+    pub redis: Option<String>,
+    /// Key prefix of the window in Redis [default: dedupd:window:].
+    #[arg(long)]
+    pub redis_prefix: Option<String>,
+    /// The dedup window in seconds [default: 300].
+    #[arg(long)]
+    pub window: Option<u64>,
+    /// `genesys`: forward PROCESS messages to Genesys Cloud Open Messaging and record
+    /// duplicates on the first conversation.
+    #[arg(long)]
+    pub forward: Option<String>,
+    /// A TOML file with a [serve] section (flags win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// When the window backend is down: process (default, flagged degraded) or reject (503).
+    #[arg(long)]
+    pub degraded: Option<String>,
+    /// Embedded window snapshot file [default: .dedupd/window.snapshot].
+    #[arg(long)]
+    pub snapshot: Option<PathBuf>,
+    /// Open Messaging integration id to forward to.
+    #[arg(long, env = "GENESYS_INTEGRATION_ID")]
+    pub integration_id: Option<String>,
+    /// API base URL (e.g. the emulator's http://127.0.0.1:8787); wins over --region.
+    #[arg(long, env = "GENESYS_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Genesys Cloud region (us-east-1, eu-west-1, …).
+    #[arg(long, env = "GENESYS_REGION")]
+    pub region: Option<String>,
+    /// OAuth client id (client credentials grant).
+    #[arg(long, env = "GENESYS_CLIENT_ID")]
+    pub client_id: Option<String>,
+}
+
+/// Where the contact index comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContactSource {
+    /// NDJSON file.
+    Ndjson(PathBuf),
+    /// Ingest state directory.
+    State(PathBuf),
+    /// None: every address is its own customer.
+    None,
+}
+
+/// Forwarding settings (the secret comes from `GENESYS_CLIENT_SECRET` at start).
+#[derive(Debug, Clone)]
+pub struct ForwardOptions {
+    /// Integration id.
+    pub integration_id: String,
+    /// Base URL or region.
+    pub endpoint: dedupd_genesys::Endpoint,
+    /// OAuth client id.
+    pub client_id: String,
+    /// Requests per minute.
+    pub rate: u32,
+    /// Shares the API budget through this Redis when set.
+    pub redis: Option<String>,
+}
+
+/// Everything `serve` needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Listen address.
+    pub listen: String,
+    /// Contact index source.
+    pub contacts: ContactSource,
+    /// Redis window, when shared.
+    pub redis: Option<RedisWindowConfig>,
+    /// Embedded window capacity.
+    pub max_entries: usize,
+    /// Embedded window snapshot file.
+    pub snapshot: PathBuf,
+    /// Between snapshots.
+    pub snapshot_every: Duration,
+    /// Gateway settings.
+    pub gateway: GatewayConfig,
+    /// Forwarding, when on.
+    pub forward: Option<ForwardOptions>,
+}
+
+#[derive(Deserialize)]
+struct FileWithServe {
+    #[serde(default)]
+    serve: Option<ServeSection>,
+    // Other sections belong to other commands (ingest's [key], [[source]], …).
+    #[serde(flatten)]
+    _rest: toml::Table,
+}
+
+/// Reads the `[serve]` section of a config file; errors name the key (`serve.window`).
+pub fn load_section(path: &Path) -> anyhow::Result<ServeSection> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let file: FileWithServe = toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "config file {}: {}",
+            path.display(),
+            e.to_string().trim_end()
+        )
+    })?;
+    Ok(file.serve.unwrap_or_default())
+}
+
+fn relative_to(config: Option<&Path>, p: PathBuf) -> PathBuf {
+    match config.and_then(Path::parent) {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p,
+    }
+}
+
+/// Flags over the `[serve]` section over defaults, validated.
+pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
+    let section = match &args.config {
+        Some(path) => load_section(path)?,
+        None => ServeSection::default(),
+    };
+    let cfg = args.config.as_deref();
+    let contacts = match (args.contacts, args.state, section.contacts, section.state) {
+        (Some(f), _, _, _) => ContactSource::Ndjson(f),
+        (None, Some(d), _, _) => ContactSource::State(d),
+        (None, None, Some(f), _) => ContactSource::Ndjson(relative_to(cfg, f)),
+        (None, None, None, Some(d)) => ContactSource::State(relative_to(cfg, d)),
+        (None, None, None, None) => ContactSource::None,
+    };
+    let window = args.window.or(section.window).unwrap_or(300);
+    if window == 0 {
+        bail!("serve.window: the window must be at least 1 second");
+    }
+    let mut gateway = GatewayConfig {
+        window: Duration::from_secs(window),
+        ..GatewayConfig::default()
+    };
+    if let Some(region) = &section.default_region {
+        gateway.default_region = Some(
+            region
+                .parse()
+                .map_err(|_| anyhow::anyhow!("serve.default_region: unknown region {region:?}"))?,
+        );
+    }
+    if let Some(limit) = section.body_limit {
+        if limit < 1024 {
+            bail!("serve.body_limit: at least 1024 bytes");
+        }
+        gateway.body_limit = limit;
+    }
+    gateway.degraded_policy = match args.degraded.or(section.degraded).as_deref() {
+        None | Some("process") => DegradedPolicy::Process,
+        Some("reject") => DegradedPolicy::Reject,
+        Some(other) => bail!("serve.degraded: {other:?} is not process or reject"),
+    };
+    let redis_url = args.redis.or(section.redis);
+    let redis = redis_url.clone().map(|url| {
+        let mut c = RedisWindowConfig::new(url);
+        if let Some(prefix) = args.redis_prefix.clone().or(section.redis_prefix.clone()) {
+            c.prefix = prefix;
+        }
+        c
+    });
+    let forward = match args.forward.or(section.forward).as_deref() {
+        None | Some("none") => None,
+        Some("genesys") => {
+            let integration_id = args
+                .integration_id
+                .or(section.integration_id)
+                .context("--forward genesys needs --integration-id (or GENESYS_INTEGRATION_ID)")?;
+            let endpoint = match (
+                args.base_url.or(section.base_url),
+                args.region.or(section.region),
+            ) {
+                (Some(url), _) => dedupd_genesys::Endpoint::base_url(&url)?,
+                (None, Some(r)) => dedupd_genesys::Endpoint::region(&r)?,
+                (None, None) => bail!(
+                    "--forward genesys needs --base-url (GENESYS_BASE_URL) or --region (GENESYS_REGION)"
+                ),
+            };
+            let client_id = args
+                .client_id
+                .or(section.client_id)
+                .context("--forward genesys needs --client-id (or GENESYS_CLIENT_ID)")?;
+            Some(ForwardOptions {
+                integration_id,
+                endpoint,
+                client_id,
+                rate: section.rate.unwrap_or(300),
+                redis: redis_url,
+            })
+        }
+        Some(other) => bail!("serve.forward: {other:?} is not genesys"),
+    };
+    Ok(ServeOptions {
+        listen: args
+            .listen
+            .or(section.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+        contacts,
+        redis,
+        max_entries: section.max_entries.unwrap_or(1_000_000).max(1),
+        snapshot: args
+            .snapshot
+            .or_else(|| section.snapshot.map(|p| relative_to(cfg, p)))
+            .unwrap_or_else(|| PathBuf::from(".dedupd/window.snapshot")),
+        snapshot_every: Duration::from_secs(section.snapshot_every.unwrap_or(30).max(1)),
+        gateway,
+        forward,
+    })
+}
+
+fn secret_from_env(name: &str) -> Option<secrecy::SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(secrecy::SecretString::from)
+}
+
+fn load_contacts(opts: &ServeOptions) -> anyhow::Result<ContactIndex> {
+    let region = opts.gateway.default_region;
+    let (index, report) = match &opts.contacts {
+        ContactSource::Ndjson(path) => ContactIndex::load_ndjson(path, region)?,
+        ContactSource::State(dir) => {
+            let store = dedupd_store::EmbeddedStore::open(dir)?;
+            ContactIndex::from_state(&store, region)?
+        }
+        ContactSource::None => {
+            tracing::warn!(
+                "No contact index (--contacts or --state): every address is its own customer."
+            );
+            return Ok(ContactIndex::new());
+        }
+    };
+    tracing::info!(
+        records = report.records,
+        addresses = report.addresses,
+        ambiguous = report.ambiguous,
+        invalid = report.invalid_values,
+        "Loaded the contact index."
+    );
+    Ok(index)
+}
+
+/// Runs `dedupd serve` until SIGTERM or Ctrl-C.
+pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
+    run_with(opts, Vec::new(), Health::new()).await
+}
+
+/// Runs the gateway plus `extra` APIs (each already carrying its own auth and state) on one
+/// listener until SIGTERM or Ctrl-C; `extra_health` joins `/readyz`.
+pub async fn run_with(
+    opts: ServeOptions,
+    extra: Vec<OpenApiRouter>,
+    extra_health: Health,
+) -> anyhow::Result<()> {
+    let contacts = load_contacts(&opts)?;
+    let metrics = common::metrics::install();
+    let _upkeep = common::metrics::spawn_upkeep(metrics.clone(), Duration::from_secs(5));
+
+    let (window, embedded) = match &opts.redis {
+        Some(config) => (Window::Redis(RedisWindow::new(config)?), None),
+        None => {
+            let w = EmbeddedWindow::load(&opts.snapshot, opts.max_entries, Utc::now())
+                .with_context(|| {
+                    format!("loading the window snapshot {}", opts.snapshot.display())
+                })?;
+            tracing::info!(entries = w.len(), "Loaded the embedded dedup window.");
+            let w = Arc::new(w);
+            (Window::Embedded(w.clone()), Some(w))
+        }
+    };
+
+    let (forwarder, forward_worker) = match &opts.forward {
+        Some(f) => {
+            let secret = secret_from_env("GENESYS_CLIENT_SECRET")
+                .context("GENESYS_CLIENT_SECRET is not set (read from the environment only)")?;
+            let mut config =
+                dedupd_genesys::ClientConfig::new(f.endpoint.clone(), f.client_id.clone(), secret);
+            config.requests_per_minute = f.rate;
+            config.redis = f.redis.clone().map(|url| dedupd_genesys::RedisBudget {
+                url,
+                key: format!("dedupd:{{budget}}:{}", f.client_id),
+            });
+            let client = dedupd_genesys::GenesysClient::new(config)
+                .await
+                .context("connecting to Genesys Cloud")?;
+            let (fw, worker) = Forwarder::start(
+                client,
+                window.clone(),
+                ForwardConfig::new(f.integration_id.clone()),
+            );
+            (Some(fw), Some(worker))
+        }
+        None => (None, None),
+    };
+
+    let mut auth = Auth::open(opts.gateway.body_limit);
+    if let Some(token) = secret_from_env("DEDUPD_API_TOKEN") {
+        auth = auth.with_bearer(token);
+    }
+    if let Some(secret) = secret_from_env("DEDUPD_WEBHOOK_SECRET") {
+        auth = auth.with_hmac_secret(secret);
+    }
+    if auth.is_open() {
+        tracing::warn!(
+            "Neither DEDUPD_API_TOKEN nor DEDUPD_WEBHOOK_SECRET is set: the API is open."
+        );
+    }
+    let gateway = Gateway::new(opts.gateway.clone(), contacts, window, forwarder);
+    let mut apis = vec![gateway.api(auth)];
+    apis.extend(extra);
+    let app = common::compose(
+        apis,
+        gateway.health().merge(extra_health),
+        metrics,
+        &ServiceOptions::default(),
+    );
+
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    println!("dedupd serve listening on http://{addr}");
+
+    // Background: gauges and periodic snapshots of the embedded window.
+    let housekeeping = {
+        let gateway = gateway.clone();
+        let embedded = embedded.clone();
+        let path = opts.snapshot.clone();
+        let every = opts.snapshot_every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                gateway.publish_window_gauges(Utc::now());
+                if let Some(w) = &embedded {
+                    snapshot(w.clone(), path.clone()).await;
+                }
+            }
+        })
+    };
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    housekeeping.abort();
+    tracing::info!("Shutting down: draining the forwarder and saving the window.");
+    drop(gateway);
+    if let Some(worker) = forward_worker
+        && tokio::time::timeout(Duration::from_secs(10), worker)
+            .await
+            .is_err()
+    {
+        tracing::warn!("The forwarder did not drain within 10 s; some forwards were abandoned.");
+    }
+    if let Some(w) = embedded {
+        snapshot(w, opts.snapshot.clone()).await;
+    }
+    Ok(())
+}
+
+async fn snapshot(window: Arc<EmbeddedWindow>, path: PathBuf) {
+    let result = tokio::task::spawn_blocking(move || window.snapshot(&path, Utc::now())).await;
+    match result {
+        Ok(Ok(n)) => tracing::debug!(entries = n, "Saved the window snapshot."),
+        Ok(Err(e)) => tracing::error!(error = %e, "Could not save the window snapshot."),
+        Err(e) => tracing::error!(error = %e, "The snapshot task failed."),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_section_and_paths_follow_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        std::fs::write(
+            &path,
+            "[key]\nfields = [\"customer_id\"]\n\n[serve]\nlisten = \"127.0.0.1:9999\"\nwindow = 600\ncontacts = \"contacts.ndjson\"\ndegraded = \"reject\"\n",
+        )
+        .unwrap();
+        let opts = resolve(ServeArgs {
+            config: Some(path.clone()),
+            window: Some(120),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(opts.listen, "127.0.0.1:9999");
+        assert_eq!(opts.gateway.window, Duration::from_secs(120));
+        assert_eq!(
+            opts.contacts,
+            ContactSource::Ndjson(dir.path().join("contacts.ndjson"))
+        );
+        assert_eq!(opts.gateway.degraded_policy, DegradedPolicy::Reject);
+        assert!(opts.redis.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        std::fs::write(&path, "[serve]\nwindoww = 3\n").unwrap();
+        let err = resolve(ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("windoww"), "{err}");
+        let err = resolve(ServeArgs {
+            degraded: Some("maybe".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("serve.degraded"), "{err}");
+        let err = resolve(ServeArgs {
+            forward: Some("genesys".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("integration"), "{err}");
+    }
+}
