@@ -17,6 +17,9 @@ use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchJob {
+    /// POST /v1/messages under wrk: the gateway with the embedded window and with Redis, next
+    /// to a bare axum handler that only SHA-256s the body (wrk must be installed).
+    Gateway(crate::bench_gateway::GatewayBench),
     /// Time `dedupd sync` of N contacts through the in-process emulator at its rate limit,
     /// against the theoretical minimum time that limit allows.
     Sync {
@@ -71,6 +74,7 @@ pub enum BenchJob {
 
 pub fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
     match job {
+        BenchJob::Gateway(opts) => crate::bench_gateway::run(&opts),
         BenchJob::Sync {
             contacts,
             rate,

@@ -2,6 +2,7 @@
 //! only parses the command line and calls in here, so tests drive the same code paths.
 
 pub mod bench;
+pub mod bench_gateway;
 pub mod bench_merge_apply;
 pub mod config;
 pub mod ingest;

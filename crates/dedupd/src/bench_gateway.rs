@@ -1,0 +1,267 @@
+//! `dedupd bench gateway`: `POST /v1/messages` under `wrk`, with the embedded window, with Redis,
+//! and next to a bare axum handler that only SHA-256s the body, in one run.
+//!
+//! The three servers run in this process on ephemeral ports with the same runtime; `wrk` (which
+//! must be installed) drives each in turn with the same Lua script: a stream of HTML-formatted
+//! messages from `distinct` senders, so the gateway does its whole job per request (JSON, phone
+//! normalization, HTML stripping, NFKC, fingerprint, claim) and sees both PROCESS and SUPPRESS.
+//! The load average (`/proc/loadavg`) is printed before each target: on a shared machine other
+//! work skews the figures, and the table should say so.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
+use dedupd_gateway::common::{self, Auth, Health, ServiceOptions};
+use dedupd_gateway::{ContactIndex, Gateway, GatewayConfig};
+use dedupd_store::window::{EmbeddedWindow, RedisWindow, RedisWindowConfig, Window};
+use sha2::{Digest, Sha256};
+
+/// Options of `dedupd bench gateway`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayBench {
+    /// Seconds per target.
+    #[arg(long, default_value_t = 15)]
+    pub duration: u64,
+    /// wrk threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: u32,
+    /// wrk connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: u32,
+    /// Distinct messages in the stream (the rest are duplicates).
+    #[arg(long, default_value_t = 50_000)]
+    pub distinct: u64,
+    /// Redis for the Redis target (skipped when unreachable).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis: String,
+}
+
+/// One target's figures.
+#[derive(Debug, Clone, Default)]
+pub struct WrkResult {
+    /// Requests per second.
+    pub rps: f64,
+    /// Median latency, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency, milliseconds.
+    pub p99_ms: f64,
+    /// Answers that were not 2xx.
+    pub non_2xx: u64,
+    /// Load average before the target ran.
+    pub load: String,
+}
+
+const SCRIPT: &str = r#"
+local counter = 0
+local distinct = DISTINCT
+local thread_salt = math.random(1, 1000000)
+request = function()
+  counter = counter + 1
+  local n = (counter * 7919 + thread_salt) % distinct
+  local body = string.format(
+    '{"channel":"sms","from":"(201) 7%02d-%04d","text":"<p>Where is my <b>order</b> number %d?</p>","message_id":"m-%d"}',
+    n % 100, n % 10000, n, counter)
+  return wrk.format("POST", "/v1/messages", {["Content-Type"] = "application/json"}, body)
+end
+"#;
+
+/// Parses `wrk --latency` output.
+pub fn parse_wrk(out: &str) -> anyhow::Result<WrkResult> {
+    let ms = |v: &str| -> Option<f64> {
+        let v = v.trim();
+        if let Some(x) = v.strip_suffix("us") {
+            x.parse::<f64>().ok().map(|x| x / 1000.0)
+        } else if let Some(x) = v.strip_suffix("ms") {
+            x.parse().ok()
+        } else if let Some(x) = v.strip_suffix('s') {
+            x.parse::<f64>().ok().map(|x| x * 1000.0)
+        } else {
+            None
+        }
+    };
+    let mut r = WrkResult::default();
+    for line in out.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("Requests/sec:") {
+            r.rps = v.trim().parse().context("wrk Requests/sec")?;
+        } else if let Some(v) = t.strip_prefix("50%") {
+            r.p50_ms = ms(v).context("wrk 50%")?;
+        } else if let Some(v) = t.strip_prefix("99%") {
+            r.p99_ms = ms(v).context("wrk 99%")?;
+        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            r.non_2xx = v.trim().parse().unwrap_or(u64::MAX);
+        }
+    }
+    if r.rps == 0.0 {
+        bail!("wrk printed no Requests/sec:\n{out}");
+    }
+    Ok(r)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "n/a".to_owned())
+}
+
+fn wrk(opts: &GatewayBench, script: &Path, base: &str) -> anyhow::Result<WrkResult> {
+    let load = load_average();
+    let out = Command::new("wrk")
+        .arg(format!("-t{}", opts.threads))
+        .arg(format!("-c{}", opts.connections))
+        .arg(format!("-d{}s", opts.duration))
+        .arg("--latency")
+        .arg("-s")
+        .arg(script)
+        .arg(format!("{base}/v1/messages"))
+        .output()
+        .context("running wrk (apt-get install -y wrk)")?;
+    if !out.status.success() {
+        bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut r = parse_wrk(&String::from_utf8_lossy(&out.stdout))?;
+    r.load = load;
+    Ok(r)
+}
+
+async fn bind(app: Router) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "A bench server stopped.");
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// The baseline: read the body, SHA-256 it, answer the hex digest as JSON.
+fn bare_router() -> Router {
+    Router::new().route(
+        "/v1/messages",
+        post(|body: Bytes| async move {
+            let digest: [u8; 32] = Sha256::digest(&body).into();
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            axum::Json(serde_json::json!({"fingerprint": hex}))
+        }),
+    )
+}
+
+fn gateway_router(window: Window) -> Router {
+    let gateway = Gateway::new(GatewayConfig::default(), ContactIndex::new(), window, None);
+    common::compose(
+        vec![gateway.api(Auth::open(GatewayConfig::default().body_limit))],
+        gateway.health().merge(Health::new()),
+        common::metrics::install(),
+        &ServiceOptions::default(),
+    )
+}
+
+/// Runs the benchmark and prints a Markdown table.
+pub fn run(opts: &GatewayBench) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("messages.lua");
+    std::fs::write(
+        &script,
+        SCRIPT.replace("DISTINCT", &opts.distinct.max(1).to_string()),
+    )?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let prefix = format!("dedupd-bench:{}:", std::process::id());
+    let (bare, embedded, redis) = rt.block_on(async {
+        let bare = bind(bare_router()).await?;
+        let embedded = bind(gateway_router(Window::Embedded(Arc::new(
+            EmbeddedWindow::new(1_000_000),
+        ))))
+        .await?;
+        let mut config = RedisWindowConfig::new(opts.redis.clone());
+        config.prefix = prefix.clone();
+        let window = RedisWindow::new(&config)?;
+        let redis = if window.ping().await {
+            Some((
+                bind(gateway_router(Window::Redis(window.clone()))).await?,
+                window,
+            ))
+        } else {
+            eprintln!("No Redis at {}: the Redis target is skipped.", opts.redis);
+            None
+        };
+        anyhow::Ok((bare, embedded, redis))
+    })?;
+    // Warm up each target briefly (connections, allocator, Lua), then measure.
+    let warm = GatewayBench {
+        duration: 2,
+        ..opts.clone()
+    };
+    let mut rows: Vec<(&str, WrkResult)> = Vec::new();
+    for (name, base) in [
+        ("bare axum + SHA-256", Some(&bare)),
+        ("gateway, embedded window", Some(&embedded)),
+        ("gateway, Redis window", redis.as_ref().map(|(b, _)| b)),
+    ] {
+        let Some(base) = base else { continue };
+        wrk(&warm, &script, base)?;
+        std::thread::sleep(Duration::from_secs(1));
+        rows.push((name, wrk(opts, &script, base)?));
+    }
+    if let Some((_, window)) = &redis {
+        let n = rt.block_on(window.clear())?;
+        eprintln!("Deleted {n} bench keys from Redis.");
+    }
+    let bare_rps = rows.first().map(|(_, r)| r.rps).unwrap_or(1.0);
+    println!(
+        "wrk -t{} -c{} -d{}s --latency, {} distinct messages",
+        opts.threads, opts.connections, opts.duration, opts.distinct
+    );
+    println!();
+    println!("| target | requests/s | × bare | p50 | p99 | non-2xx | load before |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for (name, r) in &rows {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} ms | {:.2} ms | {} | {} |",
+            r.rps,
+            r.rps / bare_rps,
+            r.p50_ms,
+            r.p99_ms,
+            r.non_2xx,
+            r.load
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_wrk_latency_output() {
+        let out = "Running 15s test @ http://127.0.0.1:1/v1/messages
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   710.05us  400.10us  12.00ms   90.00%
+  Latency Distribution
+     50%  650.00us
+     75%  800.00us
+     90%    1.00ms
+     99%    2.50ms
+  1000000 requests in 15.00s, 200.00MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:  66666.67
+Transfer/sec:     13.33MB
+";
+        let r = parse_wrk(out).unwrap();
+        assert!((r.rps - 66666.67).abs() < 0.01);
+        assert!((r.p50_ms - 0.65).abs() < 1e-9);
+        assert!((r.p99_ms - 2.5).abs() < 1e-9);
+        assert_eq!(r.non_2xx, 3);
+        assert!(parse_wrk("nothing").is_err());
+    }
+}
