@@ -20,8 +20,9 @@
 //!    conversation) splits the group in halves until the offender is alone: it is quarantined
 //!    (`active_associations`) and the rest is merged. The platform documents no read of a
 //!    contact's associations, so the merge's own 409 is the authoritative pre-flight signal;
-//!    the platform names the contact in `entityId`, but the halving does not rely on it. A 400
-//!    naming no field we control is isolated the same way (`refused`).
+//!    the platform names the contact in `entityId`, and the halving relies on it only when it
+//!    has split everything down to single contacts with nothing merged yet (those not named are
+//!    then tried together). Another 4xx is isolated the same way (`refused`).
 //! 5. **Unknown outcomes.** A 504 or a timeout after sending is never answered by resending:
 //!    the sources are read back first (`mergedTo` / their canonical contact) and the journal
 //!    records what happened.
@@ -667,7 +668,27 @@ async fn run_merges(
     let mut named_in_conflict: BTreeMap<String, String> = BTreeMap::new();
     let mut unknown_retries = 0;
     let api = ctx.client.external_contacts();
-    while let Some(mut group) = queue.pop_front() {
+    let mut regrouped: BTreeSet<Vec<String>> = BTreeSet::new();
+    loop {
+        let Some(mut group) = queue.pop_front() else {
+            // Nothing merged yet and only single contacts left (the halving split every
+            // group down to one): a lone contact cannot be tried alone, so those the platform
+            // did not name in a 409 (`entityId`) are tried together again, once per set.
+            if canonical.is_some() {
+                break;
+            }
+            let retry: Vec<String> = waiting
+                .iter()
+                .filter(|w| !named_in_conflict.contains_key(*w))
+                .cloned()
+                .collect();
+            if retry.len() >= MIN_MERGE_IDS && regrouped.insert(retry.clone()) {
+                waiting.retain(|w| !retry.contains(w));
+                queue.push_back(retry);
+                continue;
+            }
+            break;
+        };
         let room = ctx.cap - usize::from(canonical.is_some());
         if group.len() > room {
             let rest = group.split_off(room);

@@ -556,6 +556,126 @@ async fn two_machines_sharing_redis_never_merge_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_fault_profile_each_cluster_is_merged_once_and_offenders_quarantined() {
+    let profile =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../emulator/fault-profiles/sync-chaos.toml");
+    let mut faults = FaultProfile::from_file(&profile).unwrap();
+    let rule = |kind, probability, paths: &[&str], statuses| FaultRule {
+        kind,
+        probability,
+        methods: vec!["POST".into()],
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        statuses,
+        delay_ms: None,
+        burst: None,
+        retry_after_secs: None,
+    };
+    faults.rules.extend([
+        rule(
+            FaultKind::GatewayTimeoutApplied,
+            0.2,
+            &["/api/v2/externalcontacts/contacts/merge"],
+            None,
+        ),
+        rule(
+            FaultKind::RecordFailure,
+            0.1,
+            &["/api/v2/externalcontacts/bulk/contacts"],
+            Some(vec![503]),
+        ),
+    ]);
+    let emu = RunningEmulator::start(emulator_config()).await.unwrap();
+    let setup = setup_client(&emu).await;
+    let sizes: Vec<usize> = (0..40).map(|i| 2 + i % 5).collect();
+    let clusters = seed(&setup, &sizes).await;
+    emu.state().set_faults(faults); // after seeding: only the run under test meets them
+    // Every 7th contact is in an open conversation (active associations).
+    let flagged: BTreeSet<String> = clusters.iter().flatten().step_by(7).cloned().collect();
+    for id in &flagged {
+        assert!(emu.state().set_active_associations(id, true));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    write_plan(&tmp.path().join("plan"), &clusters);
+    let mut runs = Vec::new();
+    loop {
+        let r = apply::run(&options(&emu, tmp.path())).await.unwrap();
+        let done = r.remaining == 0;
+        runs.push(r);
+        if done || runs.len() == 4 {
+            break;
+        }
+    }
+    let last = runs.last().unwrap();
+    assert_eq!(last.remaining, 0, "{runs:?}");
+    let stats = emu.state().stats();
+    assert!(
+        stats.faults_injected.values().sum::<u64>() > 10,
+        "the faults happened: {stats:?}"
+    );
+    let q = ndjson(&tmp.path().join("out/quarantine.ndjson"));
+    let quarantined: BTreeMap<String, String> = q
+        .iter()
+        .map(|l| {
+            (
+                l["record_id"].as_str().unwrap().to_owned(),
+                l["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for id in &flagged {
+        assert_eq!(
+            quarantined.get(id).map(String::as_str),
+            Some("active_associations"),
+            "{id}"
+        );
+        assert_untouched(&emu, id);
+    }
+    for ids in &clusters {
+        let free: Vec<String> = ids
+            .iter()
+            .filter(|id| !flagged.contains(*id))
+            .cloned()
+            .collect();
+        if free.len() < 2 {
+            for id in &free {
+                assert_eq!(quarantined.get(id).map(String::as_str), Some("no_partner"));
+                assert_untouched(&emu, id);
+            }
+            continue;
+        }
+        // One canonical contact; its merge set holds exactly the free members plus contacts
+        // the merges created (nothing foreign, nothing twice).
+        let heads: BTreeSet<String> = free.iter().map(|id| head(&emu, id)).collect();
+        let outcomes = std::fs::read_to_string(tmp.path().join("out/apply_clusters.ndjson")).unwrap();
+        let line = outcomes.lines().find(|l| l.contains(free[0].as_str())).unwrap_or("");
+        assert_eq!(
+            heads.len(),
+            1,
+            "{free:?}: {:?}; {line}; {runs:?}",
+            free.iter().map(|id| quarantined.get(id)).collect::<Vec<_>>()
+        );
+        let h = heads.into_iter().next().unwrap();
+        let set: Vec<String> = contact(&emu, &h)["mergeSet"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect();
+        let members: BTreeSet<&String> = set.iter().filter(|id| ids.contains(id)).collect();
+        assert_eq!(members.len(), free.len(), "{set:?}");
+        for other in set.iter().filter(|id| !ids.contains(id)) {
+            assert!(
+                contact(&emu, other)["mergedFrom"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty()),
+                "{other} in the merge set of {free:?} is a contact a merge created"
+            );
+        }
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_dash_nine_at_random_points_then_every_cluster_is_merged_exactly_once() {
     let mut cfg = emulator_config();
     // Some merges are applied but answered 504, so kills also land between a merge and its
