@@ -646,13 +646,19 @@ async fn under_the_fault_profile_each_cluster_is_merged_once_and_offenders_quara
         // One canonical contact; its merge set holds exactly the free members plus contacts
         // the merges created (nothing foreign, nothing twice).
         let heads: BTreeSet<String> = free.iter().map(|id| head(&emu, id)).collect();
-        let outcomes = std::fs::read_to_string(tmp.path().join("out/apply_clusters.ndjson")).unwrap();
-        let line = outcomes.lines().find(|l| l.contains(free[0].as_str())).unwrap_or("");
+        let outcomes =
+            std::fs::read_to_string(tmp.path().join("out/apply_clusters.ndjson")).unwrap();
+        let line = outcomes
+            .lines()
+            .find(|l| l.contains(free[0].as_str()))
+            .unwrap_or("");
         assert_eq!(
             heads.len(),
             1,
             "{free:?}: {:?}; {line}; {runs:?}",
-            free.iter().map(|id| quarantined.get(id)).collect::<Vec<_>>()
+            free.iter()
+                .map(|id| quarantined.get(id))
+                .collect::<Vec<_>>()
         );
         let h = heads.into_iter().next().unwrap();
         let set: Vec<String> = contact(&emu, &h)["mergeSet"]
@@ -770,6 +776,150 @@ async fn kill_dash_nine_at_random_points_then_every_cluster_is_merged_exactly_on
     .unwrap();
     assert_eq!(report["remaining"], 0, "{report}");
     assert_eq!(report["quarantined_contacts"], 0, "{report}");
+    emu.shutdown().await;
+}
+
+/// The shared sample's true duplicate clusters (the first 300 of two or more records), seeded
+/// into the emulator and merged under the fault profile: each cluster once, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_contacts_true_clusters_are_merged_once_under_faults() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples/contacts");
+    if !samples.join("contacts_20k.csv").exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the shared sample is required under CI=true"
+        );
+        eprintln!("skipping: no sample at {}", samples.display());
+        return;
+    }
+    let mut truth: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in csv::Reader::from_path(samples.join("contacts_20k_truth.csv"))
+        .unwrap()
+        .records()
+    {
+        let r = r.unwrap();
+        truth
+            .entry(r[1].to_owned())
+            .or_default()
+            .push(r[0].to_owned());
+    }
+    let wanted: Vec<Vec<String>> = truth
+        .into_values()
+        .filter(|v| v.len() >= 2)
+        .take(300)
+        .collect();
+    let records: BTreeSet<&str> = wanted.iter().flatten().map(String::as_str).collect();
+    let mut rows: BTreeMap<String, csv::StringRecord> = BTreeMap::new();
+    let mut reader = csv::Reader::from_path(samples.join("contacts_20k.csv")).unwrap();
+    for r in reader.records() {
+        let r = r.unwrap();
+        if records.contains(&r[0]) {
+            rows.insert(r[0].to_owned(), r);
+        }
+    }
+
+    let emu = RunningEmulator::start(emulator_config()).await.unwrap();
+    let setup = setup_client(&emu).await;
+    let api = setup.external_contacts();
+    let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    let mut ext_id: BTreeMap<String, String> = BTreeMap::new();
+    for (record, r) in &rows {
+        // What the platform accepts: a plausible e-mail; the phone as typed, read in the
+        // record's country.
+        let email = non_empty(&r[4]).filter(|e| {
+            e.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+                && !e.contains(char::is_whitespace)
+        });
+        let phone = non_empty(&r[5]).map(|p| PhoneNumber {
+            display: Some(p),
+            normalization_country_code: non_empty(&r[10]),
+            ..PhoneNumber::default()
+        });
+        let contact = ExternalContact {
+            first_name: non_empty(&r[2]),
+            last_name: non_empty(&r[3]),
+            work_email: email,
+            cell_phone: phone,
+            ..ExternalContact::default()
+        };
+        ext_id.insert(
+            record.clone(),
+            api.create(&contact).await.unwrap().id.unwrap(),
+        );
+    }
+    let clusters: Vec<Cluster> = wanted
+        .iter()
+        .map(|records| {
+            let members: Vec<Member> = records
+                .iter()
+                .map(|rec| {
+                    let r = &rows[rec];
+                    Member {
+                        record_id: ext_id[rec].clone(),
+                        source: non_empty(&r[1]),
+                        updated_at: r[11].parse().ok(),
+                        fields: Fields {
+                            first_name: non_empty(&r[2]),
+                            last_name: non_empty(&r[3]),
+                            email: non_empty(&r[4]),
+                            phone: non_empty(&r[5]),
+                            street: non_empty(&r[6]),
+                            city: non_empty(&r[7]),
+                            region: non_empty(&r[8]),
+                            postcode: non_empty(&r[9]),
+                            country: non_empty(&r[10]),
+                        },
+                    }
+                })
+                .collect();
+            let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for m in &members[1..] {
+                for (field, v) in [("email", &m.fields.email), ("phone", &m.fields.phone)] {
+                    if let Some(v) = v {
+                        extra.entry(field.to_owned()).or_default().push(v.clone());
+                    }
+                }
+            }
+            Cluster {
+                cluster_id: cluster_id(members.iter().map(|m| m.record_id.as_str())),
+                confidence: 0.9,
+                survivor: members[0].record_id.clone(),
+                resolved: members[0].fields.clone(),
+                members,
+                extra_values: extra,
+                pairs: vec![],
+            }
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    Plan {
+        version: PLAN_VERSION,
+        generated_at: Utc::now(),
+        input: "contacts_20k.csv".into(),
+        clusters: clusters.clone(),
+    }
+    .save(&{
+        let p = tmp.path().join("plan");
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    })
+    .unwrap();
+    let profile =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../emulator/fault-profiles/sync-chaos.toml");
+    emu.state()
+        .set_faults(FaultProfile::from_file(&profile).unwrap());
+
+    let mut runs = Vec::new();
+    while runs.last().is_none_or(|r: &Report| r.remaining > 0) && runs.len() < 4 {
+        runs.push(apply::run(&options(&emu, tmp.path())).await.unwrap());
+    }
+    let last = runs.last().unwrap();
+    assert_eq!(last.remaining, 0, "{runs:?}");
+    assert_eq!(last.quarantined_contacts, 0, "{runs:?}");
+    for c in &clusters {
+        assert_merged_once(&emu, &c.sorted_ids(), 1);
+    }
     emu.shutdown().await;
 }
 
