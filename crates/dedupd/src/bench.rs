@@ -17,6 +17,22 @@ use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchJob {
+    /// Accepted notifications per second with each outbox backend, and the idempotent accept
+    /// next to a plain insert.
+    Notify {
+        /// Notifications per round.
+        #[arg(long, default_value_t = 20_000)]
+        count: u64,
+        /// Concurrent producers.
+        #[arg(long, default_value_t = 64)]
+        concurrency: u64,
+        /// Rounds (the best of each is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// PostgreSQL URL (also `DATABASE_URL`); without it only the embedded backend runs.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        postgres: Option<String>,
+    },
     /// POST /v1/messages under wrk: the gateway with the embedded window and with Redis, next
     /// to a bare axum handler that only SHA-256s the body (wrk must be installed).
     Gateway(crate::bench_gateway::GatewayBench),
@@ -74,6 +90,12 @@ pub enum BenchJob {
 
 pub fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
     match job {
+        BenchJob::Notify {
+            count,
+            concurrency,
+            rounds,
+            postgres,
+        } => crate::notify::bench(count, concurrency, rounds, postgres),
         BenchJob::Gateway(opts) => crate::bench_gateway::run(&opts),
         BenchJob::Sync {
             contacts,

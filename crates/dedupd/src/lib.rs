@@ -7,5 +7,6 @@ pub mod bench_merge_apply;
 pub mod config;
 pub mod ingest;
 pub mod merge;
+pub mod notify;
 pub mod serve;
 pub mod sync;

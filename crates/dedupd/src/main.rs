@@ -147,6 +147,9 @@ enum Command {
     /// Serves /openapi.json, /metrics, /healthz and /readyz. Bearer token from DEDUPD_API_TOKEN,
     /// webhook HMAC key from DEDUPD_WEBHOOK_SECRET. Stops gracefully on SIGTERM or Ctrl-C.
     Serve(dedupd::serve::ServeArgs),
+    /// Delivers accepted notifications from the outbox (without the HTTP server): run several
+    /// against one PostgreSQL outbox to scale out.
+    Relay(dedupd::notify::RelayArgs),
     /// Measure a job end to end on synthetic data.
     Bench {
         #[command(subcommand)]
@@ -219,6 +222,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             rt.block_on(dedupd::serve::run(opts))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Relay(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(dedupd::notify::relay(args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { job } => bench::run(job, progress).map(|()| ExitCode::SUCCESS),

@@ -14,6 +14,8 @@ use serde_json::Value;
 mod merge_apply;
 #[path = "integration/serve.rs"]
 mod serve;
+#[path = "integration/notify.rs"]
+mod notify;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

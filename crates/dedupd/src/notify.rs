@@ -1,0 +1,233 @@
+//! `dedupd relay` (the notification relay without the HTTP server, for scale-out) and
+//! `dedupd bench notify` (accepted notifications per second per backend, and the cost of the
+//! idempotency check next to a plain insert).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::Utc;
+use dedupd_core::notification::{Channel, NotificationRequest, content_guard_key, fingerprint};
+use dedupd_notify::{Clock, NotifyConfig, Relay, build_providers};
+use dedupd_store::outbox::{AcceptOptions, EmbeddedOutbox, NewNotification, Outbox, PgOutbox};
+
+/// `dedupd relay`.
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// A TOML file with a `[notifications]` section (other sections are ignored).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// PostgreSQL outbox URL (several relays share it); overrides `notifications.postgres`.
+    #[arg(long, env = "DEDUPD_POSTGRES_URL", hide_env_values = true)]
+    pub postgres: Option<String>,
+    /// Pin the PostgreSQL connections to this schema (`search_path`).
+    #[arg(long, requires = "postgres")]
+    pub postgres_schema: Option<String>,
+    /// Embedded outbox directory; overrides `notifications.outbox`.
+    #[arg(long, conflicts_with = "postgres")]
+    pub outbox: Option<PathBuf>,
+}
+
+/// Reads the `[notifications]` section of a TOML file (absent: the defaults) and validates it.
+pub fn load_section(path: &Path) -> anyhow::Result<NotifyConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let cfg: NotifyConfig = match doc.remove("notifications") {
+        Some(v) => v
+            .try_into()
+            .with_context(|| format!("{}: [notifications]", path.display()))?,
+        None => NotifyConfig::default(),
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Opens the outbox the flags and the section name.
+pub async fn open(
+    cfg: &NotifyConfig,
+    postgres: Option<&str>,
+    schema: Option<&str>,
+    outbox_dir: Option<&Path>,
+    state_dir: &Path,
+) -> anyhow::Result<Outbox> {
+    if let Some(url) = postgres.or(cfg.postgres.as_deref()) {
+        return Ok(Outbox::Postgres(
+            PgOutbox::connect(url, schema, 16)
+                .await
+                .context("cannot open the PostgreSQL outbox")?,
+        ));
+    }
+    let dir = outbox_dir
+        .map(Path::to_owned)
+        .or_else(|| cfg.outbox.clone())
+        .unwrap_or_else(|| state_dir.join("outbox"));
+    Ok(Outbox::Embedded(EmbeddedOutbox::open(&dir)?))
+}
+
+/// Runs the relay until Ctrl-C / SIGTERM.
+pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
+    let cfg = load_section(&args.config)?;
+    let state_dir = args
+        .config
+        .parent()
+        .map_or_else(|| PathBuf::from(".dedupd"), |p| p.join(".dedupd"));
+    let outbox = open(
+        &cfg,
+        args.postgres.as_deref(),
+        args.postgres_schema.as_deref(),
+        args.outbox.as_deref(),
+        &state_dir,
+    )
+    .await?;
+    let providers = build_providers(&cfg).await?;
+    tracing::info!(
+        backend = outbox.backend(),
+        providers = providers.len(),
+        "Relay started"
+    );
+    let relay = Relay::new(outbox, providers, cfg.relay.clone(), Clock::System);
+    relay.run(shutdown()).await;
+    tracing::info!("Relay stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn sample(i: u64, run: &str) -> NewNotification {
+    let req = NotificationRequest {
+        channel: Channel::Sms,
+        to: format!("+1415555{:04}", i % 10_000),
+        text: format!("Your order {i} has shipped"),
+        template: None,
+        customer_id: Some(format!("C-{i}")),
+        event_type: Some("order_shipped".into()),
+        provider: None,
+        not_after: None,
+    };
+    let body = serde_json::json!({
+        "channel": "sms", "to": req.to, "text": req.text, "customer_id": req.customer_id,
+        "event_type": req.event_type,
+    });
+    NewNotification {
+        key: format!("{run}-{i}"),
+        id: format!("ntf_{run}_{i}"),
+        fingerprint: fingerprint(&body),
+        request: serde_json::to_value(&req).unwrap_or_default(),
+        channel: "sms".into(),
+        provider: "bench".into(),
+        guard_key: Some(content_guard_key(
+            req.guard_customer(),
+            req.channel,
+            &req.text,
+        )),
+        not_after: None,
+    }
+}
+
+/// Accepts `n` notifications with `concurrency` tasks; `plain`: plain inserts instead of the
+/// idempotent accept (no key lookup, no fingerprint comparison, no content guard).
+async fn load(
+    outbox: &Outbox,
+    n: u64,
+    concurrency: u64,
+    plain: bool,
+    run: &str,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let outbox = outbox.clone();
+        let next = Arc::clone(&next);
+        let run = run.to_owned();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), dedupd_store::StoreError>(());
+                }
+                let new = sample(i, &run);
+                if plain {
+                    outbox.insert_plain(new, Utc::now()).await?;
+                } else {
+                    outbox
+                        .accept(new, AcceptOptions::default(), Utc::now())
+                        .await?;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `dedupd bench notify`: for each backend, `rounds` alternating rounds of idempotent accepts
+/// and plain inserts of `n` notifications each; prints the best rate of each and the overhead.
+pub fn bench(
+    n: u64,
+    concurrency: u64,
+    rounds: u32,
+    postgres: Option<String>,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let dir = tempfile::tempdir()?;
+        let mut backends = vec![(
+            "embedded",
+            Outbox::Embedded(EmbeddedOutbox::open(dir.path())?),
+            None,
+        )];
+        if let Some(url) = postgres {
+            let schema = format!("bench_notify_{:08x}", fastrand::u32(..));
+            let pg = PgOutbox::connect_new_schema(&url, &schema, 32)
+                .await
+                .context("cannot reach PostgreSQL for the benchmark")?;
+            backends.push(("postgres", Outbox::Postgres(pg.clone()), Some(pg)));
+        }
+        println!("notifications per round: {n}, concurrency: {concurrency}, rounds: {rounds}");
+        for (name, outbox, pg) in backends {
+            let (mut best_accept, mut best_plain) = (0f64, 0f64);
+            for r in 0..rounds {
+                let a = load(&outbox, n, concurrency, false, &format!("a{r}")).await?;
+                let p = load(&outbox, n, concurrency, true, &format!("p{r}")).await?;
+                println!("  {name} round {r}: idempotent accept {a:>9.0}/s   plain insert {p:>9.0}/s");
+                best_accept = best_accept.max(a);
+                best_plain = best_plain.max(p);
+            }
+            let overhead = (best_plain / best_accept - 1.0) * 100.0;
+            println!(
+                "{name}: accepted {best_accept:.0}/s (idempotent), plain insert {best_plain:.0}/s, idempotency overhead {overhead:.1} %"
+            );
+            if let Some(pg) = pg {
+                pg.drop_schema().await?;
+            }
+        }
+        Ok(())
+    })
+}
