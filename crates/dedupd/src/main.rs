@@ -217,11 +217,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => {
+            let (notify, notify_config) = (args.notify.clone(), args.config.clone());
             let opts = dedupd::serve::resolve(args)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(dedupd::serve::run(opts))?;
+            rt.block_on(async {
+                let (extra, health) =
+                    dedupd::notify::serve_parts(&notify, notify_config.as_deref()).await?;
+                dedupd::serve::run_with(opts, extra, health).await
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Relay(args) => {

@@ -231,3 +231,82 @@ pub fn bench(
         Ok(())
     })
 }
+
+/// The notification flags of `dedupd serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeNotifyArgs {
+    /// Serve `POST /v1/notifications` and run a relay in the same process (also on when the
+    /// config has a `[notifications]` section, or with --postgres / --outbox).
+    #[arg(long)]
+    pub notifications: bool,
+    /// PostgreSQL notification outbox (migrations run at start; other `dedupd relay`
+    /// processes may share it).
+    #[arg(long, env = "DEDUPD_POSTGRES_URL", hide_env_values = true)]
+    pub postgres: Option<String>,
+    /// Embedded notification outbox directory [default: .dedupd/outbox beside the config].
+    #[arg(long, conflicts_with = "postgres")]
+    pub outbox: Option<PathBuf>,
+}
+
+/// What `dedupd serve` adds for notifications: the API (behind the same bearer / HMAC auth as
+/// the gateway, from `DEDUPD_API_TOKEN` / `DEDUPD_WEBHOOK_SECRET`) and a relay task. Empty when
+/// notifications are not asked for.
+pub async fn serve_parts(
+    args: &ServeNotifyArgs,
+    config: Option<&Path>,
+) -> anyhow::Result<(
+    Vec<utoipa_axum::router::OpenApiRouter>,
+    dedupd_gateway::common::Health,
+)> {
+    let health = dedupd_gateway::common::Health::new();
+    let has_section = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let doc: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("{} is not valid TOML", path.display()))?;
+            doc.contains_key("notifications")
+        }
+        None => false,
+    };
+    if !(args.notifications || has_section || args.postgres.is_some() || args.outbox.is_some()) {
+        return Ok((Vec::new(), health));
+    }
+    let cfg = match config {
+        Some(path) => load_section(path)?,
+        None => NotifyConfig::default(),
+    };
+    let state_dir = config
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from(".dedupd"), |p| p.join(".dedupd"));
+    let outbox = open(
+        &cfg,
+        args.postgres.as_deref(),
+        None,
+        args.outbox.as_deref(),
+        &state_dir,
+    )
+    .await?;
+    let providers = build_providers(&cfg).await?;
+    let relay = Relay::new(outbox.clone(), providers, cfg.relay.clone(), Clock::System);
+    tokio::spawn(relay.run(std::future::pending()));
+    tracing::info!(backend = outbox.backend(), "Notifications enabled");
+
+    let mut auth = dedupd_gateway::common::Auth::open(dedupd_notify::MAX_BODY_BYTES);
+    for (var, bearer) in [("DEDUPD_API_TOKEN", true), ("DEDUPD_WEBHOOK_SECRET", false)] {
+        if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+            let secret = secrecy::SecretString::from(v);
+            auth = if bearer {
+                auth.with_bearer(secret)
+            } else {
+                auth.with_hmac_secret(secret)
+            };
+        }
+    }
+    let api = dedupd_notify::NotifyApi::new(outbox, &cfg, Clock::System);
+    let router = dedupd_notify::router(api).route_layer(axum::middleware::from_fn_with_state(
+        Arc::new(auth),
+        dedupd_gateway::common::require_auth,
+    ));
+    Ok((vec![router.into()], health))
+}

@@ -113,6 +113,9 @@ pub struct ServeArgs {
     /// OAuth client id (client credentials grant).
     #[arg(long, env = "GENESYS_CLIENT_ID")]
     pub client_id: Option<String>,
+    /// Notifications (`POST /v1/notifications`, issue 7).
+    #[command(flatten)]
+    pub notify: crate::notify::ServeNotifyArgs,
 }
 
 /// Where the contact index comes from.
