@@ -327,3 +327,94 @@ poll_ms = 50
     emu.shutdown().await;
     pg.drop_schema().await.unwrap();
 }
+
+/// `dedupd serve --notifications` with the embedded outbox: the API answers on the same
+/// listener as the gateway, and the in-process relay delivers once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_accepts_and_delivers_notifications() {
+    use std::io::{BufRead, BufReader};
+
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .route("/send", axum::routing::post(local_provider))
+        .with_state(Arc::clone(&seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider_url = format!("http://{}/send", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dedupd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[notifications]\nchannels = {{ email = \"mail\" }}\n\
+             [notifications.providers.mail]\ntype = \"http\"\nurl = \"{provider_url}\"\n\
+             [notifications.relay]\npoll_ms = 20\nbase_delay_ms = 20\nmax_delay_ms = 100\nmax_attempts = 50\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--outbox")
+        .arg(dir.path().join("outbox"))
+        .current_dir(dir.path())
+        .env_remove("DEDUPD_API_TOKEN")
+        .env_remove("DEDUPD_WEBHOOK_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("dedupd serve listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+
+    let http = reqwest::Client::new();
+    let body =
+        serde_json::json!({"channel": "email", "to": "ann@example.com", "text": "Receipt 7"});
+    let post = |key: Option<&'static str>| {
+        let mut rb = http.post(format!("{base}/v1/notifications")).json(&body);
+        if let Some(k) = key {
+            rb = rb.header("Idempotency-Key", k);
+        }
+        rb.send()
+    };
+    let missing = post(None).await.unwrap();
+    assert_eq!(missing.status(), 400);
+    let err: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "missing_idempotency_key");
+    let first = post(Some("receipt-7")).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let again = post(Some("receipt-7")).await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap(), first);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s: serde_json::Value = http
+            .get(format!("{base}/v1/notifications/receipt-7"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["status"] == "delivered" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not delivered: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = first["id"].as_str().unwrap();
+    assert_eq!(seen.lock().unwrap().get(id).map(|e| e.0), Some(1));
+    let _ = child.kill();
+    let _ = child.wait();
+}
