@@ -54,6 +54,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.clustering.guard_refusals,
         out.clustering.size_refusals
     );
+    eprintln!(
+        "  pairs by key: {:?}",
+        dedupd_core::matching::blocking::KEY_NAMES
+            .iter()
+            .zip(out.candidates.pairs_by_key)
+            .collect::<Vec<_>>()
+    );
     for c in dedupd_core::matching::COMPARISONS {
         let ws: Vec<String> = (1..c.levels().len())
             .map(|l| format!("{}={:.1}", c.levels()[l], out.model.weight(c, l)))

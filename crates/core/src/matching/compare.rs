@@ -1,7 +1,7 @@
 //! Pairwise comparison: each field of two records is put on an agreement level, and the levels
 //! of all fields form the pair's *pattern*, the unit the model weighs.
 
-use strsim::{jaro_winkler, levenshtein};
+use strsim::{jaro_winkler, levenshtein, osa_distance};
 
 use super::features::{Features, Str};
 use super::nicknames;
@@ -205,25 +205,28 @@ fn phone_level(a: Option<u64>, b: Option<u64>) -> u8 {
     if a == b {
         return 1;
     }
-    let (sa, sb) = (a.to_string(), b.to_string());
-    if sa.len() == sb.len() {
-        let diffs: Vec<usize> = sa
-            .bytes()
-            .zip(sb.bytes())
-            .enumerate()
-            .filter(|(_, (x, y))| x != y)
-            .map(|(i, _)| i)
-            .collect();
-        let one_digit = diffs.len() == 1;
-        let transposed = diffs.len() == 2
-            && diffs[1] == diffs[0] + 1
-            && sa.as_bytes()[diffs[0]] == sb.as_bytes()[diffs[1]]
-            && sa.as_bytes()[diffs[1]] == sb.as_bytes()[diffs[0]];
-        if one_digit || transposed {
-            return 2;
+    // Digits from the right; numbers of different lengths never count as a typo.
+    let digits = |mut v: u64| {
+        let mut d = [0u8; 20];
+        let mut n = 0;
+        while v > 0 {
+            d[n] = (v % 10) as u8;
+            v /= 10;
+            n += 1;
         }
+        (d, n)
+    };
+    let ((da, na), (db, nb)) = (digits(a), digits(b));
+    if na != nb {
+        return 3;
     }
-    3
+    let diffs: Vec<usize> = (0..na).filter(|&i| da[i] != db[i]).take(3).collect();
+    let one_digit = diffs.len() == 1;
+    let transposed = diffs.len() == 2
+        && diffs[1] == diffs[0] + 1
+        && da[diffs[0]] == db[diffs[1]]
+        && da[diffs[1]] == db[diffs[0]];
+    if one_digit || transposed { 2 } else { 3 }
 }
 
 fn street_level(a: &str, b: &str) -> u8 {
@@ -234,8 +237,11 @@ fn street_level(a: &str, b: &str) -> u8 {
         return 1;
     }
     // The house number must agree; the rest may carry a typo.
-    let num = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
-    if num(a) == num(b) && similar(a, b, 0.88) {
+    let same_number = a
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .eq(b.bytes().filter(u8::is_ascii_digit));
+    if same_number && similar(a, b, 0.88) {
         return 2;
     }
     3
@@ -245,7 +251,11 @@ fn city_level(a: &str, b: &str) -> u8 {
     if a.is_empty() || b.is_empty() {
         return 0;
     }
-    if a == b || similar(a, b, 0.92) { 1 } else { 2 }
+    if a == b || jaro_winkler_fast(a, b) >= 0.92 {
+        1
+    } else {
+        2
+    }
 }
 
 fn exact_level(a: &str, b: &str) -> u8 {
@@ -257,7 +267,94 @@ fn exact_level(a: &str, b: &str) -> u8 {
 }
 
 fn similar(a: &str, b: &str, jw: f64) -> bool {
-    jaro_winkler(a, b) >= jw || (a.len().min(b.len()) >= 5 && levenshtein(a, b) <= 1)
+    let n = a.len().min(b.len());
+    let len_gap = a.len().abs_diff(b.len());
+    jaro_winkler_fast(a, b) >= jw
+        || (n >= 4 && len_gap <= 1 && osa_fast(a, b) <= 1)
+        || (n >= 7 && len_gap <= 2 && osa_fast(a, b) <= 2)
+}
+
+/// Jaro–Winkler as `strsim` computes it, without allocating, for ASCII strings of up to 64
+/// bytes (every folded name and street the matcher sees in practice); `strsim` otherwise. The
+/// comparison loop runs millions of times, and `strsim` allocates on every call.
+fn jaro_winkler_fast(a: &str, b: &str) -> f64 {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    if x.len() > 64 || y.len() > 64 || !a.is_ascii() || !b.is_ascii() {
+        return jaro_winkler(a, b);
+    }
+    if x.is_empty() && y.is_empty() {
+        return 1.0;
+    }
+    if x.is_empty() || y.is_empty() {
+        return 0.0;
+    }
+    let range = (x.len().max(y.len()) / 2).saturating_sub(1);
+    let (mut used_x, mut used_y) = (0u64, 0u64);
+    let mut matches = 0usize;
+    for (i, &cx) in x.iter().enumerate() {
+        let lo = i.saturating_sub(range);
+        let hi = (i + range + 1).min(y.len());
+        for (j, &cy) in y.iter().enumerate().take(hi).skip(lo) {
+            if cx == cy && used_y & (1 << j) == 0 {
+                used_x |= 1 << i;
+                used_y |= 1 << j;
+                matches += 1;
+                break;
+            }
+        }
+    }
+    if matches == 0 {
+        return 0.0;
+    }
+    let mut transpositions = 0usize;
+    let mut j = 0usize;
+    for (i, &cx) in x.iter().enumerate() {
+        if used_x & (1 << i) == 0 {
+            continue;
+        }
+        while used_y & (1 << j) == 0 {
+            j += 1;
+        }
+        if cx != y[j] {
+            transpositions += 1;
+        }
+        j += 1;
+    }
+    let m = matches as f64;
+    let t = (transpositions / 2) as f64;
+    let jaro = (m / x.len() as f64 + m / y.len() as f64 + (m - t) / m) / 3.0;
+    if jaro > 0.7 {
+        let prefix = x.iter().zip(y).take(4).take_while(|(p, q)| p == q).count() as f64;
+        jaro + 0.1 * prefix * (1.0 - jaro)
+    } else {
+        jaro
+    }
+}
+
+/// Optimal string alignment distance (Damerau–Levenshtein without repeated edits of one
+/// substring), as `strsim::osa_distance`, on the stack for ASCII strings of up to 64 bytes.
+fn osa_fast(a: &str, b: &str) -> usize {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    if x.len() > 64 || y.len() > 64 || !a.is_ascii() || !b.is_ascii() {
+        return osa_distance(a, b);
+    }
+    let mut prev2 = [0usize; 65];
+    let mut prev: [usize; 65] = std::array::from_fn(|j| j);
+    let mut cur = [0usize; 65];
+    for i in 1..=x.len() {
+        cur[0] = i;
+        for j in 1..=y.len() {
+            let cost = usize::from(x[i - 1] != y[j - 1]);
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && x[i - 1] == y[j - 2] && x[i - 2] == y[j - 1] {
+                v = v.min(prev2[j - 2] + 1);
+            }
+            cur[j] = v;
+        }
+        prev2 = prev;
+        prev = cur;
+    }
+    prev[y.len()]
 }
 
 fn prefix_of(a: &str, b: &str) -> bool {
@@ -312,6 +409,14 @@ mod tests {
         assert_eq!(p.level(Comparison::FirstName), 3);
         assert_eq!(p.level(Comparison::LastName), 2);
         assert_eq!(p.level(Comparison::Phone), 2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_string_measures_agree_with_strsim(a in "[a-e ]{0,12}", b in "[a-e ]{0,12}") {
+            proptest::prop_assert!((jaro_winkler_fast(&a, &b) - jaro_winkler(&a, &b)).abs() < 1e-12);
+            proptest::prop_assert_eq!(osa_fast(&a, &b), osa_distance(&a, &b));
+        }
     }
 
     #[test]

@@ -26,9 +26,8 @@ pub struct Features {
     ends: [u32; 6],
     /// E.164 digits as a number (0 = none).
     pub(crate) phone: u64,
-    /// Soundex codes of the first and last name (0 = none).
+    /// Soundex code of the first name (0 = none).
     pub(crate) first_sx: u32,
-    pub(crate) last_sx: u32,
     /// Country code letters packed (0 = none).
     pub(crate) country: u16,
     /// Set when the e-mail / phone value is a placeholder or shared by unrelated records.
@@ -90,7 +89,6 @@ impl Features {
             })
             .unwrap_or(0);
         let first_sx = soundex(&first);
-        let last_sx = soundex(&last);
         let mut buf = String::with_capacity(
             first.len() + last.len() + email.len() + street.len() + city.len() + postcode.len(),
         );
@@ -107,7 +105,6 @@ impl Features {
             ends,
             phone,
             first_sx,
-            last_sx,
             country,
             email_generic: is_placeholder_email(&email),
             phone_generic: is_placeholder_phone(phone),

@@ -55,7 +55,7 @@ impl Default for MatchConfig {
             blocking: BlockingConfig::default(),
             cluster: ClusterConfig::default(),
             conflict_weight: -6.0,
-            u_samples: 1_000_000,
+            u_samples: 300_000,
         }
     }
 }

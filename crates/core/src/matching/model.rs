@@ -127,7 +127,17 @@ impl Model {
         // A fixed order makes the floating-point sums, and so the result, repeatable.
         let mut pats: Vec<(Pattern, u64)> = patterns.iter().map(|(p, n)| (*p, *n)).collect();
         pats.sort_unstable();
-        let u = estimate_u(features, samples);
+        let mut u = estimate_u(features, samples);
+        for c in [Comparison::Email, Comparison::Phone] {
+            let exact = identifier_u(features, c);
+            // Keep the level probabilities summing to one.
+            let k = n_levels(c);
+            let rest: f64 = u[c as usize][2..k].iter().sum();
+            u[c as usize][1] = exact;
+            for level in 2..k {
+                u[c as usize][level] *= (1.0 - exact) / rest.max(f64::MIN_POSITIVE);
+            }
+        }
         let m = estimate_m(&pats);
         let mut model = Model {
             m,
@@ -209,6 +219,47 @@ fn estimate_u(features: &[Features], samples: usize) -> [[f64; LEVELS]; 7] {
         }
     }
     u
+}
+
+/// `u` of exact agreement on an identifier (e-mail, phone), measured on the whole data instead
+/// of sampled: among all pairs of records that both have the identifier, the share that have
+/// the same value *and* are plainly two people (different given names). Sampling cannot
+/// estimate this: the few random pairs that share an e-mail are mostly the same person, and the
+/// true rate (households, shared work numbers) is far below what any sample can see. Measured
+/// this way the weight grows with the size of the data exactly as the prior shrinks, so a
+/// shared identifier means the same on 20 thousand records as on a million.
+fn identifier_u(features: &[Features], c: Comparison) -> f64 {
+    let mut keyed: Vec<(u64, u32)> = features
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let v = match c {
+                Comparison::Email => f.email().map(|e| {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = rustc_hash::FxHasher::default();
+                    e.hash(&mut h);
+                    h.finish()
+                }),
+                _ => f.phone(),
+            };
+            v.map(|v| (v, i as u32))
+        })
+        .collect();
+    keyed.par_sort_unstable();
+    let present = keyed.len() as f64;
+    let all = (present * (present - 1.0) / 2.0).max(1.0);
+    let mut two_people = 0u64;
+    for group in keyed.chunk_by(|a, b| a.0 == b.0) {
+        for (x, &(_, a)) in group.iter().enumerate() {
+            for &(_, b) in &group[x + 1..] {
+                let p = compare(&features[a as usize], &features[b as usize]);
+                if p.level(Comparison::FirstName) == 5 {
+                    two_people += 1;
+                }
+            }
+        }
+    }
+    (two_people as f64 + 0.5) / all
 }
 
 fn initial_m(c: Comparison) -> [f64; LEVELS] {

@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::normalize::{email::normalize_email, name::normalize_name, phone, text};
+use crate::normalize::phone::{self, Validity};
+use crate::normalize::{email::normalize_email, name::normalize_name, text};
 
 /// The columns of a contact record, in the order of the sample export
 /// (`record_id,source,first_name,last_name,email,phone,street,city,region,postcode,country`).
@@ -123,8 +124,8 @@ pub struct Dropped {
 impl Record {
     /// Builds a record from raw column values (in [`COLUMNS`] order), normalizing each value with
     /// the same `core` functions every job uses: names by [`normalize_name`], e-mails by
-    /// [`normalize_email`], phones to E.164 by [`phone::normalize_phone`] with the record's
-    /// country as the default region, and the rest by [`text::clean`]. Values that do not
+    /// [`normalize_email`], phones to E.164 by [`phone::normalize_phone_as`] with the record's
+    /// country as the default region (a *possible* number is enough to match on), and the rest by [`text::clean`]. Values that do not
     /// normalize (an invalid phone, an e-mail without `@`) are dropped and listed in the second
     /// element, so the caller can report them; the record itself is always kept.
     pub fn from_raw(raw: [&str; 11], updated_at: Option<DateTime<Utc>>) -> (Record, Vec<Dropped>) {
@@ -146,7 +147,7 @@ impl Record {
                         String::new()
                     }
                 },
-                Column::Phone => match phone::normalize_phone(v, region) {
+                Column::Phone => match phone::normalize_phone_as(v, region, Validity::Possible) {
                     Ok(p) => p.unwrap_or_default(),
                     Err(_) => {
                         dropped.push(Dropped {

@@ -67,17 +67,39 @@ pub fn normalize_phone(
     raw: &str,
     default_region: Option<Region>,
 ) -> Result<Option<String>, PhoneError> {
+    normalize_phone_as(raw, default_region, Validity::Valid)
+}
+
+/// How strict [`normalize_phone_as`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// The number must be valid for its country (a dialable, assigned range). For contact lists
+    /// and anything that will be called or texted.
+    Valid,
+    /// The number only needs a possible length for a full number of its country (a local
+    /// number without its area code is not enough). For matching records against
+    /// each other: an unassigned or mistyped range is still the same string of digits in both
+    /// records, and throwing it away would lose the evidence.
+    Possible,
+}
+
+/// [`normalize_phone`] with a choice of strictness.
+pub fn normalize_phone_as(
+    raw: &str,
+    default_region: Option<Region>,
+    validity: Validity,
+) -> Result<Option<String>, PhoneError> {
     let cleaned = text::clean(raw);
     if cleaned.is_empty() {
         return Ok(None);
     }
-    match parse_valid(&cleaned, default_region) {
+    match parse_valid(&cleaned, default_region, validity) {
         Ok(e164) => Ok(Some(e164)),
         Err(first) => {
             let digits_start =
                 cleaned.trim_start_matches(|c: char| !c.is_ascii_digit() && c != '+');
             if let Some(rest) = digits_start.strip_prefix("00") {
-                parse_valid(&format!("+{rest}"), default_region).map(Some)
+                parse_valid(&format!("+{rest}"), default_region, validity).map(Some)
             } else {
                 Err(first)
             }
@@ -85,11 +107,19 @@ pub fn normalize_phone(
     }
 }
 
-fn parse_valid(s: &str, region: Option<Region>) -> Result<String, PhoneError> {
+fn parse_valid(s: &str, region: Option<Region>, validity: Validity) -> Result<String, PhoneError> {
     let number = PHONE_NUMBER_UTIL
         .parse(s, region.map(|r| r.0))
         .map_err(|_| PhoneError::NotANumber)?;
-    if !number.is_valid() {
+    let ok = match validity {
+        Validity::Valid => number.is_valid(),
+        // A full national number's length; a local-only number (no area code) is ambiguous.
+        Validity::Possible => matches!(
+            number.is_possible_with_reason(),
+            Ok(rlibphonenumber::NumberLengthType::IsPossible)
+        ),
+    };
+    if !ok {
         return Err(PhoneError::Invalid);
     }
     Ok(number.format_as(PhoneNumberFormat::E164).to_string())
@@ -125,6 +155,24 @@ mod tests {
             let got = normalize_phone(input, Some(region.parse().unwrap()));
             assert_eq!(got, Ok(Some(want.to_owned())), "input {input:?}");
         }
+    }
+
+    #[test]
+    fn possible_numbers_for_matching() {
+        // 286 is not an assigned US area code: invalid for dialing, fine for matching.
+        assert_eq!(
+            normalize_phone("(286) 668-6790", us()),
+            Err(PhoneError::Invalid)
+        );
+        assert_eq!(
+            normalize_phone_as("(286) 668-6790", us(), Validity::Possible),
+            Ok(Some("+12866686790".to_owned()))
+        );
+        assert_eq!(
+            normalize_phone_as("12345", us(), Validity::Possible),
+            Err(PhoneError::Invalid),
+            "too short is not possible"
+        );
     }
 
     #[test]

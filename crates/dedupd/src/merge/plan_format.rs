@@ -274,9 +274,12 @@ impl Plan {
             source,
         };
         let tmp = dir.join(format!(".{PLAN_FILE}.tmp"));
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        serde_json::to_writer_pretty(&mut file, self).map_err(|e| io(e.into()))?;
-        file.write_all(b"\n").map_err(io)?;
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        // Buffered: serde_json writes token by token, one syscall each without a buffer.
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        serde_json::to_writer_pretty(&mut w, self).map_err(|e| io(e.into()))?;
+        w.write_all(b"\n").map_err(io)?;
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
         Ok(path)

@@ -1,0 +1,696 @@
+//! `dedupd merge plan`: find the duplicate contacts of an export and write a reviewable plan.
+//!
+//! Read (CSV or NDJSON, any column layout through a mapping) → normalize with the shared `core`
+//! functions → the `core` matcher (blocking, comparison, weights learned from the data,
+//! chain-guarded clustering) → survivor and field resolution → `clusters.csv`, `plan.json`,
+//! `plan.html`, `rejects.ndjson` and `report.json` in the output directory.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use dedupd_core::matching::{
+    self, COLUMNS, Column, MatchConfig, Matcher, Record, cluster::Cluster as CoreCluster, resolve,
+};
+use dedupd_core::time::{TimestampFormat, parse_timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::html;
+use super::plan_format::{
+    Cluster, FieldComparison, Fields, Member, PLAN_VERSION, PairExplanation, Plan, cluster_id,
+};
+
+/// Input file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InputFormat {
+    /// Comma-separated (or another delimiter) with a header line.
+    #[default]
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// The `merge plan` config file (TOML). Every key is optional; without a file the input's
+/// column names must be the defaults (`record_id`, `first_name`, …, `updated_at`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeConfig {
+    /// Where the records come from.
+    #[serde(default)]
+    pub input: InputConfig,
+    /// Matcher settings.
+    #[serde(default)]
+    pub matching: MatchingConfig,
+}
+
+/// `[input]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// The export file (relative to the config file); `--input` overrides it.
+    pub path: Option<PathBuf>,
+    /// `csv` or `ndjson` [default: from the file extension, else csv].
+    pub format: Option<InputFormat>,
+    /// CSV delimiter [default: `,`].
+    pub delimiter: Option<char>,
+    /// Country for records without one (national phone numbers need it).
+    pub default_country: Option<String>,
+    /// How `updated_at` is written: `rfc3339` [default], `epoch_seconds`, `epoch_millis` or a
+    /// strftime pattern such as `%d.%m.%Y %H:%M`.
+    pub timestamp_format: Option<String>,
+    /// UTC offset of pattern timestamps without one [default: `+00:00`].
+    pub timestamp_offset: Option<String>,
+    /// Our column name → the input's column name, for layouts other than the defaults.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
+/// `[matching]`: every knob of the matcher. The defaults need no tuning per data set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchingConfig {
+    /// Link pairs at or above this match probability [default: 0.5].
+    pub threshold: Option<f64>,
+    /// Largest cluster [default: 50; Genesys Cloud merge sets hold at most 52].
+    pub max_cluster: Option<usize>,
+    /// Chain guard: refuse to join clusters when a pair across them has this many bits of
+    /// evidence against [default: 5].
+    pub guard_bits: Option<f64>,
+    /// Blocks up to this size are compared in full [default: 64].
+    pub max_block: Option<usize>,
+    /// A phone or e-mail shared by more records than this is generic [default: 40].
+    pub generic_size: Option<usize>,
+}
+
+impl MergeConfig {
+    /// Reads a config file; relative paths in it resolve against its folder.
+    pub fn load(path: &Path) -> Result<MergeConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the merge config {}", path.display()))?;
+        let mut cfg: MergeConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        if let Some(p) = &cfg.input.path
+            && p.is_relative()
+        {
+            let base = path.parent().unwrap_or(Path::new("."));
+            cfg.input.path = Some(base.join(p));
+        }
+        for ours in cfg.input.columns.keys() {
+            if ours != "updated_at" && Column::from_name(ours).is_none() {
+                bail!(
+                    "{}: [input.columns] {ours:?} is not a column dedupd knows (record_id, source, first_name, last_name, email, phone, street, city, region, postcode, country, updated_at)",
+                    path.display()
+                );
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The matcher settings with this config's overrides.
+    pub fn match_config(&self) -> MatchConfig {
+        let mut m = MatchConfig::default();
+        let c = &self.matching;
+        if let Some(v) = c.threshold {
+            m.cluster.threshold = v;
+        }
+        if let Some(v) = c.max_cluster {
+            m.cluster.max_cluster = v;
+        }
+        if let Some(v) = c.guard_bits {
+            m.cluster.guard_bits = v;
+        }
+        if let Some(v) = c.max_block {
+            m.blocking.max_block = v;
+        }
+        if let Some(v) = c.generic_size {
+            m.blocking.generic_size = v;
+        }
+        m
+    }
+}
+
+/// A record that could not be used, with where and why. Never carries the record's data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reject {
+    /// 1-based line of the input.
+    pub line: u64,
+    /// The record id, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<String>,
+    /// The field at fault.
+    pub field: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Records read from an export, plus what was refused.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The records, in input order.
+    pub records: Vec<Record>,
+    /// Refused records (the record is left out) and dropped values (the record is kept).
+    pub rejects: Vec<Reject>,
+}
+
+fn column_index(headers: &[String], cfg: &InputConfig, ours: &str) -> Option<usize> {
+    let theirs = cfg.columns.get(ours).map_or(ours, String::as_str);
+    headers.iter().position(|h| h.trim() == theirs)
+}
+
+struct Row<'a> {
+    line: u64,
+    get: Box<dyn Fn(Option<usize>) -> &'a str + 'a>,
+}
+
+struct Layout {
+    idx: [Option<usize>; 11],
+    updated_at: Option<usize>,
+    ts_format: TimestampFormat,
+    default_country: String,
+}
+
+impl Layout {
+    fn new(headers: &[String], cfg: &InputConfig) -> Result<Layout> {
+        let idx = COLUMNS.map(|c| column_index(headers, cfg, c.name()));
+        if idx[Column::RecordId as usize].is_none() {
+            bail!(
+                "the input has no record id column {:?} (map another column with [input.columns] record_id = \"…\")",
+                cfg.columns
+                    .get("record_id")
+                    .map_or("record_id", String::as_str)
+            );
+        }
+        let offset = match &cfg.timestamp_offset {
+            Some(o) => dedupd_core::time::parse_offset(o)
+                .with_context(|| format!("timestamp_offset {o:?} is not an offset like +01:00"))?,
+            None => chrono::FixedOffset::east_opt(0).context("UTC offset")?,
+        };
+        let name = cfg.timestamp_format.as_deref().unwrap_or("rfc3339");
+        let ts_format = TimestampFormat::from_name(name, offset)
+            .with_context(|| format!("timestamp_format {name:?} is not rfc3339, epoch_seconds, epoch_millis or a strftime pattern"))?;
+        Ok(Layout {
+            idx,
+            updated_at: column_index(headers, cfg, "updated_at"),
+            ts_format,
+            default_country: cfg.default_country.clone().unwrap_or_default(),
+        })
+    }
+
+    fn push(&self, row: &Row<'_>, seen: &mut rustc_hash::FxHashSet<String>, out: &mut Loaded) {
+        let mut vals: [&str; 11] = std::array::from_fn(|i| (row.get)(self.idx[i]));
+        if vals[Column::Country as usize].trim().is_empty() {
+            vals[Column::Country as usize] = &self.default_country;
+        }
+        let id = vals[Column::RecordId as usize].trim();
+        if id.is_empty() {
+            out.rejects.push(Reject {
+                line: row.line,
+                record_id: None,
+                field: "record_id".into(),
+                reason: "missing: every record needs an id".into(),
+            });
+            return;
+        }
+        if !seen.insert(id.to_owned()) {
+            out.rejects.push(Reject {
+                line: row.line,
+                record_id: Some(id.to_owned()),
+                field: "record_id".into(),
+                reason: "duplicate id: only the first record with this id is used".into(),
+            });
+            return;
+        }
+        let raw_ts = self
+            .updated_at
+            .map(|i| (row.get)(Some(i)).trim())
+            .unwrap_or("");
+        let ts = if raw_ts.is_empty() {
+            None
+        } else {
+            match parse_timestamp(raw_ts, &self.ts_format) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    out.rejects.push(Reject {
+                        line: row.line,
+                        record_id: Some(id.to_owned()),
+                        field: "updated_at".into(),
+                        reason: format!("{e}; value ignored, record kept"),
+                    });
+                    None
+                }
+            }
+        };
+        let (record, dropped) = Record::from_raw(vals, ts);
+        for d in dropped {
+            out.rejects.push(Reject {
+                line: row.line,
+                record_id: Some(id.to_owned()),
+                field: d.column.name().into(),
+                reason: format!("{}; value ignored, record kept", d.reason),
+            });
+        }
+        out.records.push(record);
+    }
+}
+
+/// Reads an export.
+pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
+    let format = cfg
+        .format
+        .unwrap_or_else(|| match path.extension().and_then(|e| e.to_str()) {
+            Some("ndjson" | "jsonl") => InputFormat::Ndjson,
+            _ => InputFormat::Csv,
+        });
+    let file: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(File::open(path).with_context(|| format!("opening {}", path.display()))?)
+    };
+    let mut out = Loaded::default();
+    let mut seen = rustc_hash::FxHashSet::default();
+    match format {
+        InputFormat::Csv => {
+            let delimiter = u8::try_from(cfg.delimiter.unwrap_or(','))
+                .context("the CSV delimiter must be one ASCII character")?;
+            let mut rdr = csv::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .flexible(true)
+                .from_reader(BufReader::with_capacity(1 << 20, file));
+            let headers: Vec<String> = rdr
+                .headers()
+                .with_context(|| format!("reading the header of {}", path.display()))?
+                .iter()
+                .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+                .collect();
+            let layout = Layout::new(&headers, cfg)?;
+            let mut rec = csv::StringRecord::new();
+            loop {
+                match rdr.read_record(&mut rec) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        let line = rec.position().map_or(0, |p| p.line());
+                        let r = &rec;
+                        let row = Row {
+                            line,
+                            get: Box::new(move |i| i.and_then(|i| r.get(i)).unwrap_or("")),
+                        };
+                        layout.push(&row, &mut seen, &mut out);
+                    }
+                    Err(e) => {
+                        let line = e.position().map_or(0, |p| p.line());
+                        out.rejects.push(Reject {
+                            line,
+                            record_id: None,
+                            field: "(row)".into(),
+                            reason: format!("unreadable CSV row: {}", e.kind_summary()),
+                        });
+                        if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        InputFormat::Ndjson => {
+            let names: Vec<String> = COLUMNS
+                .iter()
+                .map(|c| c.name().to_owned())
+                .chain(std::iter::once("updated_at".to_owned()))
+                .collect();
+            let headers: Vec<String> = names
+                .iter()
+                .map(|n| cfg.columns.get(n).cloned().unwrap_or_else(|| n.clone()))
+                .collect();
+            let layout = Layout::new(
+                &headers,
+                &InputConfig {
+                    columns: BTreeMap::new(),
+                    ..cfg.clone()
+                },
+            )?;
+            for (n, line) in BufReader::new(file).lines().enumerate() {
+                let line_no = n as u64 + 1;
+                let line = line.with_context(|| format!("reading {}", path.display()))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let obj: serde_json::Map<String, serde_json::Value> =
+                    match serde_json::from_str(&line) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            out.rejects.push(Reject {
+                                line: line_no,
+                                record_id: None,
+                                field: "(line)".into(),
+                                reason: format!("not a JSON object: {e}"),
+                            });
+                            continue;
+                        }
+                    };
+                let vals: Vec<String> = headers
+                    .iter()
+                    .map(|h| match obj.get(h) {
+                        Some(serde_json::Value::String(s)) => s.clone(),
+                        Some(serde_json::Value::Number(n)) => n.to_string(),
+                        _ => String::new(),
+                    })
+                    .collect();
+                let vals = &vals;
+                let row = Row {
+                    line: line_no,
+                    get: Box::new(move |i| i.and_then(|i| vals.get(i)).map_or("", String::as_str)),
+                };
+                layout.push(&row, &mut seen, &mut out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+trait KindSummary {
+    fn kind_summary(&self) -> String;
+}
+
+impl KindSummary for csv::Error {
+    fn kind_summary(&self) -> String {
+        match self.kind() {
+            csv::ErrorKind::Utf8 { .. } => {
+                "invalid UTF-8 (declare the file's encoding or convert it)".into()
+            }
+            csv::ErrorKind::Io(e) => format!("I/O error: {e}"),
+            _ => "malformed row".into(),
+        }
+    }
+}
+
+/// Seconds per stage, and sizes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// When the run ended.
+    pub finished_at: DateTime<Utc>,
+    /// Records used.
+    pub records: usize,
+    /// Records refused and values dropped.
+    pub rejects: usize,
+    /// Candidate pairs compared.
+    pub candidate_pairs: usize,
+    /// Pairs at or above the threshold.
+    pub links: usize,
+    /// Clusters of two or more records.
+    pub clusters: usize,
+    /// Records in those clusters.
+    pub clustered_records: usize,
+    /// Cluster size → number of clusters.
+    pub cluster_sizes: BTreeMap<usize, usize>,
+    /// Distinct phone / e-mail values found generic.
+    pub generic_phones: usize,
+    /// See `generic_phones`.
+    pub generic_emails: usize,
+    /// Oversized blocks handled by sorted neighbourhood.
+    pub capped_blocks: usize,
+    /// Joins refused by the chain guard.
+    pub guard_refusals: usize,
+    /// Joins refused by the cluster-size cap.
+    pub size_refusals: usize,
+    /// Seconds per stage.
+    pub seconds: BTreeMap<&'static str, f64>,
+    /// Peak resident memory in MiB.
+    pub peak_rss_mib: Option<f64>,
+    /// The learned model: weight in bits per field and level.
+    pub weights: BTreeMap<&'static str, BTreeMap<&'static str, f64>>,
+    /// Prior match probability of a random pair.
+    pub prior: f64,
+    /// The threshold used.
+    pub threshold: f64,
+}
+
+/// Options of one plan run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The export.
+    pub input: PathBuf,
+    /// Input settings.
+    pub config: MergeConfig,
+    /// Output directory.
+    pub out: PathBuf,
+    /// At most this many clusters on the HTML page (the most doubtful first).
+    pub html_limit: usize,
+}
+
+/// What a plan run produced.
+#[derive(Debug)]
+pub struct Planned {
+    /// The plan (also in `out/plan.json`).
+    pub plan: Plan,
+    /// The report (also in `out/report.json`).
+    pub report: Report,
+}
+
+/// Runs the planner end to end and writes its outputs.
+pub fn run(opts: &Options) -> Result<Planned> {
+    let mut seconds = BTreeMap::new();
+    let t = Instant::now();
+    let loaded = load(&opts.input, &opts.config.input)?;
+    seconds.insert("read_normalize", t.elapsed().as_secs_f64());
+    let (plan, mut report, labels) = plan_records(
+        &loaded.records,
+        &opts.config,
+        &opts.input.display().to_string(),
+        &mut seconds,
+    );
+    report.rejects = loaded.rejects.len();
+    let t = Instant::now();
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+    write_clusters_csv(&opts.out.join("clusters.csv"), &loaded.records, &labels)?;
+    plan.save(&opts.out)?;
+    html::write(&opts.out.join("plan.html"), &plan, &report, opts.html_limit)?;
+    write_ndjson(&opts.out.join("rejects.ndjson"), &loaded.rejects)?;
+    seconds.insert("write", t.elapsed().as_secs_f64());
+    report.seconds = seconds;
+    report.peak_rss_mib = crate::ingest::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0));
+    let f = File::create(opts.out.join("report.json")).context("writing report.json")?;
+    serde_json::to_writer_pretty(BufWriter::new(f), &report)?;
+    Ok(Planned { plan, report })
+}
+
+/// Matches records and builds the plan; returns the plan, the report (without read/write
+/// timings) and each record's cluster id.
+pub fn plan_records(
+    records: &[Record],
+    cfg: &MergeConfig,
+    input: &str,
+    seconds: &mut BTreeMap<&'static str, f64>,
+) -> (Plan, Report, Vec<String>) {
+    let mc = cfg.match_config();
+    let matcher = Matcher::new(mc);
+    let mut lap = Instant::now();
+    let mut stage = |name: &'static str, seconds: &mut BTreeMap<&'static str, f64>| {
+        seconds.insert(name, lap.elapsed().as_secs_f64());
+        lap = Instant::now();
+    };
+    let mut features = matcher.features(records);
+    stage("features", seconds);
+    let candidates = matcher.block(&mut features);
+    stage("blocking", seconds);
+    let patterns = matcher.compare(&features, &candidates);
+    stage("compare", seconds);
+    let model = matcher.estimate(&features, &patterns);
+    stage("estimate", seconds);
+    let clustering = matcher.cluster(&features, &candidates, &patterns, &model);
+    stage("cluster", seconds);
+    // Pattern lookup for explanations.
+    let pattern_of: rustc_hash::FxHashMap<(u32, u32), matching::Pattern> = candidates
+        .pairs
+        .iter()
+        .copied()
+        .zip(patterns.iter().copied())
+        .collect();
+    let mut labels: Vec<String> = Vec::new();
+    let clusters: Vec<Cluster> = clustering
+        .clusters
+        .iter()
+        .map(|c| build_cluster(c, records, &features, &model, &pattern_of))
+        .collect();
+    let mut label_of: Vec<Option<usize>> = vec![None; records.len()];
+    for (ci, c) in clustering.clusters.iter().enumerate() {
+        for &m in &c.members {
+            label_of[m as usize] = Some(ci);
+        }
+    }
+    labels.extend(records.iter().enumerate().map(|(i, r)| match label_of[i] {
+        Some(ci) => clusters[ci].cluster_id.clone(),
+        None => cluster_id([r.id()]),
+    }));
+    stage("resolve", seconds);
+    let mut sizes = BTreeMap::new();
+    for c in &clusters {
+        *sizes.entry(c.members.len()).or_insert(0) += 1;
+    }
+    let weights = matching::COMPARISONS
+        .iter()
+        .map(|&c| {
+            let levels = (1..c.levels().len())
+                .map(|l| (c.levels()[l], (model.weight(c, l) * 100.0).round() / 100.0))
+                .collect();
+            (c.name(), levels)
+        })
+        .collect();
+    let links = clustering.clusters.iter().map(|c| c.links.len()).sum();
+    let report = Report {
+        finished_at: Utc::now(),
+        records: records.len(),
+        rejects: 0,
+        candidate_pairs: candidates.pairs.len(),
+        links,
+        clusters: clusters.len(),
+        clustered_records: clusters.iter().map(|c| c.members.len()).sum(),
+        cluster_sizes: sizes,
+        generic_phones: candidates.generic_phones,
+        generic_emails: candidates.generic_emails,
+        capped_blocks: candidates.capped_blocks,
+        guard_refusals: clustering.guard_refusals,
+        size_refusals: clustering.size_refusals,
+        seconds: BTreeMap::new(),
+        peak_rss_mib: None,
+        weights,
+        prior: model.prior,
+        threshold: mc.cluster.threshold,
+    };
+    let plan = Plan {
+        version: PLAN_VERSION,
+        generated_at: Utc::now(),
+        input: input.to_owned(),
+        clusters,
+    };
+    (plan, report, labels)
+}
+
+fn fields_of(r: &Record) -> Fields {
+    let mut f = Fields::default();
+    for c in matching::DATA_COLUMNS {
+        f.set(c.name(), r.get(c).map(str::to_owned));
+    }
+    f
+}
+
+fn build_cluster(
+    c: &CoreCluster,
+    records: &[Record],
+    features: &[matching::Features],
+    model: &matching::Model,
+    pattern_of: &rustc_hash::FxHashMap<(u32, u32), matching::Pattern>,
+) -> Cluster {
+    let members: Vec<&Record> = c.members.iter().map(|&i| &records[i as usize]).collect();
+    let res = resolve::resolve(&members);
+    let mut resolved = Fields::default();
+    for (col, v) in &res.resolved {
+        resolved.set(col.name(), Some(v.clone()));
+    }
+    let extra_values = res
+        .extra_values
+        .iter()
+        .map(|(col, vs)| (col.name().to_owned(), vs.clone()))
+        .collect();
+    let pairs =
+        c.links
+            .iter()
+            .map(|&(a, b, p)| {
+                let pat = pattern_of.get(&(a, b)).copied().unwrap_or_else(|| {
+                    matching::compare(&features[a as usize], &features[b as usize])
+                });
+                let (fa, fb) = (&features[a as usize], &features[b as usize]);
+                let mut fields: Vec<FieldComparison> = matching::explain(model, pat)
+                    .into_iter()
+                    .map(|e| FieldComparison {
+                        field: e.field.to_owned(),
+                        level: e.level.to_owned(),
+                        weight: (e.weight * 100.0).round() / 100.0,
+                    })
+                    .collect();
+                let tf = model.tf_adjustment(pat, fa, fb);
+                if tf != 0.0 {
+                    fields.push(FieldComparison {
+                        field: "name_frequency".into(),
+                        level: if tf > 0.0 { "rare" } else { "common" }.into(),
+                        weight: (tf * 100.0).round() / 100.0,
+                    });
+                }
+                PairExplanation {
+                    a: records[a as usize].id().to_owned(),
+                    b: records[b as usize].id().to_owned(),
+                    probability: (p * 10_000.0).round() / 10_000.0,
+                    weight: ((model.score(pat) + tf) * 100.0).round() / 100.0,
+                    fields,
+                }
+            })
+            .collect();
+    Cluster {
+        cluster_id: cluster_id(members.iter().map(|r| r.id())),
+        confidence: (c.confidence * 10_000.0).round() / 10_000.0,
+        survivor: members[res.survivor].id().to_owned(),
+        members: members
+            .iter()
+            .map(|r| Member {
+                record_id: r.id().to_owned(),
+                source: r.get(Column::Source).map(str::to_owned),
+                updated_at: r.updated_at_utc(),
+                fields: fields_of(r),
+            })
+            .collect(),
+        resolved,
+        extra_values,
+        pairs,
+    }
+}
+
+fn write_clusters_csv(path: &Path, records: &[Record], labels: &[String]) -> Result<()> {
+    let f = File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, f));
+    w.write_record(["record_id", "cluster_id"])?;
+    for (r, l) in records.iter().zip(labels) {
+        w.write_record([r.id(), l.as_str()])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn write_ndjson<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
+    let f = File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut w = BufWriter::new(f);
+    for it in items {
+        serde_json::to_writer(&mut w, it)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads a two-column CSV of `record_id,label` (a `clusters.csv`, or a truth file such as
+/// `record_id,entity_id,…`): the first two columns, header skipped.
+pub fn read_labels(path: &Path) -> Result<Vec<(String, String)>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, row) in rdr.records().enumerate() {
+        let row = row.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+        match (row.get(0), row.get(1)) {
+            (Some(id), Some(label)) if !id.is_empty() => {
+                out.push((id.to_owned(), label.to_owned()))
+            }
+            _ => bail!(
+                "{}: line {}: expected record_id,label",
+                path.display(),
+                i + 2
+            ),
+        }
+    }
+    Ok(out)
+}
