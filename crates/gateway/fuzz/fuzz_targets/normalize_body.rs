@@ -20,5 +20,9 @@ fuzz_target!(|data: &[u8]| {
         BodyFormat::Markdown,
     ][usize::from(selector / 3 % 4)];
     let out = normalize_body(&text, format);
-    assert_eq!(normalize_text(&out), out, "normalize_text is idempotent on its own output");
+    assert_eq!(
+        normalize_text(&out),
+        out,
+        "normalize_text is idempotent on its own output"
+    );
 });
