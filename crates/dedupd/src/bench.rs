@@ -24,7 +24,7 @@ pub enum BenchJob {
         #[arg(long, default_value_t = 20_000)]
         count: u64,
         /// Concurrent producers.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 256)]
         concurrency: u64,
         /// Rounds (the best of each is reported).
         #[arg(long, default_value_t = 3)]

@@ -10,7 +10,9 @@ use anyhow::Context;
 use chrono::Utc;
 use dedupd_core::notification::{Channel, NotificationRequest, content_guard_key, fingerprint};
 use dedupd_notify::{Clock, NotifyConfig, Relay, build_providers};
-use dedupd_store::outbox::{AcceptOptions, EmbeddedOutbox, NewNotification, Outbox, PgOutbox};
+use dedupd_store::outbox::{
+    AcceptOptions, EmbeddedOutbox, GuardMode, NewNotification, Outbox, PgOutbox,
+};
 
 /// `dedupd relay`.
 #[derive(Debug, clap::Args)]
@@ -146,17 +148,35 @@ fn sample(i: u64, run: &str) -> NewNotification {
     }
 }
 
-/// Accepts `n` notifications with `concurrency` tasks; `plain`: plain inserts instead of the
-/// idempotent accept (no key lookup, no fingerprint comparison, no content guard).
+/// What a benchmark round does per notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A plain insert: no key lookup, no fingerprint comparison, no content guard.
+    Plain,
+    /// The idempotent accept (key lookup + fingerprint), content guard off.
+    Idempotent,
+    /// The idempotent accept with the content guard reporting (the default configuration).
+    Guarded,
+}
+
+/// Accepts `n` notifications with `concurrency` tasks in `mode`; returns notifications/s.
 async fn load(
     outbox: &Outbox,
     n: u64,
     concurrency: u64,
-    plain: bool,
+    mode: Mode,
     run: &str,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let opts = AcceptOptions {
+        guard: if mode == Mode::Guarded {
+            GuardMode::Report
+        } else {
+            GuardMode::Off
+        },
+        ..AcceptOptions::default()
+    };
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let outbox = outbox.clone();
@@ -168,13 +188,15 @@ async fn load(
                 if i >= n {
                     return Ok::<(), dedupd_store::StoreError>(());
                 }
-                let new = sample(i, &run);
-                if plain {
-                    outbox.insert_plain(new, Utc::now()).await?;
-                } else {
-                    outbox
-                        .accept(new, AcceptOptions::default(), Utc::now())
-                        .await?;
+                let mut new = sample(i, &run);
+                match mode {
+                    Mode::Plain => outbox.insert_plain(new, Utc::now()).await?,
+                    Mode::Idempotent | Mode::Guarded => {
+                        if mode == Mode::Idempotent {
+                            new.guard_key = None;
+                        }
+                        outbox.accept(new, opts, Utc::now()).await?;
+                    }
                 }
             }
         }));
@@ -185,8 +207,9 @@ async fn load(
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-/// `dedupd bench notify`: for each backend, `rounds` alternating rounds of idempotent accepts
-/// and plain inserts of `n` notifications each; prints the best rate of each and the overhead.
+/// `dedupd bench notify`: for each backend, `rounds` rounds, each of `n` plain inserts, `n`
+/// idempotent accepts and `n` idempotent accepts with the content guard (fresh keys each);
+/// prints every round and the best rate of each with the overheads against the plain insert.
 pub fn bench(
     n: u64,
     concurrency: u64,
@@ -210,19 +233,25 @@ pub fn bench(
                 .context("cannot reach PostgreSQL for the benchmark")?;
             backends.push(("postgres", Outbox::Postgres(pg.clone()), Some(pg)));
         }
-        println!("notifications per round: {n}, concurrency: {concurrency}, rounds: {rounds}");
+        println!("notifications per round and mode: {n}, concurrency: {concurrency}, rounds: {rounds}");
         for (name, outbox, pg) in backends {
-            let (mut best_accept, mut best_plain) = (0f64, 0f64);
+            let mut best = [0f64; 3];
             for r in 0..rounds {
-                let a = load(&outbox, n, concurrency, false, &format!("a{r}")).await?;
-                let p = load(&outbox, n, concurrency, true, &format!("p{r}")).await?;
-                println!("  {name} round {r}: idempotent accept {a:>9.0}/s   plain insert {p:>9.0}/s");
-                best_accept = best_accept.max(a);
-                best_plain = best_plain.max(p);
+                let p = load(&outbox, n, concurrency, Mode::Plain, &format!("p{r}")).await?;
+                let i = load(&outbox, n, concurrency, Mode::Idempotent, &format!("i{r}")).await?;
+                let g = load(&outbox, n, concurrency, Mode::Guarded, &format!("g{r}")).await?;
+                println!(
+                    "  {name} round {r}: plain insert {p:>8.0}/s  idempotent accept {i:>8.0}/s  + content guard {g:>8.0}/s"
+                );
+                for (b, v) in best.iter_mut().zip([p, i, g]) {
+                    *b = b.max(v);
+                }
             }
-            let overhead = (best_plain / best_accept - 1.0) * 100.0;
+            let [p, i, g] = best;
             println!(
-                "{name}: accepted {best_accept:.0}/s (idempotent), plain insert {best_plain:.0}/s, idempotency overhead {overhead:.1} %"
+                "{name}: plain insert {p:.0}/s; idempotent accept {i:.0}/s (overhead {:.1} %); with the content guard {g:.0}/s (overhead {:.1} %)",
+                (p / i - 1.0) * 100.0,
+                (p / g - 1.0) * 100.0
             );
             if let Some(pg) = pg {
                 pg.drop_schema().await?;

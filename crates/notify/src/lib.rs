@@ -18,7 +18,9 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), dedupd_notify::NotifyError> {
-//! use dedupd_notify::{Clock, NotifyApi, NotifyConfig, Relay, app, build_providers, open_outbox};
+//! use dedupd_notify::{
+//!     Clock, NotifyApi, NotifyConfig, NotifyError, Relay, app, build_providers, open_outbox,
+//! };
 //! let cfg = NotifyConfig::default();
 //! let outbox = open_outbox(&cfg, None, std::path::Path::new(".dedupd")).await?;
 //! let api = NotifyApi::new(outbox.clone(), &cfg, Clock::System);

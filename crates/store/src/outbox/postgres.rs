@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use dedupd_core::notification::Status;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 // Every dynamic statement here is built from constants and checked names, never from input.
@@ -147,6 +147,9 @@ impl PgOutbox {
         opts: AcceptOptions,
         now: DateTime<Utc>,
     ) -> Result<Accepted, StoreError> {
+        // PostgreSQL keeps microseconds: the notification built here must equal the row read
+        // back later (a replayed response is byte-identical).
+        let now = now.trunc_subsecs(6);
         let (pre, post) = suppressed_parts();
         let sql = format!(
             "WITH g AS (
@@ -162,11 +165,8 @@ impl PgOutbox {
                 FROM (SELECT ($9 AND EXISTS (SELECT 1 FROM g)) AS sup,
                              CASE WHEN $9 AND EXISTS (SELECT 1 FROM g) THEN 'failed' ELSE 'pending' END AS st) s
                 ON CONFLICT (key) DO NOTHING
-                RETURNING {COLUMNS})
-             SELECT {COLUMNS}, true AS created FROM ins
-             UNION ALL
-             SELECT {COLUMNS}, false AS created FROM notifications
-             WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM ins)"
+                RETURNING duplicate_of)
+             SELECT duplicate_of FROM ins"
         );
         let guard_on = opts.guard != GuardMode::Off;
         let suppress = opts.guard == GuardMode::Suppress;
@@ -190,14 +190,19 @@ impl PgOutbox {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db("accept"))?;
-            // No row: the key was inserted by a transaction that committed after this
-            // statement's snapshot; the next statement sees it.
-            let Some(row) = row else { continue };
-            let created: bool = row.try_get("created").map_err(db("accept"))?;
-            let n = from_row(&row)?;
-            if created {
+            if let Some(row) = row {
+                // Created: the row is what was sent, plus the guard's verdict.
+                let duplicate_of: Option<String> =
+                    row.try_get("duplicate_of").map_err(db("accept"))?;
+                let mut n = Notification::from_new(new, &opts, now);
+                n.apply_guard(duplicate_of, opts.guard);
                 return Ok(Accepted::Created(n));
             }
+            // The key exists (or a concurrent insert of it committed after this statement's
+            // snapshot; the next statement sees it).
+            let Some(n) = self.get(&new.key).await? else {
+                continue;
+            };
             if n.expires_at > now {
                 return Ok(if n.fingerprint == new.fingerprint {
                     Accepted::Replay(n)
@@ -516,6 +521,27 @@ mod tests {
         keys.dedup();
         assert_eq!(keys.len(), total, "a row was claimed twice");
         assert_eq!(total, 200);
+        pg.drop_schema().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_created_notification_equals_its_row() {
+        let Some(pg) = fresh().await else { return };
+        let o = Outbox::Postgres(pg.clone());
+        // Nanoseconds: PostgreSQL keeps microseconds, and replays must be byte-identical.
+        let now = suite::t0() + Duration::nanoseconds(123_456_789);
+        let accepted = o
+            .accept(
+                suite::new_notification("k", "t"),
+                AcceptOptions::default(),
+                now,
+            )
+            .await
+            .unwrap();
+        let crate::outbox::Accepted::Created(n) = accepted else {
+            panic!("expected Created: {accepted:?}")
+        };
+        assert_eq!(o.get("k", now).await.unwrap(), Some(n));
         pg.drop_schema().await.unwrap();
     }
 
