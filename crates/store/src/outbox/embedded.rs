@@ -3,8 +3,9 @@
 //! few durable commits. Reads use their own read transactions and never wait for the writer.
 //!
 //! Tables: `outbox_v1` (key → the notification as JSON), `outbox_due_v1` ((due ms, key): what
-//! relays claim, lease ends included), `outbox_guard_v1` (content-guard key → the newest key
-//! with it), `outbox_expiry_v1` ((expiry ms, key): what the purge visits).
+//! relays claim, lease ends included), `outbox_guard_v2` (content-guard key → the newest key
+//! with it, its creation and expiry), `outbox_expiry_v1` ((expiry ms, key): what the purge
+//! visits).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,24 @@ use crate::StoreError;
 
 const NOTIF: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_v1");
 const DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbox_due_v1");
-const GUARD: TableDefinition<&[u8], &str> = TableDefinition::new("outbox_guard_v1");
+/// Value: created (ms, big-endian u64) ‖ expires (ms) ‖ key, so the guard is checked without
+/// reading the notification.
+const GUARD: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox_guard_v2");
+
+fn guard_value(n: &Notification) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16 + n.key.len());
+    v.extend_from_slice(&ms(n.created_at).to_be_bytes());
+    v.extend_from_slice(&ms(n.expires_at).to_be_bytes());
+    v.extend_from_slice(n.key.as_bytes());
+    v
+}
+
+/// (created ms, expires ms, key) of a guard value.
+fn read_guard(v: &[u8]) -> Option<(u64, u64, &str)> {
+    let created = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let expires = u64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
+    Some((created, expires, std::str::from_utf8(v.get(16..)?).ok()?))
+}
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbox_expiry_v1");
 
 /// The file name inside the outbox directory.
@@ -323,7 +341,7 @@ fn fail_op(op: Op, msg: &str) {
 struct Tables<'t> {
     notif: Table<'t, &'static str, &'static [u8]>,
     due: Table<'t, (u64, &'static str), ()>,
-    guard: Table<'t, &'static [u8], &'static str>,
+    guard: Table<'t, &'static [u8], &'static [u8]>,
     expiry: Table<'t, (u64, &'static str), ()>,
 }
 
@@ -382,7 +400,7 @@ impl<'t> Tables<'t> {
                 .guard
                 .get(g.as_slice())
                 .map_err(w)?
-                .is_some_and(|k| k.value() == n.key);
+                .is_some_and(|v| read_guard(v.value()).is_some_and(|(_, _, k)| k == n.key));
             if points_here {
                 self.guard.remove(g.as_slice()).map_err(w)?;
             }
@@ -431,25 +449,21 @@ impl<'t> Tables<'t> {
         }
         let earlier = match (new.guard_key, opts.guard) {
             (Some(g), GuardMode::Report | GuardMode::Suppress) => {
-                let k = self
-                    .guard
-                    .get(g.as_slice())
-                    .map_err(w)?
-                    .map(|k| k.value().to_owned());
-                match k {
-                    Some(k) => self
-                        .load(&k)?
-                        .filter(|e| e.expires_at > now && e.created_at > now - opts.guard_window),
-                    None => None,
-                }
-                .map(|e| e.key)
+                let v = self.guard.get(g.as_slice()).map_err(w)?;
+                v.and_then(|v| {
+                    let (created, expires, key) = read_guard(v.value())?;
+                    (expires > ms(now) && created > ms(now - opts.guard_window))
+                        .then(|| key.to_owned())
+                })
             }
             _ => None,
         };
         let mut n = Notification::from_new(new, &opts, now);
         n.apply_guard(earlier, opts.guard);
         if let Some(g) = n.guard_key {
-            self.guard.insert(g.as_slice(), n.key.as_str()).map_err(w)?;
+            self.guard
+                .insert(g.as_slice(), guard_value(&n).as_slice())
+                .map_err(w)?;
         }
         self.store(None, &n)?;
         Ok(Accepted::Created(n))
