@@ -297,3 +297,80 @@ fn block_pairs(group: &[(u64, u32)], features: &[Features], cfg: &BlockingConfig
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::record::Record;
+
+    fn rec(id: &str, first: &str, last: &str, email: &str, phone: &str) -> Features {
+        let (r, _) = Record::from_raw(
+            [id, "", first, last, email, phone, "", "", "", "", "US"],
+            None,
+        );
+        Features::of(&r)
+    }
+
+    #[test]
+    fn shared_identifiers_make_candidates() {
+        let mut fs = vec![
+            rec("a", "Ann", "Lee", "ann@x.com", ""),
+            rec("b", "", "", "ANN@x.com", ""),
+            rec("c", "Bob", "Ray", "", "(415) 555-2671"),
+            rec("d", "", "", "", "+1 415 555 2671"),
+            rec("e", "Zed", "Quux", "", ""),
+        ];
+        let c = candidates(&mut fs, &BlockingConfig::default());
+        assert_eq!(c.pairs, vec![(0, 1), (2, 3)]);
+    }
+
+    #[test]
+    fn a_value_shared_by_many_people_is_generic_and_forms_no_block() {
+        let names = [
+            ("Ann", "Lee"),
+            ("Bob", "Ray"),
+            ("Cid", "Moe"),
+            ("Dan", "Poe"),
+        ];
+        let mut fs: Vec<Features> = names
+            .iter()
+            .enumerate()
+            .map(|(i, (f, l))| rec(&i.to_string(), f, l, "shared@corp.com", ""))
+            .collect();
+        let c = candidates(&mut fs, &BlockingConfig::default());
+        assert_eq!(c.generic_emails, 1);
+        assert!(c.pairs.is_empty(), "{:?}", c.pairs);
+        assert!(fs.iter().all(|f| f.email().is_none()));
+    }
+
+    #[test]
+    fn one_persons_records_sharing_a_value_are_not_generic() {
+        // Same given name, married names: one person.
+        let mut fs: Vec<Features> = ["Lee", "Ray", "Moe", "Lee-Ray"]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| rec(&i.to_string(), "Ann", l, "ann@x.com", ""))
+            .collect();
+        let c = candidates(&mut fs, &BlockingConfig::default());
+        assert_eq!(c.generic_emails, 0);
+        assert_eq!(c.pairs.len(), 6);
+    }
+
+    #[test]
+    fn oversized_identifier_blocks_use_a_window() {
+        let cfg = BlockingConfig {
+            max_block: 4,
+            window: 2,
+            generic_size: 1000,
+        };
+        let mut fs: Vec<Features> = (0..10)
+            .map(|i| rec(&i.to_string(), "Ann", "Lee", "", "(415) 555-2671"))
+            .collect();
+        let c = candidates(&mut fs, &cfg);
+        // The phone block and the name block are both oversized; the name block (namesakes) is
+        // dropped, and in the phone block each record pairs with its next two neighbours:
+        // 9 + 8 pairs, not 45.
+        assert_eq!(c.capped_blocks, 2);
+        assert_eq!(c.pairs.len(), 17);
+    }
+}

@@ -165,3 +165,79 @@ pub fn cluster(
     out.clusters.sort_unstable_by_key(|c| c.members[0]);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::compare::COMPARISONS;
+    use crate::matching::record::Record;
+
+    fn rec(first: &str, last: &str, phone: &str) -> Features {
+        let (r, _) = Record::from_raw(
+            ["x", "", first, last, "", phone, "", "", "", "", "US"],
+            None,
+        );
+        Features::of(&r)
+    }
+
+    /// A model where agreement weighs +10 bits and disagreement -10 bits per field.
+    fn model() -> Model {
+        let mut m = [[0.0; 6]; 7];
+        let mut u = [[0.0; 6]; 7];
+        for c in COMPARISONS {
+            let k = c.levels().len();
+            for level in 1..k {
+                let agree = level < k - 1;
+                m[c as usize][level] = if agree { 0.99 } else { 0.001 };
+                u[c as usize][level] = if agree { 0.00099 } else { 1.0 };
+            }
+        }
+        Model {
+            m,
+            u,
+            lambda: 0.5,
+            prior: 0.5,
+            conflict_weight: -6.0,
+            iterations: 0,
+        }
+    }
+
+    #[test]
+    fn a_shared_landline_does_not_glue_two_people() {
+        // Anna and Ben share a landline with a nameless IVR record: both link to it, but Anna
+        // and Ben have different given names, so only one of them may join it.
+        let fs = vec![
+            rec("Anna", "Lee", "(415) 555-2671"),
+            rec("", "", "(415) 555-2671"),
+            rec("Ben", "Lee", "(415) 555-2671"),
+        ];
+        let m = model();
+        let scored = vec![(0, 1, 0.99), (1, 2, 0.98), (0, 2, 0.2)];
+        let out = cluster(&fs, &scored, &m, &ClusterConfig::default());
+        assert_eq!(out.clusters.len(), 1);
+        assert_eq!(out.clusters[0].members, vec![0, 1]);
+        assert_eq!(out.guard_refusals, 1);
+        assert!((out.clusters[0].confidence - 0.99).abs() < 1e-12);
+    }
+
+    #[test]
+    fn clusters_respect_the_size_cap_and_are_deterministic() {
+        let fs: Vec<Features> = (0..6)
+            .map(|_| rec("Ann", "Lee", "(415) 555-2671"))
+            .collect();
+        let scored: Vec<(u32, u32, f64)> = (0..6u32)
+            .flat_map(|a| (a + 1..6).map(move |b| (a, b, 0.9)))
+            .collect();
+        let cfg = ClusterConfig {
+            max_cluster: 4,
+            ..ClusterConfig::default()
+        };
+        let one = cluster(&fs, &scored, &model(), &cfg);
+        let mut reversed = scored.clone();
+        reversed.reverse();
+        let two = cluster(&fs, &reversed, &model(), &cfg);
+        assert_eq!(one.clusters, two.clusters);
+        assert!(one.clusters.iter().all(|c| c.members.len() <= 4));
+        assert!(one.size_refusals > 0);
+    }
+}

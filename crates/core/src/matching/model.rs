@@ -166,6 +166,13 @@ pub fn probability_of(bits: f64) -> f64 {
 /// phone, address) the few random pairs that agree *are* mostly matches, which would make
 /// agreement look common among non-matches and weaken the best evidence there is. So these
 /// fields count only pairs whose names disagree (surely two people); names count all pairs.
+/// Weight of the prior of `u`, in random pairs.
+const U_PRIOR_PAIRS: f64 = 200.0;
+
+/// The fewest pairs `identifier_u` divides by: below that, the data is too small to show how
+/// often two people share an identifier, and agreement is taken as rare as it is in practice.
+const IDENTIFIER_MIN_PAIRS: f64 = 1e7;
+
 fn estimate_u(features: &[Features], samples: usize) -> [[f64; LEVELS]; 7] {
     let n = features.len() as u64;
     const CHUNK: usize = 1 << 16;
@@ -212,10 +219,18 @@ fn estimate_u(features: &[Features], samples: usize) -> [[f64; LEVELS]; 7] {
     for c in COMPARISONS {
         let i = c as usize;
         let k = n_levels(c);
-        // Smoothing: a level never seen among random pairs is rare, not impossible.
+        // A prior worth `U_PRIOR_PAIRS` random pairs: agreement at any level is rare (1 %),
+        // disagreement the rule. It decides on tiny inputs, where a handful of records cannot
+        // tell what is common, and vanishes on real ones (hundreds of thousands of samples).
         let total: u64 = counts[i][1..k].iter().sum();
         for level in 1..k {
-            u[i][level] = (counts[i][level] as f64 + 0.5) / (total as f64 + 0.5 * k as f64);
+            let prior = if level == k - 1 {
+                1.0 - 0.01 * (k - 2) as f64
+            } else {
+                0.01
+            };
+            u[i][level] =
+                (counts[i][level] as f64 + U_PRIOR_PAIRS * prior) / (total as f64 + U_PRIOR_PAIRS);
         }
     }
     u
@@ -247,7 +262,7 @@ fn identifier_u(features: &[Features], c: Comparison) -> f64 {
         .collect();
     keyed.par_sort_unstable();
     let present = keyed.len() as f64;
-    let all = (present * (present - 1.0) / 2.0).max(1.0);
+    let all = (present * (present - 1.0) / 2.0).max(IDENTIFIER_MIN_PAIRS);
     let mut two_people = 0u64;
     for group in keyed.chunk_by(|a, b| a.0 == b.0) {
         for (x, &(_, a)) in group.iter().enumerate() {

@@ -17,6 +17,7 @@ use dedupd_core::matching::{
     self, COLUMNS, Column, MatchConfig, Matcher, Record, cluster::Cluster as CoreCluster, resolve,
 };
 use dedupd_core::time::{TimestampFormat, parse_timestamp};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::html;
@@ -162,11 +163,6 @@ fn column_index(headers: &[String], cfg: &InputConfig, ours: &str) -> Option<usi
     headers.iter().position(|h| h.trim() == theirs)
 }
 
-struct Row<'a> {
-    line: u64,
-    get: Box<dyn Fn(Option<usize>) -> &'a str + 'a>,
-}
-
 struct Layout {
     idx: [Option<usize>; 11],
     updated_at: Option<usize>,
@@ -201,42 +197,37 @@ impl Layout {
         })
     }
 
-    fn push(&self, row: &Row<'_>, seen: &mut rustc_hash::FxHashSet<String>, out: &mut Loaded) {
-        let mut vals: [&str; 11] = std::array::from_fn(|i| (row.get)(self.idx[i]));
+    /// Normalizes one row: the record (unless it has no id) and what was refused in it. Pure,
+    /// so rows are normalized in parallel.
+    fn parse<'a>(&self, line: u64, get: impl Fn(Option<usize>) -> &'a str) -> Parsed {
+        let mut vals: [&str; 11] = std::array::from_fn(|i| get(self.idx[i]));
         if vals[Column::Country as usize].trim().is_empty() {
             vals[Column::Country as usize] = &self.default_country;
         }
+        let mut rejects = Vec::new();
         let id = vals[Column::RecordId as usize].trim();
         if id.is_empty() {
-            out.rejects.push(Reject {
-                line: row.line,
+            rejects.push(Reject {
+                line,
                 record_id: None,
                 field: "record_id".into(),
                 reason: "missing: every record needs an id".into(),
             });
-            return;
+            return Parsed {
+                line,
+                record: None,
+                rejects,
+            };
         }
-        if !seen.insert(id.to_owned()) {
-            out.rejects.push(Reject {
-                line: row.line,
-                record_id: Some(id.to_owned()),
-                field: "record_id".into(),
-                reason: "duplicate id: only the first record with this id is used".into(),
-            });
-            return;
-        }
-        let raw_ts = self
-            .updated_at
-            .map(|i| (row.get)(Some(i)).trim())
-            .unwrap_or("");
+        let raw_ts = self.updated_at.map(|i| get(Some(i)).trim()).unwrap_or("");
         let ts = if raw_ts.is_empty() {
             None
         } else {
             match parse_timestamp(raw_ts, &self.ts_format) {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    out.rejects.push(Reject {
-                        line: row.line,
+                    rejects.push(Reject {
+                        line,
                         record_id: Some(id.to_owned()),
                         field: "updated_at".into(),
                         reason: format!("{e}; value ignored, record kept"),
@@ -247,16 +238,50 @@ impl Layout {
         };
         let (record, dropped) = Record::from_raw(vals, ts);
         for d in dropped {
-            out.rejects.push(Reject {
-                line: row.line,
+            rejects.push(Reject {
+                line,
                 record_id: Some(id.to_owned()),
                 field: d.column.name().into(),
                 reason: format!("{}; value ignored, record kept", d.reason),
             });
         }
-        out.records.push(record);
+        Parsed {
+            line,
+            record: Some(record),
+            rejects,
+        }
     }
 }
+
+struct Parsed {
+    line: u64,
+    record: Option<Record>,
+    rejects: Vec<Reject>,
+}
+
+impl Loaded {
+    /// Takes parsed rows in input order; the first record of an id wins.
+    fn extend(&mut self, parsed: Vec<Parsed>, seen: &mut rustc_hash::FxHashSet<Box<str>>) {
+        for p in parsed {
+            self.rejects.extend(p.rejects);
+            if let Some(r) = p.record {
+                if seen.insert(r.id().into()) {
+                    self.records.push(r);
+                } else {
+                    self.rejects.push(Reject {
+                        line: p.line,
+                        record_id: Some(r.id().to_owned()),
+                        field: "record_id".into(),
+                        reason: "duplicate id: only the first record with this id is used".into(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Rows normalized per parallel batch.
+const BATCH: usize = 1 << 15;
 
 /// Reads an export.
 pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
@@ -288,18 +313,27 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
                 .map(|h| h.trim_start_matches('\u{feff}').to_owned())
                 .collect();
             let layout = Layout::new(&headers, cfg)?;
-            let mut rec = csv::StringRecord::new();
+            let mut batch: Vec<csv::StringRecord> = Vec::with_capacity(BATCH);
+            let flush = |batch: &mut Vec<csv::StringRecord>, out: &mut Loaded, seen: &mut _| {
+                let parsed: Vec<Parsed> = batch
+                    .par_iter()
+                    .map(|r| {
+                        let line = r.position().map_or(0, |p| p.line());
+                        layout.parse(line, |i| i.and_then(|i| r.get(i)).unwrap_or(""))
+                    })
+                    .collect();
+                out.extend(parsed, seen);
+                batch.clear();
+            };
             loop {
+                let mut rec = csv::StringRecord::new();
                 match rdr.read_record(&mut rec) {
                     Ok(false) => break,
                     Ok(true) => {
-                        let line = rec.position().map_or(0, |p| p.line());
-                        let r = &rec;
-                        let row = Row {
-                            line,
-                            get: Box::new(move |i| i.and_then(|i| r.get(i)).unwrap_or("")),
-                        };
-                        layout.push(&row, &mut seen, &mut out);
+                        batch.push(rec);
+                        if batch.len() == BATCH {
+                            flush(&mut batch, &mut out, &mut seen);
+                        }
                     }
                     Err(e) => {
                         let line = e.position().map_or(0, |p| p.line());
@@ -315,6 +349,7 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
                     }
                 }
             }
+            flush(&mut batch, &mut out, &mut seen);
         }
         InputFormat::Ndjson => {
             let names: Vec<String> = COLUMNS
@@ -326,13 +361,7 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
                 .iter()
                 .map(|n| cfg.columns.get(n).cloned().unwrap_or_else(|| n.clone()))
                 .collect();
-            let layout = Layout::new(
-                &headers,
-                &InputConfig {
-                    columns: BTreeMap::new(),
-                    ..cfg.clone()
-                },
-            )?;
+            let layout = Layout::new(&headers, cfg)?;
             for (n, line) in BufReader::new(file).lines().enumerate() {
                 let line_no = n as u64 + 1;
                 let line = line.with_context(|| format!("reading {}", path.display()))?;
@@ -360,12 +389,10 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
                         _ => String::new(),
                     })
                     .collect();
-                let vals = &vals;
-                let row = Row {
-                    line: line_no,
-                    get: Box::new(move |i| i.and_then(|i| vals.get(i)).map_or("", String::as_str)),
-                };
-                layout.push(&row, &mut seen, &mut out);
+                let parsed = layout.parse(line_no, |i| {
+                    i.and_then(|i| vals.get(i)).map_or("", String::as_str)
+                });
+                out.extend(vec![parsed], &mut seen);
             }
         }
     }
@@ -442,11 +469,9 @@ pub struct Options {
     pub html_limit: usize,
 }
 
-/// What a plan run produced.
+/// What a plan run produced (the plan itself is in `out/plan.json`).
 #[derive(Debug)]
 pub struct Planned {
-    /// The plan (also in `out/plan.json`).
-    pub plan: Plan,
     /// The report (also in `out/report.json`).
     pub report: Report,
 }
@@ -457,36 +482,40 @@ pub fn run(opts: &Options) -> Result<Planned> {
     let t = Instant::now();
     let loaded = load(&opts.input, &opts.config.input)?;
     seconds.insert("read_normalize", t.elapsed().as_secs_f64());
-    let (plan, mut report, labels) = plan_records(
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+    let mut report = plan_records(
         &loaded.records,
         &opts.config,
         &opts.input.display().to_string(),
+        &opts.out,
+        opts.html_limit,
         &mut seconds,
-    );
+    )?;
     report.rejects = loaded.rejects.len();
     let t = Instant::now();
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("creating {}", opts.out.display()))?;
-    write_clusters_csv(&opts.out.join("clusters.csv"), &loaded.records, &labels)?;
-    plan.save(&opts.out)?;
-    html::write(&opts.out.join("plan.html"), &plan, &report, opts.html_limit)?;
     write_ndjson(&opts.out.join("rejects.ndjson"), &loaded.rejects)?;
-    seconds.insert("write", t.elapsed().as_secs_f64());
+    *seconds.entry("write").or_default() += t.elapsed().as_secs_f64();
     report.seconds = seconds;
     report.peak_rss_mib = crate::ingest::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0));
     let f = File::create(opts.out.join("report.json")).context("writing report.json")?;
     serde_json::to_writer_pretty(BufWriter::new(f), &report)?;
-    Ok(Planned { plan, report })
+    Ok(Planned { report })
 }
 
-/// Matches records and builds the plan; returns the plan, the report (without read/write
-/// timings) and each record's cluster id.
+/// Clusters built and written per step: the plan is streamed to disk, never held whole.
+const CLUSTER_CHUNK: usize = 4096;
+
+/// Matches records and writes `clusters.csv`, `plan.json` and `plan.html` to `out`; returns the
+/// report without read timings and rejects.
 pub fn plan_records(
     records: &[Record],
     cfg: &MergeConfig,
     input: &str,
+    out: &Path,
+    html_limit: usize,
     seconds: &mut BTreeMap<&'static str, f64>,
-) -> (Plan, Report, Vec<String>) {
+) -> Result<Report> {
     let mc = cfg.match_config();
     let matcher = Matcher::new(mc);
     let mut lap = Instant::now();
@@ -504,34 +533,69 @@ pub fn plan_records(
     stage("estimate", seconds);
     let clustering = matcher.cluster(&features, &candidates, &patterns, &model);
     stage("cluster", seconds);
-    // Pattern lookup for explanations.
-    let pattern_of: rustc_hash::FxHashMap<(u32, u32), matching::Pattern> = candidates
-        .pairs
-        .iter()
-        .copied()
-        .zip(patterns.iter().copied())
-        .collect();
-    let mut labels: Vec<String> = Vec::new();
-    let clusters: Vec<Cluster> = clustering
-        .clusters
-        .iter()
-        .map(|c| build_cluster(c, records, &features, &model, &pattern_of))
-        .collect();
-    let mut label_of: Vec<Option<usize>> = vec![None; records.len()];
-    for (ci, c) in clustering.clusters.iter().enumerate() {
-        for &m in &c.members {
-            label_of[m as usize] = Some(ci);
+    let ctx = ClusterContext {
+        records,
+        features: &features,
+        model: &model,
+        pairs: &candidates.pairs,
+        patterns: &patterns,
+    };
+    // plan.json, streamed: the header, then one cluster per line.
+    let plan_path = Plan::path_in(out);
+    let tmp = out.join(".plan.json.tmp");
+    let file = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let generated_at = Utc::now();
+    write!(
+        w,
+        "{{\"version\":{PLAN_VERSION},\"generated_at\":{},\"input\":{},\"clusters\":[",
+        serde_json::to_string(&generated_at)?,
+        serde_json::to_string(input)?
+    )?;
+    let mut labels: Vec<Option<u32>> = vec![None; records.len()];
+    let mut ids: Vec<String> = Vec::with_capacity(clustering.clusters.len());
+    let mut sizes = BTreeMap::new();
+    // The most doubtful clusters, for the HTML page.
+    let mut doubtful: Vec<Cluster> = Vec::new();
+    let mut first = true;
+    for chunk in clustering.clusters.chunks(CLUSTER_CHUNK) {
+        let built: Vec<(Cluster, String)> = chunk
+            .par_iter()
+            .map(|c| {
+                let cluster = build_cluster(c, &ctx);
+                let json = serde_json::to_string(&cluster).unwrap_or_default();
+                (cluster, json)
+            })
+            .collect();
+        for ((cluster, json), core) in built.into_iter().zip(chunk) {
+            w.write_all(if first { b"\n" } else { b",\n" })?;
+            first = false;
+            w.write_all(json.as_bytes())?;
+            let ci = u32::try_from(ids.len()).context("too many clusters")?;
+            for &m in &core.members {
+                labels[m as usize] = Some(ci);
+            }
+            *sizes.entry(cluster.members.len()).or_insert(0) += 1;
+            ids.push(cluster.cluster_id.clone());
+            doubtful.push(cluster);
+        }
+        if doubtful.len() > 2 * html_limit.max(1) {
+            keep_most_doubtful(&mut doubtful, html_limit);
         }
     }
-    labels.extend(records.iter().enumerate().map(|(i, r)| match label_of[i] {
-        Some(ci) => clusters[ci].cluster_id.clone(),
-        None => cluster_id([r.id()]),
-    }));
-    stage("resolve", seconds);
-    let mut sizes = BTreeMap::new();
-    for c in &clusters {
-        *sizes.entry(c.members.len()).or_insert(0) += 1;
-    }
+    keep_most_doubtful(&mut doubtful, html_limit);
+    w.write_all(b"\n]}\n")?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &plan_path)?;
+    stage("resolve_write_plan", seconds);
+    let label_of = |i: usize| -> String {
+        match labels[i] {
+            Some(ci) => ids[ci as usize].clone(),
+            None => cluster_id([records[i].id()]),
+        }
+    };
+    write_clusters_csv(&out.join("clusters.csv"), records, label_of)?;
     let weights = matching::COMPARISONS
         .iter()
         .map(|&c| {
@@ -541,15 +605,14 @@ pub fn plan_records(
             (c.name(), levels)
         })
         .collect();
-    let links = clustering.clusters.iter().map(|c| c.links.len()).sum();
     let report = Report {
         finished_at: Utc::now(),
         records: records.len(),
         rejects: 0,
         candidate_pairs: candidates.pairs.len(),
-        links,
-        clusters: clusters.len(),
-        clustered_records: clusters.iter().map(|c| c.members.len()).sum(),
+        links: clustering.clusters.iter().map(|c| c.links.len()).sum(),
+        clusters: ids.len(),
+        clustered_records: sizes.iter().map(|(size, n)| size * n).sum(),
         cluster_sizes: sizes,
         generic_phones: candidates.generic_phones,
         generic_emails: candidates.generic_emails,
@@ -562,13 +625,43 @@ pub fn plan_records(
         prior: model.prior,
         threshold: mc.cluster.threshold,
     };
-    let plan = Plan {
+    let shown = Plan {
         version: PLAN_VERSION,
-        generated_at: Utc::now(),
+        generated_at,
         input: input.to_owned(),
-        clusters,
+        clusters: doubtful,
     };
-    (plan, report, labels)
+    html::write(&out.join("plan.html"), &shown, &report, html_limit)?;
+    stage("write", seconds);
+    Ok(report)
+}
+
+/// Keeps the `n` least confident clusters.
+fn keep_most_doubtful(clusters: &mut Vec<Cluster>, n: usize) {
+    clusters.sort_by(|a, b| {
+        a.confidence
+            .total_cmp(&b.confidence)
+            .then_with(|| a.cluster_id.cmp(&b.cluster_id))
+    });
+    clusters.truncate(n);
+}
+
+struct ClusterContext<'a> {
+    records: &'a [Record],
+    features: &'a [matching::Features],
+    model: &'a matching::Model,
+    /// Candidate pairs, sorted, and their patterns.
+    pairs: &'a [(u32, u32)],
+    patterns: &'a [matching::Pattern],
+}
+
+impl ClusterContext<'_> {
+    fn pattern(&self, a: u32, b: u32) -> matching::Pattern {
+        match self.pairs.binary_search(&(a, b)) {
+            Ok(i) => self.patterns[i],
+            Err(_) => matching::compare(&self.features[a as usize], &self.features[b as usize]),
+        }
+    }
 }
 
 fn fields_of(r: &Record) -> Fields {
@@ -579,13 +672,8 @@ fn fields_of(r: &Record) -> Fields {
     f
 }
 
-fn build_cluster(
-    c: &CoreCluster,
-    records: &[Record],
-    features: &[matching::Features],
-    model: &matching::Model,
-    pattern_of: &rustc_hash::FxHashMap<(u32, u32), matching::Pattern>,
-) -> Cluster {
+fn build_cluster(c: &CoreCluster, ctx: &ClusterContext<'_>) -> Cluster {
+    let (records, features, model) = (ctx.records, ctx.features, ctx.model);
     let members: Vec<&Record> = c.members.iter().map(|&i| &records[i as usize]).collect();
     let res = resolve::resolve(&members);
     let mut resolved = Fields::default();
@@ -597,39 +685,37 @@ fn build_cluster(
         .iter()
         .map(|(col, vs)| (col.name().to_owned(), vs.clone()))
         .collect();
-    let pairs =
-        c.links
-            .iter()
-            .map(|&(a, b, p)| {
-                let pat = pattern_of.get(&(a, b)).copied().unwrap_or_else(|| {
-                    matching::compare(&features[a as usize], &features[b as usize])
+    let pairs = c
+        .links
+        .iter()
+        .map(|&(a, b, p)| {
+            let pat = ctx.pattern(a, b);
+            let (fa, fb) = (&features[a as usize], &features[b as usize]);
+            let mut fields: Vec<FieldComparison> = matching::explain(model, pat)
+                .into_iter()
+                .map(|e| FieldComparison {
+                    field: e.field.to_owned(),
+                    level: e.level.to_owned(),
+                    weight: (e.weight * 100.0).round() / 100.0,
+                })
+                .collect();
+            let tf = model.tf_adjustment(pat, fa, fb);
+            if tf != 0.0 {
+                fields.push(FieldComparison {
+                    field: "name_frequency".into(),
+                    level: if tf > 0.0 { "rare" } else { "common" }.into(),
+                    weight: (tf * 100.0).round() / 100.0,
                 });
-                let (fa, fb) = (&features[a as usize], &features[b as usize]);
-                let mut fields: Vec<FieldComparison> = matching::explain(model, pat)
-                    .into_iter()
-                    .map(|e| FieldComparison {
-                        field: e.field.to_owned(),
-                        level: e.level.to_owned(),
-                        weight: (e.weight * 100.0).round() / 100.0,
-                    })
-                    .collect();
-                let tf = model.tf_adjustment(pat, fa, fb);
-                if tf != 0.0 {
-                    fields.push(FieldComparison {
-                        field: "name_frequency".into(),
-                        level: if tf > 0.0 { "rare" } else { "common" }.into(),
-                        weight: (tf * 100.0).round() / 100.0,
-                    });
-                }
-                PairExplanation {
-                    a: records[a as usize].id().to_owned(),
-                    b: records[b as usize].id().to_owned(),
-                    probability: (p * 10_000.0).round() / 10_000.0,
-                    weight: ((model.score(pat) + tf) * 100.0).round() / 100.0,
-                    fields,
-                }
-            })
-            .collect();
+            }
+            PairExplanation {
+                a: records[a as usize].id().to_owned(),
+                b: records[b as usize].id().to_owned(),
+                probability: (p * 10_000.0).round() / 10_000.0,
+                weight: ((model.score(pat) + tf) * 100.0).round() / 100.0,
+                fields,
+            }
+        })
+        .collect();
     Cluster {
         cluster_id: cluster_id(members.iter().map(|r| r.id())),
         confidence: (c.confidence * 10_000.0).round() / 10_000.0,
@@ -649,12 +735,16 @@ fn build_cluster(
     }
 }
 
-fn write_clusters_csv(path: &Path, records: &[Record], labels: &[String]) -> Result<()> {
+fn write_clusters_csv(
+    path: &Path,
+    records: &[Record],
+    label_of: impl Fn(usize) -> String,
+) -> Result<()> {
     let f = File::create(path).with_context(|| format!("writing {}", path.display()))?;
     let mut w = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, f));
     w.write_record(["record_id", "cluster_id"])?;
-    for (r, l) in records.iter().zip(labels) {
-        w.write_record([r.id(), l.as_str()])?;
+    for (i, r) in records.iter().enumerate() {
+        w.write_record([r.id(), label_of(i).as_str()])?;
     }
     w.flush()?;
     Ok(())

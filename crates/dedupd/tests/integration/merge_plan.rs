@@ -1,0 +1,257 @@
+//! `dedupd merge plan` and `dedupd eval`: accuracy floors on the labelled sample and on generated
+//! data of the same kind, determinism, rejects with line numbers, other layouts through a config,
+//! and the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dedupd::merge::plan::{self, MergeConfig, Options};
+use dedupd::merge::plan_format::Plan;
+use dedupd_core::matching::eval::{Evaluation, evaluate};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn run_plan(input: &Path, config: MergeConfig, out: &Path) -> plan::Planned {
+    plan::run(&Options {
+        input: input.to_owned(),
+        config,
+        out: out.to_owned(),
+        html_limit: 500,
+    })
+    .expect("merge plan runs")
+}
+
+fn score(out: &Path, truth: &Path) -> Evaluation {
+    let predicted = plan::read_labels(&out.join("clusters.csv")).unwrap();
+    let truth = plan::read_labels(truth).unwrap();
+    evaluate(&predicted, &truth)
+}
+
+#[test]
+fn sample_reaches_the_accuracy_floor_with_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("contacts_20k/contacts_20k.csv");
+    let done = run_plan(&input, MergeConfig::default(), dir.path());
+    assert_eq!(done.report.records, 20_000);
+    let e = score(dir.path(), &fixture("contacts_20k/contacts_20k_truth.csv"));
+    eprintln!(
+        "pairs P {:.4} R {:.4} F1 {:.4}; clusters F1 {:.4}; multi-record clusters F1 {:.4}",
+        e.pairs.precision, e.pairs.recall, e.pairs.f1, e.clusters.f1, e.multi_clusters.f1
+    );
+    assert_eq!(e.records, 20_000);
+    assert!(e.pairs.f1 >= 0.90, "pair F1 {:.4}", e.pairs.f1);
+    assert!(e.clusters.f1 >= 0.90, "cluster F1 {:.4}", e.clusters.f1);
+    // Every input record is in clusters.csv exactly once.
+    let labels = plan::read_labels(&dir.path().join("clusters.csv")).unwrap();
+    let mut ids: Vec<&str> = labels.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 20_000);
+    // The plan loads with the format's own checks and is what the HTML page shows.
+    let p = Plan::load(dir.path()).unwrap();
+    assert_eq!(p.clusters.len(), done.report.clusters);
+    let c = &p.clusters[0];
+    assert!(c.members.iter().any(|m| m.record_id == c.survivor));
+    assert!(!c.pairs.is_empty() && !c.pairs[0].fields.is_empty());
+    let html = std::fs::read_to_string(dir.path().join("plan.html")).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.contains("least confident first"));
+    assert_eq!(html.matches("<details class=c").count(), 500);
+}
+
+#[test]
+fn generated_data_of_the_same_kind_reaches_the_floor_too() {
+    // Not the file the matcher was developed on: the benchmark's own generator, other seed.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("contacts.csv");
+    let truth = dedupd::bench_merge::generate(&input, 30_000, 20_261_124).unwrap();
+    let out = dir.path().join("plan");
+    run_plan(&input, MergeConfig::default(), &out);
+    let predicted = plan::read_labels(&out.join("clusters.csv")).unwrap();
+    let e = evaluate(&predicted, &truth);
+    assert!(e.pairs.f1 >= 0.90, "pair F1 {:.4}", e.pairs.f1);
+    assert!(e.clusters.f1 >= 0.90, "cluster F1 {:.4}", e.clusters.f1);
+}
+
+#[test]
+fn the_same_input_gives_the_same_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("contacts.csv");
+    dedupd::bench_merge::generate(&input, 5_000, 3).unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    run_plan(&input, MergeConfig::default(), &a);
+    run_plan(&input, MergeConfig::default(), &b);
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    assert_eq!(read(&a, "clusters.csv"), read(&b, "clusters.csv"));
+    let (pa, pb) = (Plan::load(&a).unwrap(), Plan::load(&b).unwrap());
+    assert_eq!(pa.clusters, pb.clusters);
+}
+
+#[test]
+fn broken_rows_are_rejected_with_their_line_and_the_rest_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(
+        &input,
+        "record_id,first_name,last_name,email,phone,country,updated_at\n\
+         A1,Ann,Lee,ann.lee@acme.io,(415) 555-2671,US,2024-01-02T03:04:05Z\n\
+         ,Nobody,Here,nobody@acme.io,,US,\n\
+         A2,ann,LEE,Ann.Lee@Acme.io,+1 415 555 2671,US,yesterday\n\
+         A1,Dup,Licate,dup@acme.io,,US,\n\
+         A3,Bob,Ray,not-an-email,12,US,\n",
+    )
+    .unwrap();
+    let done = run_plan(&input, MergeConfig::default(), dir.path());
+    assert_eq!(done.report.records, 3);
+    let rejects: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("rejects.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let got: Vec<(u64, &str)> = rejects
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, "record_id"),
+            (4, "updated_at"),
+            (5, "record_id"),
+            (6, "email"),
+            (6, "phone")
+        ]
+    );
+    // No personal data in the reject file.
+    let text = std::fs::read_to_string(dir.path().join("rejects.ndjson")).unwrap();
+    assert!(!text.contains("acme.io") && !text.contains("555"));
+    // A1 and A2 are one person.
+    let p = Plan::load(dir.path()).unwrap();
+    assert_eq!(p.clusters.len(), 1);
+    let ids: Vec<&str> = p.clusters[0]
+        .members
+        .iter()
+        .map(|m| m.record_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["A1", "A2"]);
+}
+
+#[test]
+fn another_layout_through_the_config_and_ndjson() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("export.ndjson");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"Id":"x1","Vorname":"Jürgen","Nachname":"Müller","Mail":"jm@web.de","Telefon":"030 1234567","Stand":"24.11.2026 10:00"}"#,
+            "\n",
+            r#"{"Id":"x2","Vorname":"Jurgen","Nachname":"Mueller","Mail":"JM@web.de","Telefon":"+49 30 1234567","Stand":"01.01.2025 09:30"}"#,
+            "\n",
+            "not json\n",
+            r#"{"Id":"x3","Vorname":"Anna","Nachname":"Schmidt","Mail":"anna@gmx.de","Telefon":"","Stand":""}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let cfg_path = dir.path().join("merge.toml");
+    std::fs::write(
+        &cfg_path,
+        r#"
+[input]
+path = "export.ndjson"
+default_country = "DE"
+timestamp_format = "%d.%m.%Y %H:%M"
+timestamp_offset = "+01:00"
+[input.columns]
+record_id = "Id"
+first_name = "Vorname"
+last_name = "Nachname"
+email = "Mail"
+phone = "Telefon"
+updated_at = "Stand"
+"#,
+    )
+    .unwrap();
+    let cfg = MergeConfig::load(&cfg_path).unwrap();
+    let out = dir.path().join("out");
+    let done = run_plan(cfg.input.path.clone().unwrap().as_path(), cfg, &out);
+    assert_eq!(done.report.records, 3);
+    assert_eq!(done.report.rejects, 1, "the line that is not JSON");
+    let p = Plan::load(&out).unwrap();
+    assert_eq!(p.clusters.len(), 1);
+    let c = &p.clusters[0];
+    // The newer record is the survivor when both are equally complete; nothing is dropped.
+    assert_eq!(c.survivor, "x1");
+    assert_eq!(c.resolved.phone.as_deref(), Some("+49301234567"));
+    assert_eq!(c.extra_values["first_name"], vec!["Jurgen".to_owned()]);
+    assert_eq!(
+        c.members[0].updated_at.unwrap().to_rfc3339(),
+        "2026-11-24T09:00:00+00:00"
+    );
+    // An unknown column in the mapping is a config error that names it.
+    std::fs::write(&cfg_path, "[input.columns]\nbirthday = \"Geburtstag\"\n").unwrap();
+    let err = MergeConfig::load(&cfg_path).unwrap_err().to_string();
+    assert!(err.contains("birthday"), "{err}");
+}
+
+#[test]
+fn the_binary_plans_and_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("contacts.csv");
+    dedupd::bench_merge::generate(&input, 2_000, 9).unwrap();
+    let exe = env!("CARGO_BIN_EXE_dedupd");
+    let out = dir.path().join("plan");
+    let status = Command::new(exe)
+        .args(["-q", "merge", "plan", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for f in [
+        "clusters.csv",
+        "plan.json",
+        "plan.html",
+        "report.json",
+        "rejects.ndjson",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    for stage in [
+        "read_normalize",
+        "blocking",
+        "compare",
+        "estimate",
+        "cluster",
+    ] {
+        assert!(report["seconds"][stage].is_number(), "{stage}");
+    }
+    // `eval` of a clustering against itself is perfect.
+    let clusters = out.join("clusters.csv");
+    let o = Command::new(exe)
+        .args(["eval", "--clusters"])
+        .arg(&clusters)
+        .arg("--truth")
+        .arg(&clusters)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(e["pairs"]["f1"], 1.0);
+    // No input at all: exit 2 with one message.
+    let o = Command::new(exe)
+        .args(["merge", "plan", "--out"])
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no input"));
+}
