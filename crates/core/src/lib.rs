@@ -7,6 +7,7 @@
 
 pub mod contact;
 pub mod keys;
+pub mod matching;
 pub mod message;
 pub mod normalize;
 pub mod notification;

@@ -33,6 +33,19 @@ pub enum BenchJob {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         postgres: Option<String>,
     },
+    /// Time `dedupd merge plan` on N synthetic contacts with known duplicates and score it
+    /// (pair and cluster precision, recall, F1).
+    Merge {
+        /// Number of records.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Work directory (kept); default: a temporary directory, removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// POST /v1/messages under wrk: the gateway with the embedded window and with Redis, next
     /// to a bare axum handler that only SHA-256s the body (wrk must be installed).
     Gateway(crate::bench_gateway::GatewayBench),
@@ -96,6 +109,17 @@ pub fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             rounds,
             postgres,
         } => crate::notify::bench(count, concurrency, rounds, postgres),
+        BenchJob::Merge { records, seed, dir } => {
+            let tmp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    tmp = tempfile::tempdir()?;
+                    tmp.path().to_owned()
+                }
+            };
+            crate::bench_merge::run(&dir, records, seed)
+        }
         BenchJob::Gateway(opts) => crate::bench_gateway::run(&opts),
         BenchJob::Sync {
             contacts,

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_gateway;
 pub mod bench_merge_apply;
+pub mod bench_merge;
 pub mod config;
 pub mod ingest;
 pub mod merge;

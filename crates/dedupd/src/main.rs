@@ -1,6 +1,6 @@
 //! `dedupd`: keeps contact-center data free of duplicates.
 
-use dedupd::{bench, config, ingest, sync};
+use dedupd::{bench, config, ingest, merge, sync};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -139,6 +139,19 @@ enum Command {
         #[command(subcommand)]
         command: MergeCommand,
     },
+    /// Score a clustering against the truth: precision, recall and F1 over pairs and clusters.
+    ///
+    /// Both files are CSV whose first two columns are a record id and a cluster label (a
+    /// `clusters.csv` from `merge plan`; a truth file such as `record_id,entity_id,…`).
+    /// Prints JSON on stdout.
+    Eval {
+        /// The predicted clusters (`clusters.csv`).
+        #[arg(long)]
+        clusters: PathBuf,
+        /// The true clusters.
+        #[arg(long)]
+        truth: PathBuf,
+    },
     /// Run the HTTP services: the cross-channel message dedup gateway (POST /v1/messages).
     ///
     /// Answers PROCESS for the first of identical messages (same customer across SMS, chat and
@@ -159,6 +172,29 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum MergeCommand {
+    /// Find the duplicates in a contact export and write a plan to review.
+    ///
+    /// Reads a CSV or NDJSON export (columns record_id, first_name, last_name, email, phone,
+    /// street, city, region, postcode, country, updated_at by default; a --config maps any other
+    /// layout), normalizes it with the same functions as ingest, finds duplicates (weights
+    /// learned from the data itself, no labels, no tuning) and writes to --out: clusters.csv
+    /// (every record and its cluster), plan.json (each cluster: members, survivor, merged
+    /// values, confidence, why the pairs matched), plan.html (the same, to review in a
+    /// browser, least confident first), rejects.ndjson and report.json.
+    Plan {
+        /// The export (CSV or NDJSON; `-` for stdin). Overrides [input] path of the config.
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+        /// Merge config (TOML): [input] layout and [matching] settings.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Output directory (created if missing).
+        #[arg(long, short, default_value = "merge-plan")]
+        out: PathBuf,
+        /// Most clusters on plan.html (the least confident first; plan.json has all).
+        #[arg(long, default_value_t = 2000)]
+        html_limit: usize,
+    },
     /// Apply a reviewed merge plan (DIR/plan.json) through the External Contacts merge API.
     ///
     /// Per cluster: locks its contacts (state directory; also Redis with --redis), checks
@@ -237,6 +273,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { job } => bench::run(job, progress).map(|()| ExitCode::SUCCESS),
+        Command::Merge {
+            command:
+                MergeCommand::Plan {
+                    input,
+                    config,
+                    out,
+                    html_limit,
+                },
+        } => {
+            let cfg = match &config {
+                Some(p) => merge::plan::MergeConfig::load(p)?,
+                None => merge::plan::MergeConfig::default(),
+            };
+            let input = input.or_else(|| cfg.input.path.clone()).context(
+                "no input: give --input FILE, or [input] path in the --config file",
+            )?;
+            let opts = merge::plan::Options {
+                input,
+                config: cfg,
+                out: out.clone(),
+                html_limit,
+            };
+            let done = merge::plan::run(&opts)?;
+            let r = &done.report;
+            eprintln!(
+                "{} records, {} rejects: {} clusters of duplicates ({} records) from {} candidate pairs in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",
+                r.records,
+                r.rejects,
+                r.clusters,
+                r.clustered_records,
+                r.candidate_pairs,
+                r.seconds.values().sum::<f64>(),
+                out.join("plan.html").display(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { clusters, truth } => {
+            let predicted = merge::plan::read_labels(&clusters)?;
+            let truth = merge::plan::read_labels(&truth)?;
+            let e = dedupd_core::matching::eval::evaluate(&predicted, &truth);
+            println!("{}", serde_json::to_string_pretty(&e)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Merge {
             command: MergeCommand::Apply(args),
         } => {

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 #[path = "integration/merge_apply.rs"]
 mod merge_apply;
+#[path = "integration/merge_plan.rs"]
+mod merge_plan;
 #[path = "integration/serve.rs"]
 mod serve;
 #[path = "integration/notify.rs"]

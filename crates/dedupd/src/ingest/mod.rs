@@ -524,7 +524,7 @@ impl ViewFields for Contact {
 }
 
 /// Peak resident set size from `/proc/self/status` (`VmHWM`), on Linux.
-fn peak_rss_bytes() -> Option<u64> {
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
