@@ -194,6 +194,26 @@ enum MergeCommand {
         /// Most clusters on plan.html (the least confident first; plan.json has all).
         #[arg(long, default_value_t = 2000)]
         html_limit: usize,
+        /// Read the contacts from Genesys Cloud External Contacts (a cursor scan of every
+        /// contact) instead of a file. Credentials as for `sync`: GENESYS_CLIENT_ID,
+        /// GENESYS_CLIENT_SECRET (environment only), --base-url or --region.
+        #[arg(long, conflicts_with = "input")]
+        from_genesys: bool,
+        /// With --from-genesys: only this division.
+        #[arg(long, requires = "from_genesys")]
+        division: Option<String>,
+        /// API base URL (e.g. the emulator's http://127.0.0.1:8787); wins over --region.
+        #[arg(long, env = "GENESYS_BASE_URL")]
+        base_url: Option<String>,
+        /// Genesys Cloud region (us-east-1, eu-west-1, …) or its domain.
+        #[arg(long, env = "GENESYS_REGION")]
+        region: Option<String>,
+        /// OAuth client id; the secret comes from GENESYS_CLIENT_SECRET.
+        #[arg(long, env = "GENESYS_CLIENT_ID", default_value = "")]
+        client_id: String,
+        /// The org's API budget, requests per minute.
+        #[arg(long, env = "GENESYS_REQUESTS_PER_MINUTE", default_value_t = 300)]
+        rate: u32,
     },
     /// Apply a reviewed merge plan (DIR/plan.json) through the External Contacts merge API.
     ///
@@ -280,22 +300,57 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     config,
                     out,
                     html_limit,
+                    from_genesys,
+                    division,
+                    base_url,
+                    region,
+                    client_id,
+                    rate,
                 },
         } => {
             let cfg = match &config {
                 Some(p) => merge::plan::MergeConfig::load(p)?,
                 None => merge::plan::MergeConfig::default(),
             };
-            let input = input.or_else(|| cfg.input.path.clone()).context(
-                "no input: give --input FILE, or [input] path in the --config file",
-            )?;
+            let source = if from_genesys {
+                let endpoint = match (&base_url, &region) {
+                    (Some(url), _) => dedupd_genesys::Endpoint::base_url(url)?,
+                    (None, Some(r)) => dedupd_genesys::Endpoint::region(r)?,
+                    (None, None) => anyhow::bail!(
+                        "say where to read from: --base-url (or GENESYS_BASE_URL) or --region (or GENESYS_REGION)"
+                    ),
+                };
+                anyhow::ensure!(
+                    !client_id.is_empty(),
+                    "--client-id (or GENESYS_CLIENT_ID) is required"
+                );
+                let secret = std::env::var("GENESYS_CLIENT_SECRET")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .context("GENESYS_CLIENT_SECRET is not set (the client secret is read from the environment only)")?;
+                let mut client = dedupd_genesys::ClientConfig::new(
+                    endpoint,
+                    client_id,
+                    dedupd_genesys::SecretString::from(secret),
+                );
+                client.requests_per_minute = rate;
+                merge::plan::Source::Genesys { client, division }
+            } else {
+                merge::plan::Source::File(input.or_else(|| cfg.input.path.clone()).context(
+                    "no input: give --input FILE, --from-genesys, or [input] path in the --config file",
+                )?)
+            };
+            let name = match &source {
+                merge::plan::Source::File(p) => p.clone(),
+                merge::plan::Source::Genesys { .. } => PathBuf::from("genesys:externalcontacts"),
+            };
             let opts = merge::plan::Options {
-                input,
+                input: name,
                 config: cfg,
                 out: out.clone(),
                 html_limit,
             };
-            let done = merge::plan::run(&opts)?;
+            let done = merge::plan::run_from(&source, &opts)?;
             let r = &done.report;
             eprintln!(
                 "{} records, {} rejects: {} clusters of duplicates ({} records) from {} candidate pairs in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",

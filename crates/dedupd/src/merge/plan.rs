@@ -456,6 +456,20 @@ pub struct Report {
     pub threshold: f64,
 }
 
+/// Where the records come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An export file (`-` for stdin).
+    File(PathBuf),
+    /// The External Contacts API, scanned whole (or one division).
+    Genesys {
+        /// The client settings (endpoint, credentials, budget).
+        client: dedupd_genesys::ClientConfig,
+        /// Only this division.
+        division: Option<String>,
+    },
+}
+
 /// Options of one plan run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -478,9 +492,33 @@ pub struct Planned {
 
 /// Runs the planner end to end and writes its outputs.
 pub fn run(opts: &Options) -> Result<Planned> {
+    run_from(&Source::File(opts.input.clone()), opts)
+}
+
+/// [`run`] from any source; `opts.input` only names the input in the plan when the source is
+/// not a file.
+pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
     let mut seconds = BTreeMap::new();
     let t = Instant::now();
-    let loaded = load(&opts.input, &opts.config.input)?;
+    let loaded = match source {
+        Source::File(path) => load(path, &opts.config.input)?,
+        Source::Genesys { client, division } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let client = dedupd_genesys::GenesysClient::new(client.clone())
+                    .await
+                    .context("cannot set up the Genesys Cloud client")?;
+                load_from_genesys(
+                    &client,
+                    division.as_deref(),
+                    opts.config.input.default_country.as_deref(),
+                )
+                .await
+            })?
+        }
+    };
     seconds.insert("read_normalize", t.elapsed().as_secs_f64());
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;
@@ -783,4 +821,113 @@ pub fn read_labels(path: &Path) -> Result<Vec<(String, String)>> {
         }
     }
     Ok(out)
+}
+
+/// Reads every External Contact of an org (or one division) with the cursor scan
+/// (`GET /api/v2/externalcontacts/scan/contacts`, 200 a page, all pages), for planning straight
+/// from the platform. Contacts already merged into another (`mergedTo` set) are left out: only
+/// canonical contacts can be merged again. Each contact becomes one record: its id, names, the
+/// first of its e-mails (work, personal, other) and of its phones (cell, home, work, other; the
+/// E.164 form when the platform has it), its address and `modifyDate`; the other e-mails and
+/// phones stay on the platform, which keeps them through a merge.
+pub async fn load_from_genesys(
+    client: &dedupd_genesys::GenesysClient,
+    division: Option<&str>,
+    default_country: Option<&str>,
+) -> Result<Loaded> {
+    let mut scan = client.external_contacts().scan(200, division);
+    let mut out = Loaded::default();
+    let mut seen = rustc_hash::FxHashSet::default();
+    let mut n = 0u64;
+    while let Some(page) = scan
+        .next_page()
+        .await
+        .context("scanning External Contacts")?
+    {
+        let mut parsed = Vec::with_capacity(page.len());
+        for c in page {
+            n += 1;
+            if c.merged_to.is_some() {
+                continue;
+            }
+            parsed.push(parse_external_contact(n, &c, default_country));
+        }
+        out.extend(parsed, &mut seen);
+    }
+    Ok(out)
+}
+
+fn parse_external_contact(
+    n: u64,
+    c: &dedupd_genesys::ExternalContact,
+    default_country: Option<&str>,
+) -> Parsed {
+    let phone = [&c.cell_phone, &c.home_phone, &c.work_phone, &c.other_phone]
+        .into_iter()
+        .flatten()
+        .find_map(|p| p.e164.clone().or_else(|| p.display.clone()))
+        .unwrap_or_default();
+    let email = [&c.work_email, &c.personal_email, &c.other_email]
+        .into_iter()
+        .flatten()
+        .next()
+        .cloned()
+        .unwrap_or_default();
+    let addr = c.address.clone().unwrap_or_default();
+    let street = [addr.address1.as_deref(), addr.address2.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let country = addr
+        .country_code
+        .clone()
+        .or_else(|| default_country.map(str::to_owned))
+        .unwrap_or_default();
+    let kind = c
+        .kind
+        .as_ref()
+        .and_then(|k| serde_json::to_value(k).ok())
+        .and_then(|v| v.as_str().map(str::to_lowercase))
+        .unwrap_or_else(|| "genesys".to_owned());
+    let vals: [String; 11] = [
+        c.id.clone().unwrap_or_default(),
+        kind,
+        c.first_name.clone().unwrap_or_default(),
+        c.last_name.clone().unwrap_or_default(),
+        email,
+        phone,
+        street,
+        addr.city.unwrap_or_default(),
+        addr.state.unwrap_or_default(),
+        addr.postal_code.unwrap_or_default(),
+        country,
+    ];
+    if vals[0].is_empty() {
+        return Parsed {
+            line: n,
+            record: None,
+            rejects: vec![Reject {
+                line: n,
+                record_id: None,
+                field: "id".into(),
+                reason: "the platform returned a contact without an id".into(),
+            }],
+        };
+    }
+    let refs: [&str; 11] = std::array::from_fn(|i| vals[i].as_str());
+    let (record, dropped) = Record::from_raw(refs, c.modify_date);
+    Parsed {
+        line: n,
+        rejects: dropped
+            .into_iter()
+            .map(|d| Reject {
+                line: n,
+                record_id: Some(vals[0].clone()),
+                field: d.column.name().into(),
+                reason: format!("{}; value ignored, record kept", d.reason),
+            })
+            .collect(),
+        record: Some(record),
+    }
 }

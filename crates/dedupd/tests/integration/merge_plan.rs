@@ -255,3 +255,104 @@ fn the_binary_plans_and_scores() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no input"));
 }
+
+#[test]
+fn plans_straight_from_external_contacts() {
+    use dedupd_emulator::{EmulatorConfig, FaultKind, FaultProfile, FaultRule, RunningEmulator};
+    use dedupd_genesys::{
+        ClientConfig, Endpoint, ExternalContact, GenesysClient, PhoneNumber, SecretString,
+    };
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emu = rt
+        .block_on(RunningEmulator::start(EmulatorConfig {
+            clients: vec![("plan".into(), "plan-secret".into())],
+            rate_limit_per_minute: 60_000,
+            seed: 11,
+            // The scan must ride through a rate-limit burst and a server error.
+            faults: FaultProfile {
+                rules: [FaultKind::RateLimitBurst, FaultKind::ServerError]
+                    .into_iter()
+                    .map(|kind| FaultRule {
+                        kind,
+                        probability: 0.3,
+                        methods: vec!["GET".into()],
+                        paths: vec!["/api/v2/externalcontacts/scan/contacts".into()],
+                        statuses: (kind == FaultKind::ServerError).then(|| vec![503]),
+                        delay_ms: None,
+                        burst: None,
+                        retry_after_secs: Some(1),
+                    })
+                    .collect(),
+                ..FaultProfile::default()
+            },
+            ..EmulatorConfig::default()
+        }))
+        .unwrap();
+    let mut cfg = ClientConfig::new(
+        Endpoint::base_url(&emu.base_url()).unwrap(),
+        "plan",
+        SecretString::from("plan-secret"),
+    );
+    cfg.requests_per_minute = 60_000;
+    let ids: Vec<String> = rt.block_on(async {
+        // Seeding uses its own client, unaffected by the scan's faults.
+        let client = GenesysClient::new(cfg.clone()).await.unwrap();
+        let api = client.external_contacts();
+        let people = [
+            ("Ann", "Lee", "ann.lee@acme.io", "+14155552671"),
+            ("ANN", "lee", "Ann.Lee+shop@acme.io", ""),
+            ("Bob", "Ray", "bob@ray.io", "+14155550199"),
+        ];
+        let mut ids = Vec::new();
+        // 250 filler contacts: more than one scan page.
+        for i in 0..250 {
+            let c = ExternalContact {
+                first_name: Some(format!("Filler{i}")),
+                last_name: Some(format!("Person{i}")),
+                work_email: Some(format!("filler{i}@acme.io")),
+                ..ExternalContact::default()
+            };
+            api.create(&c).await.unwrap();
+        }
+        for (f, l, e, p) in people {
+            let c = ExternalContact {
+                first_name: Some(f.into()),
+                last_name: Some(l.into()),
+                work_email: Some(e.into()),
+                cell_phone: (!p.is_empty()).then(|| PhoneNumber::e164(p)),
+                ..ExternalContact::default()
+            };
+            ids.push(api.create(&c).await.unwrap().id.unwrap());
+        }
+        ids
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        input: PathBuf::from("genesys:externalcontacts"),
+        config: MergeConfig::default(),
+        out: dir.path().to_owned(),
+        html_limit: 100,
+    };
+    let done = plan::run_from(
+        &plan::Source::Genesys {
+            client: cfg,
+            division: None,
+        },
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(done.report.records, 253);
+    let p = Plan::load(dir.path()).unwrap();
+    assert_eq!(p.clusters.len(), 1, "{:?}", p.clusters);
+    let mut members: Vec<&str> = p.clusters[0]
+        .members
+        .iter()
+        .map(|m| m.record_id.as_str())
+        .collect();
+    members.sort_unstable();
+    let mut want = vec![ids[0].as_str(), ids[1].as_str()];
+    want.sort_unstable();
+    assert_eq!(members, want);
+    drop(emu);
+}
