@@ -3,8 +3,8 @@
 
 pub mod bench;
 pub mod bench_gateway;
-pub mod bench_merge_apply;
 pub mod bench_merge;
+pub mod bench_merge_apply;
 pub mod config;
 pub mod ingest;
 pub mod merge;

@@ -334,7 +334,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     dedupd_genesys::SecretString::from(secret),
                 );
                 client.requests_per_minute = rate;
-                merge::plan::Source::Genesys { client, division }
+                merge::plan::Source::Genesys {
+                    client: Box::new(client),
+                    division,
+                }
             } else {
                 merge::plan::Source::File(input.or_else(|| cfg.input.path.clone()).context(
                     "no input: give --input FILE, --from-genesys, or [input] path in the --config file",

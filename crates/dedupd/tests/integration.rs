@@ -14,10 +14,10 @@ use serde_json::Value;
 mod merge_apply;
 #[path = "integration/merge_plan.rs"]
 mod merge_plan;
-#[path = "integration/serve.rs"]
-mod serve;
 #[path = "integration/notify.rs"]
 mod notify;
+#[path = "integration/serve.rs"]
+mod serve;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -121,8 +121,8 @@
 //! contact list's contacts, flag active associations, read or end conversations.
 
 mod admin;
-mod associations;
 mod agentless;
+mod associations;
 mod config;
 mod conversations;
 mod error;

@@ -134,8 +134,8 @@ impl Model {
             let k = n_levels(c);
             let rest: f64 = u[c as usize][2..k].iter().sum();
             u[c as usize][1] = exact;
-            for level in 2..k {
-                u[c as usize][level] *= (1.0 - exact) / rest.max(f64::MIN_POSITIVE);
+            for v in &mut u[c as usize][2..k] {
+                *v *= (1.0 - exact) / rest.max(f64::MIN_POSITIVE);
             }
         }
         let m = estimate_m(&pats);
@@ -399,8 +399,8 @@ mod tests {
         let mut u = [[0.0; LEVELS]; 7];
         for c in COMPARISONS {
             let k = n_levels(c);
-            for level in 1..k {
-                u[c as usize][level] = if level == k - 1 {
+            for (level, v) in u[c as usize].iter_mut().enumerate().take(k).skip(1) {
+                *v = if level == k - 1 {
                     0.9
                 } else {
                     0.1 / (k - 2) as f64

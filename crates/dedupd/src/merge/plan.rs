@@ -464,7 +464,7 @@ pub enum Source {
     /// The External Contacts API, scanned whole (or one division).
     Genesys {
         /// The client settings (endpoint, credentials, budget).
-        client: dedupd_genesys::ClientConfig,
+        client: Box<dedupd_genesys::ClientConfig>,
         /// Only this division.
         division: Option<String>,
     },
@@ -507,7 +507,7 @@ pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let client = dedupd_genesys::GenesysClient::new(client.clone())
+                let client = dedupd_genesys::GenesysClient::new((**client).clone())
                     .await
                     .context("cannot set up the Genesys Cloud client")?;
                 load_from_genesys(

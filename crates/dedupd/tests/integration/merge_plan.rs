@@ -336,7 +336,7 @@ fn plans_straight_from_external_contacts() {
     };
     let done = plan::run_from(
         &plan::Source::Genesys {
-            client: cfg,
+            client: Box::new(cfg),
             division: None,
         },
         &opts,
