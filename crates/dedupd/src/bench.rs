@@ -101,6 +101,17 @@ pub enum BenchJob {
     },
 }
 
+/// The given work directory (kept), or a temporary one removed when the guard drops.
+fn work_dir(dir: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match dir {
+        Some(d) => (d, None),
+        None => {
+            let tmp = tempfile::tempdir()?;
+            (tmp.path().to_owned(), Some(tmp))
+        }
+    })
+}
+
 pub fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
     match job {
         BenchJob::Notify {
@@ -110,14 +121,7 @@ pub fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             postgres,
         } => crate::notify::bench(count, concurrency, rounds, postgres),
         BenchJob::Merge { records, seed, dir } => {
-            let tmp;
-            let dir = match dir {
-                Some(d) => d,
-                None => {
-                    tmp = tempfile::tempdir()?;
-                    tmp.path().to_owned()
-                }
-            };
+            let (dir, _tmp) = work_dir(dir)?;
             crate::bench_merge::run(&dir, records, seed)
         }
         BenchJob::Gateway(opts) => crate::bench_gateway::run(&opts),
@@ -147,14 +151,7 @@ pub fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             dir,
             seed,
         } => {
-            let tmp;
-            let dir = match dir {
-                Some(d) => d,
-                None => {
-                    tmp = tempfile::tempdir()?;
-                    tmp.path().to_owned()
-                }
-            };
+            let (dir, _tmp) = work_dir(dir)?;
             bench_ingest(&dir, records, changed_pct, seed)
         }
     }
