@@ -362,14 +362,15 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
                 .map(|n| cfg.columns.get(n).cloned().unwrap_or_else(|| n.clone()))
                 .collect();
             let layout = Layout::new(&headers, cfg)?;
-            for (n, line) in BufReader::new(file).lines().enumerate() {
+            // Lines as bytes: one line that is not UTF-8 is that line's reject, not the run's end.
+            for (n, line) in BufReader::new(file).split(b'\n').enumerate() {
                 let line_no = n as u64 + 1;
                 let line = line.with_context(|| format!("reading {}", path.display()))?;
-                if line.trim().is_empty() {
+                if line.trim_ascii().is_empty() {
                     continue;
                 }
                 let obj: serde_json::Map<String, serde_json::Value> =
-                    match serde_json::from_str(&line) {
+                    match serde_json::from_slice(&line) {
                         Ok(o) => o,
                         Err(e) => {
                             out.rejects.push(Reject {

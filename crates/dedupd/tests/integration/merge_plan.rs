@@ -145,9 +145,8 @@ fn broken_rows_are_rejected_with_their_line_and_the_rest_is_kept() {
 fn another_layout_through_the_config_and_ndjson() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("export.ndjson");
-    std::fs::write(
-        &input,
-        concat!(
+    // One line is Latin-1, not UTF-8: that line is rejected, the rest is read.
+    let mut bytes = concat!(
             r#"{"Id":"x1","Vorname":"Jürgen","Nachname":"Müller","Mail":"jm@web.de","Telefon":"030 1234567","Stand":"24.11.2026 10:00"}"#,
             "\n",
             r#"{"Id":"x2","Vorname":"Jurgen","Nachname":"Mueller","Mail":"JM@web.de","Telefon":"+49 30 1234567","Stand":"01.01.2025 09:30"}"#,
@@ -155,9 +154,11 @@ fn another_layout_through_the_config_and_ndjson() {
             "not json\n",
             r#"{"Id":"x3","Vorname":"Anna","Nachname":"Schmidt","Mail":"anna@gmx.de","Telefon":"","Stand":""}"#,
             "\n",
-        ),
     )
-    .unwrap();
+    .as_bytes()
+    .to_vec();
+    bytes.extend_from_slice(b"{\"Id\":\"x4\",\"Vorname\":\"J\xfcrgen\"}\n");
+    std::fs::write(&input, bytes).unwrap();
     let cfg_path = dir.path().join("merge.toml");
     std::fs::write(
         &cfg_path,
@@ -181,7 +182,15 @@ updated_at = "Stand"
     let out = dir.path().join("out");
     let done = run_plan(cfg.input.path.clone().unwrap().as_path(), cfg, &out);
     assert_eq!(done.report.records, 3);
-    assert_eq!(done.report.rejects, 1, "the line that is not JSON");
+    assert_eq!(
+        done.report.rejects, 2,
+        "the line that is not JSON and the line that is not UTF-8"
+    );
+    let rejects = std::fs::read_to_string(out.join("rejects.ndjson")).unwrap();
+    assert!(
+        rejects.contains(r#""line":3"#) && rejects.contains(r#""line":5"#),
+        "{rejects}"
+    );
     let p = Plan::load(&out).unwrap();
     assert_eq!(p.clusters.len(), 1);
     let c = &p.clusters[0];
