@@ -9,5 +9,6 @@ pub mod config;
 pub mod ingest;
 pub mod merge;
 pub mod notify;
+mod progress;
 pub mod serve;
 pub mod sync;

@@ -28,7 +28,6 @@ use dedupd_genesys::{
 };
 use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -298,21 +297,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         ..Report::default()
     };
 
-    let bar = ProgressBar::with_draw_target(
-        Some(report.pending),
-        if opts.progress {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>8} {bar:30} {pos}/{len} contacts {per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_prefix("sync");
+    let bar = crate::progress::bar(report.pending, opts.progress, "contacts", "sync");
 
     let mut rejects = AtomicFile::create(&opts.out_dir.join("sync_rejects.ndjson"))?;
     let mut batches: Vec<Vec<(WritableDialerContact, [u8; 16])>> = Vec::new();

@@ -19,6 +19,24 @@ mod notify;
 #[path = "integration/serve.rs"]
 mod serve;
 
+/// `n` delays of 150–750 ms after which a test kills a child process. They vary run to run
+/// (seeded from the clock); tests log them, so a failure names its kill points.
+fn kill_delays(n: usize) -> Vec<std::time::Duration> {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            std::time::Duration::from_millis(150 + seed % 600)
+        })
+        .collect()
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -883,18 +901,8 @@ mod sync_tests {
                     .stderr(Stdio::null());
                 c
             };
-            // Kill points vary run to run (seeded from the clock); each is logged on failure.
-            let mut seed = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos() as u64
-                | 1;
             let mut killed = Vec::new();
-            for _ in 0..10 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let after = Duration::from_millis(150 + seed % 600);
+            for after in kill_delays(10) {
                 let mut child = sync(&dir).spawn().unwrap();
                 std::thread::sleep(after);
                 let finished = child.try_wait().unwrap().is_some();

@@ -46,7 +46,6 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use dedupd_genesys::{ClientConfig, Error as ApiErr, GenesysClient, MAX_MERGE_IDS, MIN_MERGE_IDS};
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 pub use journal::{Event, History, StateDirs, ids_key};
@@ -996,21 +995,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         cap: opts.max_ids_per_merge,
     };
 
-    let bar = ProgressBar::with_draw_target(
-        Some(report.clusters),
-        if opts.progress {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>8} {bar:30} {pos}/{len} clusters {per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_prefix("merge");
+    let bar = crate::progress::bar(report.clusters, opts.progress, "clusters", "merge");
 
     let mut outcomes: Vec<Option<ClusterOutcome>> = vec![None; plan.clusters.len()];
     let mut fatal: Option<anyhow::Error> = None;

@@ -732,17 +732,8 @@ async fn kill_dash_nine_at_random_points_then_every_cluster_is_merged_exactly_on
                 .stderr(Stdio::null());
             c
         };
-        let mut seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos() as u64
-            | 1;
         let mut killed = Vec::new();
-        for _ in 0..10 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let after = Duration::from_millis(150 + seed % 600);
+        for after in super::kill_delays(10) {
             let mut child = apply().spawn().unwrap();
             std::thread::sleep(after);
             let finished = child.try_wait().unwrap().is_some();
