@@ -284,7 +284,7 @@ fn plans_straight_from_external_contacts() {
                     .into_iter()
                     .map(|kind| FaultRule {
                         kind,
-                        probability: 0.3,
+                        probability: 0.5,
                         methods: vec!["GET".into()],
                         paths: vec!["/api/v2/externalcontacts/scan/contacts".into()],
                         statuses: (kind == FaultKind::ServerError).then(|| vec![503]),
@@ -352,6 +352,14 @@ fn plans_straight_from_external_contacts() {
     )
     .unwrap();
     assert_eq!(done.report.records, 253);
+    // The scan really met the faults (the emulator's seed makes this the same every run).
+    let injected = emu.state().stats().faults_injected;
+    assert!(
+        injected.get("rate_limit_burst").copied().unwrap_or(0)
+            + injected.get("server_error").copied().unwrap_or(0)
+            > 0,
+        "{injected:?}"
+    );
     let p = Plan::load(dir.path()).unwrap();
     assert_eq!(p.clusters.len(), 1, "{:?}", p.clusters);
     let mut members: Vec<&str> = p.clusters[0]
