@@ -800,20 +800,9 @@ pub fn generate(path: &Path, records: u64, seed: u64) -> anyhow::Result<Vec<(Str
     let mut rng = fastrand::Rng::with_seed(seed);
     let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, f));
-    w.write_record([
-        "record_id",
-        "source",
-        "first_name",
-        "last_name",
-        "email",
-        "phone",
-        "street",
-        "city",
-        "region",
-        "postcode",
-        "country",
-        "updated_at",
-    ])?;
+    // The matcher's own column names: the default layout of `merge plan --input`.
+    let header = dedupd_core::matching::COLUMNS.iter().map(|c| c.name());
+    w.write_record(header.chain(["updated_at"]))?;
     let mut truth = Vec::with_capacity(records as usize);
     let mut n = 0u64;
     let mut entity = 0u64;

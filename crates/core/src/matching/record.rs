@@ -53,17 +53,7 @@ pub const COLUMNS: [Column; 11] = [
 ];
 
 /// The columns that carry a contact's data (everything but the id and the source).
-pub const DATA_COLUMNS: [Column; 9] = [
-    Column::FirstName,
-    Column::LastName,
-    Column::Email,
-    Column::Phone,
-    Column::Street,
-    Column::City,
-    Column::Region,
-    Column::Postcode,
-    Column::Country,
-];
+pub const DATA_COLUMNS: &[Column] = COLUMNS.split_at(2).1;
 
 impl Column {
     /// The column's name in files, plans and reports (`first_name`, …).
@@ -198,7 +188,7 @@ impl Record {
     pub fn filled(&self) -> usize {
         DATA_COLUMNS
             .iter()
-            .filter(|c| self.get(**c).is_some())
+            .filter(|&&c| self.get(c).is_some())
             .count()
     }
 

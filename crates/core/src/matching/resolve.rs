@@ -41,7 +41,7 @@ pub fn resolve(members: &[&Record]) -> Resolution {
     });
     let mut resolved = BTreeMap::new();
     let mut extra_values: BTreeMap<Column, Vec<String>> = BTreeMap::new();
-    for col in DATA_COLUMNS {
+    for &col in DATA_COLUMNS {
         let chosen = std::iter::once(survivor)
             .chain(order.iter().copied())
             .find_map(|i| members[i].get(col));

@@ -705,7 +705,7 @@ impl ClusterContext<'_> {
 
 fn fields_of(r: &Record) -> Fields {
     let mut f = Fields::default();
-    for c in matching::DATA_COLUMNS {
+    for &c in matching::DATA_COLUMNS {
         f.set(c.name(), r.get(c).map(str::to_owned));
     }
     f
