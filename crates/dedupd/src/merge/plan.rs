@@ -59,6 +59,9 @@ pub struct InputConfig {
     pub format: Option<InputFormat>,
     /// CSV delimiter [default: `,`].
     pub delimiter: Option<char>,
+    /// The file's character encoding, a WHATWG label (`windows-1252`, `iso-8859-1`, …)
+    /// [default: UTF-8].
+    pub encoding: Option<String>,
     /// Country for records without one (national phone numbers need it).
     pub default_country: Option<String>,
     /// How `updated_at` is written: `rfc3339` [default], `epoch_seconds`, `epoch_millis` or a
@@ -291,11 +294,19 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
             Some("ndjson" | "jsonl") => InputFormat::Ndjson,
             _ => InputFormat::Csv,
         });
-    let file: Box<dyn Read> = if path.as_os_str() == "-" {
+    let encoding = match &cfg.encoding {
+        Some(label) => encoding_rs::Encoding::for_label(label.trim().as_bytes())
+            .with_context(|| format!("encoding {label:?} is not a WHATWG encoding label"))?,
+        None => encoding_rs::UTF_8,
+    };
+    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {
         Box::new(File::open(path).with_context(|| format!("opening {}", path.display()))?)
     };
+    // The same decoding as ingest: UTF-8 passes through (bad bytes are found per row), any
+    // declared encoding is decoded on the fly.
+    let file = crate::ingest::read::decoded(raw, encoding);
     let mut out = Loaded::default();
     let mut seen = rustc_hash::FxHashSet::default();
     match format {

@@ -209,6 +209,41 @@ updated_at = "Stand"
 }
 
 #[test]
+fn a_declared_encoding_is_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("latin1.csv");
+    std::fs::write(
+        &input,
+        b"record_id;first_name;last_name;email;country\n\
+          1;J\xfcrgen;M\xfcller;jm@web.de;DE\n\
+          2;J\xfcrgen;M\xfcller;JM@web.de;DE\n",
+    )
+    .unwrap();
+    let cfg_path = dir.path().join("merge.toml");
+    std::fs::write(
+        &cfg_path,
+        "[input]\nencoding = \"iso-8859-1\"\ndelimiter = \";\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let done = run_plan(&input, MergeConfig::load(&cfg_path).unwrap(), &out);
+    assert_eq!((done.report.records, done.report.rejects), (2, 0));
+    let p = Plan::load(&out).unwrap();
+    assert_eq!(p.clusters.len(), 1);
+    assert_eq!(p.clusters[0].resolved.last_name.as_deref(), Some("Müller"));
+    // An unknown label is a config error that names it.
+    std::fs::write(&cfg_path, "[input]\nencoding = \"latin-9000\"\n").unwrap();
+    let err = plan::run(&Options {
+        input,
+        config: MergeConfig::load(&cfg_path).unwrap(),
+        out,
+        html_limit: 10,
+    })
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("latin-9000"), "{err:#}");
+}
+
+#[test]
 fn the_binary_plans_and_scores() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("contacts.csv");
