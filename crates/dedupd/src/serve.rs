@@ -18,9 +18,9 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use dedupd_gateway::common::{self, Auth, Health, ServiceOptions};
 use dedupd_gateway::{
-    ContactIndex, DegradedPolicy, ForwardConfig, Forwarder, Gateway, GatewayConfig,
+    ContactIndex, DegradedPolicy, ForwardConfig, Forwarder, Gateway, GatewayConfig, NearConfig,
 };
-use dedupd_store::window::{EmbeddedWindow, RedisWindow, RedisWindowConfig, Window};
+use dedupd_store::window::{EmbeddedWindow, RedisWindow, RedisWindowConfig, Window, WindowRules};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -40,6 +40,16 @@ pub struct ServeSection {
     pub redis_prefix: Option<String>,
     /// The dedup window, seconds (default 300).
     pub window: Option<u64>,
+    /// Windows by channel pair, seconds: `"sms/email" = 3600`, `"sms/sms" = 60`,
+    /// `"chat/*" = 120` (pairs are unordered; `*` is any channel).
+    pub windows: Option<std::collections::BTreeMap<String, u64>>,
+    /// Flag near-duplicates (`near_duplicate_of`): same customer, very similar text. Off by
+    /// default.
+    pub near_duplicates: Option<bool>,
+    /// Least similarity (0–1) that flags a near-duplicate (default 0.75).
+    pub near_threshold: Option<f64>,
+    /// Recent messages remembered per customer for near-duplicates (default 16).
+    pub near_keep: Option<usize>,
     /// Embedded window: most entries held (default 1 000 000).
     pub max_entries: Option<usize>,
     /// Embedded window: snapshot file (default `.dedupd/window.snapshot`).
@@ -88,6 +98,17 @@ pub struct ServeArgs {
     /// The dedup window in seconds [default: 300].
     #[arg(long)]
     pub window: Option<u64>,
+    /// The window of one pair of channels, e.g. `sms/email=3600` or `chat/*=120` (repeatable;
+    /// pairs are unordered, `*` is any channel).
+    #[arg(long = "window-pair", value_name = "PAIR=SECONDS")]
+    pub window_pairs: Vec<String>,
+    /// Flag near-duplicates: a PROCESS whose text is very similar to a recent message of the
+    /// same customer gets `near_duplicate_of`.
+    #[arg(long)]
+    pub near_duplicates: bool,
+    /// Least similarity (0–1) that flags a near-duplicate [default: 0.75].
+    #[arg(long)]
+    pub near_threshold: Option<f64>,
     /// `genesys`: forward PROCESS messages to Genesys Cloud Open Messaging and record
     /// duplicates on the first conversation.
     #[arg(long)]
@@ -213,8 +234,45 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
     if window == 0 {
         bail!("serve.window: the window must be at least 1 second");
     }
+    let mut windows = WindowRules::uniform(Duration::from_secs(window));
+    for (pair, secs) in section.windows.iter().flatten() {
+        windows = windows
+            .with_pair(pair, Duration::from_secs(*secs))
+            .map_err(|e| anyhow::anyhow!("serve.windows: {e}"))?;
+    }
+    for flag in &args.window_pairs {
+        let (pair, secs) = flag
+            .rsplit_once('=')
+            .and_then(|(p, s)| Some((p, s.trim().parse::<u64>().ok()?)))
+            .with_context(|| {
+                format!("--window-pair {flag:?}: write PAIR=SECONDS, e.g. sms/email=3600")
+            })?;
+        windows = windows
+            .with_pair(pair, Duration::from_secs(secs))
+            .map_err(|e| anyhow::anyhow!("--window-pair: {e}"))?;
+    }
+    let near = match (
+        args.near_duplicates || section.near_duplicates.unwrap_or(false),
+        args.near_threshold.or(section.near_threshold),
+    ) {
+        (false, _) => None,
+        (true, threshold) => {
+            let mut near = NearConfig::default();
+            if let Some(t) = threshold {
+                if !(t > 0.0 && t <= 1.0) {
+                    bail!("serve.near_threshold: {t} is not in (0, 1]");
+                }
+                near.threshold = t;
+            }
+            if let Some(keep) = section.near_keep {
+                near.keep = keep.clamp(1, 1000);
+            }
+            Some(near)
+        }
+    };
     let mut gateway = GatewayConfig {
-        window: Duration::from_secs(window),
+        windows,
+        near,
         ..GatewayConfig::default()
     };
     if let Some(region) = &section.default_region {
@@ -496,7 +554,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(opts.listen, "127.0.0.1:9999");
-        assert_eq!(opts.gateway.window, Duration::from_secs(120));
+        assert_eq!(
+            opts.gateway.windows,
+            WindowRules::uniform(Duration::from_secs(120))
+        );
         assert_eq!(
             opts.contacts,
             ContactSource::Ndjson(dir.path().join("contacts.ndjson"))
@@ -531,5 +592,62 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("integration"), "{err}");
+    }
+
+    #[test]
+    fn channel_pair_windows_and_near_duplicates_from_section_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        std::fs::write(
+            &path,
+            "[serve]\nwindow = 300\nnear_duplicates = true\nnear_threshold = 0.9\n\n[serve.windows]\n\"sms/sms\" = 60\n\"sms/email\" = 3600\n",
+        )
+        .unwrap();
+        let opts = resolve(ServeArgs {
+            config: Some(path.clone()),
+            window_pairs: vec!["email/sms=7200".into(), "chat/*=120".into()],
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        let w = &opts.gateway.windows;
+        assert_eq!(w.between("sms", "sms"), Duration::from_secs(60));
+        assert_eq!(
+            w.between("sms", "email"),
+            Duration::from_secs(7200),
+            "the flag wins"
+        );
+        assert_eq!(w.between("chat", "webform"), Duration::from_secs(120));
+        assert_eq!(w.between("webform", "fax"), Duration::from_secs(300));
+        let near = opts.gateway.near.expect("near-duplicates on");
+        assert!((near.threshold - 0.9).abs() < 1e-12);
+        assert!(
+            resolve(ServeArgs::default())
+                .unwrap()
+                .gateway
+                .near
+                .is_none(),
+            "off by default"
+        );
+        for (flag, needle) in [
+            ("sms-email=60", "--window-pair"),
+            ("sms/email=soon", "PAIR=SECONDS"),
+            ("sms/email=0", "at least 1 second"),
+        ] {
+            let err = resolve(ServeArgs {
+                window_pairs: vec![flag.into()],
+                ..ServeArgs::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(needle), "{flag}: {err}");
+        }
+        let err = resolve(ServeArgs {
+            near_duplicates: true,
+            near_threshold: Some(1.5),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("near_threshold"), "{err}");
     }
 }

@@ -89,8 +89,25 @@ pub struct DuplicateOf {
     pub channel: String,
 }
 
+/// A recent message of the same customer whose text is very similar to this one's (only when
+/// near-duplicates are on; the message is still PROCESSed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NearDuplicateOf {
+    /// That message's `message_id`, if it had one.
+    pub message_id: Option<String>,
+    /// That message's conversation, once known.
+    pub conversation_id: Option<String>,
+    /// When that message was seen (RFC 3339 UTC).
+    pub first_seen_at: DateTime<Utc>,
+    /// That message's channel.
+    pub channel: String,
+    /// Estimated similarity of the two normalized texts (Jaccard of character trigrams,
+    /// 0 to 1).
+    pub similarity: f64,
+}
+
 /// The gateway's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DecisionResponse {
     /// PROCESS or SUPPRESS.
     pub decision: Decision,
@@ -103,8 +120,14 @@ pub struct DecisionResponse {
     pub duplicate_of: Option<DuplicateOf>,
     /// Duplicates of the first message so far (this one included); 0 for PROCESS.
     pub duplicates: u64,
-    /// The dedup window applied, in seconds.
+    /// The dedup window applied, in seconds: for SUPPRESS, the window of the pair of channels
+    /// (first, this); for PROCESS, the longest window in which this message suppresses a
+    /// repeat.
     pub window_seconds: u64,
+    /// For a PROCESS with near-duplicates on: a recent message of the same customer with
+    /// very similar text.
+    #[serde(default)]
+    pub near_duplicate_of: Option<NearDuplicateOf>,
     /// True when the window backend was unreachable and the degraded policy decided (PROCESS
     /// without a check: a message is never lost).
     pub degraded: bool,

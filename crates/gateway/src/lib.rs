@@ -17,8 +17,12 @@
 //!    ([`attachments`]).
 //! 4. **Fingerprint** = SHA-256(customer, text, sorted attachment hashes)
 //!    ([`dedupd_core::message::fingerprint`]), claimed in the dedup window
-//!    ([`dedupd_store::window`]): embedded or Redis.
-//! 5. When the window backend is unreachable, the [`DegradedPolicy`] decides (default: PROCESS
+//!    ([`dedupd_store::window`]): embedded or Redis. How long a first message suppresses a later
+//!    one depends on their pair of channels ([`GatewayConfig::windows`]).
+//! 5. **Near-duplicates** (only with [`GatewayConfig::near`]): a first message's text sketch is
+//!    compared with the customer's recent ones; a close one is reported as `near_duplicate_of`
+//!    (the message is still PROCESSed).
+//! 6. When the window backend is unreachable, the [`DegradedPolicy`] decides (default: PROCESS
 //!    and flag `degraded`; never lose a message). After a failure the backend is skipped for
 //!    [`GatewayConfig::backend_retry_after`], then tried again: recovery needs no restart.
 //!
@@ -61,15 +65,20 @@ use axum::extract::DefaultBodyLimit;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use dedupd_core::message::{
-    AttachmentHash, BodyFormat, decode_charset, fingerprint, normalize_body, parse_address,
-    strip_markup,
+    AttachmentHash, BodyFormat, TextSketch, decode_charset, fingerprint, normalize_body,
+    parse_address, strip_markup,
 };
 use dedupd_core::normalize::Region;
 use dedupd_genesys::{OpenIdType, OpenInboundChannel, OpenInboundMessage, OpenMessagingFrom};
-use dedupd_store::window::{Claim, DedupWindow, FirstSeen, Window, WindowError};
+use dedupd_store::window::{
+    Claim, DedupWindow, FirstSeen, NearHit, NearProbe, Window, WindowError, WindowKey, WindowRules,
+};
+use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 
-pub use api::{AttachmentRequest, Decision, DecisionResponse, DuplicateOf, MessageRequest};
+pub use api::{
+    AttachmentRequest, Decision, DecisionResponse, DuplicateOf, MessageRequest, NearDuplicateOf,
+};
 pub use contacts::{ContactIndex, IndexError, IndexReport};
 pub use forward::{ForwardConfig, ForwardStats, Forwarder};
 
@@ -86,11 +95,32 @@ pub enum DegradedPolicy {
     Reject,
 }
 
+/// Near-duplicate flagging (off unless configured).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NearConfig {
+    /// Least similarity of two texts ([`dedupd_core::message::TextSketch::similarity`]) that
+    /// flags the later one (default 0.75).
+    pub threshold: f64,
+    /// Recent first messages remembered per customer (default 16).
+    pub keep: usize,
+}
+
+impl Default for NearConfig {
+    fn default() -> Self {
+        NearConfig {
+            threshold: 0.75,
+            keep: 16,
+        }
+    }
+}
+
 /// Gateway settings.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// The dedup window.
-    pub window: Duration,
+    /// The dedup windows, by channel pair (300 s for every pair by default).
+    pub windows: WindowRules,
+    /// Near-duplicate flagging; `None` (the default) leaves it off.
+    pub near: Option<NearConfig>,
     /// Region of national phone numbers in `from` (`US` by default).
     pub default_region: Option<Region>,
     /// Largest accepted request body.
@@ -106,7 +136,8 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
-            window: Duration::from_secs(300),
+            windows: WindowRules::uniform(Duration::from_secs(300)),
+            near: None,
             default_region: "US".parse().ok(),
             body_limit: 1024 * 1024,
             max_attachments: 10,
@@ -354,14 +385,14 @@ impl Gateway {
         let fp = fingerprint(&prepared.customer, &prepared.text, &prepared.attachments);
         let channel = req.channel.trim().to_owned();
         let channel_label = telemetry::channel_label(&channel);
-        let window = self.inner.config.window;
+        let rules = &self.inner.config.windows;
         let entry = FirstSeen {
             message_id: req.message_id.clone(),
             conversation_id: req.conversation_id.clone(),
             channel: channel.clone(),
             first_seen_at: now,
         };
-        let claim = self.claim(&fp.0, &entry, window, now).await;
+        let claim = self.claim(&fp.0, &entry, rules, now).await;
         let customer = prepared.customer.canonical_id();
         let mut answer = DecisionResponse {
             decision: Decision::Process,
@@ -369,14 +400,28 @@ impl Gateway {
             customer,
             duplicate_of: None,
             duplicates: 0,
-            window_seconds: window.as_secs(),
+            window_seconds: rules.longest_from(&channel).as_secs(),
+            near_duplicate_of: None,
             degraded: false,
         };
         let reason = match claim {
-            Ok(Claim::First) => "first",
+            Ok(Claim::First) => match self.near(&prepared, &fp.0, &entry).await {
+                Some(hit) => {
+                    answer.near_duplicate_of = Some(NearDuplicateOf {
+                        message_id: hit.first.message_id,
+                        conversation_id: hit.first.conversation_id,
+                        first_seen_at: hit.first.first_seen_at,
+                        channel: hit.first.channel,
+                        similarity: hit.similarity,
+                    });
+                    "near_duplicate"
+                }
+                None => "first",
+            },
             Ok(Claim::Duplicate { first, duplicates }) => {
                 answer.decision = Decision::Suppress;
                 answer.duplicates = duplicates;
+                answer.window_seconds = rules.between(&first.channel, &channel).as_secs();
                 answer.duplicate_of = Some(DuplicateOf {
                     message_id: first.message_id,
                     conversation_id: first.conversation_id,
@@ -432,11 +477,56 @@ impl Gateway {
         Ok(answer)
     }
 
+    /// The near-duplicate step after a first claim, when configured: the customer's most
+    /// similar recent message. A backend failure here only loses the flag.
+    async fn near(
+        &self,
+        prepared: &Prepared,
+        fingerprint: &WindowKey,
+        entry: &FirstSeen,
+    ) -> Option<NearHit> {
+        let config = self.inner.config.near?;
+        let sketch = TextSketch::of(&prepared.text);
+        if sketch.is_empty() {
+            return None;
+        }
+        let customer: WindowKey = Sha256::new()
+            .chain_update(b"dedupd.near.v1\0")
+            .chain_update(prepared.customer.canonical_id().as_bytes())
+            .finalize()
+            .into();
+        let probe = NearProbe {
+            customer: &customer,
+            fingerprint,
+            sketch: &sketch,
+            entry,
+            threshold: config.threshold,
+            keep: config.keep,
+        };
+        let window = &self.inner.window;
+        let mut hit = match window.near(&probe, &self.inner.config.windows).await {
+            Ok(hit) => hit?,
+            Err(e) => {
+                let backend = window.backend_name();
+                metrics::counter!(telemetry::BACKEND_ERRORS, "backend" => backend).increment(1);
+                tracing::warn!(backend, error = %e, "The near-duplicate step failed; no flag.");
+                return None;
+            }
+        };
+        // The conversation the earlier message created is known to its window entry.
+        if hit.first.conversation_id.is_none()
+            && let Ok(Some((first, _))) = window.get(&hit.fingerprint, entry.first_seen_at).await
+        {
+            hit.first.conversation_id = first.conversation_id;
+        }
+        Some(hit)
+    }
+
     async fn claim(
         &self,
         key: &[u8; 32],
         entry: &FirstSeen,
-        window: Duration,
+        rules: &WindowRules,
         now: DateTime<Utc>,
     ) -> Result<Claim, WindowError> {
         let backend = self.inner.window.backend_name();
@@ -447,7 +537,7 @@ impl Gateway {
             ));
         }
         let started = Instant::now();
-        let result = self.inner.window.claim(key, entry, window).await;
+        let result = self.inner.window.claim(key, entry, rules).await;
         metrics::histogram!(telemetry::BACKEND_SECONDS, "backend" => backend)
             .record(started.elapsed().as_secs_f64());
         match &result {
@@ -516,7 +606,7 @@ impl Gateway {
         if let Window::Embedded(w) = &self.inner.window {
             metrics::gauge!(telemetry::WINDOW_ENTRIES).set(w.len() as f64);
             metrics::gauge!(telemetry::WINDOW_EFFECTIVE_SECONDS).set(
-                w.effective_window(self.inner.config.window, now)
+                w.effective_window(self.inner.config.windows.longest(), now)
                     .as_secs_f64(),
             );
         }

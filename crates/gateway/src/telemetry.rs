@@ -2,7 +2,7 @@
 //! low-cardinality: channels outside a known list are `other`; no addresses, texts or ids.
 
 /// Counter: decisions by `channel`, `decision` (`PROCESS`/`SUPPRESS`) and `reason`
-/// (`first`, `duplicate`, `degraded`).
+/// (`first`, `near_duplicate`, `duplicate`, `degraded`).
 pub const DECISIONS: &str = "dedupd_gateway_decisions_total";
 /// Histogram (seconds): one window claim, by `backend`.
 pub const BACKEND_SECONDS: &str = "dedupd_gateway_backend_seconds";

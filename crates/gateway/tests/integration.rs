@@ -21,3 +21,5 @@ mod forward;
 mod http;
 #[path = "integration/replay.rs"]
 mod replay;
+#[path = "integration/windows.rs"]
+mod windows;

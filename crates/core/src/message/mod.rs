@@ -9,6 +9,8 @@
 //!   [`crate::normalize`] functions as ingest, so an SMS and an e-mail of one customer meet.
 //! - [`fingerprint`]: SHA-256 over (customer, normalized text, sorted attachment hashes) with a
 //!   documented, versioned byte layout ([`Fingerprint`]).
+//! - [`near`]: a small sketch of the normalized text ([`TextSketch`]), so almost the same
+//!   question from one customer can be flagged as a near-duplicate.
 //!
 //! ```
 //! use dedupd_core::message::{
@@ -29,10 +31,12 @@
 
 pub mod address;
 pub mod fingerprint;
+pub mod near;
 pub mod text;
 
 pub use address::{Address, Customer, parse_address};
 pub use fingerprint::{AttachmentHash, FINGERPRINT_VERSION, Fingerprint, fingerprint};
+pub use near::{SKETCH_SIZE, TextSketch};
 pub use text::{
     BodyFormat, CharsetError, decode_charset, normalize_body, normalize_text, strip_markup,
 };

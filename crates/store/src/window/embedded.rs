@@ -16,7 +16,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Claim, DedupWindow, FirstSeen, WindowError, WindowKey, from_hex, to_hex};
+use super::{
+    Claim, DedupWindow, FirstSeen, NearHit, NearItem, NearProbe, WindowError, WindowKey,
+    WindowRules, best_near, from_hex, to_hex,
+};
 
 /// Number of shards (a power of two; the shard is the key's first byte modulo this).
 pub(crate) const SHARDS: usize = 64;
@@ -29,23 +32,65 @@ struct Slot {
     expires_at: DateTime<Utc>,
 }
 
-#[derive(Default)]
-struct Shard {
-    map: HashMap<WindowKey, Slot>,
-    /// Keys in first-seen order, with the first-seen time they were queued with (a key claimed
-    /// again after expiry is queued again; the stale record is skipped when it reaches the front).
+/// One customer's recent first messages (newest first), for near-duplicates.
+struct NearList {
+    items: VecDeque<NearItem>,
+    expires_at: DateTime<Utc>,
+}
+
+/// What a shard holds: something queued at a time and expiring at another.
+trait Timed {
+    /// The time the live value was queued with (a queue record with another time is stale).
+    fn queued_at(&self) -> DateTime<Utc>;
+    fn expires_at(&self) -> DateTime<Utc>;
+}
+
+impl Timed for Slot {
+    fn queued_at(&self) -> DateTime<Utc> {
+        self.first.first_seen_at
+    }
+    fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+}
+
+impl Timed for NearList {
+    fn queued_at(&self) -> DateTime<Utc> {
+        self.items
+            .front()
+            .map_or(DateTime::<Utc>::MIN_UTC, |i| i.first.first_seen_at)
+    }
+    fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+}
+
+struct Shard<V> {
+    map: HashMap<WindowKey, V>,
+    /// Keys in queued (= first-seen) order, with the time they were queued with (a key queued
+    /// again is found twice; the stale record is skipped when it reaches the front).
     order: VecDeque<(WindowKey, DateTime<Utc>)>,
-    /// First-seen time of the newest entry evicted for lack of room (not expiry).
+    /// Queued time of the newest entry evicted for lack of room (not expiry).
     last_capacity_eviction: Option<DateTime<Utc>>,
 }
 
-impl Shard {
+impl<V> Default for Shard<V> {
+    fn default() -> Self {
+        Shard {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            last_capacity_eviction: None,
+        }
+    }
+}
+
+impl<V: Timed> Shard<V> {
     /// Drops expired entries and stale queue records from the front.
     fn sweep(&mut self, now: DateTime<Utc>) {
         while let Some((key, queued_at)) = self.order.front().copied() {
             match self.map.get(&key) {
-                Some(slot) if slot.first.first_seen_at == queued_at => {
-                    if slot.expires_at > now {
+                Some(v) if v.queued_at() == queued_at => {
+                    if v.expires_at() > now {
                         break;
                     }
                     self.map.remove(&key);
@@ -66,7 +111,7 @@ impl Shard {
             if self
                 .map
                 .get(&key)
-                .is_some_and(|s| s.first.first_seen_at == queued_at)
+                .is_some_and(|v| v.queued_at() == queued_at)
             {
                 self.map.remove(&key);
                 self.last_capacity_eviction = Some(queued_at);
@@ -74,14 +119,25 @@ impl Shard {
         }
     }
 
-    fn live(&self, key: &WindowKey, now: DateTime<Utc>) -> Option<&Slot> {
-        self.map.get(key).filter(|s| s.expires_at > now)
+    /// Stores `value` under `key` as its newest version (sweeping and making room first).
+    fn put(&mut self, key: WindowKey, value: V, now: DateTime<Utc>, cap: usize) {
+        self.sweep(now);
+        self.map.remove(&key);
+        self.make_room(cap);
+        self.order.push_back((key, value.queued_at()));
+        self.map.insert(key, value);
+    }
+
+    fn live(&self, key: &WindowKey, now: DateTime<Utc>) -> Option<&V> {
+        self.map.get(key).filter(|v| v.expires_at() > now)
     }
 }
 
 /// The in-process dedup window. See the module docs.
 pub struct EmbeddedWindow {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Mutex<Shard<Slot>>]>,
+    /// Per customer, recent first messages (only used when near-duplicates are asked for).
+    near: Box<[Mutex<Shard<NearList>>]>,
     cap_per_shard: usize,
 }
 
@@ -92,6 +148,7 @@ impl EmbeddedWindow {
         let cap_per_shard = max_entries.div_ceil(SHARDS).max(1);
         EmbeddedWindow {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            near: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             cap_per_shard,
         }
     }
@@ -132,17 +189,12 @@ impl EmbeddedWindow {
         }
         entries.sort_by_key(|(_, e)| e.first.first_seen_at);
         for (key, e) in entries {
-            let mut shard = window.shard(&key);
-            shard.make_room(window.cap_per_shard);
-            shard.order.push_back((key, e.first.first_seen_at));
-            shard.map.insert(
-                key,
-                Slot {
-                    first: e.first,
-                    duplicates: e.duplicates,
-                    expires_at: e.expires_at,
-                },
-            );
+            let slot = Slot {
+                first: e.first,
+                duplicates: e.duplicates,
+                expires_at: e.expires_at,
+            };
+            window.shard(&key).put(key, slot, now, window.cap_per_shard);
         }
         Ok(window)
     }
@@ -224,16 +276,44 @@ impl EmbeddedWindow {
         }
     }
 
-    fn shard(&self, key: &WindowKey) -> MutexGuard<'_, Shard> {
+    fn shard(&self, key: &WindowKey) -> MutexGuard<'_, Shard<Slot>> {
         lock(&self.shards[usize::from(key[0]) % SHARDS])
     }
 
+    /// The synchronous near-duplicate step (the trait's future just wraps it).
+    pub fn near_now(&self, probe: &NearProbe<'_>, rules: &WindowRules) -> Option<NearHit> {
+        let now = probe.entry.first_seen_at;
+        let mut shard = lock(&self.near[usize::from(probe.customer[0]) % SHARDS]);
+        let mut items = shard
+            .map
+            .remove(probe.customer)
+            .filter(|l| l.expires_at > now)
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let hit = best_near(&items, probe, rules);
+        let longest = rules.longest();
+        items.retain(|i| add(i.first.first_seen_at, longest) > now);
+        items.push_front(NearItem::of(probe));
+        items.truncate(probe.keep.max(1));
+        let list = NearList {
+            items,
+            expires_at: add(now, longest),
+        };
+        shard.put(*probe.customer, list, now, self.cap_per_shard);
+        hit
+    }
+
     /// The synchronous claim (the trait's future just wraps it).
-    pub fn claim_now(&self, key: &WindowKey, entry: &FirstSeen, ttl: Duration) -> Claim {
+    pub fn claim_now(&self, key: &WindowKey, entry: &FirstSeen, rules: &WindowRules) -> Claim {
         let now = entry.first_seen_at;
         let mut shard = self.shard(key);
         if let Some(slot) = shard.map.get_mut(key)
             && slot.expires_at > now
+            && now
+                < add(
+                    slot.first.first_seen_at,
+                    rules.between(&slot.first.channel, &entry.channel),
+                )
         {
             slot.duplicates += 1;
             return Claim::Duplicate {
@@ -241,29 +321,28 @@ impl EmbeddedWindow {
                 duplicates: slot.duplicates,
             };
         }
-        shard.sweep(now);
-        shard.map.remove(key);
-        shard.make_room(self.cap_per_shard);
-        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        let expires_at = now
-            .checked_add_signed(ttl)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        shard.order.push_back((*key, now));
-        shard.map.insert(
-            *key,
-            Slot {
-                first: entry.clone(),
-                duplicates: 0,
-                expires_at,
-            },
-        );
+        let expires_at = add(now, rules.longest_from(&entry.channel));
+        let slot = Slot {
+            first: entry.clone(),
+            duplicates: 0,
+            expires_at,
+        };
+        shard.put(*key, slot, now, self.cap_per_shard);
         Claim::First
     }
 }
 
+/// `at + window`, saturating.
+fn add(at: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(window)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// A poisoned shard lock only means another claim panicked mid-update of a plain map; the map
 /// is still a valid map, so keep serving.
-fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+fn lock<V>(m: &Mutex<Shard<V>>) -> MutexGuard<'_, Shard<V>> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -292,9 +371,17 @@ impl DedupWindow for EmbeddedWindow {
         &self,
         key: &WindowKey,
         entry: &FirstSeen,
-        ttl: Duration,
+        rules: &WindowRules,
     ) -> Result<Claim, WindowError> {
-        Ok(self.claim_now(key, entry, ttl))
+        Ok(self.claim_now(key, entry, rules))
+    }
+
+    async fn near(
+        &self,
+        probe: &NearProbe<'_>,
+        rules: &WindowRules,
+    ) -> Result<Option<NearHit>, WindowError> {
+        Ok(self.near_now(probe, rules))
     }
 
     async fn get(
@@ -366,17 +453,20 @@ mod tests {
         let ttl = Duration::from_secs(300);
         for i in 0..5 {
             assert_eq!(
-                w.claim_now(&key(i), &entry(i64::from(i)), ttl),
+                w.claim_now(&key(i), &entry(i64::from(i)), &WindowRules::uniform(ttl)),
                 Claim::First
             );
         }
         assert_eq!(w.len(), 2);
         // The two newest are kept, the older ones were evicted and are new again.
         assert!(matches!(
-            w.claim_now(&key(4), &entry(10), ttl),
+            w.claim_now(&key(4), &entry(10), &WindowRules::uniform(ttl)),
             Claim::Duplicate { .. }
         ));
-        assert_eq!(w.claim_now(&key(0), &entry(11), ttl), Claim::First);
+        assert_eq!(
+            w.claim_now(&key(0), &entry(11), &WindowRules::uniform(ttl)),
+            Claim::First
+        );
         // Newest evicted entry (key 3, then key 4 for key 0's room) bounds the window.
         let eff = w.effective_window(ttl, at(20));
         assert!(eff < ttl, "{eff:?}");
@@ -392,11 +482,14 @@ mod tests {
         let w = EmbeddedWindow::new(10_000);
         let ttl = Duration::from_secs(10);
         for i in 0..50 {
-            w.claim_now(&key(i), &entry(0), ttl);
+            w.claim_now(&key(i), &entry(0), &WindowRules::uniform(ttl));
         }
         assert_eq!(w.len(), 50);
         // A claim after expiry sweeps the front of its shard.
-        assert_eq!(w.claim_now(&key(99), &entry(11), ttl), Claim::First);
+        assert_eq!(
+            w.claim_now(&key(99), &entry(11), &WindowRules::uniform(ttl)),
+            Claim::First
+        );
         assert_eq!(w.len(), 1);
     }
 
@@ -405,13 +498,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/window.snapshot");
         let w = EmbeddedWindow::new(1000);
-        w.claim_now(&key(1), &entry(0), Duration::from_secs(100));
-        w.claim_now(&key(1), &entry(1), Duration::from_secs(100));
-        w.claim_now(&key(2), &entry(0), Duration::from_secs(5));
+        w.claim_now(
+            &key(1),
+            &entry(0),
+            &WindowRules::uniform(Duration::from_secs(100)),
+        );
+        w.claim_now(
+            &key(1),
+            &entry(1),
+            &WindowRules::uniform(Duration::from_secs(100)),
+        );
+        w.claim_now(
+            &key(2),
+            &entry(0),
+            &WindowRules::uniform(Duration::from_secs(5)),
+        );
         assert_eq!(w.snapshot(&path, at(1)).unwrap(), 2);
         let back = EmbeddedWindow::load(&path, 1000, at(10)).unwrap();
         assert_eq!(back.len(), 1, "the 5 s entry expired before the reload");
-        match back.claim_now(&key(1), &entry(20), Duration::from_secs(100)) {
+        match back.claim_now(
+            &key(1),
+            &entry(20),
+            &WindowRules::uniform(Duration::from_secs(100)),
+        ) {
             Claim::Duplicate { first, duplicates } => {
                 assert_eq!(first, entry(0));
                 assert_eq!(duplicates, 2);

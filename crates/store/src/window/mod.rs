@@ -15,20 +15,25 @@
 //!   Cluster under their own prefix, shared by every gateway instance.
 //!
 //! Both pass the same behavioural suite, [`suite`].
+//!
+//! How long a first message suppresses later ones depends on the pair of channels
+//! ([`WindowRules`]). Near-duplicates ([`DedupWindow::near`]) are a second, optional step: per
+//! customer, the sketches of recent first messages.
 
 mod embedded;
 mod redis_backend;
+mod rules;
 pub mod suite;
 
-use std::future::Future;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
+use dedupd_core::message::TextSketch;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use thiserror::Error;
 
 pub use embedded::EmbeddedWindow;
 pub use redis_backend::{RedisWindow, RedisWindowConfig};
+pub use rules::{ANY_CHANNEL, RuleError, WindowRules};
 
 /// A window key: a message fingerprint (SHA-256).
 pub type WindowKey = [u8; 32];
@@ -48,6 +53,100 @@ pub struct FirstSeen {
     /// When the first message was seen (UTC). Also the window's clock: a claim carrying this
     /// entry happens "now" at this instant.
     pub first_seen_at: DateTime<Utc>,
+}
+
+/// A first message, asking whether its customer sent something almost the same in the window
+/// ([`DedupWindow::near`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NearProbe<'a> {
+    /// A hash of the canonical customer id (the window never stores the id itself).
+    pub customer: &'a WindowKey,
+    /// The message's fingerprint (an earlier message with the same one is not "near").
+    pub fingerprint: &'a WindowKey,
+    /// The sketch of its normalized text.
+    pub sketch: &'a TextSketch,
+    /// The message; `first_seen_at` is "now".
+    pub entry: &'a FirstSeen,
+    /// Least similarity that counts ([`TextSketch::similarity`]).
+    pub threshold: f64,
+    /// Most recent messages remembered per customer.
+    pub keep: usize,
+}
+
+/// The answer of [`DedupWindow::near`]: the most similar recent message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearHit {
+    /// That message.
+    pub first: FirstSeen,
+    /// Its fingerprint.
+    pub fingerprint: WindowKey,
+    /// Estimated similarity of the two texts, in `[threshold, 1]`.
+    pub similarity: f64,
+}
+
+/// One remembered message of a customer, as the near-duplicate lists hold it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NearItem {
+    /// Fingerprint, hex.
+    #[serde(rename = "f")]
+    pub(crate) fingerprint: String,
+    /// Sketch, hex ([`TextSketch::to_hex`]).
+    #[serde(rename = "s")]
+    pub(crate) sketch: String,
+    /// The message.
+    #[serde(rename = "e")]
+    pub(crate) first: FirstSeen,
+}
+
+impl NearItem {
+    pub(crate) fn of(probe: &NearProbe<'_>) -> NearItem {
+        NearItem {
+            fingerprint: to_hex(probe.fingerprint),
+            sketch: probe.sketch.to_hex(),
+            first: probe.entry.clone(),
+        }
+    }
+}
+
+/// The most similar of `items` to the probe that is inside its channel pair's window, is not
+/// the same message, and reaches the threshold.
+pub(crate) fn best_near<'i>(
+    items: impl IntoIterator<Item = &'i NearItem>,
+    probe: &NearProbe<'_>,
+    rules: &WindowRules,
+) -> Option<NearHit> {
+    let now = probe.entry.first_seen_at;
+    let own = to_hex(probe.fingerprint);
+    let mut best: Option<NearHit> = None;
+    for item in items {
+        if item.fingerprint == own || item.first.first_seen_at > now {
+            continue;
+        }
+        let window = rules.between(&item.first.channel, &probe.entry.channel);
+        let inside = chrono::Duration::from_std(window)
+            .ok()
+            .and_then(|w| item.first.first_seen_at.checked_add_signed(w))
+            .is_none_or(|until| now < until);
+        if !inside {
+            continue;
+        }
+        let (Some(sketch), Some(fingerprint)) = (
+            TextSketch::from_hex(&item.sketch),
+            from_hex(&item.fingerprint),
+        ) else {
+            continue;
+        };
+        let similarity = probe.sketch.similarity(&sketch);
+        if similarity >= probe.threshold && best.as_ref().is_none_or(|b| similarity > b.similarity)
+        {
+            best = Some(NearHit {
+                first: item.first.clone(),
+                fingerprint,
+                similarity,
+            });
+        }
+    }
+    best
 }
 
 /// The answer of [`DedupWindow::claim`].
@@ -87,14 +186,25 @@ pub enum WindowError {
 
 /// A dedup window backend. Every method is one atomic operation.
 pub trait DedupWindow: Send + Sync {
-    /// Insert `entry` under `key` for `ttl` if the key is absent or expired; otherwise count a
-    /// duplicate and return the first entry. `entry.first_seen_at` is "now".
+    /// Claims `key` for `entry` (whose `first_seen_at` is "now"). When the key holds a first
+    /// entry whose window for this pair of channels ([`WindowRules::between`]) has not passed,
+    /// counts a duplicate and returns that entry. Otherwise `entry` becomes the first: it is
+    /// stored (replacing any older one) and kept for [`WindowRules::longest_from`] its channel.
     fn claim(
         &self,
         key: &WindowKey,
         entry: &FirstSeen,
-        ttl: Duration,
+        rules: &WindowRules,
     ) -> impl Future<Output = Result<Claim, WindowError>> + Send;
+
+    /// Near-duplicates, the slower path after a [`Claim::First`]: returns the customer's most
+    /// similar recent message inside its channel pair's window (see [`NearProbe`]), and
+    /// remembers this one. Only sketches (hashes) are stored, never text.
+    fn near(
+        &self,
+        probe: &NearProbe<'_>,
+        rules: &WindowRules,
+    ) -> impl Future<Output = Result<Option<NearHit>, WindowError>> + Send;
 
     /// The live first entry under `key` and its duplicate count, if any.
     fn get(
@@ -137,11 +247,22 @@ impl DedupWindow for Window {
         &self,
         key: &WindowKey,
         entry: &FirstSeen,
-        ttl: Duration,
+        rules: &WindowRules,
     ) -> Result<Claim, WindowError> {
         match self {
-            Window::Embedded(w) => w.claim(key, entry, ttl).await,
-            Window::Redis(w) => w.claim(key, entry, ttl).await,
+            Window::Embedded(w) => w.claim(key, entry, rules).await,
+            Window::Redis(w) => w.claim(key, entry, rules).await,
+        }
+    }
+
+    async fn near(
+        &self,
+        probe: &NearProbe<'_>,
+        rules: &WindowRules,
+    ) -> Result<Option<NearHit>, WindowError> {
+        match self {
+            Window::Embedded(w) => w.near(probe, rules).await,
+            Window::Redis(w) => w.near(probe, rules).await,
         }
     }
 

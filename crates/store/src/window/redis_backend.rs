@@ -4,8 +4,9 @@
 //! tag, so every key a script touches is in one slot, and the prefix keeps the window apart from
 //! anything else in the database. The key is a hash: `e` (the first entry, JSON), `n` (the
 //! duplicate count), `c` (the first conversation's id, once known). A claim is one `EVALSHA` of
-//! [`CLAIM_LUA`]: one round trip, atomic on the server. The TTL is set only when the key is
-//! created, so duplicates never extend the window.
+//! [`CLAIM_LUA`]: one round trip, atomic on the server. The TTL (the longest window from
+//! the first message's channel) is set only when the key is created, so duplicates never extend
+//! the window.
 //!
 //! The connection is a lazy [`ConnectionManager`]: the gateway starts while Redis is down,
 //! every call is bounded by the configured timeout, and the manager reconnects by itself.
@@ -16,23 +17,54 @@ use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{Claim, DedupWindow, FirstSeen, WindowError, WindowKey, to_hex};
+use super::{
+    Claim, DedupWindow, FirstSeen, NearHit, NearItem, NearProbe, WindowError, WindowKey,
+    WindowRules, best_near, to_hex,
+};
 
-/// Insert-if-absent with TTL, else count a duplicate and return the first entry.
-/// `KEYS[1]` the key; `ARGV[1]` entry JSON, `ARGV[2]` TTL in ms, `ARGV[3]` conversation id or
-/// empty. Returns `{1, '', 0, ''}` (first) or `{0, entry, count, conversation or ''}`.
+/// The claim. `KEYS[1]` the key; `ARGV[1]` entry JSON, `ARGV[2]` how long to keep a new entry
+/// (ms), `ARGV[3]` conversation id or empty, `ARGV[4]` now (Unix ms), `ARGV[5]` this message's
+/// channel (lowercased), `ARGV[6]` the window (ms) after a first message on a channel no rule
+/// names, then pairs `channel, window ms` for the channels the rules name.
+/// Returns `{1, '', 0, ''}` (first) or `{0, entry, count, conversation or ''}`.
+///
+/// A stored entry is a duplicate's first while `now < t + window(its channel, this channel)`;
+/// past that (or when the key expired) this message replaces it. Entries written before the
+/// fields `h` (channel) and `t` (first seen, ms) existed count as inside their window.
 const CLAIM_LUA: &str = r"
 local e = redis.call('HGET', KEYS[1], 'e')
-if not e then
-  redis.call('HSET', KEYS[1], 'e', ARGV[1])
-  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[3]) end
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, '', 0, ''}
+if e then
+  local w = tonumber(ARGV[6])
+  local ch = redis.call('HGET', KEYS[1], 'h')
+  if ch then
+    for i = 7, #ARGV, 2 do
+      if ARGV[i] == ch then w = tonumber(ARGV[i + 1]) break end
+    end
+  end
+  local t = tonumber(redis.call('HGET', KEYS[1], 't'))
+  if (not t) or tonumber(ARGV[4]) < t + w then
+    local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+    local c = redis.call('HGET', KEYS[1], 'c')
+    if not c then c = '' end
+    return {0, e, n, c}
+  end
+  redis.call('DEL', KEYS[1])
 end
-local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-local c = redis.call('HGET', KEYS[1], 'c')
-if not c then c = '' end
-return {0, e, n, c}
+redis.call('HSET', KEYS[1], 'e', ARGV[1], 'h', ARGV[5], 't', ARGV[4])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[3]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, '', 0, ''}
+";
+
+/// Near-duplicates: return a customer's remembered messages, then remember this one.
+/// `KEYS[1]` the customer's list; `ARGV[1]` the item JSON, `ARGV[2]` how many to keep,
+/// `ARGV[3]` the list's expiry (ms).
+const NEAR_LUA: &str = r"
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return items
 ";
 
 /// Set the conversation of an existing key only (never creates a key without a TTL).
@@ -73,6 +105,7 @@ pub struct RedisWindow {
     conn: ConnectionManager,
     prefix: String,
     claim: Script,
+    near: Script,
     set_conversation: Script,
 }
 
@@ -96,6 +129,7 @@ impl RedisWindow {
             conn,
             prefix: config.prefix.clone(),
             claim: Script::new(CLAIM_LUA),
+            near: Script::new(NEAR_LUA),
             set_conversation: Script::new(SET_CONVERSATION_LUA),
         })
     }
@@ -103,6 +137,11 @@ impl RedisWindow {
     /// The Redis key of a fingerprint.
     pub fn key(&self, key: &WindowKey) -> String {
         format!("{}{{{}}}", self.prefix, to_hex(key))
+    }
+
+    /// The Redis key of a customer's near-duplicate list (`customer` is already a hash).
+    pub fn near_key(&self, customer: &WindowKey) -> String {
+        format!("{}near:{{{}}}", self.prefix, to_hex(customer))
     }
 
     /// `PING`: true when Redis answers now.
@@ -146,6 +185,11 @@ async fn futures_next(iter: &mut redis::AsyncIter<'_, String>) -> Option<String>
     }
 }
 
+/// A window in whole milliseconds, at least 1 (Redis refuses a zero expiry).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 fn decode_entry(json: &str) -> Result<FirstSeen, WindowError> {
     serde_json::from_str(json).map_err(|e| WindowError::Corrupt(e.to_string()))
 }
@@ -155,20 +199,30 @@ impl DedupWindow for RedisWindow {
         &self,
         key: &WindowKey,
         entry: &FirstSeen,
-        ttl: Duration,
+        rules: &WindowRules,
     ) -> Result<Claim, WindowError> {
         let mut stored = entry.clone();
         let conversation = stored.conversation_id.take().unwrap_or_default();
         let json =
             serde_json::to_string(&stored).map_err(|e| WindowError::Corrupt(e.to_string()))?;
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut conn = self.conn.clone();
-        let (is_first, first, duplicates, conv): (i64, String, u64, String) = self
-            .claim
-            .key(self.key(key))
+        let channel = entry.channel.trim().to_ascii_lowercase();
+        let mut invocation = self.claim.key(self.key(key));
+        invocation
             .arg(json)
-            .arg(ttl_ms)
+            .arg(millis(rules.longest_from(&channel)))
             .arg(conversation)
+            .arg(entry.first_seen_at.timestamp_millis());
+        if rules.is_uniform() {
+            invocation.arg(channel).arg(millis(rules.default_window()));
+        } else {
+            let (named, other) = rules.seen_from(&channel);
+            invocation.arg(&channel).arg(millis(other));
+            for (c, w) in named {
+                invocation.arg(c).arg(millis(w));
+            }
+        }
+        let mut conn = self.conn.clone();
+        let (is_first, first, duplicates, conv): (i64, String, u64, String) = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -180,6 +234,31 @@ impl DedupWindow for RedisWindow {
             first.conversation_id = Some(conv);
         }
         Ok(Claim::Duplicate { first, duplicates })
+    }
+
+    async fn near(
+        &self,
+        probe: &NearProbe<'_>,
+        rules: &WindowRules,
+    ) -> Result<Option<NearHit>, WindowError> {
+        let item = serde_json::to_string(&NearItem::of(probe))
+            .map_err(|e| WindowError::Corrupt(e.to_string()))?;
+        let mut conn = self.conn.clone();
+        let items: Vec<String> = self
+            .near
+            .key(self.near_key(probe.customer))
+            .arg(item)
+            .arg(probe.keep.max(1))
+            .arg(millis(rules.longest()))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        // An item another version wrote differently is skipped, not an error: this is a flag.
+        let items: Vec<NearItem> = items
+            .iter()
+            .filter_map(|i| serde_json::from_str(i).ok())
+            .collect();
+        Ok(best_near(&items, probe, rules))
     }
 
     async fn get(
@@ -286,7 +365,11 @@ mod tests {
             first_seen_at: Utc::now(),
         };
         let err = window
-            .claim(&[1; 32], &entry, Duration::from_secs(1))
+            .claim(
+                &[1; 32],
+                &entry,
+                &WindowRules::uniform(Duration::from_secs(1)),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, WindowError::Unavailable(_)), "{err:?}");
