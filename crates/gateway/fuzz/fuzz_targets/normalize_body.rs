@@ -1,7 +1,10 @@
-//! The message normalizer never panics, and plain-text normalization is idempotent.
+//! The message normalizer never panics, plain-text normalization is idempotent, and the
+//! near-duplicate sketch of any normalized text round-trips through its stored form.
 #![no_main]
 
-use dedupd_core::message::{BodyFormat, decode_charset, normalize_body, normalize_text};
+use dedupd_core::message::{
+    BodyFormat, TextSketch, decode_charset, normalize_body, normalize_text,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,4 +28,12 @@ fuzz_target!(|data: &[u8]| {
         out,
         "normalize_text is idempotent on its own output"
     );
+    let sketch = TextSketch::of(&out);
+    assert_eq!(
+        TextSketch::from_hex(&sketch.to_hex()).as_ref(),
+        Some(&sketch)
+    );
+    if !out.is_empty() {
+        assert_eq!(sketch.similarity(&sketch), 1.0);
+    }
 });
