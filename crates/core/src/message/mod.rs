@@ -29,6 +29,7 @@
 
 pub mod address;
 pub mod fingerprint;
+mod html_fast;
 pub mod text;
 
 pub use address::{Address, Customer, parse_address};

@@ -221,7 +221,7 @@ fn is_dropped(name: &str) -> bool {
 }
 
 /// Elements whose boundaries separate words (`<p>a</p><p>b</p>` is `a b`, not `ab`).
-fn is_block(name: &str) -> bool {
+pub(super) fn is_block(name: &str) -> bool {
     matches!(
         name,
         "p" | "div"
@@ -270,7 +270,15 @@ fn is_block(name: &str) -> bool {
 /// HTML → text: the text nodes in document order, entities decoded, a space at every block
 /// boundary and none inside inline elements (`Hello <b>World</b>,` stays `Hello World,`).
 /// Walks the tree iteratively, so deep nesting cannot overflow the stack.
+///
+/// Simple markup takes [`super::html_fast`], which gives the same string without building a
+/// DOM; anything it does not model exactly goes through the full parse.
 fn strip_html(s: &str) -> String {
+    super::html_fast::strip_html_fast(s).unwrap_or_else(|| strip_html_full(s))
+}
+
+/// [`strip_html`] through the full HTML parser (html5ever): the reference.
+pub(super) fn strip_html_full(s: &str) -> String {
     let doc = Html::parse_document(s);
     let mut out = String::with_capacity(s.len());
     let mut dropped_depth = 0usize;
