@@ -264,21 +264,23 @@ impl Gateway {
 
     fn prepare(&self, req: &MessageRequest) -> Result<Prepared, ApiError> {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let body = match (&req.text, &req.body_base64) {
-            (Some(t), _) => t.clone(),
+        let body: std::borrow::Cow<'_, str> = match (&req.text, &req.body_base64) {
+            (Some(t), _) => t.into(),
             (None, Some(encoded)) => {
                 let bytes = b64.decode(encoded.trim()).map_err(|_| {
                     ApiError::invalid_field("body_base64", "body_base64 is not valid base64")
                 })?;
                 let label = req.charset.as_deref().unwrap_or("utf-8");
-                decode_charset(&bytes, label).map_err(|_| {
-                    ApiError::invalid_field(
-                        "charset",
-                        "charset is not a WHATWG encoding label (utf-8, iso-8859-1, windows-1252, …)",
-                    )
-                })?
+                decode_charset(&bytes, label)
+                    .map_err(|_| {
+                        ApiError::invalid_field(
+                            "charset",
+                            "charset is not a WHATWG encoding label (utf-8, iso-8859-1, windows-1252, …)",
+                        )
+                    })?
+                    .into()
             }
-            (None, None) => String::new(),
+            (None, None) => "".into(),
         };
         let format = match req.content_type.as_deref() {
             None => BodyFormat::Auto,
