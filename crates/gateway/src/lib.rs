@@ -46,6 +46,7 @@
 //! # }
 //! ```
 
+mod address_cache;
 pub mod api;
 pub mod attachments;
 pub mod common;
@@ -119,6 +120,8 @@ impl Default for GatewayConfig {
 struct Inner {
     config: GatewayConfig,
     contacts: ContactIndex,
+    /// `from` → parsed address for repeat senders (the index lookup is not cached).
+    addresses: address_cache::AddressCache,
     window: Window,
     forwarder: Option<Forwarder>,
     /// Unix millis until which the backend is skipped after a failure (0: healthy).
@@ -151,8 +154,13 @@ impl Gateway {
         window: Window,
         forwarder: Option<Forwarder>,
     ) -> Gateway {
+        let addresses = address_cache::AddressCache::new(
+            config.default_region,
+            address_cache::DEFAULT_CAPACITY,
+        );
         Gateway {
             inner: Arc::new(Inner {
+                addresses,
                 config,
                 contacts,
                 window,
@@ -307,7 +315,7 @@ impl Gateway {
             }
             attachments.push(attachments::hash_attachment(&a.content_type, &bytes));
         }
-        let address = parse_address(&req.channel, &req.from, self.inner.config.default_region);
+        let address = self.inner.addresses.parse(&req.channel, &req.from);
         let address_kind = address.kind();
         Ok(Prepared {
             customer: self.inner.contacts.resolve(address),
