@@ -268,7 +268,11 @@ pub fn message_stream(distinct: u64, count: u64) -> Vec<Vec<u8>> {
 }
 
 /// Best of `rounds`, µs per item: `f` runs once per round over the whole stream.
-fn best_us(rounds: u32, items: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+fn best_us(
+    rounds: u32,
+    items: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
     let mut best = f64::INFINITY;
     for _ in 0..rounds.max(1) {
         let started = std::time::Instant::now();
@@ -351,7 +355,8 @@ fn run_in_process(opts: &GatewayBench) -> anyhow::Result<()> {
     };
     let json_in = best_us(opts.rounds, n, || {
         for body in &stream {
-            let req: MessageRequest = common::parse_json(body).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let req: MessageRequest =
+                common::parse_json(body).map_err(|e| anyhow::anyhow!("{e}"))?;
             std::hint::black_box(req);
         }
         Ok(())
