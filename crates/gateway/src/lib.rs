@@ -188,12 +188,7 @@ impl Gateway {
 
     /// `POST /v1/messages` (with its OpenAPI path), behind `auth` and the body limit.
     pub fn api(&self, auth: common::Auth) -> OpenApiRouter {
-        let auth = Arc::new(auth);
-        api::routes(self.clone())
-            .layer(axum::middleware::from_fn_with_state(
-                auth,
-                common::require_auth,
-            ))
+        common::guard(api::routes(self.clone()), auth)
             .layer(DefaultBodyLimit::max(self.inner.config.body_limit))
     }
 
