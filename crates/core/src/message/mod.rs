@@ -29,8 +29,9 @@
 
 pub mod address;
 pub mod fingerprint;
-mod html_fast;
 pub mod text;
+
+mod html_fast;
 
 pub use address::{Address, Customer, parse_address};
 pub use fingerprint::{AttachmentHash, FINGERPRINT_VERSION, Fingerprint, fingerprint};
