@@ -40,6 +40,17 @@ pub struct GatewayBench {
     /// Redis for the Redis target (skipped when unreachable).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis: String,
+    /// Instead of wrk: time the gateway's request path without HTTP (JSON in, decide with the
+    /// embedded window, JSON out) on one thread, for the same message stream, and each of its
+    /// main steps alone; prints µs per message.
+    #[arg(long)]
+    pub in_process: bool,
+    /// Messages per round of `--in-process`.
+    #[arg(long, default_value_t = 200_000)]
+    pub messages: u64,
+    /// Rounds of `--in-process` (the best round is reported).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
 }
 
 /// One target's figures.
@@ -165,6 +176,9 @@ fn gateway_router(window: Window) -> Router {
 
 /// Runs the benchmark and prints a Markdown table.
 pub fn run(opts: &GatewayBench) -> anyhow::Result<()> {
+    if opts.in_process {
+        return run_in_process(opts);
+    }
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("messages.lua");
     std::fs::write(
@@ -237,6 +251,146 @@ pub fn run(opts: &GatewayBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The request bodies of the wrk script, in the same order (one wrk thread with salt 0).
+pub fn message_stream(distinct: u64, count: u64) -> Vec<Vec<u8>> {
+    let distinct = distinct.max(1);
+    (1..=count)
+        .map(|counter| {
+            let n = (counter * 7919) % distinct;
+            format!(
+                r#"{{"channel":"sms","from":"(201) 7{:02}-{:04}","text":"<p>Where is my <b>order</b> number {n}?</p>","message_id":"m-{counter}"}}"#,
+                n % 100,
+                n % 10000,
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// Best of `rounds`, µs per item: `f` runs once per round over the whole stream.
+fn best_us(
+    rounds: u32,
+    items: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..rounds.max(1) {
+        let started = std::time::Instant::now();
+        f()?;
+        let us = started.elapsed().as_secs_f64() * 1e6 / items.max(1) as f64;
+        best = best.min(us);
+    }
+    Ok(best)
+}
+
+/// `--in-process`: the handler's work without HTTP, on one thread.
+fn run_in_process(opts: &GatewayBench) -> anyhow::Result<()> {
+    use dedupd_core::message::{BodyFormat, normalize_body, parse_address};
+    use dedupd_gateway::MessageRequest;
+
+    let load = load_average();
+    let stream = message_stream(opts.distinct, opts.messages);
+    let requests: Vec<MessageRequest> = stream
+        .iter()
+        .map(|b| common::parse_json(b))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("bench message: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // The same recorder as `serve`, so metric updates cost what they cost there.
+    let _metrics = common::metrics::install();
+    let n = stream.len();
+    let mut processed = 0u64;
+    let full = best_us(opts.rounds, n, || {
+        let gateway = Gateway::new(
+            GatewayConfig::default(),
+            ContactIndex::new(),
+            Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000))),
+            None,
+        );
+        processed = 0;
+        rt.block_on(async {
+            for body in &stream {
+                let req: MessageRequest =
+                    common::parse_json(body).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let answer = gateway
+                    .decide(req, chrono::Utc::now())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                processed += u64::from(answer.decision == dedupd_gateway::Decision::Process);
+                std::hint::black_box(serde_json::to_vec(&answer)?);
+            }
+            anyhow::Ok(())
+        })
+    })?;
+    // The same requests through the whole axum stack (routing, middleware, extractor,
+    // response) without sockets: what HTTP adds on top of the decide path, minus hyper.
+    let through_router = |router: Router| {
+        best_us(opts.rounds, n, || {
+            let router = router.clone();
+            rt.block_on(async {
+                for body in &stream {
+                    let req = axum::http::Request::builder()
+                        .method("POST")
+                        .uri("/v1/messages")
+                        .header("content-type", "application/json")
+                        .body(axum::body::Body::from(body.clone()))?;
+                    let resp = tower::ServiceExt::oneshot(router.clone(), req).await?;
+                    if !resp.status().is_success() {
+                        bail!("the router answered {}", resp.status());
+                    }
+                    std::hint::black_box(axum::body::to_bytes(resp.into_body(), 1 << 20).await?);
+                }
+                anyhow::Ok(())
+            })
+        })
+    };
+    let router_bare = through_router(bare_router())?;
+    let router_gateway = {
+        let router = rt.block_on(async {
+            gateway_router(Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000))))
+        });
+        through_router(router)?
+    };
+    let json_in = best_us(opts.rounds, n, || {
+        for body in &stream {
+            let req: MessageRequest =
+                common::parse_json(body).map_err(|e| anyhow::anyhow!("{e}"))?;
+            std::hint::black_box(req);
+        }
+        Ok(())
+    })?;
+    let region = GatewayConfig::default().default_region;
+    let address = best_us(opts.rounds, n, || {
+        for r in &requests {
+            std::hint::black_box(parse_address(&r.channel, &r.from, region));
+        }
+        Ok(())
+    })?;
+    let text = best_us(opts.rounds, n, || {
+        for r in &requests {
+            let t = r.text.as_deref().unwrap_or("");
+            std::hint::black_box(normalize_body(t, BodyFormat::Auto));
+        }
+        Ok(())
+    })?;
+    println!(
+        "in-process, 1 thread, {n} messages ({} distinct, {processed} PROCESS), best of {} rounds, load before {load}",
+        opts.distinct, opts.rounds
+    );
+    println!();
+    println!("| step | µs/message |");
+    println!("|---|---:|");
+    println!("| bare handler through its axum router (no sockets) | {router_bare:.2} |");
+    println!("| gateway through the `serve` axum stack (no sockets) | {router_gateway:.2} |");
+    println!("| whole request path (JSON in, decide, JSON out) | {full:.2} |");
+    println!("| JSON in alone | {json_in:.2} |");
+    println!("| parse_address alone (`from` → E.164) | {address:.2} |");
+    println!("| normalize_body alone (HTML → text) | {text:.2} |");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +417,21 @@ Transfer/sec:     13.33MB
         assert!((r.p99_ms - 2.5).abs() < 1e-9);
         assert_eq!(r.non_2xx, 3);
         assert!(parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn in_process_stream_is_valid_json_with_duplicates() {
+        let stream = message_stream(10, 25);
+        assert_eq!(stream.len(), 25);
+        let first: serde_json::Value = serde_json::from_slice(&stream[0]).unwrap();
+        assert_eq!(first["channel"], "sms");
+        let distinct: std::collections::HashSet<_> = stream
+            .iter()
+            .map(|b| {
+                let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+                (v["from"].clone(), v["text"].clone())
+            })
+            .collect();
+        assert_eq!(distinct.len(), 10);
     }
 }

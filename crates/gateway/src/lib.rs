@@ -50,6 +50,7 @@
 //! # }
 //! ```
 
+mod address_cache;
 pub mod api;
 pub mod attachments;
 pub mod common;
@@ -150,6 +151,8 @@ impl Default for GatewayConfig {
 struct Inner {
     config: GatewayConfig,
     contacts: ContactIndex,
+    /// `from` → parsed address for repeat senders (the index lookup is not cached).
+    addresses: address_cache::AddressCache,
     window: Window,
     forwarder: Option<Forwarder>,
     /// Unix millis until which the backend is skipped after a failure (0: healthy).
@@ -182,8 +185,13 @@ impl Gateway {
         window: Window,
         forwarder: Option<Forwarder>,
     ) -> Gateway {
+        let addresses = address_cache::AddressCache::new(
+            config.default_region,
+            address_cache::DEFAULT_CAPACITY,
+        );
         Gateway {
             inner: Arc::new(Inner {
+                addresses,
                 config,
                 contacts,
                 window,
@@ -211,12 +219,7 @@ impl Gateway {
 
     /// `POST /v1/messages` (with its OpenAPI path), behind `auth` and the body limit.
     pub fn api(&self, auth: common::Auth) -> OpenApiRouter {
-        let auth = Arc::new(auth);
-        api::routes(self.clone())
-            .layer(axum::middleware::from_fn_with_state(
-                auth,
-                common::require_auth,
-            ))
+        common::guard(api::routes(self.clone()), auth)
             .layer(DefaultBodyLimit::max(self.inner.config.body_limit))
     }
 
@@ -295,21 +298,23 @@ impl Gateway {
 
     fn prepare(&self, req: &MessageRequest) -> Result<Prepared, ApiError> {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let body = match (&req.text, &req.body_base64) {
-            (Some(t), _) => t.clone(),
+        let body: std::borrow::Cow<'_, str> = match (&req.text, &req.body_base64) {
+            (Some(t), _) => t.into(),
             (None, Some(encoded)) => {
                 let bytes = b64.decode(encoded.trim()).map_err(|_| {
                     ApiError::invalid_field("body_base64", "body_base64 is not valid base64")
                 })?;
                 let label = req.charset.as_deref().unwrap_or("utf-8");
-                decode_charset(&bytes, label).map_err(|_| {
-                    ApiError::invalid_field(
-                        "charset",
-                        "charset is not a WHATWG encoding label (utf-8, iso-8859-1, windows-1252, …)",
-                    )
-                })?
+                decode_charset(&bytes, label)
+                    .map_err(|_| {
+                        ApiError::invalid_field(
+                            "charset",
+                            "charset is not a WHATWG encoding label (utf-8, iso-8859-1, windows-1252, …)",
+                        )
+                    })?
+                    .into()
             }
-            (None, None) => String::new(),
+            (None, None) => "".into(),
         };
         let format = match req.content_type.as_deref() {
             None => BodyFormat::Auto,
@@ -336,7 +341,7 @@ impl Gateway {
             }
             attachments.push(attachments::hash_attachment(&a.content_type, &bytes));
         }
-        let address = parse_address(&req.channel, &req.from, self.inner.config.default_region);
+        let address = self.inner.addresses.parse(&req.channel, &req.from);
         let address_kind = address.kind();
         Ok(Prepared {
             customer: self.inner.contacts.resolve(address),

@@ -34,6 +34,8 @@ pub mod fingerprint;
 pub mod near;
 pub mod text;
 
+mod html_fast;
+
 pub use address::{Address, Customer, parse_address};
 pub use fingerprint::{AttachmentHash, FINGERPRINT_VERSION, Fingerprint, fingerprint};
 pub use near::{SKETCH_SIZE, TextSketch};

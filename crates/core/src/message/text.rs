@@ -7,6 +7,7 @@
 //! (`upgradé` ≠ `upgrade`): they can change meaning, and senders that re-type a message keep
 //! them.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use ego_tree::iter::Edge;
@@ -109,7 +110,11 @@ pub fn strip_markup(body: &str, format: BodyFormat) -> String {
 ///
 /// Total and idempotent.
 pub fn normalize_text(s: &str) -> String {
-    let folded = case_fold(&nfkc(s));
+    if s.is_ascii() {
+        return normalize_ascii(s);
+    }
+    let once = nfkc(s);
+    let folded = case_fold(&once);
     let folded = nfkc(&folded);
     let mut out = String::with_capacity(folded.len());
     let mut pending_space = false;
@@ -127,19 +132,51 @@ pub fn normalize_text(s: &str) -> String {
             out.push(c);
         }
     }
-    let trimmed = out.trim_matches(|c: char| c.is_whitespace() || is_edge_punctuation(c));
-    if trimmed.len() == out.len() {
-        out
-    } else {
-        trimmed.to_owned()
-    }
+    trim_edges(out)
 }
 
-fn nfkc(s: &str) -> String {
-    if s.is_ascii() {
-        s.to_owned()
+/// [`normalize_text`] for ASCII input, in one pass and one allocation: ASCII is its own NFKC,
+/// its case fold is `to_ascii_lowercase`, it has no invisible characters, and its whitespace
+/// and control characters are exactly the bytes up to `' '` and DEL.
+fn normalize_ascii(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pending_space = false;
+    for &b in s.as_bytes() {
+        if b <= b' ' || b == 0x7F {
+            pending_space = !out.is_empty();
+        } else {
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            out.push(char::from(b.to_ascii_lowercase()));
+        }
+    }
+    trim_edges(out)
+}
+
+/// Whitespace and edge punctuation trimmed at both ends, reusing `out`'s buffer.
+fn trim_edges(mut out: String) -> String {
+    let edge = |c: char| c.is_whitespace() || is_edge_punctuation(c);
+    let end = out.trim_end_matches(edge).len();
+    out.truncate(end);
+    let start = out.len() - out.trim_start_matches(edge).len();
+    if start > 0 {
+        out.drain(..start);
+    }
+    out
+}
+
+/// NFKC, borrowing when `s` is already in NFKC (always for ASCII; otherwise by the quick
+/// check, which answers "yes" only when it is sure).
+fn nfkc(s: &str) -> Cow<'_, str> {
+    if s.is_ascii()
+        || unicode_normalization::is_nfkc_quick(s.chars())
+            == unicode_normalization::IsNormalized::Yes
+    {
+        Cow::Borrowed(s)
     } else {
-        s.nfkc().collect()
+        Cow::Owned(s.nfkc().collect())
     }
 }
 
@@ -221,7 +258,7 @@ fn is_dropped(name: &str) -> bool {
 }
 
 /// Elements whose boundaries separate words (`<p>a</p><p>b</p>` is `a b`, not `ab`).
-fn is_block(name: &str) -> bool {
+pub(super) fn is_block(name: &str) -> bool {
     matches!(
         name,
         "p" | "div"
@@ -270,7 +307,15 @@ fn is_block(name: &str) -> bool {
 /// HTML → text: the text nodes in document order, entities decoded, a space at every block
 /// boundary and none inside inline elements (`Hello <b>World</b>,` stays `Hello World,`).
 /// Walks the tree iteratively, so deep nesting cannot overflow the stack.
+///
+/// Simple markup takes [`super::html_fast`], which gives the same string without building a
+/// DOM; anything it does not model exactly goes through the full parse.
 fn strip_html(s: &str) -> String {
+    super::html_fast::strip_html_fast(s).unwrap_or_else(|| strip_html_full(s))
+}
+
+/// [`strip_html`] through the full HTML parser (html5ever): the reference.
+pub(super) fn strip_html_full(s: &str) -> String {
     let doc = Html::parse_document(s);
     let mut out = String::with_capacity(s.len());
     let mut dropped_depth = 0usize;
@@ -375,6 +420,51 @@ mod tests {
 
     fn auto(s: &str) -> String {
         normalize_body(s, BodyFormat::Auto)
+    }
+
+    /// The text steps as first written (no fast paths): the reference for the fast paths.
+    fn normalize_text_general(s: &str) -> String {
+        let nfkc = |s: &str| -> String { s.nfkc().collect() };
+        let folded = {
+            let lower = nfkc(s).to_lowercase();
+            lower.replace('ß', "ss").replace('ς', "σ")
+        };
+        let folded = nfkc(&folded);
+        let mut out = String::new();
+        let mut pending_space = false;
+        for c in folded.chars() {
+            if is_invisible(c) {
+                continue;
+            }
+            if c.is_whitespace() || c.is_control() {
+                pending_space = !out.is_empty();
+            } else {
+                if pending_space {
+                    out.push(' ');
+                    pending_space = false;
+                }
+                out.push(c);
+            }
+        }
+        out.trim_matches(|c: char| c.is_whitespace() || is_edge_punctuation(c))
+            .to_owned()
+    }
+
+    #[test]
+    fn fast_paths_match_the_general_steps_on_samples() {
+        let fixture = include_str!("../../../gateway/tests/fixtures/messages.ndjson");
+        for line in fixture.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(body) = v["body"].as_str() {
+                for text in [body.to_owned(), strip_html_full(body)] {
+                    assert_eq!(
+                        normalize_text(&text),
+                        normalize_text_general(&text),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -492,9 +582,19 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
         #[test]
+        fn ascii_fast_path_matches_the_general_steps(s in "[\\x00-\\x7F]{0,60}") {
+            prop_assert_eq!(normalize_text(&s), normalize_text_general(&s));
+        }
+
+        #[test]
         fn normalize_text_is_idempotent(s in "\\PC{0,60}") {
             let once = normalize_text(&s);
             prop_assert_eq!(normalize_text(&once), once.clone());
+        }
+
+        #[test]
+        fn quick_check_path_matches_the_general_steps(s in "\\PC{0,40}|[a-zA-Z \u{A0}\u{2003}é\u{301}ßς\u{FF21}-\u{FF3A}ﬁ\u{200B}!?…]{0,40}") {
+            prop_assert_eq!(normalize_text(&s), normalize_text_general(&s));
         }
 
         #[test]

@@ -160,8 +160,24 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     s
 }
 
+/// `router` behind [`require_auth`] with `auth`; with no credential configured (every request
+/// passes), `router` as it is, which answers the same without the middleware's per-request
+/// cost.
+pub fn guard(
+    router: utoipa_axum::router::OpenApiRouter,
+    auth: Auth,
+) -> utoipa_axum::router::OpenApiRouter {
+    if auth.is_open() {
+        return router;
+    }
+    router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(auth),
+        require_auth,
+    ))
+}
+
 /// Middleware: `router.route_layer(axum::middleware::from_fn_with_state(Arc::new(auth),
-/// require_auth))`. A signed request's body is read (within the limit) and handed on intact.
+/// require_auth))` (or [`guard`]). A signed request's body is read (within the limit) and handed on intact.
 pub async fn require_auth(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
     if auth.is_open() || auth.bearer_ok(request.headers()) {
         return next.run(request).await;

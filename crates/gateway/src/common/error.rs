@@ -228,6 +228,11 @@ where
 /// as [`ApiJson`]: 400 `malformed_json` when it is not JSON, 422 `invalid_field` naming the
 /// JSON path when it is JSON of the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // The common case, a valid body, without tracking the JSON path; only a body that fails
+    // is read again with the path tracker, for the error (same input, same outcome).
+    if let Ok(value) = serde_json::from_slice::<T>(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -15,18 +15,19 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod timeout;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use timeout::TimeoutLayer;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{Auth, require_auth};
+pub use auth::{Auth, guard, require_auth};
 pub use error::{ApiError, ApiJson, ErrorBody, ErrorEnvelope, envelope_layer, parse_json};
 pub use health::{Health, Readiness, ReadyCheck};
 
