@@ -66,6 +66,9 @@ pub struct WrkResult {
     pub non_2xx: u64,
     /// Load average before the target ran.
     pub load: String,
+    /// CPU this process (the servers) spent per request during the run, microseconds (user +
+    /// system, so the kernel's socket work is in it); `None` where `/proc` is not there.
+    pub server_cpu_us: Option<f64>,
 }
 
 const SCRIPT: &str = r#"
@@ -121,8 +124,21 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "n/a".to_owned())
 }
 
+/// CPU seconds (user + system) this process has used, from `/proc/self/stat` (Linux; the
+/// kernel reports it in USER_HZ = 100 ticks a second on every Linux ABI).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn wrk(opts: &GatewayBench, script: &Path, base: &str) -> anyhow::Result<WrkResult> {
     let load = load_average();
+    let cpu_before = process_cpu_seconds();
     let out = Command::new("wrk")
         .arg(format!("-t{}", opts.threads))
         .arg(format!("-c{}", opts.connections))
@@ -138,6 +154,9 @@ fn wrk(opts: &GatewayBench, script: &Path, base: &str) -> anyhow::Result<WrkResu
     }
     let mut r = parse_wrk(&String::from_utf8_lossy(&out.stdout))?;
     r.load = load;
+    r.server_cpu_us = cpu_before
+        .zip(process_cpu_seconds())
+        .map(|(a, b)| (b - a) * 1e6 / (r.rps * opts.duration as f64).max(1.0));
     Ok(r)
 }
 
@@ -235,16 +254,20 @@ pub fn run(opts: &GatewayBench) -> anyhow::Result<()> {
         opts.threads, opts.connections, opts.duration, opts.distinct
     );
     println!();
-    println!("| target | requests/s | × bare | p50 | p99 | non-2xx | load before |");
-    println!("|---|---:|---:|---:|---:|---:|---|");
+    println!(
+        "| target | requests/s | × bare | p50 | p99 | non-2xx | server CPU µs/request | load before |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
     for (name, r) in &rows {
         println!(
-            "| {name} | {:.0} | {:.2} | {:.2} ms | {:.2} ms | {} | {} |",
+            "| {name} | {:.0} | {:.2} | {:.2} ms | {:.2} ms | {} | {} | {} |",
             r.rps,
             r.rps / bare_rps,
             r.p50_ms,
             r.p99_ms,
             r.non_2xx,
+            r.server_cpu_us
+                .map_or_else(|| "n/a".to_owned(), |us| format!("{us:.1}")),
             r.load
         );
     }

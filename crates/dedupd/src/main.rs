@@ -10,6 +10,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: the gateway allocates and frees small buffers on
+/// every request from whichever Tokio worker runs it, and glibc's arenas pay for frees from
+/// another thread and for consolidation (≈6 % of the server's profile under wrk). See
+/// BENCHMARKS.md (gateway) for the measured difference.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One real customer = one contact; one inbound message = one conversation; one business event
 /// = one notification.
 #[derive(Debug, Parser)]

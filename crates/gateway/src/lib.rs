@@ -158,6 +158,8 @@ struct Inner {
     /// Unix millis until which the backend is skipped after a failure (0: healthy).
     backend_down_until: AtomicI64,
     started: Instant,
+    /// Metric handles, registered on the first message (the recorder is installed by then).
+    metrics: std::sync::OnceLock<telemetry::Handles>,
 }
 
 /// The gateway: decides messages, hands PROCESS/SUPPRESS to the forwarder. Cheap to clone.
@@ -198,6 +200,7 @@ impl Gateway {
                 forwarder,
                 backend_down_until: AtomicI64::new(0),
                 started: Instant::now(),
+                metrics: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -389,7 +392,6 @@ impl Gateway {
     ) -> Result<DecisionResponse, ApiError> {
         let fp = fingerprint(&prepared.customer, &prepared.text, &prepared.attachments);
         let channel = req.channel.trim().to_owned();
-        let channel_label = telemetry::channel_label(&channel);
         let rules = &self.inner.config.windows;
         let entry = FirstSeen {
             message_id: req.message_id.clone(),
@@ -419,9 +421,9 @@ impl Gateway {
                         channel: hit.first.channel,
                         similarity: hit.similarity,
                     });
-                    "near_duplicate"
+                    telemetry::Reason::NearDuplicate
                 }
-                None => "first",
+                None => telemetry::Reason::First,
             },
             Ok(Claim::Duplicate { first, duplicates }) => {
                 answer.decision = Decision::Suppress;
@@ -433,7 +435,7 @@ impl Gateway {
                     first_seen_at: first.first_seen_at,
                     channel: first.channel,
                 });
-                "duplicate"
+                telemetry::Reason::Duplicate
             }
             Err(_) if self.inner.config.degraded_policy == DegradedPolicy::Reject => {
                 return Err(ApiError::unavailable(
@@ -444,22 +446,16 @@ impl Gateway {
             }
             Err(_) => {
                 answer.degraded = true;
-                "degraded"
+                telemetry::Reason::Degraded
             }
         };
-        metrics::counter!(
-            telemetry::DECISIONS,
-            "channel" => channel_label,
-            "decision" => answer.decision.as_str(),
-            "reason" => reason,
-        )
-        .increment(1);
+        self.metrics().decided(&channel, reason);
         tracing::debug!(
             fingerprint = %&answer.fingerprint[..16],
-            channel = channel_label,
+            channel = telemetry::channel_label(&channel),
             address_kind = prepared.address_kind,
             decision = answer.decision.as_str(),
-            reason,
+            reason = reason.as_str(),
             "Decided a message."
         );
         if let Some(forwarder) = &self.inner.forwarder {
@@ -543,8 +539,8 @@ impl Gateway {
         }
         let started = Instant::now();
         let result = self.inner.window.claim(key, entry, rules).await;
-        metrics::histogram!(telemetry::BACKEND_SECONDS, "backend" => backend)
-            .record(started.elapsed().as_secs_f64());
+        self.metrics()
+            .backend_latency(started.elapsed().as_secs_f64());
         match &result {
             Ok(_) if down_until != 0 => {
                 self.inner.backend_down_until.store(0, Ordering::Relaxed);
@@ -615,6 +611,12 @@ impl Gateway {
                     .as_secs_f64(),
             );
         }
+    }
+
+    fn metrics(&self) -> &telemetry::Handles {
+        self.inner
+            .metrics
+            .get_or_init(|| telemetry::Handles::register(self.inner.window.backend_name()))
     }
 
     /// Seconds since the gateway was built.
