@@ -51,6 +51,22 @@ pub struct GatewayBench {
     /// Rounds of `--in-process` (the best round is reported).
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
+    /// Turn near-duplicate flagging on in the gateway targets (off by default, as in `serve`),
+    /// to measure what the second step costs.
+    #[arg(long)]
+    pub near_duplicates: bool,
+}
+
+impl GatewayBench {
+    /// The gateway's settings for this run.
+    fn gateway_config(&self) -> GatewayConfig {
+        GatewayConfig {
+            near: self
+                .near_duplicates
+                .then(dedupd_gateway::NearConfig::default),
+            ..GatewayConfig::default()
+        }
+    }
 }
 
 /// One target's figures.
@@ -183,8 +199,8 @@ fn bare_router() -> Router {
     )
 }
 
-fn gateway_router(window: Window) -> Router {
-    let gateway = Gateway::new(GatewayConfig::default(), ContactIndex::new(), window, None);
+fn gateway_router(config: GatewayConfig, window: Window) -> Router {
+    let gateway = Gateway::new(config, ContactIndex::new(), window, None);
     common::compose(
         vec![gateway.api(Auth::open(GatewayConfig::default().body_limit))],
         gateway.health().merge(Health::new()),
@@ -210,16 +226,21 @@ pub fn run(opts: &GatewayBench) -> anyhow::Result<()> {
     let prefix = format!("dedupd-bench:{}:", std::process::id());
     let (bare, embedded, redis) = rt.block_on(async {
         let bare = bind(bare_router()).await?;
-        let embedded = bind(gateway_router(Window::Embedded(Arc::new(
-            EmbeddedWindow::new(1_000_000),
-        ))))
+        let embedded = bind(gateway_router(
+            opts.gateway_config(),
+            Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000))),
+        ))
         .await?;
         let mut config = RedisWindowConfig::new(opts.redis.clone());
         config.prefix = prefix.clone();
         let window = RedisWindow::new(&config)?;
         let redis = if window.ping().await {
             Some((
-                bind(gateway_router(Window::Redis(window.clone()))).await?,
+                bind(gateway_router(
+                    opts.gateway_config(),
+                    Window::Redis(window.clone()),
+                ))
+                .await?,
                 window,
             ))
         } else {
@@ -250,8 +271,16 @@ pub fn run(opts: &GatewayBench) -> anyhow::Result<()> {
     }
     let bare_rps = rows.first().map(|(_, r)| r.rps).unwrap_or(1.0);
     println!(
-        "wrk -t{} -c{} -d{}s --latency, {} distinct messages",
-        opts.threads, opts.connections, opts.duration, opts.distinct
+        "wrk -t{} -c{} -d{}s --latency, {} distinct messages{}",
+        opts.threads,
+        opts.connections,
+        opts.duration,
+        opts.distinct,
+        if opts.near_duplicates {
+            ", near-duplicates on"
+        } else {
+            ""
+        }
     );
     println!();
     println!(
@@ -327,7 +356,7 @@ fn run_in_process(opts: &GatewayBench) -> anyhow::Result<()> {
     let mut processed = 0u64;
     let full = best_us(opts.rounds, n, || {
         let gateway = Gateway::new(
-            GatewayConfig::default(),
+            opts.gateway_config(),
             ContactIndex::new(),
             Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000))),
             None,
@@ -372,7 +401,10 @@ fn run_in_process(opts: &GatewayBench) -> anyhow::Result<()> {
     let router_bare = through_router(bare_router())?;
     let router_gateway = {
         let router = rt.block_on(async {
-            gateway_router(Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000))))
+            gateway_router(
+                opts.gateway_config(),
+                Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000))),
+            )
         });
         through_router(router)?
     };
