@@ -46,7 +46,7 @@ pub struct ServeSection {
     /// Flag near-duplicates (`near_duplicate_of`): same customer, very similar text. Off by
     /// default.
     pub near_duplicates: Option<bool>,
-    /// Least similarity (0–1) that flags a near-duplicate (default 0.75).
+    /// Least similarity (0–1) that flags a near-duplicate (default 0.6).
     pub near_threshold: Option<f64>,
     /// Recent messages remembered per customer for near-duplicates (default 16).
     pub near_keep: Option<usize>,
@@ -106,7 +106,7 @@ pub struct ServeArgs {
     /// same customer gets `near_duplicate_of`.
     #[arg(long)]
     pub near_duplicates: bool,
-    /// Least similarity (0–1) that flags a near-duplicate [default: 0.75].
+    /// Least similarity (0–1) that flags a near-duplicate [default: 0.6].
     #[arg(long)]
     pub near_threshold: Option<f64>,
     /// `genesys`: forward PROCESS messages to Genesys Cloud Open Messaging and record

@@ -100,7 +100,9 @@ pub enum DegradedPolicy {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NearConfig {
     /// Least similarity of two texts ([`dedupd_core::message::TextSketch::similarity`]) that
-    /// flags the later one (default 0.75).
+    /// flags the later one. Default 0.6: in the sample stream, texts that differ by one accent
+    /// score 0.79–0.81 and different questions at most 0.16; a typo plus one added word ("where
+    /// is my refund for ordr 4471 please") scores 0.71.
     pub threshold: f64,
     /// Recent first messages remembered per customer (default 16).
     pub keep: usize,
@@ -109,7 +111,7 @@ pub struct NearConfig {
 impl Default for NearConfig {
     fn default() -> Self {
         NearConfig {
-            threshold: 0.75,
+            threshold: 0.6,
             keep: 16,
         }
     }
