@@ -12,8 +12,9 @@
 //!   serializes the two: the second replays the first);
 //! - keys are kept for the configured retention (at least 24 h), then forgotten.
 //!
-//! Every error answer is the service's envelope
-//! `{"error":{"status":…,"code":…,"field":…,"message":…}}`, axum's own rejections included.
+//! Every error answer is the envelope every dedupd service shares
+//! ([`dedupd_gateway::common::ApiError`]: `{"error":{"status":…,"code":…,"field":…,"message":…}}`),
+//! axum's own rejections included.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,8 @@ use axum::routing::{get, post};
 use dedupd_core::notification::{
     Channel, NotificationRequest, RequestError, content_guard_key, fingerprint, valid_key,
 };
+pub use dedupd_gateway::common::ApiError;
+use dedupd_gateway::common::{envelope_layer, parse_json};
 use dedupd_store::outbox::{
     AcceptOptions, Accepted, GuardMode, NewNotification, Notification, Outbox,
 };
@@ -41,76 +44,25 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The header naming a replayed response.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-/// An error answer in the service's envelope.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    field: Option<String>,
-    message: String,
-}
-
-impl ApiError {
-    /// Any status and code.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            field: None,
-            message: message.into(),
-        }
-    }
-
-    fn field(mut self, f: impl Into<String>) -> Self {
-        self.field = Some(f.into());
-        self
-    }
-
-    fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).field(field)
-    }
-
-    fn unavailable(e: &dedupd_store::StoreError) -> Self {
-        tracing::error!(error = %e, "Outbox unavailable");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the outbox is unavailable; retry with the same Idempotency-Key",
-        )
+/// A request the core parser refused, as the shared error envelope.
+fn request_error(e: RequestError) -> ApiError {
+    let msg = e.to_string();
+    match e {
+        RequestError::NotAnObject => ApiError::malformed_json(msg),
+        RequestError::Missing(f) => ApiError::invalid_field(f, msg),
+        RequestError::Invalid { field, .. } => ApiError::invalid_field(field, msg),
+        RequestError::UnknownField(f) => ApiError::invalid_field(f, msg),
+        _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg),
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = Map::new();
-        body.insert("status".into(), json!(self.status.as_u16()));
-        body.insert("code".into(), json!(self.code));
-        if let Some(f) = self.field {
-            body.insert("field".into(), json!(f));
-        }
-        body.insert("message".into(), json!(self.message));
-        let mut resp = (self.status, axum::Json(json!({ "error": body }))).into_response();
-        if self.status == StatusCode::CONFLICT || self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        resp
-    }
-}
-
-impl From<RequestError> for ApiError {
-    fn from(e: RequestError) -> Self {
-        let msg = e.to_string();
-        match e {
-            RequestError::NotAnObject => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", msg)
-            }
-            RequestError::Missing(f) => ApiError::invalid(f, msg),
-            RequestError::Invalid { field, .. } => ApiError::invalid(&field, msg),
-            RequestError::UnknownField(f) => ApiError::invalid(&f, msg),
-            _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg),
-        }
-    }
+/// The outbox could not be reached: 503, retry with the same key.
+fn unavailable(e: &dedupd_store::StoreError) -> ApiError {
+    tracing::error!(error = %e, "Outbox unavailable");
+    ApiError::unavailable(
+        "the outbox is unavailable; retry with the same Idempotency-Key",
+        1,
+    )
 }
 
 /// Keys being accepted right now in this process (for the 409).
@@ -207,23 +159,23 @@ impl NotifyApi {
     fn provider_for(&self, req: &NotificationRequest) -> Result<String, ApiError> {
         let inner = &self.inner;
         match &req.provider {
-            Some(_) if !inner.allow_override => Err(ApiError::invalid(
+            Some(_) if !inner.allow_override => Err(ApiError::invalid_field(
                 "provider",
                 "naming a provider is not allowed here; the channel decides",
             )),
             Some(p) => match inner.providers.get(p) {
                 Some(chans) if chans.contains(&req.channel) => Ok(p.clone()),
-                Some(_) => Err(ApiError::invalid(
+                Some(_) => Err(ApiError::invalid_field(
                     "provider",
                     format!("provider `{p}` cannot send {}", req.channel),
                 )),
-                None => Err(ApiError::invalid(
+                None => Err(ApiError::invalid_field(
                     "provider",
                     format!("provider `{p}` is not configured"),
                 )),
             },
             None => inner.channels.get(&req.channel).cloned().ok_or_else(|| {
-                ApiError::invalid(
+                ApiError::invalid_field(
                     "channel",
                     format!("no provider is configured for {}", req.channel),
                 )
@@ -248,44 +200,9 @@ pub fn app(api: NotifyApi) -> Router {
     router(api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-            .into_response()
+            ApiError::internal().into_response()
         }))
-        .layer(axum::middleware::map_response(envelope))
-}
-
-/// Rewrites an error answer that is not JSON (axum's 405, a 413 …) into the envelope.
-async fn envelope(resp: Response) -> Response {
-    let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return resp;
-    }
-    let code = match status {
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        s if s.is_server_error() => "internal",
-        _ => "bad_request",
-    };
-    let mut out = ApiError::new(
-        status,
-        code,
-        status.canonical_reason().unwrap_or("error").to_lowercase(),
-    )
-    .into_response();
-    if let Some(allow) = resp.headers().get(header::ALLOW) {
-        out.headers_mut().insert(header::ALLOW, allow.clone());
-    }
-    out
+        .layer(axum::middleware::map_response(envelope_layer))
 }
 
 fn new_id() -> String {
@@ -359,7 +276,7 @@ async fn create(
                 "missing_idempotency_key",
                 "the Idempotency-Key header is required",
             )
-            .field("Idempotency-Key"));
+            .with_field("Idempotency-Key"));
         }
         Some(v) => v
             .to_str()
@@ -372,7 +289,7 @@ async fn create(
                     "invalid_idempotency_key",
                     "Idempotency-Key must be 1 to 255 visible ASCII characters",
                 )
-                .field("Idempotency-Key")
+                .with_field("Idempotency-Key")
             })?
             .to_owned(),
     };
@@ -403,18 +320,8 @@ async fn create(
             format!("cannot read the body: {}", e.body_text()),
         )
     })?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!(
-                "the body is not JSON: line {}, column {}",
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-    let req = NotificationRequest::parse(&value)?;
+    let value: Value = parse_json(&body)?;
+    let req = NotificationRequest::parse(&value).map_err(request_error)?;
     let provider = api.provider_for(&req)?;
 
     let Some(_held) = api.inner.inflight.hold(&key) else {
@@ -422,7 +329,8 @@ async fn create(
             StatusCode::CONFLICT,
             "request_in_progress",
             "a request with this Idempotency-Key is still being processed; retry shortly",
-        ));
+        )
+        .with_retry_after(1));
     };
     let opts = api.inner.opts;
     let guard_key = (opts.guard != GuardMode::Off)
@@ -431,13 +339,7 @@ async fn create(
         key: key.clone(),
         id: new_id(),
         fingerprint: fingerprint(&value),
-        request: serde_json::to_value(&req).map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        })?,
+        request: serde_json::to_value(&req).map_err(|_| ApiError::internal())?,
         channel: req.channel.as_str().to_owned(),
         provider,
         guard_key,
@@ -461,9 +363,9 @@ async fn create(
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used with a different request body",
             )
-            .field("Idempotency-Key"))
+            .with_field("Idempotency-Key"))
         }
-        Err(e) => Err(ApiError::unavailable(&e)),
+        Err(e) => Err(unavailable(&e)),
     }
 }
 
@@ -472,7 +374,7 @@ async fn status(
     key: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(key) = key.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()).field("key")
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()).with_field("key")
     })?;
     let now = api.inner.clock.now();
     match api.inner.outbox.get(&key, now).await {
@@ -482,7 +384,7 @@ async fn status(
             "not_found",
             "no notification with this key (unknown, or its retention has passed)",
         )
-        .field("key")),
-        Err(e) => Err(ApiError::unavailable(&e)),
+        .with_field("key")),
+        Err(e) => Err(unavailable(&e)),
     }
 }

@@ -107,6 +107,13 @@ impl ApiError {
         )
     }
 
+    /// Asks the client to retry after `seconds` (`Retry-After`), e.g. on a 409 while the
+    /// first request is still in flight.
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     /// Names the field at fault.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
