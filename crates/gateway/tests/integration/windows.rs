@@ -10,10 +10,10 @@ use crate::support;
 
 fn pair_config() -> GatewayConfig {
     GatewayConfig {
-        // A phone's retry is a duplicate for one second here; the same question on another
+        // A phone's retry is a duplicate for two seconds here; the same question on another
         // channel for the default 300 s.
         windows: WindowRules::uniform(Duration::from_secs(300))
-            .with_pair("sms/sms", Duration::from_secs(1))
+            .with_pair("sms/sms", Duration::from_secs(2))
             .expect("a valid pair"),
         ..GatewayConfig::default()
     }
@@ -31,8 +31,8 @@ async fn channel_pairs(window: Window) {
     );
     let (_, retry) = server.post(&sms("w-2")).await;
     assert_eq!(retry["decision"], "SUPPRESS");
-    assert_eq!(retry["window_seconds"], 1, "sms/sms");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(retry["window_seconds"], 2, "sms/sms");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (_, late) = server.post(&sms("w-3")).await;
     assert_eq!(
         late["decision"], "PROCESS",
