@@ -20,7 +20,9 @@ use dedupd_gateway::common::{self, Auth, Health, ServiceOptions};
 use dedupd_gateway::{
     ContactIndex, DegradedPolicy, ForwardConfig, Forwarder, Gateway, GatewayConfig, NearConfig,
 };
-use dedupd_store::window::{EmbeddedWindow, RedisWindow, RedisWindowConfig, Window, WindowRules};
+use dedupd_store::window::{
+    EmbeddedWindow, MAX_WINDOW, RedisWindow, RedisWindowConfig, Window, WindowRules,
+};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -233,6 +235,12 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
     let window = args.window.or(section.window).unwrap_or(300);
     if window == 0 {
         bail!("serve.window: the window must be at least 1 second");
+    }
+    if window > MAX_WINDOW.as_secs() {
+        bail!(
+            "serve.window: {window} s is more than the longest window, 365 days ({} s)",
+            MAX_WINDOW.as_secs()
+        );
     }
     let mut windows = WindowRules::uniform(Duration::from_secs(window));
     for (pair, secs) in section.windows.iter().flatten() {
@@ -632,6 +640,7 @@ mod tests {
             ("sms-email=60", "--window-pair"),
             ("sms/email=soon", "PAIR=SECONDS"),
             ("sms/email=0", "at least 1 second"),
+            ("sms/email=18446744073709551615", "at most 365 days"),
         ] {
             let err = resolve(ServeArgs {
                 window_pairs: vec![flag.into()],
@@ -641,6 +650,13 @@ mod tests {
             .to_string();
             assert!(err.contains(needle), "{flag}: {err}");
         }
+        let err = resolve(ServeArgs {
+            window: Some(u64::MAX),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("serve.window"), "{err}");
         let err = resolve(ServeArgs {
             near_duplicates: true,
             near_threshold: Some(1.5),

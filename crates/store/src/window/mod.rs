@@ -33,7 +33,7 @@ use thiserror::Error;
 
 pub use embedded::EmbeddedWindow;
 pub use redis_backend::{RedisWindow, RedisWindowConfig};
-pub use rules::{ANY_CHANNEL, RuleError, WindowRules};
+pub use rules::{ANY_CHANNEL, MAX_WINDOW, RuleError, WindowRules};
 
 /// A window key: a message fingerprint (SHA-256).
 pub type WindowKey = [u8; 32];

@@ -33,6 +33,10 @@ use thiserror::Error;
 /// The wildcard channel.
 pub const ANY_CHANNEL: &str = "*";
 
+/// The longest window accepted: a year. Longer is a configuration mistake (a dedup window is
+/// minutes to days), and it would overflow Redis's expiry.
+pub const MAX_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// A channel-pair rule that could not be read.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("window pair {pair:?}: {reason}")]
@@ -89,6 +93,11 @@ impl WindowRules {
         }
         if window.is_zero() {
             return Err(refuse("a window must be at least 1 second"));
+        }
+        if window > MAX_WINDOW {
+            return Err(refuse(
+                "a window must be at most 365 days (31536000 seconds)",
+            ));
         }
         if a == ANY_CHANNEL && b == ANY_CHANNEL {
             self.default = window;
@@ -268,6 +277,12 @@ mod tests {
             assert_eq!(e.pair, bad);
         }
         assert!(base.clone().with_pair("sms/email", s(0)).is_err());
+        assert!(base.clone().with_pair("sms/email", MAX_WINDOW).is_ok());
+        assert!(
+            base.clone()
+                .with_pair("sms/email", MAX_WINDOW + s(1))
+                .is_err()
+        );
         let r = base.with_pair("*/*", s(30)).unwrap();
         assert_eq!(r.default_window(), s(30));
         let r = r.with_pair("sms/email", s(10)).unwrap();
