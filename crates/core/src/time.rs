@@ -23,19 +23,60 @@ pub enum TimestampFormat {
 
 impl TimestampFormat {
     /// Parses a format name: `rfc3339`, `epoch_seconds`, `epoch_millis`, or a strftime pattern
-    /// (anything containing `%`).
-    pub fn from_name(name: &str, offset: FixedOffset) -> Option<Self> {
+    /// (anything containing `%`). A pattern is refused when it is not valid strftime (`%Q`) or
+    /// cannot read back a timestamp it wrote (`%H:%M` has no date): either would reject every
+    /// row of a source, so it is a configuration error instead.
+    pub fn from_name(name: &str, offset: FixedOffset) -> Result<Self, FormatNameError> {
         match name {
-            "rfc3339" | "iso8601" => Some(Self::Rfc3339),
-            "epoch_seconds" | "epoch" | "unix" => Some(Self::EpochSeconds),
-            "epoch_millis" | "unix_ms" => Some(Self::EpochMillis),
-            p if p.contains('%') => Some(Self::Pattern {
-                pattern: p.to_owned(),
-                offset,
-            }),
-            _ => None,
+            "rfc3339" | "iso8601" => Ok(Self::Rfc3339),
+            "epoch_seconds" | "epoch" | "unix" => Ok(Self::EpochSeconds),
+            "epoch_millis" | "unix_ms" => Ok(Self::EpochMillis),
+            p if p.contains('%') => {
+                check_pattern(p, offset)?;
+                Ok(Self::Pattern {
+                    pattern: p.to_owned(),
+                    offset,
+                })
+            }
+            _ => Err(FormatNameError::Unknown),
         }
     }
+}
+
+/// Why a timestamp format name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum FormatNameError {
+    /// Neither a known name nor a pattern.
+    #[error("use rfc3339, epoch_seconds, epoch_millis or a strftime pattern with %")]
+    Unknown,
+    /// A `%` directive strftime does not know, or a lone `%`.
+    #[error("`{0}` is not a valid strftime pattern")]
+    InvalidPattern(String),
+    /// Valid strftime, but what it writes cannot be read back as a point in time.
+    #[error("the pattern `{0}` cannot read a timestamp (it needs at least a year, month and day)")]
+    Incomplete(String),
+}
+
+/// Writes a sample time with `pattern` and reads it back: a pattern that fails this would fail
+/// on every row.
+fn check_pattern(pattern: &str, offset: FixedOffset) -> Result<(), FormatNameError> {
+    use chrono::format::{Item, StrftimeItems};
+    use std::fmt::Write;
+    if StrftimeItems::new(pattern).any(|i| matches!(i, Item::Error)) {
+        return Err(FormatNameError::InvalidPattern(pattern.to_owned()));
+    }
+    let incomplete = || FormatNameError::Incomplete(pattern.to_owned());
+    let sample = NaiveDate::from_ymd_opt(2024, 3, 7)
+        .and_then(|d| d.and_hms_opt(22, 59, 58))
+        .and_then(|n| offset.from_local_datetime(&n).single())
+        .ok_or_else(incomplete)?;
+    let mut text = String::new();
+    write!(text, "{}", sample.format(pattern))
+        .map_err(|_| FormatNameError::InvalidPattern(pattern.to_owned()))?;
+    parse_pattern(&text, pattern, offset)
+        .map(|_| ())
+        .map_err(|_| incomplete())
 }
 
 /// Why a timestamp was refused.
@@ -212,6 +253,25 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn patterns_that_cannot_read_a_timestamp_are_refused() {
+        for p in ["%Q%Q", "%", "%Y-%m-%d %", "%H:%M", "%A", "%Y-%m"] {
+            assert!(TimestampFormat::from_name(p, utc()).is_err(), "{p}");
+        }
+        assert_eq!(
+            TimestampFormat::from_name("dd.mm.yyyy", utc()),
+            Err(FormatNameError::Unknown)
+        );
+        for p in [
+            "%Y-%m-%d",
+            "%d/%m/%y %I:%M %p",
+            "%Y-%m-%dT%H:%M:%S%.f%:z",
+            "%d.%m.%Y %H:%M",
+        ] {
+            assert!(TimestampFormat::from_name(p, utc()).is_ok(), "{p}");
+        }
     }
 
     #[test]

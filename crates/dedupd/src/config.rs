@@ -195,6 +195,19 @@ pub struct FieldMap {
     pub status: Option<String>,
 }
 
+/// Checks a CSV delimiter setting (`\\t` spelled out is a tab): one ASCII character that can
+/// separate fields, so not the quote character nor a line break. Shared by every CSV reader's
+/// config.
+pub(crate) fn csv_delimiter(value: &str) -> Result<u8, String> {
+    let d = if value == "\\t" { "\t" } else { value };
+    match d.as_bytes() {
+        [b'"'] => Err("the quote character `\"` cannot be the delimiter".into()),
+        [b'\n' | b'\r'] => Err("a line break cannot be the delimiter".into()),
+        [b] if b.is_ascii() => Ok(*b),
+        _ => Err("must be one ASCII character".into()),
+    }
+}
+
 /// A validated source, ready to read.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -297,16 +310,7 @@ impl Config {
             let delimiter = match (&s.delimiter, s.format) {
                 (None, _) => b',',
                 (Some(d), Format::Csv) => {
-                    let d = if d == "\\t" { "\t" } else { d.as_str() };
-                    match d.as_bytes() {
-                        [b] if b.is_ascii() => *b,
-                        _ => {
-                            return Err(value_err(
-                                k("delimiter"),
-                                "must be one ASCII character".into(),
-                            ));
-                        }
-                    }
+                    csv_delimiter(d).map_err(|reason| value_err(k("delimiter"), reason))?
                 }
                 (Some(_), _) => {
                     return Err(value_err(
@@ -333,13 +337,7 @@ impl Config {
                 })?,
             };
             let timestamp = TimestampFormat::from_name(s.timestamp_format.trim(), offset)
-                .ok_or_else(|| {
-                    value_err(
-                        k("timestamp_format"),
-                        "use rfc3339, epoch_seconds, epoch_millis or a strftime pattern with %"
-                            .into(),
-                    )
-                })?;
+                .map_err(|e| value_err(k("timestamp_format"), e.to_string()))?;
             for kf in key.fields() {
                 let mapped = match kf.as_str() {
                     "customer_id" => s.fields.customer_id.is_some(),
@@ -457,5 +455,30 @@ fields = { customer_id = "Kundennr", phone = "Telefon", updated_at = "Geändert"
         assert!(err(&OK.replace("\";\"", "\";;\"")).contains("source[0].delimiter"));
         let missing = err(&OK.replace("timestamp_format = \"%d.%m.%Y %H:%M\"\n", ""));
         assert!(missing.contains("timestamp_format"), "{missing}");
+    }
+
+    #[test]
+    fn unusable_timestamp_format_and_delimiter_are_refused_when_read() {
+        for pattern in ["%Q%Q", "%H:%M", "%", "%Y-%m-%d %"] {
+            let e = err(&OK.replace("%d.%m.%Y %H:%M", pattern));
+            assert!(e.contains("source[0].timestamp_format"), "{pattern}: {e}");
+        }
+        for d in ["\\\"", "\\n", "\\r"] {
+            let e = err(&OK.replace("delimiter = \";\"", &format!("delimiter = \"{d}\"")));
+            assert!(e.contains("source[0].delimiter"), "{d}: {e}");
+        }
+        // Patterns that do read a timestamp stay accepted.
+        for pattern in [
+            "%Y-%m-%d",
+            "%d/%m/%y %I:%M %p",
+            "%Y-%m-%dT%H:%M:%S%.f%:z",
+            "%s",
+        ] {
+            let text = OK.replace("%d.%m.%Y %H:%M", pattern);
+            assert!(
+                Config::parse(&text, Path::new("/x/feeds.toml")).is_ok(),
+                "{pattern}"
+            );
+        }
     }
 }

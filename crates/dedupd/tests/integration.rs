@@ -402,6 +402,147 @@ fn broken_rows_never_lose_the_rest() {
     assert_eq!(contacts[2]["last_name"], "Line");
 }
 
+/// Five data rows under a header, each line ended with `eols[i]` (the last one may be empty).
+fn five_rows(eols: [&str; 6]) -> Vec<u8> {
+    let rows = [
+        "id,name,phone,email,ts",
+        "C1,Ann Lee,020 7946 0958,ann@x.io,2024-01-01T00:00:00Z",
+        "C2,\"Bob\nRay\",020 7946 0959,bob@x.io,2024-01-01T00:00:00Z",
+        "C3,Cid Moe,020 7946 0960,cid@x.io,2024-01-01T00:00:00Z",
+        "C4,Dee Fox,020 7946 0961,not-an-email,2024-01-01T00:00:00Z",
+        "C5,Eve Kim,020 7946 0962,eve@x.io,2024-01-01T00:00:00Z",
+    ];
+    let mut out = Vec::new();
+    for (row, eol) in rows.iter().zip(eols) {
+        out.extend_from_slice(row.replace('\n', eol).as_bytes());
+        out.extend_from_slice(eol.as_bytes());
+    }
+    out
+}
+
+#[test]
+fn cr_line_endings_read_every_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "feeds.toml", ONE_CSV.as_bytes());
+    // Bare CR (old Mac, some Excel saves), CRLF, LF, mixed, and a bare CR inside an LF file.
+    for (i, eols) in [
+        ["\r"; 6],
+        ["\r\n"; 6],
+        ["\n"; 6],
+        ["\n", "\r", "\r\n", "\r", "\n", ""],
+        ["\n", "\n", "\n", "\r", "\n", "\n"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        write(d, "in.csv", &five_rows(eols));
+        let out = d.join(format!("out{i}"));
+        let run = ingest_with(&d.join("feeds.toml"), &d.join(format!("state{i}")), &out);
+        assert_eq!(run.report.records_read, 5, "{eols:?}");
+        let ids: Vec<String> = lines(&out.join("contacts.ndjson"))
+            .iter()
+            .map(|c| c["customer_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, ["C1", "C2", "C3", "C5"], "{eols:?}");
+        let rejects = lines(&out.join("rejects.ndjson"));
+        let at: Vec<(u64, &str)> = rejects
+            .iter()
+            .map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+            .collect();
+        // C2's quoted line break makes it two physical lines: C4 starts on line 6.
+        assert_eq!(at, vec![(6, "invalid_email")], "{eols:?}");
+        let contacts = lines(&out.join("contacts.ndjson"));
+        assert_eq!(contacts[1]["first_name"], "Bob", "{eols:?}");
+        assert_eq!(contacts[1]["last_name"], "Ray", "{eols:?}");
+    }
+}
+
+#[test]
+fn ndjson_and_json_arrays_with_cr_line_endings_keep_every_record_and_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let cfg = |name: &str, format: &str| {
+        format!(
+            r#"
+[key]
+fields = ["customer_id"]
+[[source]]
+name = "j"
+path = "{name}"
+format = "{format}"
+timestamp_format = "epoch_seconds"
+fields = {{ customer_id = "id", phone = "p", updated_at = "t" }}
+"#
+        )
+    };
+    let ndjson = "{\"id\": \"N1\", \"p\": \"+442079460958\", \"t\": 1700000000}\r\
+                  {\"id\": \"N2\", \"t\": 1700000000}\r\n\
+                  \r\
+                  {\"id\": \"N3\", \"t\": tru}\r\
+                  {\"id\": \"N4\", \"t\": 1700000000}\n";
+    write(d, "in.ndjson", ndjson.as_bytes());
+    write(d, "n.toml", cfg("in.ndjson", "ndjson").as_bytes());
+    let run = ingest_with(&d.join("n.toml"), &d.join("sn"), &d.join("on"));
+    assert_eq!(run.report.records_read, 4);
+    let rejects = lines(&run.out.join("rejects.ndjson"));
+    let at: Vec<u64> = rejects
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(at, vec![4], "the blank CR line counts as a line");
+
+    let json = "[\r {\"id\": \"J1\", \"t\": 1700000000},\r {\"id\": \"J2\", \"t\": tru},\r\n {\"id\": \"J3\", \"t\": 1700000000}\r]\r";
+    write(d, "in.json", json.as_bytes());
+    write(d, "j.toml", cfg("in.json", "json").as_bytes());
+    let run = ingest_with(&d.join("j.toml"), &d.join("sj"), &d.join("oj"));
+    assert_eq!(run.report.records_read, 3);
+    let rejects = lines(&run.out.join("rejects.ndjson"));
+    let at: Vec<u64> = rejects
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(at, vec![3], "an element's line counts bare CRs");
+}
+
+#[test]
+fn header_errors_name_columns_never_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "feeds.toml", ONE_CSV.as_bytes());
+    let ingest_err = |csv: &[u8]| -> String {
+        write(d, "in.csv", csv);
+        let opts = ingest::Options {
+            config: Config::load(&d.join("feeds.toml")).unwrap(),
+            state_dir: d.join("state"),
+            out_dir: d.join("out"),
+            progress: false,
+        };
+        format!("{:#}", ingest::run(&opts).unwrap_err())
+    };
+    // A file without a header row: its first line is a customer's data.
+    let e = ingest_err(
+        b"A1,Ann Lee,020 7946 0958,ann.lee@example.org,2024-01-01T00:00:00Z\n\
+          A2,Bob Ray,020 7946 0959,bob@example.org,2024-01-01T00:00:00Z\n",
+    );
+    assert!(e.contains("`id`") && e.contains("header"), "{e}");
+    for value in ["7946", "ann.lee@example.org", "Ann Lee", "2024-01-01"] {
+        assert!(!e.contains(value), "{value} in {e}");
+    }
+    // A one-line file of 2 MB (a wrong encoding or a missing line break): the message stays short.
+    let mut big = b"name,".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 2 << 20));
+    let e = ingest_err(&big);
+    assert!(e.len() < 1024, "{} bytes", e.len());
+    assert!(e.contains("`id`"), "{e}");
+    // Real column names are named, a bounded number of them.
+    let mut header: Vec<String> = (0..100).map(|i| format!("col{i}")).collect();
+    header.push("ts".into());
+    let e = ingest_err(format!("{}\n", header.join(",")).as_bytes());
+    assert!(e.contains("col0") && e.contains("101 columns"), "{e}");
+    assert!(!e.contains("col99") && e.len() < 1024, "{e}");
+}
+
 #[test]
 fn json_array_streams_past_a_bad_element() {
     let tmp = tempfile::tempdir().unwrap();

@@ -346,12 +346,7 @@ fn collect_source(
     };
     let on_bytes = |n: u64| bar.inc(n);
     let io = match src.format {
-        Format::Csv => {
-            read::read_csv(&src.name, input, src.delimiter, &mut c, on_bytes).and_then(|header| {
-                check_header(src, header.as_deref())
-                    .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidData, m))
-            })
-        }
+        Format::Csv => read::read_csv(&src.name, input, src.delimiter, &mut c, on_bytes),
         Format::Ndjson => read::read_ndjson(&src.name, input, &mut c, on_bytes),
         Format::Json => read::read_json_array(&src.name, input, &mut c, on_bytes),
     };
@@ -364,11 +359,10 @@ fn collect_source(
     })
 }
 
-/// A CSV whose header lacks a mapped column is a configuration error, not a row error.
-fn check_header(src: &Source, header: Option<&[String]>) -> Result<(), String> {
-    let Some(header) = header else {
-        return Ok(()); // empty file: no rows
-    };
+/// A CSV whose header lacks a mapped column is a configuration error, not a row error. The
+/// message names the missing column and describes the header without echoing its cells: the
+/// first line of a file without a header row is a customer's data.
+fn check_header(src: &Source, header: &[String]) -> Result<(), String> {
     let f = &src.fields;
     let mapped = [
         &f.customer_id,
@@ -387,8 +381,8 @@ fn check_header(src: &Source, header: Option<&[String]>) -> Result<(), String> {
     {
         if !header.iter().any(|h| h == col) {
             return Err(format!(
-                "column `{col}` is not in the header (found: {})",
-                header.join(", ")
+                "column `{col}` is not in the header ({})",
+                read::describe_header(header)
             ));
         }
     }
@@ -482,6 +476,10 @@ impl Collector<'_> {
 }
 
 impl RowSink for Collector<'_> {
+    fn header(&mut self, names: &[String]) -> Result<(), String> {
+        check_header(self.src, names)
+    }
+
     fn row(&mut self, line: u64, row: &dyn Row) {
         self.records_read += 1;
         match self.build(line, row) {

@@ -18,8 +18,108 @@ pub(crate) trait Row {
 
 /// Receives rows and rejects as they are read.
 pub(crate) trait RowSink {
+    /// A CSV file's header (names trimmed), before its first row. An `Err` (a message naming
+    /// no values) stops the read: the file does not fit the configuration.
+    fn header(&mut self, _names: &[String]) -> Result<(), String> {
+        Ok(())
+    }
     fn row(&mut self, line: u64, row: &dyn Row);
     fn reject(&mut self, reject: Reject);
+}
+
+/// How a physical line ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Eol {
+    Lf,
+    CrLf,
+    Cr,
+    /// The last line of a file without a final line break.
+    None,
+}
+
+impl Eol {
+    fn bytes(self) -> &'static [u8] {
+        match self {
+            Eol::Lf => b"\n",
+            Eol::CrLf => b"\r\n",
+            Eol::Cr => b"\r",
+            Eol::None => b"",
+        }
+    }
+}
+
+/// Splits a byte stream into physical lines at LF, CRLF or a bare CR (old Mac exports, some
+/// Excel saves), whichever each line uses. Line ends are found with a vectorized search over
+/// the reader's own buffer, so a line costs one copy and no per-byte work.
+struct Lines {
+    input: Box<dyn BufRead + Send>,
+    line_no: u64,
+}
+
+impl Lines {
+    fn new(input: Box<dyn BufRead + Send>) -> Self {
+        Self { input, line_no: 0 }
+    }
+
+    /// The reader's buffer, refilled when empty; retries an interrupted read.
+    fn fill(&mut self) -> std::io::Result<&[u8]> {
+        loop {
+            match self.input.fill_buf() {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+                Ok(_) => break,
+            }
+        }
+        // Filled above: this returns the buffered bytes (it reads again only at the end).
+        self.input.fill_buf()
+    }
+
+    /// Appends the next line's bytes (without its line end) to `out`; returns its 1-based number
+    /// and how it ended, or `None` at the end of the input.
+    fn next_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        on_bytes: &mut dyn FnMut(u64),
+    ) -> std::io::Result<Option<(u64, Eol)>> {
+        let mut any = false;
+        loop {
+            let buf = self.fill()?;
+            if buf.is_empty() {
+                if !any {
+                    return Ok(None);
+                }
+                self.line_no += 1;
+                return Ok(Some((self.line_no, Eol::None)));
+            }
+            let Some(i) = memchr::memchr2(b'\r', b'\n', buf) else {
+                out.extend_from_slice(buf);
+                let n = buf.len();
+                self.input.consume(n);
+                on_bytes(n as u64);
+                any = true;
+                continue;
+            };
+            out.extend_from_slice(&buf[..i]);
+            let (used, eol) = match (buf[i], buf.get(i + 1)) {
+                (b'\n', _) => (i + 1, Eol::Lf),
+                (_, Some(b'\n')) => (i + 2, Eol::CrLf),
+                (_, Some(_)) => (i + 1, Eol::Cr),
+                // A CR at the end of the buffer: the next byte decides CR or CRLF.
+                (_, None) => (i + 1, Eol::Cr),
+            };
+            let at_end = eol == Eol::Cr && i + 1 == buf.len();
+            self.input.consume(used);
+            on_bytes(used as u64);
+            let mut eol = eol;
+            if at_end && self.fill()?.first() == Some(&b'\n') {
+                self.input.consume(1);
+                on_bytes(1);
+                eol = Eol::CrLf;
+            }
+            self.line_no += 1;
+            return Ok(Some((self.line_no, eol)));
+        }
+    }
 }
 
 /// Wraps the input so that UTF-8 sources pass through untouched (invalid bytes are found per
@@ -86,18 +186,22 @@ impl Row for CsvRow<'_> {
     }
 }
 
-/// Splits one framed record into fields with `csv_core`. Returns whether quoting was balanced.
+/// Splits one framed record into fields with `csv_core`: the field bytes go to `out` (grown as
+/// needed, never shrunk), their end offsets to `ends`. Returns the bytes written, or `None` when
+/// the bytes are not exactly one record (a quote left open, or a line break outside quotes).
 fn split_record(
     parser: &mut csv_core::Reader,
     input: &[u8],
     out: &mut Vec<u8>,
     ends: &mut Vec<usize>,
-) -> bool {
+) -> Option<usize> {
     use csv_core::ReadFieldResult;
     parser.reset();
-    out.clear();
     ends.clear();
-    out.resize(input.len() + 16, 0);
+    // Unquoting only shrinks a record.
+    if out.len() < input.len() + 16 {
+        out.resize(input.len() + 16, 0);
+    }
     let mut inp = input;
     let mut written = 0;
     loop {
@@ -111,42 +215,74 @@ fn split_record(
                 written += nout;
                 match res {
                     ReadFieldResult::Field { .. } => ends.push(written),
-                    ReadFieldResult::OutputFull => return false,
+                    ReadFieldResult::OutputFull => return None,
                     _ => {}
                 }
-                break;
+                return Some(written);
             }
-            ReadFieldResult::OutputFull => return false,
+            ReadFieldResult::OutputFull => return None,
             ReadFieldResult::Field { record_end } => {
                 ends.push(written);
                 if record_end {
-                    break;
+                    // Anything left is a second record joined to this one by a stray quote.
+                    return inp.is_empty().then_some(written);
                 }
             }
-            ReadFieldResult::End => break,
+            ReadFieldResult::End => return Some(written),
         }
     }
-    out.truncate(written);
-    true
 }
 
 fn quote_count(line: &[u8], quote: u8) -> usize {
-    line.iter().filter(|&&b| b == quote).count()
+    memchr::memchr_iter(quote, line).count()
+}
+
+/// Physical lines, with the lines of a refused multi-line record put back for re-framing.
+struct LineSource {
+    lines: Lines,
+    requeued: std::collections::VecDeque<(u64, Vec<u8>, Eol)>,
+}
+
+impl LineSource {
+    fn next_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        on_bytes: &mut dyn FnMut(u64),
+    ) -> std::io::Result<Option<(u64, Eol)>> {
+        if let Some((n, bytes, eol)) = self.requeued.pop_front() {
+            out.extend_from_slice(&bytes);
+            return Ok(Some((n, eol)));
+        }
+        self.lines.next_into(out, on_bytes)
+    }
+
+    /// Puts back every line of `record` after its first, to be read again next.
+    fn requeue_after_first(&mut self, record: &[u8], spans: &[(u64, usize, Eol)]) {
+        for (i, &(n, start, eol)) in spans.iter().enumerate().skip(1).rev() {
+            let end = spans
+                .get(i + 1)
+                .map_or(record.len(), |next| next.1 - eol.bytes().len());
+            self.requeued
+                .push_front((n, record[start..end].to_vec(), eol));
+        }
+    }
 }
 
 /// Reads a delimited file with a header row.
 ///
-/// Records are framed by quote parity: a line with an odd number of quotes continues on the
-/// next line (a quoted newline). If a multi-line record has the wrong number of fields, or a
-/// quote never closes, only its first line is rejected and reading resumes on the line after
-/// it, so one stray quote never swallows the rest of the file.
+/// Lines end at LF, CRLF or a bare CR. Records are framed by quote parity: a line with an odd
+/// number of quotes continues on the next line (a quoted line break, kept as written). If a
+/// multi-line record has the wrong number of fields, or a quote never closes, only its first
+/// line is rejected and reading resumes on the line after it, so one stray quote never
+/// swallows the rest of the file. Every line holding data is a row, a reject, or part of a
+/// multi-line row.
 pub(crate) fn read_csv(
     source: &str,
-    mut input: Box<dyn BufRead + Send>,
+    input: Box<dyn BufRead + Send>,
     delimiter: u8,
     sink: &mut dyn RowSink,
     mut on_bytes: impl FnMut(u64),
-) -> std::io::Result<Option<Vec<String>>> {
+) -> std::io::Result<()> {
     let quote = b'"';
     let mut parser = csv_core::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -155,54 +291,40 @@ pub(crate) fn read_csv(
     let mut header: Option<Vec<String>> = None;
     let mut out = Vec::new();
     let mut ends = Vec::new();
-    // Pending physical lines of the record being framed: (line number, bytes without EOL).
-    let mut pending: std::collections::VecDeque<(u64, Vec<u8>)> = std::collections::VecDeque::new();
-    let mut line_no = 0u64;
-    let mut eof = false;
-    let mut buf = Vec::with_capacity(512);
+    let mut lines = LineSource {
+        lines: Lines::new(input),
+        requeued: std::collections::VecDeque::new(),
+    };
+    // The record being framed, and where each of its lines starts in it.
+    let mut record = Vec::with_capacity(1024);
+    let mut spans: Vec<(u64, usize, Eol)> = Vec::new();
 
     loop {
-        // Frame one record out of `pending`, reading more lines as needed.
-        let mut take = 0usize;
-        let mut quotes = 0usize;
-        let framed = loop {
-            if take < pending.len() {
-                quotes += quote_count(&pending[take].1, quote);
-                take += 1;
-                if quotes.is_multiple_of(2) {
-                    break true;
-                }
-                if take >= MAX_RECORD_LINES {
-                    break false;
-                }
-                continue;
-            }
-            if eof {
-                break false;
-            }
-            buf.clear();
-            let n = input.read_until(b'\n', &mut buf)?;
-            on_bytes(n as u64);
-            if n == 0 {
-                eof = true;
-                continue;
-            }
-            line_no += 1;
-            if buf.last() == Some(&b'\n') {
-                buf.pop();
-            }
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            pending.push_back((line_no, std::mem::take(&mut buf)));
-        };
-        if pending.is_empty() {
+        record.clear();
+        spans.clear();
+        let Some((first_line, eol)) = lines.next_into(&mut record, &mut on_bytes)? else {
             break;
+        };
+        spans.push((first_line, 0, eol));
+        let mut quotes = quote_count(&record, quote);
+        while !quotes.is_multiple_of(2) && spans.len() < MAX_RECORD_LINES {
+            let before = record.len();
+            record.extend_from_slice(eol_of_last(&spans).bytes());
+            let start = record.len();
+            match lines.next_into(&mut record, &mut on_bytes)? {
+                Some((n, eol)) => {
+                    quotes += quote_count(&record[start..], quote);
+                    spans.push((n, start, eol));
+                }
+                None => {
+                    record.truncate(before);
+                    break;
+                }
+            }
         }
-        let first_line = pending[0].0;
-        if !framed {
+        if !quotes.is_multiple_of(2) {
             // Unclosed quote: give up on the first line only.
-            pending.pop_front();
+            lines.requeue_after_first(&record, &spans);
             sink.reject(Reject::new(
                 source,
                 first_line,
@@ -212,21 +334,13 @@ pub(crate) fn read_csv(
             ));
             continue;
         }
-        let mut joined = Vec::new();
-        for (i, (_, l)) in pending.iter().take(take).enumerate() {
-            if i > 0 {
-                joined.push(b'\n');
-            }
-            joined.extend_from_slice(l);
+        if spans.len() == 1 && record.iter().all(u8::is_ascii_whitespace) {
+            continue;
         }
-        let balanced = split_record(&mut parser, &joined, &mut out, &mut ends);
-        let blank = joined.iter().all(u8::is_ascii_whitespace);
+        let split = split_record(&mut parser, &record, &mut out, &mut ends);
         match &header {
-            _ if blank && take == 1 => {
-                pending.pop_front();
-            }
             None => {
-                if !balanced {
+                if split.is_none() {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         "unreadable header row",
@@ -239,24 +353,25 @@ pub(crate) fn read_csv(
                     names.push(name);
                     start = e;
                 }
+                sink.header(&names)
+                    .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidData, m))?;
                 header = Some(names);
-                pending.drain(..take);
             }
-            Some(h) => {
-                if balanced && ends.len() == h.len() {
+            Some(h) => match split {
+                Some(written) if ends.len() == h.len() => {
                     sink.row(
                         first_line,
                         &CsvRow {
                             header: h,
-                            fields: &out,
+                            fields: &out[..written],
                             ends: &ends,
                         },
                     );
-                    pending.drain(..take);
-                } else if take > 1 {
+                }
+                _ if spans.len() > 1 => {
                     // A stray quote joined lines that are not one record: refuse the first
                     // line and re-frame from the next.
-                    pending.pop_front();
+                    lines.requeue_after_first(&record, &spans);
                     sink.reject(Reject::new(
                         source,
                         first_line,
@@ -264,8 +379,8 @@ pub(crate) fn read_csv(
                         Reason::MalformedRow,
                         "stray quote: the row does not close its quoted field".into(),
                     ));
-                } else {
-                    pending.pop_front();
+                }
+                _ => {
                     sink.reject(Reject::new(
                         source,
                         first_line,
@@ -274,10 +389,44 @@ pub(crate) fn read_csv(
                         format!("{} fields where the header has {}", ends.len(), h.len()),
                     ));
                 }
-            }
+            },
         }
     }
-    Ok(header)
+    Ok(())
+}
+
+fn eol_of_last(spans: &[(u64, usize, Eol)]) -> Eol {
+    spans.last().map_or(Eol::None, |s| s.2)
+}
+
+/// Describes a header for an error message without echoing data: the number of columns and,
+/// when the line looks like column names, the first few of them. A line holding values (an
+/// e-mail address, a number of three or more digits, a long or unreadable cell: a file
+/// without a header row, or in another encoding) is not quoted at all.
+pub(crate) fn describe_header(names: &[String]) -> String {
+    const SHOWN: usize = 12;
+    const LONGEST: usize = 40;
+    let value_like = |n: &str| {
+        n.len() > LONGEST
+            || n.contains('@')
+            || n.contains('\u{FFFD}')
+            || n.chars().any(char::is_control)
+            || n.bytes().filter(u8::is_ascii_digit).count() >= 3
+    };
+    let count = match names.len() {
+        1 => "1 column".to_owned(),
+        n => format!("{n} columns"),
+    };
+    if names.iter().any(|n| value_like(n)) {
+        return format!(
+            "found {count}; the first line holds values, not column names (not shown): does the file have a header row, in the declared encoding and delimiter?"
+        );
+    }
+    let mut shown: Vec<String> = names.iter().take(SHOWN).map(|n| format!("`{n}`")).collect();
+    if names.len() > SHOWN {
+        shown.push(format!("and {} more", names.len() - SHOWN));
+    }
+    format!("found {count}: {}", shown.join(", "))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,23 +498,21 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
-/// Reads one JSON object per line; blank lines are skipped.
+/// Reads one JSON object per line (lines end at LF, CRLF or a bare CR: JSON text holds no raw
+/// line break inside a string); blank lines are skipped.
 pub(crate) fn read_ndjson(
     source: &str,
-    mut input: Box<dyn BufRead + Send>,
+    input: Box<dyn BufRead + Send>,
     sink: &mut dyn RowSink,
     mut on_bytes: impl FnMut(u64),
 ) -> std::io::Result<()> {
+    let mut lines = Lines::new(input);
     let mut buf = Vec::with_capacity(1024);
-    let mut line = 0u64;
     loop {
         buf.clear();
-        let n = input.read_until(b'\n', &mut buf)?;
-        if n == 0 {
+        let Some((line, _)) = lines.next_into(&mut buf, &mut on_bytes)? else {
             return Ok(());
-        }
-        on_bytes(n as u64);
-        line += 1;
+        };
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -391,6 +538,7 @@ pub(crate) fn read_json_array(
     }
     let mut st = St::Before;
     let mut line = 1u64;
+    let mut after_cr = false;
     let mut elem = Vec::with_capacity(1024);
     let mut elem_line = 0u64;
     let mut depth = 0usize;
@@ -403,9 +551,11 @@ pub(crate) fn read_json_array(
         }
         let n = chunk.len();
         for &b in chunk {
-            if b == b'\n' {
+            // A line ends at LF, CRLF or a bare CR.
+            if b == b'\r' || (b == b'\n' && !after_cr) {
                 line += 1;
             }
+            after_cr = b == b'\r';
             match st {
                 St::Before => {
                     if b == b'[' {
@@ -531,7 +681,7 @@ mod tests {
             Just(b'"'), Just(b','), Just(b'\n'), Just(b'\r'), Just(b'{'), Just(b'}'), Just(b'['),
             Just(b']'), Just(b':'), Just(b'\\'), Just(b'a'), Just(b'1'), any::<u8>()
         ], 0..400)) {
-            let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+            let lines = line_breaks(&bytes) + 1;
             let mut c = Count::default();
             let _ = read_csv("s", input(&bytes), b',', &mut c, |_| {});
             let mut n = Count::default();
@@ -549,6 +699,192 @@ mod tests {
                     prop_assert_eq!(all.len(), k.rows.len() + k.rejects.len(), "one record per start line");
                 }
             }
+        }
+    }
+
+    /// Line breaks in `bytes`: LF, CRLF and a bare CR each end one line.
+    fn line_breaks(bytes: &[u8]) -> u64 {
+        let mut n = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'\r' || (b == b'\n' && (i == 0 || bytes[i - 1] != b'\r')) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Rows with the values under `a`, `b` and `c`.
+    #[derive(Default)]
+    struct Values {
+        rows: Vec<(u64, Vec<Option<String>>)>,
+        rejects: Vec<u64>,
+    }
+
+    impl RowSink for Values {
+        fn row(&mut self, line: u64, row: &dyn Row) {
+            let v = ["a", "b", "c"]
+                .iter()
+                .map(|k| row.get(k).ok().flatten().map(|v| v.into_owned()))
+                .collect();
+            self.rows.push((line, v));
+        }
+        fn reject(&mut self, reject: Reject) {
+            self.rejects.push(reject.line);
+        }
+    }
+
+    /// One generated CSV line: a row of three fields (quoted ones may hold the delimiter,
+    /// quotes and line breaks of any kind), a single-line row with the wrong number of fields,
+    /// or a blank line.
+    #[derive(Debug, Clone)]
+    enum Line {
+        Good(Vec<(String, bool)>),
+        WrongCount(Vec<String>),
+        Blank,
+    }
+
+    fn eol() -> impl Strategy<Value = &'static str> {
+        prop_oneof![Just("\n"), Just("\r\n"), Just("\r")]
+    }
+
+    fn csv_line() -> impl Strategy<Value = Line> {
+        let plain = "[a-z][a-z0-9 ]{0,5}";
+        let quoted = "[a-z][a-z0-9 ,\"\r\n]{0,8}";
+        let field = prop_oneof![
+            plain.prop_map(|v| (v, false)),
+            quoted.prop_map(|v| (v, true))
+        ];
+        prop_oneof![
+            6 => proptest::collection::vec(field, 3).prop_map(Line::Good),
+            2 => prop_oneof![Just(2usize), Just(4)].prop_flat_map(|n| {
+                proptest::collection::vec("[a-z][a-z0-9 ]{0,5}", n)
+            }).prop_map(Line::WrongCount),
+            1 => Just(Line::Blank),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the line endings (LF, CRLF, bare CR, mixed, with or without a final one),
+        /// every data line is read: each record is a row at its first line, with its values as
+        /// written, or a reject at its line; none is lost or invented.
+        #[test]
+        fn reads_and_rejects_account_for_every_data_line(
+            header_eol in eol(),
+            lines in proptest::collection::vec((csv_line(), eol()), 0..40),
+            final_eol in any::<bool>(),
+        ) {
+            let mut text = format!("a,b,c{header_eol}");
+            let mut at = 2u64;
+            let mut want_rows = Vec::new();
+            let mut want_rejects = Vec::new();
+            let mut prev_eol = header_eol;
+            let count = lines.len();
+            for (i, (line, mut end)) in lines.into_iter().enumerate() {
+                if i + 1 == count && !final_eol {
+                    end = "";
+                }
+                let body = match line {
+                    Line::Good(fields) => {
+                        let body: Vec<String> = fields.iter().map(|(v, quoted)| {
+                            if *quoted { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.clone() }
+                        }).collect();
+                        let body = body.join(",");
+                        want_rows.push((at, fields.into_iter().map(|(v, _)| Some(v)).collect::<Vec<_>>()));
+                        body
+                    }
+                    Line::WrongCount(fields) => {
+                        want_rejects.push(at);
+                        fields.join(",")
+                    }
+                    Line::Blank => {
+                        // A CR then an LF would be one CRLF, not two line ends.
+                        if prev_eol == "\r" && end.starts_with('\n') {
+                            end = "\r";
+                        }
+                        String::new()
+                    }
+                };
+                at += line_breaks(body.as_bytes()) + 1;
+                text.push_str(&body);
+                text.push_str(end);
+                prev_eol = end;
+            }
+            let mut got = Values::default();
+            read_csv("s", input(text.as_bytes()), b',', &mut got, |_| {}).unwrap();
+            prop_assert_eq!(&got.rows, &want_rows, "{:?}", text);
+            prop_assert_eq!(&got.rejects, &want_rejects, "{:?}", text);
+        }
+
+        /// The same for NDJSON and for a JSON array laid out one element per line.
+        #[test]
+        fn json_readers_account_for_every_line(
+            lines in proptest::collection::vec((0..3u8, eol()), 0..40),
+        ) {
+            let mut nd = String::new();
+            let mut arr = String::from("[");
+            let (mut want_rows, mut want_rejects) = (Vec::new(), Vec::new());
+            let mut prev_eol = "";
+            let mut first = true;
+            for (i, (kind, mut end)) in lines.into_iter().enumerate() {
+                let line = i as u64 + 1;
+                let body = match kind {
+                    0 => { want_rows.push(line); format!("{{\"a\": \"{i}\"}}") }
+                    1 => { want_rejects.push(line); "{\"a\": tru}".to_owned() }
+                    _ => {
+                        if prev_eol == "\r" && end.starts_with('\n') {
+                            end = "\r";
+                        }
+                        String::new()
+                    }
+                };
+                nd.push_str(&body);
+                nd.push_str(end);
+                if !body.is_empty() {
+                    if !first {
+                        arr.push(',');
+                    }
+                    first = false;
+                }
+                arr.push_str(&body);
+                arr.push_str(end);
+                prev_eol = end;
+            }
+            arr.push(']');
+            let mut n = Count::default();
+            read_ndjson("s", input(nd.as_bytes()), &mut n, |_| {}).unwrap();
+            prop_assert_eq!((&n.rows, &n.rejects), (&want_rows, &want_rejects), "{:?}", nd);
+            let mut j = Count::default();
+            read_json_array("s", input(arr.as_bytes()), &mut j, |_| {}).unwrap();
+            prop_assert_eq!((&j.rows, &j.rejects), (&want_rows, &want_rejects), "{:?}", arr);
+        }
+    }
+
+    #[test]
+    fn a_line_end_split_across_reads_is_one_line_end() {
+        // A reader that hands out one byte at a time puts every CR at the end of a buffer.
+        let data = b"a,b\r\n1,x\r\r\n2,y\r3,z\n".to_vec();
+        let one_byte = std::io::BufReader::with_capacity(1, std::io::Cursor::new(data));
+        let mut c = Count::default();
+        read_csv("s", Box::new(one_byte), b',', &mut c, |_| {}).unwrap();
+        assert_eq!(c.rows, vec![2, 4, 5]);
+        assert!(c.rejects.is_empty());
+    }
+
+    #[test]
+    fn headers_are_described_without_values() {
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let d = describe_header(&names(&["id", "name", "email"]));
+        assert_eq!(d, "found 3 columns: `id`, `name`, `email`");
+        for data in [
+            &["A1", "Ann", "ann@x.io"][..],
+            &["A1", "Ann", "020 7946 0958"][..],
+            &["x".repeat(41).as_str()][..],
+        ] {
+            let d = describe_header(&names(data));
+            for v in data.iter().filter(|v| v.len() > 2) {
+                assert!(!d.contains(v), "{d}");
+            }
+            assert!(d.contains("not shown"), "{d}");
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,6 +24,7 @@ use super::html;
 use super::plan_format::{
     Cluster, FieldComparison, Fields, Member, PLAN_VERSION, PairExplanation, Plan, cluster_id,
 };
+use crate::ingest::read::{self, Row, RowSink};
 
 /// Input file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -112,6 +113,10 @@ impl MergeConfig {
                 );
             }
         }
+        // Every option is checked now, not when the first row is read.
+        cfg.input
+            .settings()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(cfg)
     }
 
@@ -161,49 +166,93 @@ pub struct Loaded {
     pub rejects: Vec<Reject>,
 }
 
-fn column_index(headers: &[String], cfg: &InputConfig, ours: &str) -> Option<usize> {
-    let theirs = cfg.columns.get(ours).map_or(ours, String::as_str);
-    headers.iter().position(|h| h.trim() == theirs)
+/// `[input]` options once checked: what the reader and the normalizer use.
+struct InputSettings {
+    delimiter: u8,
+    encoding: &'static encoding_rs::Encoding,
+    timestamp: TimestampFormat,
+}
+
+impl InputConfig {
+    /// Checks the options that need parsing; an error names the key at fault.
+    fn settings(&self) -> Result<InputSettings> {
+        let delimiter = crate::config::csv_delimiter(&self.delimiter.unwrap_or(',').to_string())
+            .map_err(|reason| anyhow::anyhow!("`input.delimiter`: {reason}"))?;
+        let encoding = match &self.encoding {
+            Some(label) => {
+                encoding_rs::Encoding::for_label(label.trim().as_bytes()).with_context(|| {
+                    format!("`input.encoding`: {label:?} is not a WHATWG encoding label")
+                })?
+            }
+            None => encoding_rs::UTF_8,
+        };
+        let offset = match &self.timestamp_offset {
+            Some(o) => dedupd_core::time::parse_offset(o).with_context(|| {
+                format!("`input.timestamp_offset`: {o:?} is not an offset like +01:00")
+            })?,
+            None => chrono::FixedOffset::east_opt(0).context("UTC offset")?,
+        };
+        let name = self.timestamp_format.as_deref().unwrap_or("rfc3339");
+        let timestamp = TimestampFormat::from_name(name.trim(), offset)
+            .map_err(|e| anyhow::anyhow!("`input.timestamp_format`: {e}"))?;
+        Ok(InputSettings {
+            delimiter,
+            encoding,
+            timestamp,
+        })
+    }
+}
+
+/// Our columns in `COLUMNS` order, then `updated_at`.
+const SLOTS: usize = COLUMNS.len() + 1;
+const UPDATED_AT: usize = COLUMNS.len();
+
+fn slot_name(i: usize) -> &'static str {
+    COLUMNS.get(i).map_or("updated_at", |c| c.name())
 }
 
 struct Layout {
-    idx: [Option<usize>; 11],
-    updated_at: Option<usize>,
+    /// The input's name of each slot's column, when the input has it.
+    names: [Option<String>; SLOTS],
     ts_format: TimestampFormat,
     default_country: String,
 }
 
 impl Layout {
-    fn new(headers: &[String], cfg: &InputConfig) -> Result<Layout> {
-        let idx = COLUMNS.map(|c| column_index(headers, cfg, c.name()));
-        if idx[Column::RecordId as usize].is_none() {
-            bail!(
-                "the input has no record id column {:?} (map another column with [input.columns] record_id = \"…\")",
-                cfg.columns
-                    .get("record_id")
-                    .map_or("record_id", String::as_str)
-            );
-        }
-        let offset = match &cfg.timestamp_offset {
-            Some(o) => dedupd_core::time::parse_offset(o)
-                .with_context(|| format!("timestamp_offset {o:?} is not an offset like +01:00"))?,
-            None => chrono::FixedOffset::east_opt(0).context("UTC offset")?,
+    /// `header`: a CSV file's column names; `None` for NDJSON, where any key may be present.
+    fn new(
+        header: Option<&[String]>,
+        cfg: &InputConfig,
+        ts_format: TimestampFormat,
+    ) -> Result<Layout, String> {
+        let theirs = |ours: &str| {
+            cfg.columns
+                .get(ours)
+                .map_or(ours, String::as_str)
+                .to_owned()
         };
-        let name = cfg.timestamp_format.as_deref().unwrap_or("rfc3339");
-        let ts_format = TimestampFormat::from_name(name, offset)
-            .with_context(|| format!("timestamp_format {name:?} is not rfc3339, epoch_seconds, epoch_millis or a strftime pattern"))?;
+        let names: [Option<String>; SLOTS] = std::array::from_fn(|i| {
+            let name = theirs(slot_name(i));
+            header.is_none_or(|h| h.contains(&name)).then_some(name)
+        });
+        if names[Column::RecordId as usize].is_none() {
+            return Err(format!(
+                "the input has no record id column `{}` (map another column with [input.columns] record_id = \"…\"; {})",
+                theirs("record_id"),
+                crate::ingest::read::describe_header(header.unwrap_or_default())
+            ));
+        }
         Ok(Layout {
-            idx,
-            updated_at: column_index(headers, cfg, "updated_at"),
+            names,
             ts_format,
             default_country: cfg.default_country.clone().unwrap_or_default(),
         })
     }
 
-    /// Normalizes one row: the record (unless it has no id) and what was refused in it. Pure,
-    /// so rows are normalized in parallel.
-    fn parse<'a>(&self, line: u64, get: impl Fn(Option<usize>) -> &'a str) -> Parsed {
-        let mut vals: [&str; 11] = std::array::from_fn(|i| get(self.idx[i]));
+    /// Normalizes one row given each slot's value: the record (unless it has no id) and what
+    /// was refused in it. Pure, so rows are normalized in parallel.
+    fn parse<'a>(&self, line: u64, get: impl Fn(usize) -> &'a str) -> Parsed {
+        let mut vals: [&str; COLUMNS.len()] = std::array::from_fn(&get);
         if vals[Column::Country as usize].trim().is_empty() {
             vals[Column::Country as usize] = &self.default_country;
         }
@@ -222,7 +271,7 @@ impl Layout {
                 rejects,
             };
         }
-        let raw_ts = self.updated_at.map(|i| get(Some(i)).trim()).unwrap_or("");
+        let raw_ts = get(UPDATED_AT).trim();
         let ts = if raw_ts.is_empty() {
             None
         } else {
@@ -256,6 +305,97 @@ impl Layout {
     }
 }
 
+/// One row's values, copied out of the reader's buffer: one string, cut at `ends` per slot.
+struct RawRow {
+    line: u64,
+    text: String,
+    ends: [usize; SLOTS],
+}
+
+impl RawRow {
+    fn get(&self, slot: usize) -> &str {
+        let start = if slot == 0 { 0 } else { self.ends[slot - 1] };
+        &self.text[start..self.ends[slot]]
+    }
+}
+
+/// Takes rows from ingest's readers (one CSV and one JSON reader for every job) and normalizes
+/// them in parallel batches.
+struct Collect<'a> {
+    cfg: &'a InputConfig,
+    ts_format: &'a TimestampFormat,
+    layout: Option<Layout>,
+    batch: Vec<RawRow>,
+    out: Loaded,
+    seen: rustc_hash::FxHashSet<Box<str>>,
+}
+
+impl Collect<'_> {
+    fn flush(&mut self) {
+        let Self {
+            layout,
+            batch,
+            out,
+            seen,
+            ..
+        } = self;
+        if let Some(layout) = layout {
+            let parsed: Vec<Parsed> = batch
+                .par_iter()
+                .map(|r| layout.parse(r.line, |i| r.get(i)))
+                .collect();
+            out.extend(parsed, seen);
+        }
+        batch.clear();
+    }
+}
+
+impl RowSink for Collect<'_> {
+    fn header(&mut self, names: &[String]) -> Result<(), String> {
+        self.layout = Some(Layout::new(Some(names), self.cfg, self.ts_format.clone())?);
+        Ok(())
+    }
+
+    fn row(&mut self, line: u64, row: &dyn Row) {
+        let Some(layout) = &self.layout else {
+            return;
+        };
+        let mut text = String::new();
+        let mut ends = [0; SLOTS];
+        for (i, name) in layout.names.iter().enumerate() {
+            if let Some(name) = name {
+                match row.get(name) {
+                    Ok(Some(v)) => text.push_str(&v),
+                    Ok(None) => {}
+                    Err((_, reason)) => {
+                        self.out.rejects.push(Reject {
+                            line,
+                            record_id: None,
+                            field: slot_name(i).into(),
+                            reason,
+                        });
+                        return;
+                    }
+                }
+            }
+            ends[i] = text.len();
+        }
+        self.batch.push(RawRow { line, text, ends });
+        if self.batch.len() == BATCH {
+            self.flush();
+        }
+    }
+
+    fn reject(&mut self, reject: crate::ingest::Reject) {
+        self.out.rejects.push(Reject {
+            line: reject.line,
+            record_id: None,
+            field: reject.field.unwrap_or_else(|| "(row)".into()),
+            reason: reject.message,
+        });
+    }
+}
+
 struct Parsed {
     line: u64,
     record: Option<Record>,
@@ -286,7 +426,8 @@ impl Loaded {
 /// Rows normalized per parallel batch.
 const BATCH: usize = 1 << 15;
 
-/// Reads an export.
+/// Reads an export with ingest's readers: the same line ends (LF, CRLF, bare CR), quoting,
+/// field-count check and decoding, and rejects with their line.
 pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
     let format = cfg
         .format
@@ -294,137 +435,45 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
             Some("ndjson" | "jsonl") => InputFormat::Ndjson,
             _ => InputFormat::Csv,
         });
-    let encoding = match &cfg.encoding {
-        Some(label) => encoding_rs::Encoding::for_label(label.trim().as_bytes())
-            .with_context(|| format!("encoding {label:?} is not a WHATWG encoding label"))?,
-        None => encoding_rs::UTF_8,
-    };
+    let settings = cfg.settings()?;
     let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {
         Box::new(File::open(path).with_context(|| format!("opening {}", path.display()))?)
     };
-    // The same decoding as ingest: UTF-8 passes through (bad bytes are found per row), any
-    // declared encoding is decoded on the fly.
-    let file = crate::ingest::read::decoded(raw, encoding);
-    let mut out = Loaded::default();
-    let mut seen = rustc_hash::FxHashSet::default();
+    // UTF-8 passes through (bad bytes are found per row), any declared encoding is decoded on
+    // the fly.
+    let file = crate::ingest::read::decoded(raw, settings.encoding);
+    let name = path.display().to_string();
+    let mut sink = Collect {
+        cfg,
+        ts_format: &settings.timestamp,
+        layout: None,
+        batch: Vec::with_capacity(BATCH),
+        out: Loaded::default(),
+        seen: rustc_hash::FxHashSet::default(),
+    };
     match format {
         InputFormat::Csv => {
-            let delimiter = u8::try_from(cfg.delimiter.unwrap_or(','))
-                .context("the CSV delimiter must be one ASCII character")?;
-            let mut rdr = csv::ReaderBuilder::new()
-                .delimiter(delimiter)
-                .flexible(true)
-                .from_reader(BufReader::with_capacity(1 << 20, file));
-            let headers: Vec<String> = rdr
-                .headers()
-                .with_context(|| format!("reading the header of {}", path.display()))?
-                .iter()
-                .map(|h| h.trim_start_matches('\u{feff}').to_owned())
-                .collect();
-            let layout = Layout::new(&headers, cfg)?;
-            let mut batch: Vec<csv::StringRecord> = Vec::with_capacity(BATCH);
-            let flush = |batch: &mut Vec<csv::StringRecord>, out: &mut Loaded, seen: &mut _| {
-                let parsed: Vec<Parsed> = batch
-                    .par_iter()
-                    .map(|r| {
-                        let line = r.position().map_or(0, |p| p.line());
-                        layout.parse(line, |i| i.and_then(|i| r.get(i)).unwrap_or(""))
-                    })
-                    .collect();
-                out.extend(parsed, seen);
-                batch.clear();
-            };
-            loop {
-                let mut rec = csv::StringRecord::new();
-                match rdr.read_record(&mut rec) {
-                    Ok(false) => break,
-                    Ok(true) => {
-                        batch.push(rec);
-                        if batch.len() == BATCH {
-                            flush(&mut batch, &mut out, &mut seen);
-                        }
-                    }
-                    Err(e) => {
-                        let line = e.position().map_or(0, |p| p.line());
-                        out.rejects.push(Reject {
-                            line,
-                            record_id: None,
-                            field: "(row)".into(),
-                            reason: format!("unreadable CSV row: {}", e.kind_summary()),
-                        });
-                        if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
-                            break;
-                        }
-                    }
-                }
+            read::read_csv(&name, file, settings.delimiter, &mut sink, |_| {})
+                .with_context(|| format!("reading {name}"))?;
+            if sink.layout.is_none() {
+                bail!("{name} is empty: it has no header row");
             }
-            flush(&mut batch, &mut out, &mut seen);
         }
         InputFormat::Ndjson => {
-            let names: Vec<String> = COLUMNS
-                .iter()
-                .map(|c| c.name().to_owned())
-                .chain(std::iter::once("updated_at".to_owned()))
-                .collect();
-            let headers: Vec<String> = names
-                .iter()
-                .map(|n| cfg.columns.get(n).cloned().unwrap_or_else(|| n.clone()))
-                .collect();
-            let layout = Layout::new(&headers, cfg)?;
-            // Lines as bytes: one line that is not UTF-8 is that line's reject, not the run's end.
-            for (n, line) in BufReader::new(file).split(b'\n').enumerate() {
-                let line_no = n as u64 + 1;
-                let line = line.with_context(|| format!("reading {}", path.display()))?;
-                if line.trim_ascii().is_empty() {
-                    continue;
-                }
-                let obj: serde_json::Map<String, serde_json::Value> =
-                    match serde_json::from_slice(&line) {
-                        Ok(o) => o,
-                        Err(e) => {
-                            out.rejects.push(Reject {
-                                line: line_no,
-                                record_id: None,
-                                field: "(line)".into(),
-                                reason: format!("not a JSON object: {e}"),
-                            });
-                            continue;
-                        }
-                    };
-                let vals: Vec<String> = headers
-                    .iter()
-                    .map(|h| match obj.get(h) {
-                        Some(serde_json::Value::String(s)) => s.clone(),
-                        Some(serde_json::Value::Number(n)) => n.to_string(),
-                        _ => String::new(),
-                    })
-                    .collect();
-                let parsed = layout.parse(line_no, |i| {
-                    i.and_then(|i| vals.get(i)).map_or("", String::as_str)
-                });
-                out.extend(vec![parsed], &mut seen);
-            }
+            sink.layout = Some(
+                Layout::new(None, cfg, settings.timestamp.clone()).map_err(anyhow::Error::msg)?,
+            );
+            read::read_ndjson(&name, file, &mut sink, |_| {})
+                .with_context(|| format!("reading {name}"))?;
         }
     }
+    sink.flush();
+    let mut out = sink.out;
+    // Reader rejects come as they are met, normalizer rejects per batch: report in line order.
+    out.rejects.sort_by_key(|r| r.line);
     Ok(out)
-}
-
-trait KindSummary {
-    fn kind_summary(&self) -> String;
-}
-
-impl KindSummary for csv::Error {
-    fn kind_summary(&self) -> String {
-        match self.kind() {
-            csv::ErrorKind::Utf8 { .. } => {
-                "invalid UTF-8 (declare the file's encoding or convert it)".into()
-            }
-            csv::ErrorKind::Io(e) => format!("I/O error: {e}"),
-            _ => "malformed row".into(),
-        }
-    }
 }
 
 /// Seconds per stage, and sizes.

@@ -231,16 +231,21 @@ fn a_declared_encoding_is_decoded() {
     let p = Plan::load(&out).unwrap();
     assert_eq!(p.clusters.len(), 1);
     assert_eq!(p.clusters[0].resolved.last_name.as_deref(), Some("Müller"));
-    // An unknown label is a config error that names it.
+    // An unknown label is a config error that names it, found when the config is read.
     std::fs::write(&cfg_path, "[input]\nencoding = \"latin-9000\"\n").unwrap();
+    let err = MergeConfig::load(&cfg_path).unwrap_err();
+    assert!(format!("{err:#}").contains("latin-9000"), "{err:#}");
+    // A config built in code is checked when the run starts.
+    let mut config = MergeConfig::default();
+    config.input.encoding = Some("latin-9000".into());
     let err = plan::run(&Options {
         input,
-        config: MergeConfig::load(&cfg_path).unwrap(),
+        config,
         out,
         html_limit: 10,
     })
     .unwrap_err();
-    assert!(format!("{err:#}").contains("latin-9000"), "{err:#}");
+    assert!(format!("{err:#}").contains("input.encoding"), "{err:#}");
 }
 
 #[test]
@@ -407,4 +412,106 @@ fn plans_straight_from_external_contacts() {
     want.sort_unstable();
     assert_eq!(members, want);
     drop(emu);
+}
+
+fn rejects_of(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("rejects.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn rows_with_the_wrong_number_of_fields_are_rejected_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    // Line 3 lost a field (its street would land in `city`), line 5 has one too many (a
+    // postcode in `country`); line 4 ends in a bare CR, which ends a line like any other.
+    std::fs::write(
+        &input,
+        "record_id,first_name,last_name,street,city,postcode,country\n\
+         A1,Ann,Lee,1 Main St,Springfield,12345,US\n\
+         A2,Ann,Lee,1 Main St,12345,US\n\
+         A3,Bob,Ray,\"2 Elm\nSt\",Shelbyville,54321,US\r\
+         A4,Cid,Moe,3 Oak St,Ogdenville,,12345,US\r\n\
+         A5,Dee,Fox,4 Ash St,Capital City,67890,US",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let done = run_plan(&input, MergeConfig::default(), &out);
+    assert_eq!(done.report.records, 3, "A1, A3 and A5");
+    let got: Vec<(u64, String, String)> = rejects_of(&out)
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["field"].as_str().unwrap().to_owned(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].0, got[0].1.as_str()), (3, "(row)"), "{got:?}");
+    assert!(
+        got[0].2.contains("6 fields") && got[0].2.contains('7'),
+        "{got:?}"
+    );
+    assert_eq!((got[1].0, got[1].1.as_str()), (6, "(row)"), "{got:?}");
+    let text = std::fs::read_to_string(out.join("rejects.ndjson")).unwrap();
+    assert!(!text.contains("Main") && !text.contains("12345"), "{text}");
+    let ids: Vec<(String, String)> = plan::read_labels(&out.join("clusters.csv")).unwrap();
+    let ids: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["A1", "A3", "A5"]);
+}
+
+#[test]
+fn ndjson_with_cr_line_endings_keeps_every_record_and_never_echoes_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        "{\"record_id\":\"N1\",\"first_name\":\"Ann\",\"email\":\"ann@acme.io\"}\r\
+         \"ann.lee@acme.io\"\r\
+         {\"record_id\":\"N2\",\"first_name\":\"Bob\",\"email\":\"bob@acme.io\"}\r\n\
+         [\"+14155552671\"]\r\
+         {\"record_id\":\"N3\",\"first_name\":\"Cid\"}",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let done = run_plan(&input, MergeConfig::default(), &out);
+    assert_eq!(done.report.records, 3);
+    let lines: Vec<u64> = rejects_of(&out)
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [2, 4]);
+    let text = std::fs::read_to_string(out.join("rejects.ndjson")).unwrap();
+    assert!(!text.contains("acme") && !text.contains("555"), "{text}");
+}
+
+#[test]
+fn input_options_are_checked_when_the_config_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("merge.toml");
+    for (line, key) in [
+        ("delimiter = '\"'", "input.delimiter"),
+        ("delimiter = \"\\n\"", "input.delimiter"),
+        ("delimiter = \"é\"", "input.delimiter"),
+        ("encoding = \"latin-9000\"", "input.encoding"),
+        ("timestamp_format = \"%Q%Q\"", "input.timestamp_format"),
+        ("timestamp_format = \"%H:%M\"", "input.timestamp_format"),
+        ("timestamp_format = \"yesterday\"", "input.timestamp_format"),
+        ("timestamp_offset = \"Berlin\"", "input.timestamp_offset"),
+    ] {
+        std::fs::write(&cfg_path, format!("[input]\n{line}\n")).unwrap();
+        let err = format!("{:#}", MergeConfig::load(&cfg_path).unwrap_err());
+        assert!(err.contains(key), "{line}: {err}");
+    }
+    std::fs::write(
+        &cfg_path,
+        "[input]\ndelimiter = \"\\t\"\ntimestamp_format = \"%d.%m.%Y %H:%M\"\ntimestamp_offset = \"+01:00\"\nencoding = \"windows-1252\"\n",
+    )
+    .unwrap();
+    MergeConfig::load(&cfg_path).unwrap();
 }
