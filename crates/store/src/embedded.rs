@@ -84,6 +84,11 @@ fn writer_loop(
     for batch in rx {
         store.put_batch(&batch)?;
         written += batch.len() as u64;
+        tracing::debug!(
+            contacts = batch.len(),
+            total = written,
+            "Committed a batch of contacts to the state."
+        );
     }
     Ok(written)
 }
