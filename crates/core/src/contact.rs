@@ -156,6 +156,158 @@ impl MergeOutcome {
     }
 }
 
+/// How a contact compares with the state of the last completed run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Not in the state before.
+    New,
+    /// Some value changed or do-not-call was set.
+    Changed,
+    /// Incoming values were older than the stored ones (skipped, listed for review).
+    Stale,
+}
+
+/// What moved about one contact since the last *completed* run (a run that wrote its outputs).
+///
+/// The state keeps it with the contact, committed with the contact itself, until a run has
+/// written its outputs: a run killed after some commits leaves its changes marked, and the next
+/// run reports them together with its own ([`Change::then`]), so the change log misses nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    kind: ChangeKind,
+    changed: u8,
+    stale: u8,
+    do_not_call_set: bool,
+}
+
+impl Change {
+    /// A contact seen for the first time.
+    pub const NEW: Change = Change {
+        kind: ChangeKind::New,
+        changed: 0,
+        stale: 0,
+        do_not_call_set: false,
+    };
+
+    /// What a merge into the stored contact amounts to: changed, stale, or nothing to report
+    /// (timestamps alone moving is not a change).
+    pub fn of_merge(o: &MergeOutcome) -> Option<Change> {
+        let kind = if o.is_changed() {
+            ChangeKind::Changed
+        } else if o.has_stale() {
+            ChangeKind::Stale
+        } else {
+            return None;
+        };
+        Some(Change {
+            kind,
+            changed: o.changed,
+            stale: o.stale,
+            do_not_call_set: o.do_not_call_set,
+        })
+    }
+
+    /// `earlier` (not yet reported), then `later`: one change since the last completed run.
+    /// New stays new, changed fields and stale fields add up, and a stale observation after a
+    /// change leaves the contact changed.
+    pub fn then(earlier: Option<Change>, later: Option<Change>) -> Option<Change> {
+        let (e, l) = match (earlier, later) {
+            (None, x) | (x, None) => return x,
+            (Some(e), Some(l)) => (e, l),
+        };
+        let kind = match (e.kind, l.kind) {
+            (ChangeKind::New, _) | (_, ChangeKind::New) => ChangeKind::New,
+            (ChangeKind::Changed, _) | (_, ChangeKind::Changed) => ChangeKind::Changed,
+            (ChangeKind::Stale, ChangeKind::Stale) => ChangeKind::Stale,
+        };
+        Some(Change {
+            kind,
+            changed: e.changed | l.changed,
+            stale: e.stale | l.stale,
+            do_not_call_set: e.do_not_call_set || l.do_not_call_set,
+        })
+    }
+
+    /// New, changed or stale.
+    pub fn kind(&self) -> ChangeKind {
+        self.kind
+    }
+
+    /// The fields to list for `contact` (its state now): for a new contact every field that has
+    /// a value (and `do_not_call` when set); otherwise the fields whose value changed.
+    pub fn fields(&self, contact: &Contact) -> Vec<&'static str> {
+        match self.kind {
+            ChangeKind::New => {
+                let mask = Field::ALL
+                    .into_iter()
+                    .filter(|f| contact.get(*f).is_some())
+                    .fold(0, |m, f| m | f.bit());
+                let mut v = names(mask);
+                if contact.do_not_call() {
+                    v.push("do_not_call");
+                }
+                v
+            }
+            ChangeKind::Changed | ChangeKind::Stale => {
+                let mut v = names(self.changed);
+                if self.do_not_call_set {
+                    v.push("do_not_call");
+                }
+                v
+            }
+        }
+    }
+
+    /// The fields whose incoming value was older than the stored one.
+    pub fn stale_fields(&self) -> Vec<&'static str> {
+        names(self.stale)
+    }
+
+    /// Whether the contact became do-not-call since the last completed run.
+    pub fn do_not_call_new(&self, contact: &Contact) -> bool {
+        match self.kind {
+            ChangeKind::New => contact.do_not_call(),
+            ChangeKind::Changed | ChangeKind::Stale => self.do_not_call_set,
+        }
+    }
+
+    /// A compact form for storage: kind, changed-field bits, stale-field bits, do-not-call set.
+    pub fn to_bytes(&self) -> [u8; 4] {
+        let kind = match self.kind {
+            ChangeKind::New => 0,
+            ChangeKind::Changed => 1,
+            ChangeKind::Stale => 2,
+        };
+        [
+            kind,
+            self.changed,
+            self.stale,
+            u8::from(self.do_not_call_set),
+        ]
+    }
+
+    /// Reads what [`Change::to_bytes`] wrote; `None` when the bytes are not such a form.
+    pub fn from_bytes(b: [u8; 4]) -> Option<Change> {
+        let all = Field::ALL.into_iter().fold(0u8, |m, f| m | f.bit());
+        let kind = match b[0] {
+            0 => ChangeKind::New,
+            1 => ChangeKind::Changed,
+            2 => ChangeKind::Stale,
+            _ => return None,
+        };
+        if b[1] & !all != 0 || b[2] & !all != 0 || b[3] > 1 {
+            return None;
+        }
+        Some(Change {
+            kind,
+            changed: b[1],
+            stale: b[2],
+            do_not_call_set: b[3] == 1,
+        })
+    }
+}
+
 fn names(mask: u8) -> Vec<&'static str> {
     Field::ALL
         .into_iter()
@@ -397,6 +549,62 @@ mod tests {
         let o = c.absorb(&a);
         assert!(!o.is_changed() && !o.has_stale() && !o.is_touched());
         assert_eq!(c.content_hash(), a.content_hash());
+    }
+
+    #[test]
+    fn changes_since_the_last_completed_run_add_up() {
+        let stored = rec(
+            10,
+            &[(Field::FirstName, "Ann"), (Field::Email, "a@x.io")],
+            false,
+        );
+        // A killed run changed the e-mail; the re-run sees the same data again, nothing new.
+        let mut after = stored.clone();
+        let first = Change::of_merge(&after.absorb(&rec(20, &[(Field::Email, "b@x.io")], false)));
+        let again = Change::of_merge(&after.clone().absorb(&rec(
+            20,
+            &[(Field::Email, "b@x.io")],
+            false,
+        )));
+        assert_eq!(again, None, "re-merging the same data is no change");
+        let both = Change::then(first, again).unwrap();
+        assert_eq!(both.kind(), ChangeKind::Changed);
+        assert_eq!(both.fields(&after), vec!["email"]);
+
+        // Then a newer name and an older phone: changed fields and stale fields add up.
+        let mut later = after.clone();
+        let more = Change::of_merge(&later.absorb(&rec(30, &[(Field::FirstName, "Anne")], true)));
+        let stale = Change::of_merge(&later.absorb(&rec(1, &[(Field::Email, "old@x.io")], false)));
+        assert_eq!(stale.unwrap().kind(), ChangeKind::Stale);
+        let all = Change::then(Change::then(first, more), stale).unwrap();
+        assert_eq!(
+            all.kind(),
+            ChangeKind::Changed,
+            "stale after a change stays changed"
+        );
+        assert_eq!(
+            all.fields(&later),
+            vec!["first_name", "email", "do_not_call"]
+        );
+        assert_eq!(all.stale_fields(), vec!["email"]);
+        assert!(all.do_not_call_new(&later));
+
+        // New stays new; its fields are the contact's values now.
+        let new = Change::then(Some(Change::NEW), more).unwrap();
+        assert_eq!(new.kind(), ChangeKind::New);
+        assert_eq!(
+            new.fields(&later),
+            vec!["first_name", "email", "do_not_call"]
+        );
+        assert_eq!(Change::then(None, None), None);
+
+        // The stored form round-trips and refuses what it never writes.
+        for c in [all, new, stale.unwrap(), Change::NEW] {
+            assert_eq!(Change::from_bytes(c.to_bytes()), Some(c));
+        }
+        assert_eq!(Change::from_bytes([3, 0, 0, 0]), None);
+        assert_eq!(Change::from_bytes([1, 0x80, 0, 0]), None);
+        assert_eq!(Change::from_bytes([1, 0, 0, 2]), None);
     }
 
     fn arb_contact() -> impl Strategy<Value = Contact> {

@@ -13,5 +13,5 @@ pub mod normalize;
 pub mod notification;
 pub mod time;
 
-pub use contact::{Contact, ContactRecord, Field, MergeOutcome, Stamped};
+pub use contact::{Change, ChangeKind, Contact, ContactRecord, Field, MergeOutcome, Stamped};
 pub use keys::{ExternalIdBuilder, KeyError};

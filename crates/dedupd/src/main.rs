@@ -532,6 +532,12 @@ fn print_summary(r: &ingest::Report, out: &std::path::Path) {
             r.new, r.changed, r.unchanged, r.stale, r.do_not_call, r.do_not_call_new
         );
     }
+    if r.carried_over > 0 {
+        eprintln!(
+            "{} of these changes were committed by an earlier run that stopped before writing its outputs.",
+            r.carried_over
+        );
+    }
     eprintln!("Wrote {} in {:.2} s.", out.display(), r.elapsed_seconds);
 }
 

@@ -659,6 +659,205 @@ fn cli_reads_stdin_and_exits_2_with_one_clear_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.csv"));
 }
 
+/// One CSV source with a name and an e-mail (no phone), for generated feeds.
+const GENERATED_CSV: &str = r#"
+[key]
+fields = ["customer_id"]
+[[source]]
+name = "gen"
+path = "FEED"
+format = "csv"
+timestamp_format = "rfc3339"
+fields = { customer_id = "id", full_name = "name", email = "email", updated_at = "ts" }
+"#;
+
+/// A name made of letters only (names are normalized; digits would be odd in one).
+fn letters(mut i: u64) -> String {
+    let mut s = String::new();
+    loop {
+        s.push(char::from(b'a' + (i % 26) as u8));
+        i /= 26;
+        if i == 0 {
+            break;
+        }
+    }
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// Customers `ids` as they were on 2024-01-01; with `update`, those below `known` are the
+/// customers of that first export: every third has a newer e-mail, every seventh (not third)
+/// an older row with another name (stale), the rest are as before; those from `known` on are new.
+fn generated_feed(path: &Path, ids: std::ops::Range<u64>, update: Option<u64>) {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(w, "id,name,email,ts").unwrap();
+    for i in ids {
+        let id = format!("G{i:07}");
+        let name = format!("Ann {}", letters(i));
+        let (name, email, ts) = match update {
+            Some(known) if i < known && i % 3 == 0 => (
+                name,
+                format!("c{i}.new@example.org"),
+                "2024-02-01T00:00:00Z",
+            ),
+            Some(known) if i < known && i % 7 == 0 => (
+                format!("Old {}", letters(i)),
+                format!("c{i}@example.org"),
+                "2023-06-01T00:00:00Z",
+            ),
+            _ => (name, format!("c{i}@example.org"), "2024-01-01T00:00:00Z"),
+        };
+        writeln!(w, "{id},{name},{email},{ts}").unwrap();
+    }
+    w.flush().unwrap();
+}
+
+/// Issue 12: a run killed after some state commits left its changes committed but never
+/// written to a change log, and the re-run called them unchanged. A contact is "changed since
+/// the last completed run" until a run's outputs are written, so the re-run after a `kill -9`
+/// must report exactly what one uninterrupted run reports.
+#[test]
+fn kill_dash_nine_mid_ingest_then_the_rerun_reports_every_change() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    const KNOWN: u64 = 60_000;
+    generated_feed(&d.join("base.csv"), 0..KNOWN, None);
+    generated_feed(
+        &d.join("update.csv"),
+        KNOWN / 2..KNOWN + 70_000,
+        Some(KNOWN),
+    );
+    write(
+        d,
+        "base.toml",
+        GENERATED_CSV.replace("FEED", "base.csv").as_bytes(),
+    );
+    write(
+        d,
+        "update.toml",
+        GENERATED_CSV.replace("FEED", "update.csv").as_bytes(),
+    );
+
+    // The first export, completed; the control and the killed run start from copies of it.
+    ingest_with(&d.join("base.toml"), &d.join("state"), &d.join("out-base"));
+    for copy in ["state-control", "state-killed"] {
+        std::fs::create_dir_all(d.join(copy)).unwrap();
+        std::fs::copy(d.join("state/state.redb"), d.join(copy).join("state.redb")).unwrap();
+    }
+    let control = ingest_with(
+        &d.join("update.toml"),
+        &d.join("state-control"),
+        &d.join("out-control"),
+    );
+    assert!(
+        control.report.new > 0
+            && control.report.changed > 0
+            && control.report.stale > 0
+            && control.report.unchanged > 0,
+        "the update has every kind of change: {:?}",
+        control.report
+    );
+
+    // The killed run: SIGKILL right after its k-th state commit (k seeded, printed).
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let after_commits = 1 + (seed % 2) as usize;
+    eprintln!("kill -9 after state commit {after_commits} (seed {seed})");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["--quiet", "ingest", "--config"])
+        .arg(d.join("update.toml"))
+        .arg("--state")
+        .arg(d.join("state-killed"))
+        .arg("--out")
+        .arg(d.join("out-killed"))
+        .env("RUST_LOG", "dedupd_store=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut commits = 0;
+    for line in stderr.lines() {
+        if line.unwrap().contains("Committed a batch of contacts") {
+            commits += 1;
+            if commits == after_commits {
+                child.kill().unwrap(); // SIGKILL
+                break;
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(
+        commits, after_commits,
+        "the run was killed mid-way, after {after_commits} commits ({status})"
+    );
+    assert!(
+        !status.success() && !d.join("out-killed/report.json").exists(),
+        "the killed run wrote no outputs ({status})"
+    );
+
+    // The re-run over the same feed and the state the killed run left.
+    let rerun = ingest_with(
+        &d.join("update.toml"),
+        &d.join("state-killed"),
+        &d.join("out-rerun"),
+    );
+    let counts = |r: &Report| {
+        (
+            r.contacts,
+            r.contacts_in_run,
+            r.new,
+            r.changed,
+            r.unchanged,
+            r.stale,
+            r.do_not_call_new,
+        )
+    };
+    assert_eq!(
+        counts(&rerun.report),
+        counts(&control.report),
+        "(contacts, in run, new, changed, unchanged, stale, dnc new) after a kill at commit {after_commits}"
+    );
+    assert!(
+        rerun.report.carried_over > 0 && control.report.carried_over == 0,
+        "the re-run says how many changes the killed run had committed: {}",
+        rerun.report.carried_over
+    );
+    let (got, want) = (
+        lines(&rerun.out.join("changes.ndjson")),
+        lines(&control.out.join("changes.ndjson")),
+    );
+    assert_eq!(got.len(), want.len(), "changes.ndjson lines");
+    assert!(got == want, "changes.ndjson equals the uninterrupted run's");
+    assert!(
+        lines(&rerun.out.join("contacts.ndjson")) == lines(&control.out.join("contacts.ndjson")),
+        "the contacts are the same"
+    );
+
+    // Once a run's outputs are written, its changes are reported: the next run has none.
+    let again = ingest_with(
+        &d.join("update.toml"),
+        &d.join("state-killed"),
+        &d.join("out-again"),
+    );
+    assert_eq!(
+        (again.report.new, again.report.changed),
+        (0, 0),
+        "{:?}",
+        again.report
+    );
+    assert_eq!(
+        lines(&again.out.join("changes.ndjson")).len() as u64,
+        again.report.stale
+    );
+}
+
 #[test]
 fn emulator_subcommand_serves_oauth_on_an_ephemeral_port() {
     use std::io::{BufRead, BufReader, Read, Write};

@@ -3,16 +3,20 @@
 //! Why not JSON: state is read and rewritten for every contact of every run; this layout is
 //! several times smaller and faster to decode, and a version byte lets it evolve.
 //!
-//! Layout v1 (all integers little-endian):
-//! `0x01` ‖ hash (16 bytes) ‖ updated_at (i64 µs) ‖ dnc flag (u8) [‖ dnc_since (i64 µs)] ‖
+//! Layout v2 (all integers little-endian):
+//! `0x02` ‖ hash (16 bytes) ‖ updated_at (i64 µs) ‖ dnc flag (u8) [‖ dnc_since (i64 µs)] ‖
+//! change flag (u8) [‖ run (u64) ‖ change (4 bytes, [`Change::to_bytes`])] ‖
 //! for each of the 6 fields: presence (u8) [‖ at (i64 µs) ‖ len (u32) ‖ UTF-8 bytes].
+//!
+//! Layout v1 is v2 without the change flag (and its part); it is still read, as "no change".
 
 use chrono::{DateTime, Utc};
-use dedupd_core::{Contact, Stamped};
+use dedupd_core::{Change, Contact, Stamped};
 
-use crate::{StoreError, StoredContact};
+use crate::{RunChange, StoreError, StoredContact};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
 
 /// Encodes a stored contact (the key is stored separately).
 pub fn encode(c: &StoredContact, out: &mut Vec<u8>) {
@@ -24,6 +28,14 @@ pub fn encode(c: &StoredContact, out: &mut Vec<u8>) {
         Some(at) => {
             out.push(1);
             out.extend_from_slice(&micros(at).to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    match c.change {
+        Some(rc) => {
+            out.push(1);
+            out.extend_from_slice(&rc.run.to_le_bytes());
+            out.extend_from_slice(&rc.change.to_bytes());
         }
         None => out.push(0),
     }
@@ -49,7 +61,8 @@ pub fn decode(key: &str, bytes: &[u8]) -> Result<StoredContact, StoreError> {
         reason,
     };
     let mut r = Reader { b: bytes };
-    if r.u8().ok_or_else(|| corrupt("empty"))? != VERSION {
+    let version = r.u8().ok_or_else(|| corrupt("empty"))?;
+    if version != VERSION && version != VERSION_1 {
         return Err(corrupt("unknown layout version"));
     }
     let mut hash = [0u8; 16];
@@ -59,6 +72,24 @@ pub fn decode(key: &str, bytes: &[u8]) -> Result<StoredContact, StoreError> {
         Some(0) => None,
         Some(1) => Some(r.time().ok_or_else(|| corrupt("bad do_not_call time"))?),
         _ => return Err(corrupt("bad do_not_call flag")),
+    };
+    let flag = if version == VERSION_1 {
+        Some(0)
+    } else {
+        r.u8()
+    };
+    let change = match flag {
+        Some(0) => None,
+        Some(1) => {
+            let run = r.u64().ok_or_else(|| corrupt("truncated change"))?;
+            let raw: [u8; 4] = r
+                .take(4)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt("truncated change"))?;
+            let change = Change::from_bytes(raw).ok_or_else(|| corrupt("bad change"))?;
+            Some(RunChange { run, change })
+        }
+        _ => return Err(corrupt("bad change flag")),
     };
     let mut fields: [Option<Stamped>; 6] = Default::default();
     for slot in &mut fields {
@@ -88,6 +119,7 @@ pub fn decode(key: &str, bytes: &[u8]) -> Result<StoredContact, StoreError> {
             updated_at,
         },
         hash,
+        change,
     })
 }
 
@@ -116,6 +148,11 @@ impl<'a> Reader<'a> {
             .and_then(|b| b.try_into().ok())
             .map(u32::from_le_bytes)
     }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    }
     fn time(&mut self) -> Option<DateTime<Utc>> {
         let v = self
             .take(8)
@@ -132,15 +169,32 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let c = StoredContact::new(sample_contact("K1", 3, true));
-        let mut buf = Vec::new();
-        encode(&c, &mut buf);
-        assert_eq!(decode("K1", &buf).unwrap(), c);
-        for cut in 0..buf.len() {
-            assert!(
-                decode("K1", &buf[..cut]).is_err(),
-                "truncation at {cut} must be detected"
-            );
+        let plain = StoredContact::new(sample_contact("K1", 3, true));
+        let marked = StoredContact::with_change(sample_contact("K1", 3, true), 7, Change::NEW);
+        for c in [plain, marked] {
+            let mut buf = Vec::new();
+            encode(&c, &mut buf);
+            assert_eq!(decode("K1", &buf).unwrap(), c);
+            for cut in 0..buf.len() {
+                assert!(
+                    decode("K1", &buf[..cut]).is_err(),
+                    "truncation at {cut} must be detected"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn reads_layout_v1_as_no_change() {
+        let c = StoredContact::new(sample_contact("K1", 3, true));
+        let mut v2 = Vec::new();
+        encode(&c, &mut v2);
+        // v1 = v2 without the change flag, which follows the do-not-call part.
+        let flag_at = 1 + 16 + 8 + 1 + 8;
+        assert_eq!(v2[flag_at], 0);
+        let mut v1 = v2.clone();
+        v1[0] = VERSION_1;
+        v1.remove(flag_at);
+        assert_eq!(decode("K1", &v1).unwrap(), c);
     }
 }

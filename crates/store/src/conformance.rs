@@ -3,7 +3,7 @@
 //! Backends call [`run`] from their own tests with a fresh, empty store.
 
 use chrono::{TimeZone, Utc};
-use dedupd_core::{Contact, ContactRecord, Field};
+use dedupd_core::{Change, Contact, ContactRecord, Field};
 
 use crate::{ContactState, StoredContact};
 
@@ -108,4 +108,60 @@ pub fn run(store: &dyn ContactState) {
     let a3 = StoredContact::new(sample_contact("A", 10, true));
     store.put_batch(std::slice::from_ref(&a3)).expect("put");
     assert_eq!(pending("list-1"), vec!["A", "B", "C"]);
+
+    runs(store);
+}
+
+/// Run numbers and the changes a run records with its writes, pending until a run completes.
+fn runs(store: &dyn ContactState) {
+    assert_eq!(store.completed_run("ingest").expect("runs"), 0);
+    let r1 = store.begin_run("ingest").expect("begin");
+    let r2 = store.begin_run("ingest").expect("begin");
+    assert!(r2 > r1 && r1 > 0, "a run never reuses a number: {r1}, {r2}");
+    assert_eq!(
+        store.begin_run("sync").expect("begin"),
+        1,
+        "jobs count separately"
+    );
+
+    // A change is stored with the contact, in the same batch, and read back with it.
+    let d = StoredContact::with_change(sample_contact("D", 4, true), r1, Change::NEW);
+    let e = StoredContact::new(sample_contact("E", 5, false));
+    store.put_batch(&[d.clone(), e.clone()]).expect("put");
+    assert_eq!(
+        store.get_many(&["D", "E"]).expect("get"),
+        vec![Some(d.clone()), Some(e)]
+    );
+    let completed = store.completed_run("ingest").expect("runs");
+    assert_eq!(
+        store
+            .get("D")
+            .expect("get")
+            .and_then(|s| s.pending_change(completed)),
+        d.change,
+        "pending while no run at least as recent has completed"
+    );
+
+    // Completing the later run reports it; completing an older one after it changes nothing.
+    store.complete_run("ingest", r2).expect("complete");
+    store.complete_run("ingest", r1).expect("complete");
+    assert_eq!(store.completed_run("ingest").expect("runs"), r2);
+    assert_eq!(store.completed_run("sync").expect("runs"), 0);
+    let completed = store.completed_run("ingest").expect("runs");
+    assert_eq!(
+        store
+            .get("D")
+            .expect("get")
+            .and_then(|s| s.pending_change(completed)),
+        None
+    );
+    assert!(
+        store.begin_run("ingest").expect("begin") > r2,
+        "numbers keep rising past the completed run"
+    );
+
+    // A write without a change clears the recorded one.
+    let d2 = StoredContact::new(sample_contact("D", 4, true));
+    store.put_batch(std::slice::from_ref(&d2)).expect("put");
+    assert_eq!(store.get("D").expect("get").and_then(|s| s.change), None);
 }

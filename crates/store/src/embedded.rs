@@ -12,6 +12,8 @@ use crate::{ContactState, StoreError, StoredContact, codec};
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts_v1");
 /// Key: `target` 0x1F `externalId`; value: the content hash the target accepted.
 const SYNCED: TableDefinition<&str, &[u8]> = TableDefinition::new("synced_v1");
+/// Key: a job (`ingest`, …); value: (last run started, last run that wrote its outputs).
+const RUNS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("runs_v1");
 
 fn synced_key(target: &str, external_id: &str) -> String {
     let mut k = String::with_capacity(target.len() + 1 + external_id.len());
@@ -45,6 +47,7 @@ impl EmbeddedStore {
         let tx = db.begin_write().map_err(|e| open_err(Box::new(e)))?;
         tx.open_table(CONTACTS).map_err(|e| open_err(Box::new(e)))?;
         tx.open_table(SYNCED).map_err(|e| open_err(Box::new(e)))?;
+        tx.open_table(RUNS).map_err(|e| open_err(Box::new(e)))?;
         tx.commit().map_err(|e| open_err(Box::new(e)))?;
         Ok(Self {
             db: Arc::new(db),
@@ -84,6 +87,11 @@ fn writer_loop(
     for batch in rx {
         store.put_batch(&batch)?;
         written += batch.len() as u64;
+        tracing::debug!(
+            contacts = batch.len(),
+            total = written,
+            "Committed a batch of contacts to the state."
+        );
     }
     Ok(written)
 }
@@ -132,6 +140,36 @@ impl EmbeddedWriter {
         flushed?;
         debug_assert_eq!(written, self.written);
         Ok(written)
+    }
+}
+
+impl EmbeddedStore {
+    /// Reads and rewrites the run counters of `job` in one write transaction.
+    fn update_runs<T>(
+        &self,
+        job: &str,
+        f: impl FnOnce((u64, u64)) -> (T, (u64, u64)),
+    ) -> Result<T, StoreError> {
+        let tx = self
+            .db
+            .begin_write()
+            .map_err(|e| StoreError::backend("write", e))?;
+        let out = {
+            let mut table = tx
+                .open_table(RUNS)
+                .map_err(|e| StoreError::backend("write", e))?;
+            let now = table
+                .get(job)
+                .map_err(|e| StoreError::backend("write", e))?
+                .map_or((0, 0), |v| v.value());
+            let (out, next) = f(now);
+            table
+                .insert(job, next)
+                .map_err(|e| StoreError::backend("write", e))?;
+            out
+        };
+        tx.commit().map_err(|e| StoreError::backend("commit", e))?;
+        Ok(out)
     }
 }
 
@@ -261,6 +299,31 @@ impl ContactState for EmbeddedStore {
         Ok(v.and_then(|v| v.value().try_into().ok()))
     }
 
+    fn begin_run(&self, job: &str) -> Result<u64, StoreError> {
+        self.update_runs(job, |(started, completed)| {
+            let run = started.max(completed) + 1;
+            (run, (run, completed))
+        })
+    }
+
+    fn completed_run(&self, job: &str) -> Result<u64, StoreError> {
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::backend("read", e))?;
+        let table = tx
+            .open_table(RUNS)
+            .map_err(|e| StoreError::backend("read", e))?;
+        let v = table.get(job).map_err(|e| StoreError::backend("read", e))?;
+        Ok(v.map_or(0, |v| v.value().1))
+    }
+
+    fn complete_run(&self, job: &str, run: u64) -> Result<(), StoreError> {
+        self.update_runs(job, |(started, completed)| {
+            ((), (started.max(run), completed.max(run)))
+        })
+    }
+
     fn len(&self) -> Result<u64, StoreError> {
         let tx = self
             .db
@@ -303,6 +366,14 @@ mod tests {
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(store.len().unwrap(), 100);
+        assert_eq!(store.begin_run("ingest").unwrap(), 1);
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.begin_run("ingest").unwrap(),
+            2,
+            "run numbers survive a reopen (a killed run's number is never reused)"
+        );
         let got = store.get("K042").unwrap().unwrap();
         assert_eq!(
             got,

@@ -16,23 +16,53 @@ pub mod window;
 
 pub use embedded::{EmbeddedStore, EmbeddedWriter};
 
-use dedupd_core::Contact;
+use dedupd_core::{Change, Contact};
 use thiserror::Error;
 
-/// A contact as stored: the merged contact and the hash of its platform-visible content.
+/// A contact as stored: the merged contact, the hash of its platform-visible content, and what
+/// changed about it that no completed run has reported yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredContact {
     /// The merged contact.
     pub contact: Contact,
     /// [`Contact::content_hash`] at the time of writing.
     pub hash: [u8; 16],
+    /// The change a run recorded with this write, and that run (see [`ContactState::begin_run`]).
+    pub change: Option<RunChange>,
+}
+
+/// A change and the run that committed it; it is pending until a run at least that recent has
+/// written its outputs ([`ContactState::complete_run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunChange {
+    /// The run that committed (or first committed) the change.
+    pub run: u64,
+    /// What changed.
+    pub change: Change,
 }
 
 impl StoredContact {
-    /// Wraps `contact` with its current content hash.
+    /// Wraps `contact` with its current content hash, with no change to report.
     pub fn new(contact: Contact) -> Self {
         let hash = contact.content_hash();
-        Self { contact, hash }
+        Self {
+            contact,
+            hash,
+            change: None,
+        }
+    }
+
+    /// Wraps `contact` with its content hash and the change `run` records with it.
+    pub fn with_change(contact: Contact, run: u64, change: Change) -> Self {
+        Self {
+            change: Some(RunChange { run, change }),
+            ..Self::new(contact)
+        }
+    }
+
+    /// The change not yet reported by a completed run, given the last completed run.
+    pub fn pending_change(&self, completed_run: u64) -> Option<RunChange> {
+        self.change.filter(|c| c.run > completed_run)
     }
 }
 
@@ -122,4 +152,17 @@ pub trait ContactState: Send + Sync {
 
     /// The content hash `target` last accepted for `external_id`.
     fn synced_hash(&self, target: &str, external_id: &str) -> Result<Option<[u8; 16]>, StoreError>;
+
+    /// Starts a run of `job` (e.g. `ingest`): returns its number, durably greater than every
+    /// number handed out before, killed runs included.
+    fn begin_run(&self, job: &str) -> Result<u64, StoreError>;
+
+    /// The last run of `job` that wrote its outputs (0: none yet). Changes recorded by later
+    /// runs ([`StoredContact::pending_change`]) have not been reported yet.
+    fn completed_run(&self, job: &str) -> Result<u64, StoreError>;
+
+    /// Records that `run` of `job` wrote its outputs: every change recorded by it or an earlier
+    /// run is reported. Called only after the outputs are in place, so a run killed before that
+    /// leaves its changes to the next run's outputs.
+    fn complete_run(&self, job: &str, run: u64) -> Result<(), StoreError>;
 }

@@ -19,7 +19,7 @@ use dedupd_core::normalize::{
     normalize_email, normalize_name, normalize_phone, split_full_name, text,
 };
 use dedupd_core::time::parse_timestamp;
-use dedupd_core::{Contact, ContactRecord, ExternalIdBuilder, Field};
+use dedupd_core::{Change, Contact, ContactRecord, ExternalIdBuilder, Field};
 use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustc_hash::FxHashMap as HashMap;
@@ -102,6 +102,9 @@ pub struct Report {
     pub do_not_call: u64,
     /// Contacts newly flagged do-not-call by this run (soft deletes).
     pub do_not_call_new: u64,
+    /// Of `new`, `changed` and `stale`: contacts whose change an earlier run committed but
+    /// never reported (it was killed or failed before writing its outputs).
+    pub carried_over: u64,
     /// Wall time of the run.
     pub elapsed_seconds: f64,
     /// Peak resident memory of the process (Linux; absent elsewhere).
@@ -122,17 +125,7 @@ pub struct SourceReport {
     pub rejected: u64,
 }
 
-/// How one contact compares with the state store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeKind {
-    /// Not in the store before.
-    New,
-    /// Some value changed or do-not-call was set.
-    Changed,
-    /// Incoming values were older than the stored ones.
-    Stale,
-}
+pub use dedupd_core::ChangeKind;
 
 /// Options of one run.
 #[derive(Debug, Clone)]
@@ -149,6 +142,9 @@ pub struct Options {
 
 /// Contacts per state commit.
 const COMMIT_BATCH: usize = 20_000;
+
+/// The job name under which ingest runs are numbered in the state.
+const INGEST_JOB: &str = "ingest";
 
 /// Runs an ingest and writes its outputs.
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
@@ -216,61 +212,69 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     }
     report.contacts_in_run = merged.len() as u64;
 
-    // 2. Compare with the state store and write what moved.
+    // 2. Compare with the state store and write what moved. Each write carries its change
+    // (new / changed / stale) and this run's number, in the same commit: a run killed after
+    // some commits leaves them marked, and they stay "changed since the last completed run"
+    // until a run has written its outputs (step 3), however many runs die before.
+    let completed = store.completed_run(INGEST_JOB)?;
+    let run = store.begin_run(INGEST_JOB)?;
     let mut run_contacts: Vec<Contact> = merged.into_values().collect();
     run_contacts.sort_unstable_by(|a, b| a.external_id.cmp(&b.external_id));
     let classify_bar = multi.add(ProgressBar::new(run_contacts.len() as u64));
     classify_bar.set_style(bar_style("{prefix:>10} {bar:30} {pos}/{len} contacts"));
     classify_bar.set_prefix("state");
-    let mut changes = output::ChangesWriter::create(&opts.out_dir)?;
     let mut writer = store.writer(COMMIT_BATCH);
     for chunk in run_contacts.chunks(COMMIT_BATCH) {
         let ids: Vec<&str> = chunk.iter().map(|c| c.external_id.as_str()).collect();
         let stored = store.get_many(&ids)?;
         for (incoming, before) in chunk.iter().zip(stored) {
             let Some(before) = before else {
-                report.new += 1;
-                if incoming.do_not_call() {
-                    report.do_not_call_new += 1;
-                }
-                changes.write(ChangeKind::New, incoming, &incoming.view_fields(), &[])?;
-                writer.put(StoredContact::new(incoming.clone()))?;
+                writer.put(StoredContact::with_change(
+                    incoming.clone(),
+                    run,
+                    Change::NEW,
+                ))?;
                 continue;
             };
-            let mut after = before.contact.clone();
+            let earlier = before.pending_change(completed);
+            let mut after = before.contact;
             let outcome = after.absorb(incoming);
-            if outcome.is_changed() {
-                report.changed += 1;
-                if outcome.do_not_call_set() {
-                    report.do_not_call_new += 1;
-                }
-                changes.write(
-                    ChangeKind::Changed,
-                    &after,
-                    &outcome.changed_fields(),
-                    &outcome.stale_fields(),
-                )?;
-            } else if outcome.has_stale() {
-                report.stale += 1;
-                changes.write(ChangeKind::Stale, &after, &[], &outcome.stale_fields())?;
-            } else {
+            let Some(change) = Change::then(earlier.map(|e| e.change), Change::of_merge(&outcome))
+            else {
                 report.unchanged += 1;
-            }
-            if outcome.is_touched() {
-                writer.put(StoredContact::new(after))?;
+                if outcome.is_touched() {
+                    writer.put(StoredContact::new(after))?;
+                }
+                continue;
+            };
+            // A change first committed by an interrupted run keeps that run's number.
+            let first_run = earlier.map_or(run, |e| e.run);
+            if outcome.is_touched() || earlier.map(|e| e.change) != Some(change) {
+                writer.put(StoredContact::with_change(after, first_run, change))?;
             }
         }
         classify_bar.inc(chunk.len() as u64);
     }
     drop(run_contacts);
     writer.finish()?;
-    changes.finish()?;
     classify_bar.finish_and_clear();
 
-    // 3. Outputs from the committed state.
-    let (contacts, dnc) = output::write_contacts(&store, &opts.out_dir, &opts.config.csv_columns)?;
-    report.contacts = contacts;
-    report.do_not_call = dnc;
+    // 3. Outputs from the committed state; `changes.ndjson` lists every change not yet
+    // reported by a completed run, this run's and those of runs killed before their outputs.
+    let written = output::write_contacts(
+        &store,
+        &opts.out_dir,
+        &opts.config.csv_columns,
+        completed,
+        run,
+    )?;
+    report.contacts = written.contacts;
+    report.do_not_call = written.do_not_call;
+    report.new = written.new;
+    report.changed = written.changed;
+    report.stale = written.stale;
+    report.do_not_call_new = written.do_not_call_new;
+    report.carried_over = written.carried_over;
     rejects.sort_by_key(|r| {
         let order = opts
             .config
@@ -284,6 +288,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     report.peak_rss_bytes = peak_rss_bytes();
     output::write_json(&opts.out_dir.join("report.json"), &report)?;
+    // Only now are this run's changes (and those it carried over) reported.
+    store.complete_run(INGEST_JOB, run)?;
     Ok(report)
 }
 
@@ -499,25 +505,6 @@ impl RowSink for Collector<'_> {
     fn reject(&mut self, reject: Reject) {
         self.records_read += 1;
         self.rejects.push(reject);
-    }
-}
-
-/// Field names of a contact that has values (for a `new` change entry).
-trait ViewFields {
-    fn view_fields(&self) -> Vec<&'static str>;
-}
-
-impl ViewFields for Contact {
-    fn view_fields(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = Field::ALL
-            .into_iter()
-            .filter(|f| self.get(*f).is_some())
-            .map(Field::name)
-            .collect();
-        if self.do_not_call() {
-            v.push("do_not_call");
-        }
-        v
     }
 }
 

@@ -6,11 +6,11 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use dedupd_core::Contact;
+use dedupd_core::{Change, ChangeKind, Contact};
 use dedupd_store::{ContactState, EmbeddedStore};
 use serde::Serialize;
 
-use super::{ChangeKind, Reject};
+use super::Reject;
 
 /// A file written under a temporary name and renamed on `commit`.
 pub(crate) struct AtomicFile {
@@ -74,18 +74,13 @@ impl ChangesWriter {
         })
     }
 
-    pub(crate) fn write(
-        &mut self,
-        change: ChangeKind,
-        c: &Contact,
-        fields: &[&'static str],
-        stale: &[&'static str],
-    ) -> anyhow::Result<()> {
+    /// One line: `change` of `c` (the contact as it is now).
+    pub(crate) fn write(&mut self, change: &Change, c: &Contact) -> anyhow::Result<()> {
         let line = ChangeLine {
-            change,
+            change: change.kind(),
             external_id: &c.external_id,
-            fields,
-            stale_fields: stale,
+            fields: &change.fields(c),
+            stale_fields: &change.stale_fields(),
             contact: c.view(),
         };
         let w = self.file.writer();
@@ -108,17 +103,33 @@ pub(crate) fn write_rejects(dir: &Path, rejects: &[Reject]) -> anyhow::Result<()
     f.commit()
 }
 
-/// Writes `contacts.ndjson` and `contacts.csv` from the whole state, in `externalId` order.
-/// Returns (contacts, contacts flagged do-not-call).
+/// What [`write_contacts`] wrote and counted.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    pub(crate) contacts: u64,
+    pub(crate) do_not_call: u64,
+    pub(crate) new: u64,
+    pub(crate) changed: u64,
+    pub(crate) stale: u64,
+    pub(crate) do_not_call_new: u64,
+    /// Changes committed by runs before `run` that never wrote their outputs.
+    pub(crate) carried_over: u64,
+}
+
+/// Writes `contacts.ndjson`, `contacts.csv` and `changes.ndjson` from the whole state, in
+/// `externalId` order, in one pass. A change is listed when no run since `completed` (the last
+/// run that wrote its outputs) has reported it; `run` is the current run.
 pub(crate) fn write_contacts(
     store: &EmbeddedStore,
     dir: &Path,
     columns: &[String],
-) -> anyhow::Result<(u64, u64)> {
+    completed: u64,
+    run: u64,
+) -> anyhow::Result<Written> {
     let mut nd = AtomicFile::create(&dir.join("contacts.ndjson"))?;
     let mut csv_file = AtomicFile::create(&dir.join("contacts.csv"))?;
-    let mut count = 0u64;
-    let mut dnc = 0u64;
+    let mut changes = ChangesWriter::create(dir)?;
+    let mut w = Written::default();
     {
         let mut csv = csv::WriterBuilder::new().from_writer(csv_file.writer());
         let mut header = vec!["id".to_owned()];
@@ -128,8 +139,8 @@ pub(crate) fn write_contacts(
         let mut err: Option<anyhow::Error> = None;
         store.for_each(&mut |s| {
             let c = &s.contact;
-            count += 1;
-            dnc += u64::from(c.do_not_call());
+            w.contacts += 1;
+            w.do_not_call += u64::from(c.do_not_call());
             let res = (|| -> anyhow::Result<()> {
                 serde_json::to_writer(&mut *nd.writer(), &c.view())?;
                 nd.writer().write_all(b"\n")?;
@@ -137,6 +148,16 @@ pub(crate) fn write_contacts(
                 row.push(c.external_id.clone());
                 row.extend(columns.iter().map(|col| c.column(col)));
                 csv.write_record(&row)?;
+                if let Some(rc) = s.pending_change(completed) {
+                    match rc.change.kind() {
+                        ChangeKind::New => w.new += 1,
+                        ChangeKind::Changed => w.changed += 1,
+                        ChangeKind::Stale => w.stale += 1,
+                    }
+                    w.do_not_call_new += u64::from(rc.change.do_not_call_new(c));
+                    w.carried_over += u64::from(rc.run < run);
+                    changes.write(&rc.change, c)?;
+                }
                 Ok(())
             })();
             if let Err(e) = res {
@@ -151,5 +172,6 @@ pub(crate) fn write_contacts(
     }
     nd.commit()?;
     csv_file.commit()?;
-    Ok((count, dnc))
+    changes.finish()?;
+    Ok(w)
 }
