@@ -469,9 +469,9 @@ impl GenesysClient {
     /// Tells the circuit about a failed attempt that could pass (retried, or an unknown
     /// outcome); other failures (a bad request we built) say nothing about the platform.
     fn note_failure(&self, action: &RetryAction, sent_at: tokio::time::Instant) {
-        let reason = match action {
-            RetryAction::Retry { reason, .. } | RetryAction::OutcomeUnknown { reason } => reason,
-            _ => return,
+        let (RetryAction::Retry { reason, .. } | RetryAction::OutcomeUnknown { reason }) = action
+        else {
+            return;
         };
         // The error, if the circuit opens, surfaces at the next check of the request loop.
         let _ = self.inner.reachability.failed(sent_at, reason);

@@ -258,6 +258,10 @@ impl ClientConfig {
     pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 300;
     /// Default [`ClientConfig::request_timeout`].
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The [`ClientConfig::give_up_after`] of runs (`dedupd sync`, `dedupd merge apply`) unless
+    /// told otherwise: two minutes without any answer. A library client never gives up unless
+    /// it is set.
+    pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 
     /// A config with defaults for everything but the endpoint and credentials.
     pub fn new(

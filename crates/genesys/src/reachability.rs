@@ -26,7 +26,7 @@ use crate::error::Unreachable;
 
 /// The circuit. See the module docs.
 #[derive(Debug)]
-pub struct Reachability {
+pub(crate) struct Reachability {
     base_url: String,
     give_up_after: Option<Duration>,
     state: Mutex<State>,
@@ -43,7 +43,7 @@ struct State {
 impl Reachability {
     /// A circuit for the platform at `base_url` (shown in the error; give it without
     /// credentials) that opens after `give_up_after` without an answer; `None` never opens.
-    pub fn new(base_url: impl Into<String>, give_up_after: Option<Duration>) -> Self {
+    pub(crate) fn new(base_url: impl Into<String>, give_up_after: Option<Duration>) -> Self {
         Self {
             base_url: base_url.into(),
             give_up_after,
@@ -56,7 +56,7 @@ impl Reachability {
     }
 
     /// The platform answered (a success or a definitive refusal): the outage, if any, is over.
-    pub fn answered(&self) {
+    pub(crate) fn answered(&self) {
         let mut state = self.lock();
         state.last_answer = Some(Instant::now());
         state.down_since = None;
@@ -65,7 +65,7 @@ impl Reachability {
     /// An attempt started at `attempt_started` failed in a way that could pass (`reason`: what
     /// happened, e.g. `connection failed`, without URLs or data). `Err` when the circuit is
     /// (now) open.
-    pub fn failed(&self, attempt_started: Instant, reason: &str) -> Result<(), Unreachable> {
+    pub(crate) fn failed(&self, attempt_started: Instant, reason: &str) -> Result<(), Unreachable> {
         let mut state = self.lock();
         if state.down_since.is_none() {
             let since = match state.last_answer {
@@ -79,7 +79,7 @@ impl Reachability {
     }
 
     /// `Err` when the circuit is open, or opens now because the outage has lasted long enough.
-    pub fn check(&self) -> Result<(), Unreachable> {
+    pub(crate) fn check(&self) -> Result<(), Unreachable> {
         let mut state = self.lock();
         self.check_locked(&mut state)
     }
@@ -100,7 +100,7 @@ impl Reachability {
             down_for,
             last_failure: state.last_failure.clone(),
         };
-        tracing::warn!(
+        tracing::info!(
             base_url = %self.base_url,
             down_for_s = down_for.as_secs(),
             last_failure = %state.last_failure,
@@ -117,13 +117,13 @@ impl Reachability {
     }
 
     /// The reason the circuit opened, once it has.
-    pub fn gave_up(&self) -> Option<Unreachable> {
+    pub(crate) fn gave_up(&self) -> Option<Unreachable> {
         self.lock().gave_up.clone()
     }
 
     /// Sleeps `delay` (a retry's backoff), waking at the give-up deadline if it comes first:
     /// `Err` as soon as the circuit is open.
-    pub async fn sleep(&self, delay: Duration) -> Result<(), Unreachable> {
+    pub(crate) async fn sleep(&self, delay: Duration) -> Result<(), Unreachable> {
         let wake = Instant::now() + delay;
         loop {
             self.check()?;
