@@ -124,7 +124,11 @@ impl Reachability {
     /// Sleeps `delay` (a retry's backoff), waking at the give-up deadline if it comes first:
     /// `Err` as soon as the circuit is open.
     pub(crate) async fn sleep(&self, delay: Duration) -> Result<(), Unreachable> {
-        let wake = Instant::now() + delay;
+        let now = Instant::now();
+        // A `Retry-After` of years must not overflow the clock: wait a year at most.
+        let wake = now
+            .checked_add(delay)
+            .unwrap_or(now + Duration::from_secs(365 * 86_400));
         loop {
             self.check()?;
             let until = self.deadline().map_or(wake, |d| d.min(wake));
@@ -214,6 +218,14 @@ mod tests {
         let e = c.sleep(secs(60)).await.unwrap_err();
         assert_eq!(Instant::now() - t0, secs(10));
         assert_eq!(e.down_for, secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endless_retry_after_still_ends_at_the_give_up_deadline() {
+        let c = Reachability::new(URL, Some(secs(10)));
+        let t0 = Instant::now();
+        c.failed(t0, "429 Too Many Requests").unwrap();
+        assert_eq!(c.sleep(Duration::MAX).await.unwrap_err().down_for, secs(10));
     }
 
     #[tokio::test(start_paused = true)]
