@@ -53,6 +53,9 @@ pub struct RawConfig {
     /// Output options.
     #[serde(default)]
     pub output: OutputConfig,
+    /// `sync` options.
+    #[serde(default)]
+    pub sync: SyncConfig,
     /// The feeds, merged in the order given (`[[source]]` tables).
     #[serde(rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -105,6 +108,16 @@ fn default_csv_columns() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// `[sync]`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Seconds without any answer from the platform (connect errors, timeouts, 5xx, 429) after
+    /// which `sync` stops, keeps what was accepted and exits 3 [default: 120; 0 = never give
+    /// up]. `--give-up-after` overrides it.
+    pub give_up_after: Option<u64>,
 }
 
 /// Columns `contacts.csv` can carry.
@@ -240,6 +253,8 @@ pub struct Config {
     pub key: ExternalIdBuilder,
     /// `contacts.csv` columns after `id`.
     pub csv_columns: Vec<String>,
+    /// `[sync]` options.
+    pub sync: SyncConfig,
     /// Sources in order.
     pub sources: Vec<Source>,
 }
@@ -387,6 +402,7 @@ impl Config {
             path: path.to_owned(),
             key,
             csv_columns: raw.output.csv_columns,
+            sync: raw.sync,
             sources,
         })
     }
@@ -429,6 +445,22 @@ fields = { customer_id = "Kundennr", phone = "Telefon", updated_at = "Geändert"
         assert_eq!(s.delimiter, b';');
         assert_eq!(s.encoding.name(), "windows-1252");
         assert_eq!(s.region.unwrap().code(), "DE");
+    }
+
+    #[test]
+    fn sync_give_up_after_is_read_and_unknown_sync_keys_are_named() {
+        let c = Config::parse(
+            &format!("{OK}\n[sync]\ngive_up_after = 30\n"),
+            Path::new("/etc/dedupd/feeds.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.sync.give_up_after, Some(30));
+        let none = Config::parse(OK, Path::new("/etc/dedupd/feeds.toml")).unwrap();
+        assert_eq!(none.sync.give_up_after, None);
+        let e = err(&format!("{OK}\n[sync]\ngive_up_afer = 30\n"));
+        assert!(e.contains("give_up_afer"), "{e}");
+        let e = err(&format!("{OK}\n[sync]\ngive_up_after = \"2m\"\n"));
+        assert!(e.contains("give_up_after"), "{e}");
     }
 
     #[test]

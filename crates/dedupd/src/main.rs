@@ -64,7 +64,8 @@ enum Command {
     /// only from the environment). Writes sync_report.json and sync_rejects.ndjson to --out.
     ///
     /// Exit status: 0 when every pending contact was accepted or refused for good; 3 when some
-    /// stay pending after their retries (run again); 2 on a configuration, auth or I/O error.
+    /// stay pending after their retries, or the platform was unreachable for --give-up-after
+    /// (run again); 2 on a configuration, auth or I/O error.
     Sync {
         /// The feeds config used by `ingest` (its [output] csv_columns are the list's columns).
         #[arg(long, short)]
@@ -112,6 +113,11 @@ enum Command {
         /// Show what would be sent (sync_plan.ndjson); send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Seconds without any answer from the platform (connect errors, timeouts, 5xx, 429)
+        /// after which the run stops, keeps what was accepted and exits 3; 0 = never
+        /// [default: [sync] give_up_after of the config, else 120].
+        #[arg(long, value_name = "SECONDS", env = "DEDUPD_GIVE_UP_AFTER")]
+        give_up_after: Option<u64>,
     },
     /// Run the Genesys Cloud emulator alone (for demos, dry runs and benchmarks).
     ///
@@ -237,8 +243,17 @@ enum MergeCommand {
     Apply(Box<dedupd::merge::apply::cli::ApplyArgs>),
 }
 
-/// Exit status when a sync left contacts pending after their retries.
+/// Exit status when a sync left contacts pending after their retries, or a run gave up on an
+/// unreachable platform.
 const EXIT_INCOMPLETE: u8 = 3;
+
+/// Whether a run failed because the platform was unreachable (exit 3: run again later).
+fn is_unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<dedupd_genesys::Error>()
+            .is_some_and(dedupd_genesys::Error::is_unreachable)
+    })
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -258,7 +273,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            if is_unreachable(&e) {
+                ExitCode::from(EXIT_INCOMPLETE)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }
@@ -386,7 +405,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: MergeCommand::Apply(args),
         } => {
             let report = dedupd::merge::apply::cli::run(*args, progress)?;
-            Ok(if report.remaining > 0 {
+            let incomplete = report.remaining > 0 || report.platform_unreachable.is_some();
+            Ok(if incomplete {
                 ExitCode::from(EXIT_INCOMPLETE)
             } else {
                 ExitCode::SUCCESS
@@ -407,8 +427,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             batch_size,
             concurrency,
             dry_run,
+            give_up_after,
         } => {
             let cfg = config::Config::load(&config)?;
+            let give_up_after = give_up_after
+                .or(cfg.sync.give_up_after)
+                .unwrap_or(dedupd_genesys::ClientConfig::DEFAULT_GIVE_UP_AFTER.as_secs());
             let state_dir = state.unwrap_or_else(|| default_state_dir(&config));
             let endpoint = match (&base_url, &region) {
                 (Some(url), _) => dedupd_genesys::Endpoint::base_url(url)?,
@@ -437,6 +461,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 url,
                 key: redis_key.unwrap_or_else(|| format!("dedupd:{{budget}}:{client_id}")),
             });
+            client.give_up_after =
+                (give_up_after > 0).then(|| std::time::Duration::from_secs(give_up_after));
             let target = match (contact_list, create_list) {
                 (Some(id), _) => sync::Target::List(id),
                 (None, Some(name)) => sync::Target::Create(name),
@@ -458,7 +484,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .build()?;
             let report = rt.block_on(sync::run(&opts)).context("sync failed")?;
             print_sync_summary(&report, &out);
-            Ok(if report.remaining > 0 {
+            if let Some(why) = &report.platform_unreachable {
+                eprintln!(
+                    "error: {why}; stopped, what was accepted is kept: run dedupd sync again once it is back."
+                );
+            }
+            let incomplete = report.remaining > 0 || report.platform_unreachable.is_some();
+            Ok(if incomplete {
                 ExitCode::from(EXIT_INCOMPLETE)
             } else {
                 ExitCode::SUCCESS
@@ -568,7 +600,7 @@ fn print_sync_summary(r: &sync::Report, out: &std::path::Path) {
         "{} API calls, {} retries, {} 429s, {} 5xx; {:.1} s waiting for the rate budget.",
         r.api_calls, r.retries, r.rate_limited, r.server_errors, r.budget_wait_seconds
     );
-    if r.remaining > 0 {
+    if r.remaining > 0 && r.platform_unreachable.is_none() {
         eprintln!("Run dedupd sync again to send the rest.");
     }
 }

@@ -15,6 +15,10 @@
 //!   under one shared rate budget; contacts the platform refuses permanently go to
 //!   `sync_rejects.ndjson` with its code and message and stay pending; a batch whose retries
 //!   ran out stays pending for the next run (exit status 3).
+//! - **Unreachable platform**: when no request has had an answer for the give-up time
+//!   ([`ClientConfig::give_up_after`], `--give-up-after`), the client stops sending; the run
+//!   starts no other batch, lets those in flight settle, keeps what was accepted, writes its
+//!   report with `platform_unreachable` and the CLI exits 3.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -106,6 +110,10 @@ pub struct Report {
     pub send_seconds: f64,
     /// Wall time, seconds.
     pub elapsed_seconds: f64,
+    /// Set when the run gave up on the platform: no request had an answer for the give-up time.
+    /// Says where and for how long (no credentials, no contact data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_unreachable: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -313,7 +321,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         do_not_queue: Some(true),
         ..AddContactsOptions::default()
     };
-    let mut results = futures_util::stream::iter(batches.into_iter().map(|batch| {
+    // Once the client gives up on the platform, no other batch starts.
+    let reachable = client.clone();
+    let batches = batches
+        .into_iter()
+        .take_while(move |_| reachable.unreachable().is_none());
+    let mut results = futures_util::stream::iter(batches.map(|batch| {
         let client = client.clone();
         let list_id = list_id.clone();
         async move {
@@ -361,6 +374,16 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
                 report.remaining += r.unconfirmed.len() as u64;
                 bar.inc(hashes.len() as u64);
             }
+            Err(e) if e.is_unreachable() => {
+                // The client gave up on the platform; no other batch starts.
+                report.failed_batches += 1;
+                report.remaining += hashes.len() as u64;
+                tracing::info!(
+                    contacts = hashes.len(),
+                    "A batch was cut short by the unreachable platform; its contacts stay pending."
+                );
+                bar.inc(hashes.len() as u64);
+            }
             Err(e) if e.is_transient() || e.is_outcome_unknown() => {
                 report.failed_batches += 1;
                 report.remaining += hashes.len() as u64;
@@ -383,7 +406,11 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     report.send_seconds = send_started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     rejects.commit()?;
-    if fatal.is_some() {
+    let gave_up = client.unreachable();
+    if let Some(u) = &gave_up {
+        report.platform_unreachable = Some(u.to_string());
+    }
+    if fatal.is_some() || gave_up.is_some() {
         // Batches never started are still pending too.
         let left = pending_set(&store, &list_id, columns)?.len() as u64;
         report.remaining = left.saturating_sub(report.rejected);

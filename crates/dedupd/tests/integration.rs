@@ -1269,6 +1269,134 @@ mod sync_tests {
         emu.shutdown().await;
     }
 
+    /// `dedupd sync` as a child process against `base`, with `--give-up-after` when given.
+    fn sync_cli(dir: &Path, base: &str, list: &str, give_up: Option<&str>) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
+        c.args(["--quiet", "sync", "--config"])
+            .arg(repo().join("examples/feeds.toml"))
+            .arg("--state")
+            .arg(dir.join("state"))
+            .arg("--out")
+            .arg(dir.join("sync-out"))
+            .args(["--contact-list", list, "--batch-size", "10"])
+            .args(["--concurrency", "2"])
+            .env("GENESYS_BASE_URL", base)
+            .env("GENESYS_CLIENT_ID", ID)
+            .env("GENESYS_CLIENT_SECRET", SECRET)
+            .env_remove("DEDUPD_GIVE_UP_AFTER")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(secs) = give_up {
+            c.args(["--give-up-after", secs]);
+        }
+        c
+    }
+
+    fn sync_report(dir: &Path) -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(dir.join("sync-out/sync_report.json")).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The platform goes away after the list check and 5 batches: the run stops once nothing
+    /// has succeeded for `--give-up-after`, keeps the 50 accepted contacts, says the platform
+    /// was unreachable and exits 3; the next run, the platform back, sends only the other 150.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_gives_up_when_the_platform_is_unreachable_and_keeps_what_was_accepted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().to_owned();
+        let config = ingested(&d);
+        let emu = RunningEmulator::start(emulator_config(60_000))
+            .await
+            .unwrap();
+        let list_id = create_list(&emu, "it", &config.csv_columns).await;
+        let base = emu.base_url();
+        // GET the list, then 5 add-contacts batches of 10; then every request gets 503.
+        emu.state().outage_after(1 + 5);
+        let (dir, list, url) = (d.clone(), list_id.clone(), base.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            sync_cli(&dir, &url, &list, Some("2")).output().unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.contains(&format!("the platform at {base}"))
+                && last.contains("was unreachable for")
+                && !last.contains(SECRET),
+            "{stderr}"
+        );
+        let report = sync_report(&d);
+        assert_eq!(report["accepted"], 50, "{report}");
+        assert_eq!(report["remaining"], 150, "{report}");
+        assert!(
+            report["platform_unreachable"]
+                .as_str()
+                .is_some_and(|m| m.contains("was unreachable for")),
+            "{report}"
+        );
+        assert_eq!(
+            emu.state().contact_list_contacts(&list_id).unwrap().len(),
+            50
+        );
+
+        // The platform is back: only the 150 not accepted before are sent.
+        emu.state().end_outage();
+        let (dir, list, url) = (d.clone(), list_id.clone(), base.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            sync_cli(&dir, &url, &list, None).output().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let again = sync_report(&d);
+        assert_eq!(
+            (&again["pending"], &again["sent"], &again["accepted"]),
+            (&Value::from(150), &Value::from(150), &Value::from(150)),
+            "{again}"
+        );
+        assert!(again.get("platform_unreachable").is_none(), "{again}");
+        assert_list_matches(&emu, &list_id, &d.join("out"));
+        emu.shutdown().await;
+    }
+
+    /// Nothing listens at the base URL (connection refused, the token request included): the
+    /// run gives up after `--give-up-after` with exit status 3, not after the retry budget.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_gives_up_on_connection_refused_from_the_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().to_owned();
+        ingested(&d);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let (dir, url) = (d.clone(), base.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            sync_cli(&dir, &url, "some-list", Some("1"))
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: ")
+                && last.contains(&format!("the platform at {base} was unreachable for"))
+                && last.contains("connection failed")
+                && !stderr.contains(SECRET),
+            "{stderr}"
+        );
+    }
+
     /// Two `dedupd sync` processes of one OAuth client share one org-wide budget through Redis:
     /// the emulator limits all tokens of the client together (per-client scope) to N requests
     /// in any 60 s, and the two processes together need more than N requests, so without a

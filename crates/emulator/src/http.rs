@@ -400,7 +400,21 @@ async fn serve(st: EmulatorState, mut req: Request, next: Next, cid: String) -> 
         let mut inner = st.lock();
         inner.stats.total_requests += 1;
         *inner.stats.requests_by_route.entry(route_key).or_default() += 1;
+        let down = match inner.outage_in {
+            Some(0) => true,
+            Some(n) => {
+                if is_api {
+                    inner.outage_in = Some(n - 1);
+                }
+                false
+            }
+            None => false,
+        };
+        if down {
+            inner.count_fault("outage");
+        }
         match directives {
+            _ if down => Decision::Reject(ApiError::server_error(503, None)),
             Err(e) => Decision::Reject(e),
             Ok(d) => decide(
                 &mut inner,

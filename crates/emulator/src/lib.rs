@@ -68,6 +68,10 @@
 //! request order give the same faults. Rules apply to `/api/v2` routes unless `paths` name
 //! others (e.g. `/oauth/token`).
 //!
+//! **Outages**: [`EmulatorState::outage_after`] lets the next N `/api/v2` requests through and
+//! then answers every request (the token endpoint's too) with 503 until
+//! [`EmulatorState::end_outage`]: the platform going away part-way through a run.
+//!
 //! `crates/emulator/fault-profiles/sync-chaos.toml` is the profile of the sync acceptance run
 //! (10 % 429, 5 % 5xx, 2 % 504-but-applied, tokens expiring every 30 s).
 //!

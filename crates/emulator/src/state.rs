@@ -51,7 +51,8 @@ pub struct Stats {
     /// All 429s sent (budget exceeded plus injected bursts).
     pub too_many_requests_sent: u64,
     /// Injected faults by kind (`rate_limit_burst`, `server_error`, `slow`, `timeout`,
-    /// `gateway_timeout_applied`, `record_failure`, `merge_conflict`, `token_revoked`).
+    /// `gateway_timeout_applied`, `record_failure`, `merge_conflict`, `token_revoked`,
+    /// `outage`).
     pub faults_injected: BTreeMap<String, u64>,
     /// `POST /oauth/token` calls (successful or not).
     pub token_requests: u64,
@@ -237,6 +238,9 @@ pub(crate) struct Inner {
     /// `(integrationId, from.id)` → open conversation id.
     pub(crate) open_conversations: HashMap<(String, String), String>,
     pub(crate) stats: Stats,
+    /// A scheduled outage ([`EmulatorState::outage_after`]): `/api/v2` requests still served
+    /// before it starts; `Some(0)` while it lasts.
+    pub(crate) outage_in: Option<u64>,
 }
 
 const ID_SEED_SALT: u64 = 0x5eed_1d5a_17ed_0001;
@@ -260,6 +264,7 @@ impl Inner {
             conversations: HashMap::new(),
             open_conversations: HashMap::new(),
             stats: Stats::default(),
+            outage_in: None,
         }
     }
 
@@ -437,6 +442,19 @@ impl EmulatorState {
         for t in inner.tokens.values_mut() {
             t.burst_left = 0;
         }
+    }
+
+    /// Schedules an outage: the next `after` `/api/v2` requests are served as usual, then every
+    /// request, the token endpoint's included, answers 503 `service.unavailable` (counted as the
+    /// fault `outage`) until [`EmulatorState::end_outage`]. `after = 0` starts it now. Lets a
+    /// test take the platform away part-way through a run at an exact point.
+    pub fn outage_after(&self, after: u64) {
+        self.lock().outage_in = Some(after);
+    }
+
+    /// Ends an outage (or cancels a scheduled one): requests are served again.
+    pub fn end_outage(&self) {
+        self.lock().outage_in = None;
     }
 
     /// The current fault profile.

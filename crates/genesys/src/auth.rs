@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 
 use crate::config::RetryPolicy;
 use crate::error::{ApiError, Error, ErrorBody};
+use crate::reachability::Reachability;
 use crate::retry::{RetryAction, classify_status, classify_transport};
 use crate::stats::ClientStats;
 
@@ -60,6 +61,7 @@ pub(crate) struct TokenCache {
     client_secret: SecretString,
     retry: RetryPolicy,
     stats: Arc<ClientStats>,
+    reachability: Arc<Reachability>,
     state: Mutex<Option<CachedToken>>,
     generations: AtomicU64,
 }
@@ -72,6 +74,7 @@ impl TokenCache {
         client_secret: SecretString,
         retry: RetryPolicy,
         stats: Arc<ClientStats>,
+        reachability: Arc<Reachability>,
     ) -> Self {
         Self {
             http,
@@ -80,6 +83,7 @@ impl TokenCache {
             client_secret,
             retry,
             stats,
+            reachability,
             state: Mutex::new(None),
             generations: AtomicU64::new(0),
         }
@@ -101,9 +105,13 @@ impl TokenCache {
                 Ok(token)
             }
             // Renewal failed but the old token has not expired yet: keep using it; the next
-            // call tries to renew again.
+            // call tries to renew again (unless the client gave up on the platform).
             Err(error) => match state.as_ref() {
-                Some(cached) if now < cached.expires_at && error.is_transient() => {
+                Some(cached)
+                    if now < cached.expires_at
+                        && error.is_transient()
+                        && !error.is_unreachable() =>
+                {
                     tracing::warn!(
                         generation = cached.token.generation,
                         %error,
@@ -129,14 +137,17 @@ impl TokenCache {
         }
     }
 
-    /// Requests a token, retrying transient failures within the retry policy.
+    /// Requests a token, retrying transient failures within the retry policy and the
+    /// reachability circuit.
     async fn fetch(&self) -> Result<CachedToken, Error> {
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
             attempts += 1;
+            self.reachability.check()?;
             self.stats.token_request();
             let sent_at = Instant::now();
+            let attempt_started = tokio::time::Instant::now();
             let result = self
                 .http
                 .post(self.token_url.clone())
@@ -151,6 +162,7 @@ impl TokenCache {
                     let bytes = response.bytes().await;
                     match (status.is_success(), bytes) {
                         (true, Ok(bytes)) => {
+                            self.reachability.answered();
                             let parsed: TokenResponse =
                                 serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
                                     method: Method::POST,
@@ -221,8 +233,13 @@ impl TokenCache {
                 retry_after,
             } = action
             else {
+                if matches!(failure, Error::Token(_)) {
+                    // The token endpoint answered with a definitive refusal.
+                    self.reachability.answered();
+                }
                 return Err(failure);
             };
+            self.reachability.failed(attempt_started, &reason)?;
             let delay = self.retry.delay_for(attempts, retry_after);
             if !self.retry.allows(attempts, started.elapsed(), delay) {
                 return Err(failure);
@@ -233,7 +250,7 @@ impl TokenCache {
                 delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 "Token request failed; retrying."
             );
-            tokio::time::sleep(delay).await;
+            self.reachability.sleep(delay).await?;
         }
     }
 }

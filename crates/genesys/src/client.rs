@@ -16,13 +16,15 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::TokenCache;
 use crate::budget::RateBudget;
-use crate::config::{ClientConfig, Endpoint, RetryPolicy};
-use crate::error::{ApiError, Error, ErrorBody, OutcomeUnknown};
+use crate::config::{ClientConfig, Endpoint, RetryPolicy, redact_url};
+use crate::error::{ApiError, Error, ErrorBody, OutcomeUnknown, Unreachable};
+use crate::reachability::Reachability;
 use crate::retry::{RetryAction, classify_status, classify_transport, parse_retry_after};
 use crate::stats::{ClientStats, StatsSnapshot};
 
 /// A Genesys Cloud Platform API v2 client. Cheap to clone: clones share the token cache, the
-/// rate budget and the stats, so give every worker task a clone.
+/// rate budget, the stats and the reachability circuit
+/// ([`ClientConfig::give_up_after`]), so give every worker task a clone.
 #[derive(Clone)]
 pub struct GenesysClient {
     inner: Arc<Inner>,
@@ -35,6 +37,7 @@ struct Inner {
     budget: RateBudget,
     retry: RetryPolicy,
     stats: Arc<ClientStats>,
+    reachability: Arc<Reachability>,
 }
 
 impl fmt::Debug for GenesysClient {
@@ -158,6 +161,11 @@ impl GenesysClient {
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         let stats = Arc::new(ClientStats::default());
+        let base_url = redact_url(config.endpoint.api_base().as_str());
+        let reachability = Arc::new(Reachability::new(
+            base_url.trim_end_matches('/'),
+            config.give_up_after,
+        ));
         let tokens = TokenCache::new(
             http.clone(),
             config.endpoint.token_url(),
@@ -165,6 +173,7 @@ impl GenesysClient {
             config.client_secret.clone(),
             config.retry.clone(),
             Arc::clone(&stats),
+            Arc::clone(&reachability),
         );
         Ok(Self {
             inner: Arc::new(Inner {
@@ -174,6 +183,7 @@ impl GenesysClient {
                 budget,
                 retry: config.retry,
                 stats,
+                reachability,
             }),
         })
     }
@@ -191,6 +201,13 @@ impl GenesysClient {
     /// The rate budget this client draws from (clone it to share it with another client).
     pub fn budget(&self) -> &RateBudget {
         &self.inner.budget
+    }
+
+    /// Why the client gave up on the platform, once it has ([`ClientConfig::give_up_after`]):
+    /// from then on every call fails at once with [`Error::Unreachable`]. Callers check it to
+    /// stop scheduling work.
+    pub fn unreachable(&self) -> Option<Unreachable> {
+        self.inner.reachability.gave_up()
     }
 
     /// Gets a token now (if none is cached): checks the credentials before real work starts.
@@ -233,6 +250,7 @@ impl GenesysClient {
         };
         loop {
             attempts += 1;
+            inner.reachability.check()?;
             let (action, failure) = match self.attempt(&call, &url, attempts).await {
                 Ok(AttemptOutcome::Success(success)) => return Ok(success),
                 Ok(AttemptOutcome::Failed { action, error }) => (action, error),
@@ -273,6 +291,16 @@ impl GenesysClient {
                     reason,
                     retry_after,
                 } => {
+                    if let Err(gave_up) = inner.reachability.check() {
+                        tracing::warn!(
+                            method = %call.method,
+                            path = %call.path,
+                            attempts,
+                            %reason,
+                            "Not retrying: the platform is unreachable."
+                        );
+                        return Err(gave_up.into());
+                    }
                     let delay = inner.retry.delay_for(attempts, retry_after);
                     if !inner.retry.allows(attempts, started.elapsed(), delay) {
                         tracing::warn!(
@@ -298,7 +326,7 @@ impl GenesysClient {
                         delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                         "Retrying a transient failure."
                     );
-                    tokio::time::sleep(delay).await;
+                    inner.reachability.sleep(delay).await?;
                 }
             }
         }
@@ -313,7 +341,11 @@ impl GenesysClient {
     ) -> Result<AttemptOutcome, Error> {
         let inner = &*self.inner;
         match inner.budget.acquire().await {
-            Ok(waited) => inner.stats.budget_wait(waited),
+            Ok(waited) => {
+                inner.stats.budget_wait(waited);
+                // The budget may have made it wait: the platform may have been given up on meanwhile.
+                inner.reachability.check()?;
+            }
             Err(error) => {
                 return Ok(AttemptOutcome::Failed {
                     action: RetryAction::Retry {
@@ -336,11 +368,13 @@ impl GenesysClient {
                 .body(body.clone());
         }
         inner.stats.api_call();
+        let sent_at = tokio::time::Instant::now();
         let response = match request.send().await {
             Ok(response) => response,
             Err(source) => {
                 inner.stats.transport_error();
                 let action = classify_transport(&source, call.idempotent);
+                self.note_failure(&action, sent_at);
                 let transient = matches!(action, RetryAction::Retry { .. });
                 tracing::debug!(
                     method = %call.method,
@@ -368,6 +402,7 @@ impl GenesysClient {
             Err(source) => {
                 inner.stats.transport_error();
                 let action = classify_transport(&source, call.idempotent);
+                self.note_failure(&action, sent_at);
                 let transient = matches!(action, RetryAction::Retry { .. });
                 return Ok(AttemptOutcome::Failed {
                     action,
@@ -394,6 +429,13 @@ impl GenesysClient {
             inner.stats.server_error();
         }
         let action = classify_status(status, &headers, call.idempotent);
+        match &action {
+            RetryAction::Retry { .. } | RetryAction::OutcomeUnknown { .. } => {
+                self.note_failure(&action, sent_at);
+            }
+            // A success or a definitive refusal: the platform is there.
+            _ => inner.reachability.answered(),
+        }
         if action == RetryAction::Successful {
             return Ok(AttemptOutcome::Success(Success { status, body }));
         }
@@ -420,6 +462,19 @@ impl GenesysClient {
                 token_generation: token.generation,
             },
         })
+    }
+}
+
+impl GenesysClient {
+    /// Tells the circuit about a failed attempt that could pass (retried, or an unknown
+    /// outcome); other failures (a bad request we built) say nothing about the platform.
+    fn note_failure(&self, action: &RetryAction, sent_at: tokio::time::Instant) {
+        let (RetryAction::Retry { reason, .. } | RetryAction::OutcomeUnknown { reason }) = action
+        else {
+            return;
+        };
+        // The error, if the circuit opens, surfaces at the next check of the request loop.
+        let _ = self.inner.reachability.failed(sent_at, reason);
     }
 }
 

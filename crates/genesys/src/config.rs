@@ -244,6 +244,13 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Timeout of one HTTP attempt (connect + send + receive).
     pub request_timeout: Duration,
+    /// Give up on the platform when no request (of any clone of the client) has had an answer
+    /// for this long while requests kept failing (connect errors, timeouts, 5xx, 429): from then
+    /// on every call fails at once with [`Error::Unreachable`]. An answer is a 2xx or a
+    /// definitive refusal (4xx). `None` (the default): never give up; each request retries
+    /// within [`ClientConfig::retry`] only. Meant for one client per run (`sync`,
+    /// `merge apply`), not for a long-lived server.
+    pub give_up_after: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -251,6 +258,10 @@ impl ClientConfig {
     pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 300;
     /// Default [`ClientConfig::request_timeout`].
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The [`ClientConfig::give_up_after`] of runs (`dedupd sync`, `dedupd merge apply`) unless
+    /// told otherwise: two minutes without any answer. A library client never gives up unless
+    /// it is set.
+    pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 
     /// A config with defaults for everything but the endpoint and credentials.
     pub fn new(
@@ -266,6 +277,7 @@ impl ClientConfig {
             redis: None,
             retry: RetryPolicy::default(),
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            give_up_after: None,
         }
     }
 
@@ -334,6 +346,11 @@ impl ClientConfig {
         }
         if self.request_timeout.is_zero() {
             return Err(Error::Config("request_timeout must be positive".into()));
+        }
+        if self.give_up_after.is_some_and(|d| d.is_zero()) {
+            return Err(Error::Config(
+                "give_up_after must be positive (None never gives up)".into(),
+            ));
         }
         if let Some(redis) = &self.redis
             && redis.key.is_empty()
@@ -481,6 +498,9 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = base.clone();
         c.retry.max_attempts = 0;
+        assert!(c.validate().is_err());
+        let mut c = base.clone();
+        c.give_up_after = Some(Duration::ZERO);
         assert!(c.validate().is_err());
         let mut c = base;
         c.client_id = " ".into();

@@ -8,6 +8,9 @@
 //! - [`Error::is_outcome_unknown`]: the request reached the platform but we do not know whether it
 //!   took effect (a 504, or a timeout after sending a non-idempotent request). The work may have
 //!   been applied: **reconcile** (read back) before sending it again.
+//! - [`Error::is_unreachable`]: the client gave up on the platform after
+//!   [`ClientConfig::give_up_after`](crate::ClientConfig::give_up_after) without any answer; the
+//!   caller stops scheduling work. Also transient: running again later is safe.
 //! - [`Error::rejected_entity_ids`]: a permanent error (4xx) that names the records it is about,
 //!   e.g. one bad contact in an add-contacts batch. Put those in the reject file and resend the
 //!   rest of the batch; see [`OutboundApi::add_contacts`](crate::OutboundApi::add_contacts).
@@ -190,6 +193,31 @@ impl fmt::Display for OutcomeUnknown {
     }
 }
 
+/// The client gave up on the platform: no request got an answer for
+/// [`ClientConfig::give_up_after`](crate::ClientConfig::give_up_after). Carries no secret and no
+/// customer data: the base URL, how long, and what the last failure was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreachable {
+    /// The platform's base URL, without credentials or trailing slash.
+    pub base_url: String,
+    /// How long no request got an answer when the client gave up.
+    pub down_for: Duration,
+    /// The last failure, e.g. `connection failed` or `server error 503 Service Unavailable`.
+    pub last_failure: String,
+}
+
+impl fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the platform at {} was unreachable for {} s (no request succeeded; last failure: {})",
+            self.base_url,
+            self.down_for.as_secs(),
+            self.last_failure
+        )
+    }
+}
+
 /// Errors of the Genesys client.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -218,6 +246,10 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// No request got an answer for the configured give-up time: the client stopped sending.
+    /// Every later call of this client (and of its clones) fails the same way at once.
+    #[error("{0}")]
+    Unreachable(Box<Unreachable>),
     /// A success response whose body did not match the expected schema.
     #[error("{method} {path}: cannot decode the {status} response: {source}")]
     Decode {
@@ -240,6 +272,12 @@ pub enum Error {
     /// Invalid configuration.
     #[error("invalid Genesys client configuration: {0}")]
     Config(String),
+}
+
+impl From<Unreachable> for Error {
+    fn from(u: Unreachable) -> Error {
+        Error::Unreachable(Box::new(u))
+    }
 }
 
 impl Error {
@@ -269,12 +307,18 @@ impl Error {
         match self {
             Error::Api(e) | Error::Token(e) => is_transient_status(e.status),
             Error::Transport { transient, .. } => *transient,
-            Error::Budget(_) => true,
+            Error::Budget(_) | Error::Unreachable(_) => true,
             Error::OutcomeUnknown(_)
             | Error::Decode { .. }
             | Error::InvalidRequest(_)
             | Error::Config(_) => false,
         }
+    }
+
+    /// The client gave up on the platform ([`Error::Unreachable`]): stop scheduling work, let
+    /// what is in flight settle, keep what was accepted, and run again later.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Unreachable(_))
     }
 
     /// The request may have been applied although it failed (a 504 "but the work was done", or a

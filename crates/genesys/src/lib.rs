@@ -25,6 +25,10 @@
 //!   full jitter; `Retry-After` always wins; a total-time cap. 4xx validation errors are never
 //!   retried. A 504 (or a timeout after sending) on a non-idempotent request is reported as
 //!   [`Error::OutcomeUnknown`] at once: the work may have been applied, so the caller reconciles.
+//! - **Giving up**: with [`ClientConfig::give_up_after`], one circuit shared by all clones gives
+//!   up on a platform that has answered nothing (connect errors, timeouts, 5xx, 429) for that
+//!   long: every call then fails at once with [`Error::Unreachable`], so a run stops on time
+//!   instead of retrying batch after batch.
 //! - **Batches**: see [`OutboundApi::add_contacts`] (whole-request 4xx naming records) and
 //!   [`BulkResults`] (External Contacts' per-entity results; a 200 is not "all succeeded").
 //!
@@ -64,6 +68,7 @@ mod conversations;
 mod error;
 mod external;
 mod outbound;
+mod reachability;
 mod retry;
 mod stats;
 
@@ -79,7 +84,7 @@ pub use conversations::{
     Conversation, ConversationsApi, OpenIdType, OpenInboundChannel, OpenInboundMessage,
     OpenMessageNormalized, OpenMessagingFrom, Participant,
 };
-pub use error::{ApiError, Error, ErrorBody, ErrorDetail, ErrorLimit, OutcomeUnknown};
+pub use error::{ApiError, Error, ErrorBody, ErrorDetail, ErrorLimit, OutcomeUnknown, Unreachable};
 pub use external::{
     BulkEntityError, BulkErrorDetail, BulkPartition, BulkResult, BulkResults, ContactAddress,
     ContactIdentifier, ContactScan, ContactType, ExternalContact, ExternalContactsApi, ExternalId,

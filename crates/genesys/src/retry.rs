@@ -111,7 +111,8 @@ pub fn classify_transport(error: &reqwest::Error, idempotent: bool) -> RetryActi
 pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = raw.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // `try_`: a server's absurd value (`1e300`) must not panic the client.
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let date = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
     let delta = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
@@ -220,6 +221,8 @@ mod tests {
         assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120));
         assert_eq!(parse_retry_after(&headers(Some("soon"))), None);
         assert_eq!(parse_retry_after(&headers(Some("-3"))), None);
+        assert_eq!(parse_retry_after(&headers(Some("1e300"))), None);
+        assert_eq!(parse_retry_after(&headers(Some("NaN"))), None);
         assert_eq!(parse_retry_after(&headers(None)), None);
     }
 

@@ -436,6 +436,60 @@ async fn server_errors_are_retried_and_the_attempt_cap_holds() {
     assert_eq!(route_count(&emu, LISTS_ROUTE) - before, 4);
 }
 
+/// With `give_up_after`, a call on a platform that answers nothing (the emulator's outage: 503
+/// on everything) ends with `Unreachable` once no request has had an answer for that long,
+/// though its retry policy would go on for an hour; from then on the client sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gives_up_on_an_unreachable_platform_and_then_sends_nothing() {
+    let emu = emulator(FaultProfile::default()).await;
+    let mut retry = fast_retry();
+    retry.max_attempts = u32::MAX;
+    retry.max_total = Duration::from_secs(3600);
+    let mut config = config_for(&emu, retry);
+    config.give_up_after = Some(Duration::from_millis(300));
+    let client = GenesysClient::new(config).await.unwrap();
+    client
+        .outbound()
+        .list_contact_lists(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(client.unreachable(), None);
+
+    emu.state().outage_after(0);
+    let error = client
+        .outbound()
+        .list_contact_lists(&Default::default())
+        .await
+        .unwrap_err();
+    assert!(error.is_unreachable() && error.is_transient(), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "the platform at {} was unreachable for ",
+            emu.base_url()
+        )) && message.contains("503"),
+        "{message}"
+    );
+    assert!(!message.contains(CLIENT_SECRET));
+    assert!(
+        route_count(&emu, LISTS_ROUTE) > 2,
+        "it retried before giving up"
+    );
+    assert_eq!(client.unreachable().map(|u| u.to_string()), Some(message));
+
+    // Given up for good: even with the platform back, the next call fails at once, unsent.
+    emu.state().end_outage();
+    let sent = emu.state().stats().total_requests;
+    let again = client
+        .clone()
+        .outbound()
+        .get_contact_list("any")
+        .await
+        .unwrap_err();
+    assert!(again.is_unreachable(), "{again}");
+    assert_eq!(emu.state().stats().total_requests, sent);
+}
+
 #[tokio::test]
 async fn validation_errors_are_never_retried() {
     let emu = emulator(FaultProfile::default()).await;

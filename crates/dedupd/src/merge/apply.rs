@@ -27,6 +27,12 @@
 //!    the sources are read back first (`mergedTo` / their canonical contact) and the journal
 //!    records what happened.
 //!
+//! 6. **Unreachable platform.** When no request has had an answer for the give-up time
+//!    ([`ClientConfig::give_up_after`], `--give-up-after`), the client stops sending: no other
+//!    cluster starts, those in flight end as `remaining` (a merge sent without an answer keeps
+//!    its open intent, so the next run reads it back), the report says `platform_unreachable`
+//!    and the CLI exits 3.
+//!
 //! Quarantined contacts are written to `quarantine.ndjson` with their reason, and are looked at
 //! again by the next run (an association may have ended): a later run merges them into the
 //! cluster's canonical contact. Every run writes `apply_report.json` and `apply_clusters.ndjson`
@@ -243,6 +249,10 @@ pub struct Report {
     pub budget_wait_seconds: f64,
     /// Wall time, seconds.
     pub elapsed_seconds: f64,
+    /// Set when the run gave up on the platform: no request had an answer for the give-up time.
+    /// Says where and for how long (no credentials, no contact data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_unreachable: Option<String>,
 }
 
 /// A failure that concerns every cluster (auth, permissions, configuration): stop the run.
@@ -768,6 +778,11 @@ async fn run_merges(
                     }
                 }
             }
+            Err(e) if e.is_unreachable() => {
+                // No answer for the give-up time: leave the intent open, the next run reads the
+                // contacts back before sending anything.
+                return Err(Stop::api("merge", e));
+            }
             Err(e) if is_fatal(&e) => {
                 not_applied(ctx, work)?;
                 return Err(Stop::api("merge", e));
@@ -1000,7 +1015,13 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let mut outcomes: Vec<Option<ClusterOutcome>> = vec![None; plan.clusters.len()];
     let mut fatal: Option<anyhow::Error> = None;
     {
-        let mut stream = futures_util::stream::iter(plan.clusters.iter().enumerate())
+        // Once the client gives up on the platform, no other cluster starts.
+        let clusters = plan
+            .clusters
+            .iter()
+            .enumerate()
+            .take_while(|_| client.unreachable().is_none());
+        let mut stream = futures_util::stream::iter(clusters)
             .map(|(i, c)| {
                 let ctx = &ctx;
                 async move { (i, apply_cluster(ctx, c).await) }
@@ -1023,6 +1044,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         }
     }
     bar.finish_and_clear();
+    report.platform_unreachable = client.unreachable().map(|u| u.to_string());
+    let not_started = if report.platform_unreachable.is_some() {
+        "not started: the platform was unreachable"
+    } else {
+        "not started: the run stopped on an error"
+    };
 
     let mut quarantine = AtomicFile::create(&opts.out_dir.join("quarantine.ndjson"))?;
     let mut lines = AtomicFile::create(&opts.out_dir.join("apply_clusters.ndjson"))?;
@@ -1036,7 +1063,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             merge_requests: 0,
             quarantined: Vec::new(),
             unplaced: BTreeMap::new(),
-            detail: Some("not started: the run stopped on an error".into()),
+            detail: Some(not_started.into()),
         });
         match outcome.outcome {
             Outcome::Merged => report.merged += 1,

@@ -907,6 +907,100 @@ async fn the_sample_contacts_true_clusters_are_merged_once_under_faults() {
     emu.shutdown().await;
 }
 
+/// The platform goes away after three clusters (a bulk fetch and a merge each, one cluster at
+/// a time): the run stops once nothing has succeeded for `--give-up-after`, starts no other
+/// cluster, journals the three merges, says the platform was unreachable and exits 3; the next
+/// run, the platform back, merges only the other seven.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_apply_gives_up_when_the_platform_is_unreachable_and_keeps_what_was_merged() {
+    let emu = RunningEmulator::start(emulator_config()).await.unwrap();
+    let setup = setup_client(&emu).await;
+    let clusters = seed(&setup, &[2; 10]).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_owned();
+    write_plan(&d.join("plan"), &clusters);
+    let base = emu.base_url();
+    let apply = move |give_up: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
+        c.args(["--quiet", "merge", "apply", "--plan"])
+            .arg(d.join("plan"))
+            .arg("--state")
+            .arg(d.join("state"))
+            .arg("--out")
+            .arg(d.join("out"))
+            .args(["--concurrency", "1"])
+            .env("GENESYS_BASE_URL", &base)
+            .env("GENESYS_CLIENT_ID", ID)
+            .env("GENESYS_CLIENT_SECRET", SECRET)
+            .env_remove("DEDUPD_GIVE_UP_AFTER")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(secs) = give_up {
+            c.args(["--give-up-after", secs]);
+        }
+        c
+    };
+    let report = || -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join("out/apply_report.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    emu.state().outage_after(3 * 2);
+    let first = apply(Some("2"));
+    let out = tokio::task::spawn_blocking(move || { first }.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("the platform at {}", emu.base_url()))
+            && last.contains("was unreachable for")
+            && !last.contains(SECRET),
+        "{stderr}"
+    );
+    let r = report();
+    assert_eq!(
+        (&r["merged"], &r["remaining"]),
+        (&Value::from(3), &Value::from(7)),
+        "{r}"
+    );
+    assert!(r["platform_unreachable"].is_string(), "{r}");
+    assert_eq!(merge_calls(&emu), 3);
+    let outcomes = ndjson(&tmp.path().join("out/apply_clusters.ndjson"));
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| o["outcome"] == "remaining")
+            .count(),
+        7
+    );
+
+    // The platform is back: the journal skips the three, the other seven are merged.
+    emu.state().end_outage();
+    let second = apply(None);
+    let out = tokio::task::spawn_blocking(move || { second }.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report();
+    assert_eq!(
+        (&r["skipped"], &r["merged"], &r["remaining"]),
+        (&Value::from(3), &Value::from(7), &Value::from(0)),
+        "{r}"
+    );
+    assert_eq!(merge_calls(&emu), 10, "each cluster merged once");
+    for ids in &clusters {
+        assert_merged_once(&emu, ids, 1);
+    }
+    emu.shutdown().await;
+}
+
 #[test]
 fn cli_rejects_a_broken_plan_naming_the_cluster_and_exits_2() {
     let tmp = tempfile::tempdir().unwrap();

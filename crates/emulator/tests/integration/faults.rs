@@ -500,3 +500,29 @@ async fn faults_over_the_admin_api_and_from_a_file() {
     .await
     .expect_error(400, "bad.request");
 }
+
+#[tokio::test]
+async fn a_scheduled_outage_serves_n_requests_then_answers_503_until_it_ends() {
+    let e = start_default().await;
+    e.emu.state().outage_after(2);
+    e.get("/api/v2/outbound/contactlists").await.expect(200);
+    e.get("/api/v2/outbound/contactlists").await.expect(200);
+    for _ in 0..3 {
+        e.get("/api/v2/outbound/contactlists")
+            .await
+            .expect_error(503, "service.unavailable");
+    }
+    // The token endpoint is down too.
+    let t = e
+        .token_request(
+            "dedupd-demo",
+            "dedupd-demo-secret",
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(t.status.as_u16(), 503);
+    assert_eq!(faults(&e, "outage"), 4);
+    e.emu.state().end_outage();
+    e.get("/api/v2/outbound/contactlists").await.expect(200);
+    e.new_token().await;
+}

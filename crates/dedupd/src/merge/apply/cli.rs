@@ -57,6 +57,15 @@ pub struct ApplyArgs {
     /// Write the merge requests that would be sent (apply_dry_run.ndjson); contact nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Seconds without any answer from the platform (connect errors, timeouts, 5xx, 429)
+    /// after which the run stops, keeps what was merged and exits 3; 0 = never.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "DEDUPD_GIVE_UP_AFTER",
+        default_value_t = ClientConfig::DEFAULT_GIVE_UP_AFTER.as_secs()
+    )]
+    pub give_up_after: u64,
 }
 
 /// Runs `merge apply` from its flags and prints a summary.
@@ -93,6 +102,8 @@ pub fn run(args: ApplyArgs, progress: bool) -> anyhow::Result<Report> {
             .clone()
             .unwrap_or_else(|| format!("dedupd:{{budget}}:{}", args.client_id)),
     });
+    client.give_up_after =
+        (args.give_up_after > 0).then(|| Duration::from_secs(args.give_up_after));
     let mut opts = Options::new(args.plan.clone(), state_dir, args.out.clone(), client);
     opts.max_ids_per_merge = args.max_ids_per_merge;
     opts.concurrency = args.concurrency;
@@ -146,7 +157,12 @@ fn print_summary(r: &Report, out: &std::path::Path) {
             out.join("quarantine.ndjson").display()
         );
     }
-    if r.remaining > 0 {
+    if r.remaining > 0 && r.platform_unreachable.is_none() {
         eprintln!("Run dedupd merge apply again to finish the rest.");
+    }
+    if let Some(why) = &r.platform_unreachable {
+        eprintln!(
+            "error: {why}; stopped, what was merged is kept: run dedupd merge apply again once it is back."
+        );
     }
 }
