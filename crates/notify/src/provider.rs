@@ -260,7 +260,10 @@ fn genesys_summary(e: &dedupd_genesys::Error, req: &NotificationRequest) -> Stri
             None => "the platform refused the request".into(),
         },
         dedupd_genesys::Error::OutcomeUnknown(_) => match e.status() {
-            Some(status) => format!("{}; it may have been applied", error_summary(status, None, req)),
+            Some(status) => format!(
+                "{}; it may have been applied",
+                error_summary(status, None, req)
+            ),
             None => "the request timed out after it was sent; it may have been applied".into(),
         },
         dedupd_genesys::Error::Transport { transient, .. } => if *transient {
@@ -270,7 +273,10 @@ fn genesys_summary(e: &dedupd_genesys::Error, req: &NotificationRequest) -> Stri
         }
         .into(),
         dedupd_genesys::Error::Decode { status, .. } => {
-            format!("{}; the answer could not be read", error_summary(*status, None, req))
+            format!(
+                "{}; the answer could not be read",
+                error_summary(*status, None, req)
+            )
         }
         dedupd_genesys::Error::Budget(_) => "the shared rate budget is unavailable".into(),
         dedupd_genesys::Error::InvalidRequest(_) => {

@@ -60,10 +60,7 @@ async fn http_provider_retries_with_the_same_key() {
             "the provider's status, not its words: {failed}"
         );
         let amb = status(&api, "ambiguous").await;
-        assert_eq!(
-            amb["status"], "unknown",
-            "a 500 may have gone out: {amb}"
-        );
+        assert_eq!(amb["status"], "unknown", "a 500 may have gone out: {amb}");
         assert!(
             !amb["next_attempt_at"].is_null(),
             "a deduping provider is sent to again with the same key: {amb}"
@@ -451,14 +448,22 @@ async fn provider_errors_echoing_the_request_never_reach_last_error() {
             .to_owned();
         local.push(
             &id,
-            Fault::Reject("number +14155552671 cannot receive: Your code is 4711 (jane@example.com)"),
+            Fault::Reject(
+                "number +14155552671 cannot receive: Your code is 4711 (jane@example.com)",
+            ),
         );
         relay.round().await.unwrap();
         let s = status(&api, "echo").await;
         assert_eq!(s["status"], "failed", "{backend:?}: {s}");
         let e = s["last_error"].as_str().unwrap();
         assert!(e.starts_with("400"), "the status code is kept: {e}");
-        for leak in ["4155552671", "Your code", "4711", "jane@example.com", "example"] {
+        for leak in [
+            "4155552671",
+            "Your code",
+            "4711",
+            "jane@example.com",
+            "example",
+        ] {
             assert!(!e.contains(leak), "last_error leaks {leak:?}: {e}");
         }
         assert!(e.chars().count() <= 200, "bounded: {e}");
@@ -468,7 +473,7 @@ async fn provider_errors_echoing_the_request_never_reach_last_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_provider_is_paused_and_the_others_keep_flowing() {
-    use dedupd_gateway::common::{ReadyCheck, Readiness};
+    use dedupd_gateway::common::{Readiness, ReadyCheck};
     for backend in BACKENDS {
         let mut cfg = config();
         cfg.providers.insert(

@@ -215,9 +215,15 @@ pub async fn run(o: &Outbox) {
             .expect("finish")
     );
     assert!(
-        o.finish("k6", &lease_of("k6"), Outcome::Expired, Work::default(), now)
-            .await
-            .expect("finish")
+        o.finish(
+            "k6",
+            &lease_of("k6"),
+            Outcome::Expired,
+            Work::default(),
+            now
+        )
+        .await
+        .expect("finish")
     );
     let k6 = o.get("k6", now).await.expect("get").expect("k6");
     assert_eq!((k6.attempts, k6.readbacks), (0, 0), "expired unsent");
@@ -308,7 +314,11 @@ pub async fn run(o: &Outbox) {
             .expect("finish")
     );
     let k5 = o.get("k5", at + lease).await.expect("get").expect("k5");
-    assert_eq!((k5.attempts, k5.readbacks), (1, 1), "a read-back is no attempt");
+    assert_eq!(
+        (k5.attempts, k5.readbacks),
+        (1, 1),
+        "a read-back is no attempt"
+    );
     // k4 (accepted 25 h later) is the only work left.
     let end = now + Duration::hours(25);
     let rest = o.claim(end, lease, 10).await.expect("claim");
