@@ -287,7 +287,7 @@ pub async fn serve_parts(
     Vec<utoipa_axum::router::OpenApiRouter>,
     dedupd_gateway::common::Health,
 )> {
-    let health = dedupd_gateway::common::Health::new();
+    let mut health = dedupd_gateway::common::Health::new();
     let has_section = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -318,6 +318,8 @@ pub async fn serve_parts(
     .await?;
     let providers = build_providers(&cfg).await?;
     let relay = Relay::new(outbox.clone(), providers, cfg.relay.clone(), Clock::System);
+    // `degraded` while a provider is paused (no success for provider_pause_after_secs).
+    health = health.with("notification_providers", Arc::new(relay.health()));
     tokio::spawn(relay.run(std::future::pending()));
     tracing::info!(backend = outbox.backend(), "Notifications enabled");
 

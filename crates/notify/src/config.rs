@@ -25,6 +25,8 @@
 //! [notifications.relay]
 //! max_attempts = 8
 //! max_age_hours = 24
+//! provider_pause_after_secs = 300    # a provider without a success this long is paused
+//! provider_probe_secs = 60           # …and probed once per this while paused
 //! ```
 
 use std::collections::BTreeMap;
@@ -138,8 +140,9 @@ impl ProviderConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
-    /// Attempts at most (sends and read-backs), then `failed` (or `unknown` if the last
-    /// outcome was ambiguous).
+    /// Sends at most, then `failed` when none can have gone out, else `unknown` (after a
+    /// read-back where the provider allows one, which settles it). Read-backs are not sends;
+    /// there are at most twice as many.
     pub max_attempts: u32,
     /// Give up this long after acceptance, in hours.
     pub max_age_hours: u32,
@@ -159,6 +162,12 @@ pub struct RelayConfig {
     pub batch: usize,
     /// Sleep between rounds when nothing is due, in milliseconds.
     pub poll_ms: u64,
+    /// A provider that has had no success for this long while being tried is paused: its
+    /// notifications are held (no attempt used, nothing dropped), in seconds.
+    pub provider_pause_after_secs: u64,
+    /// While a provider is paused, one of its notifications probes it this often, in seconds;
+    /// the first success resumes it.
+    pub provider_probe_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -173,6 +182,8 @@ impl Default for RelayConfig {
             reconcile_after_secs: 5,
             batch: 32,
             poll_ms: 200,
+            provider_pause_after_secs: 300,
+            provider_probe_secs: 60,
         }
     }
 }
@@ -216,6 +227,12 @@ impl NotifyConfig {
         if self.relay.max_attempts == 0 || self.relay.batch == 0 {
             return bad("notifications.relay.max_attempts and batch must be at least 1".into());
         }
+        if self.relay.provider_pause_after_secs == 0 || self.relay.provider_probe_secs == 0 {
+            return bad(
+                "notifications.relay.provider_pause_after_secs and provider_probe_secs must be at least 1"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -256,9 +273,18 @@ mod tests {
         let mut short = cfg.clone();
         short.retention_hours = 1;
         assert!(short.validate().is_err());
-        let mut missing = cfg;
+        let mut missing = cfg.clone();
         missing.channels.insert(Channel::Voice, "nope".into());
         assert!(missing.validate().is_err());
+        let mut never_pause = cfg;
+        never_pause.relay.provider_pause_after_secs = 0;
+        assert!(
+            never_pause
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("provider_pause_after_secs")
+        );
     }
 
     fn toml_like(json: &str) -> NotifyConfig {

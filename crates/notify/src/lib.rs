@@ -9,7 +9,8 @@
 //!   `GET /v1/notifications/{key}`.
 //! - [`Relay`]: claims due notifications from the outbox (`dedupd_store::outbox`), sends them
 //!   through a [`Provider`], retries with full-jitter backoff and `Retry-After`, and handles
-//!   ambiguous outcomes per the provider's [`Ambiguity`] policy.
+//!   ambiguous outcomes per the provider's [`Ambiguity`] policy; [`ProviderHealth`] pauses a
+//!   provider that has had no success for a while (readiness `degraded`, a metric).
 //! - [`NotifyConfig`]: the `[notifications]` section; [`open_outbox`] and [`build_providers`]
 //!   turn it into the runtime pieces.
 //! - [`Clock`]: the system clock, or a manual one in tests.
@@ -51,7 +52,7 @@ pub use http::{
     ApiError, InFlight, InFlightGuard, MAX_BODY_BYTES, NotifyApi, REPLAYED_HEADER, app, router,
 };
 pub use provider::{Ambiguity, Provider, Readback, SendResult};
-pub use relay::{Relay, RoundStats};
+pub use relay::{PROVIDER_PAUSED_METRIC, ProviderHealth, Relay, RoundStats};
 
 /// Errors of setting notifications up.
 #[derive(Debug, thiserror::Error)]

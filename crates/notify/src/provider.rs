@@ -141,8 +141,9 @@ impl HttpProvider {
                 };
             }
             Err(e) if e.is_builder() => {
+                // The error's words may carry the URL (and its credentials): not stored.
                 return SendResult::Permanent {
-                    reason: format!("request error: {e}"),
+                    reason: "the request could not be built".into(),
                 };
             }
             Err(_) => {
@@ -156,6 +157,7 @@ impl HttpProvider {
         let text = resp.text().await.unwrap_or_default();
         let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
         // The key makes the request idempotent at the gateway.
+        let summary = || error_summary(status, provider_code(parsed.as_ref()), req);
         match classify_status(status, &headers, true) {
             RetryAction::Successful => SendResult::Delivered {
                 id: parsed
@@ -164,44 +166,129 @@ impl HttpProvider {
                     .and_then(|v| v.as_str())
                     .map(str::to_owned),
             },
-            RetryAction::Retry { reason, .. } if status.is_server_error() => {
-                // A 5xx after the request arrived: it may have been applied. Same key again.
-                SendResult::Ambiguous {
-                    reason: reason.into_owned(),
-                }
+            // A 5xx after the request arrived: it may have been applied.
+            RetryAction::Retry { .. } | RetryAction::OutcomeUnknown { .. }
+                if status.is_server_error() =>
+            {
+                SendResult::Ambiguous { reason: summary() }
             }
-            RetryAction::Retry { reason, .. } => SendResult::Transient {
-                reason: reason.into_owned(),
+            RetryAction::Retry { .. } => SendResult::Transient {
+                reason: summary(),
                 retry_after: parse_retry_after(&headers),
             },
-            RetryAction::OutcomeUnknown { reason } => SendResult::Ambiguous {
-                reason: reason.into_owned(),
-            },
-            RetryAction::RefreshToken | RetryAction::DontRetry { .. } => SendResult::Permanent {
-                reason: format!("{status}: {}", provider_reason(parsed.as_ref(), &text)),
-            },
+            RetryAction::OutcomeUnknown { .. } => SendResult::Ambiguous { reason: summary() },
+            RetryAction::RefreshToken | RetryAction::DontRetry { .. } => {
+                SendResult::Permanent { reason: summary() }
+            }
         }
     }
 }
 
-/// The provider's own words, from the usual error-body shapes, cut to 300 characters.
-fn provider_reason(v: Option<&serde_json::Value>, raw: &str) -> String {
-    let from_json = v.and_then(|v| {
-        [
-            v.get("message"),
-            v.get("detail"),
-            v.get("error").and_then(|e| e.get("message")),
-            v.get("error"),
-            v.get("errors")
-                .and_then(|e| e.get(0))
-                .and_then(|e| e.get("detail")),
-        ]
-        .into_iter()
-        .flatten()
-        .find_map(|x| x.as_str().map(str::to_owned))
-    });
-    let s = from_json.unwrap_or_else(|| raw.trim().to_owned());
-    s.chars().take(300).collect()
+/// The longest machine-readable error code kept from a provider's answer.
+const MAX_CODE_CHARS: usize = 64;
+
+/// The provider's machine-readable error code, from the usual error-body shapes (`code`,
+/// `error.code`, `errors[0].code`, or `error` when it is a bare string such as
+/// `invalid_request`). Its words (`message`, `detail`) are never taken: providers echo the
+/// recipient and the text there.
+fn provider_code(v: Option<&serde_json::Value>) -> Option<&str> {
+    let v = v?;
+    [
+        v.get("code"),
+        v.get("error").and_then(|e| e.get("code")),
+        v.get("errors")
+            .and_then(|e| e.get(0))
+            .and_then(|e| e.get("code")),
+        v.get("error"),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(serde_json::Value::as_str)
+}
+
+/// A value-free summary of a provider's error answer, fit for `last_error`, logs and the
+/// status API: the status code and its reason phrase, and the provider's error code when it
+/// looks like one (a short token of letters, digits and `._:-` with few digits, found in
+/// neither the recipient nor the text). Never the body's words: a provider that echoes the
+/// request (the phone number, the e-mail address, the text) would have them stored and shown.
+pub(crate) fn error_summary(
+    status: reqwest::StatusCode,
+    code: Option<&str>,
+    req: &NotificationRequest,
+) -> String {
+    let mut out = status.as_u16().to_string();
+    if let Some(reason) = status.canonical_reason() {
+        out.push(' ');
+        out.push_str(reason);
+    }
+    if let Some(code) = code.filter(|c| is_code(c, req)) {
+        out.push_str(" (");
+        out.push_str(code);
+        out.push(')');
+    }
+    out
+}
+
+fn is_code(c: &str, req: &NotificationRequest) -> bool {
+    let lower = c.to_lowercase();
+    !c.is_empty()
+        && c.chars().count() <= MAX_CODE_CHARS
+        && c.chars().any(|ch| ch.is_ascii_alphabetic())
+        && c.chars().filter(char::is_ascii_digit).count() <= 4
+        && c.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | ':' | '-'))
+        && !req.to.to_lowercase().contains(&lower)
+        && !req.text.to_lowercase().contains(&lower)
+}
+
+/// A value-free summary of a Genesys client error (its `Display` carries the platform's
+/// message, which may echo the request).
+fn genesys_summary(e: &dedupd_genesys::Error, req: &NotificationRequest) -> String {
+    match e {
+        dedupd_genesys::Error::Api(_) | dedupd_genesys::Error::Token(_) => match e.status() {
+            Some(status) => {
+                let body = e.error_body();
+                let s = error_summary(status, body.and_then(|b| b.code.as_deref()), req);
+                match body.and_then(|b| b.context_id.as_deref()) {
+                    // Genesys support asks for it; an opaque id.
+                    Some(ctx) if is_code(ctx, req) || uuid_like(ctx) => {
+                        format!("{s}; contextId {ctx}")
+                    }
+                    _ => s,
+                }
+            }
+            None => "the platform refused the request".into(),
+        },
+        dedupd_genesys::Error::OutcomeUnknown(_) => match e.status() {
+            Some(status) => format!(
+                "{}; it may have been applied",
+                error_summary(status, None, req)
+            ),
+            None => "the request timed out after it was sent; it may have been applied".into(),
+        },
+        dedupd_genesys::Error::Transport { transient, .. } => if *transient {
+            "the connection failed"
+        } else {
+            "the request failed without an answer"
+        }
+        .into(),
+        dedupd_genesys::Error::Decode { status, .. } => {
+            format!(
+                "{}; the answer could not be read",
+                error_summary(*status, None, req)
+            )
+        }
+        dedupd_genesys::Error::Budget(_) => "the shared rate budget is unavailable".into(),
+        dedupd_genesys::Error::InvalidRequest(_) => {
+            "the message breaks a documented limit of the platform".into()
+        }
+        dedupd_genesys::Error::Config(_) => "the Genesys client is misconfigured".into(),
+        _ => "the platform call failed".into(),
+    }
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() <= 64 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
 /// Genesys Cloud agentless messages.
@@ -243,18 +330,27 @@ impl AgentlessProvider {
         };
         match self.client.agentless().send(&msg).await {
             Ok(sent) => SendResult::Delivered { id: Some(sent.id) },
-            Err(e) if e.is_outcome_unknown() => SendResult::Ambiguous {
-                reason: e.to_string(),
-            },
+            // A 5xx answers a request that reached the platform: it may have been applied
+            // (the platform has no key to dedupe on, so it is read back, never resent blindly).
+            Err(e)
+                if e.is_outcome_unknown()
+                    || matches!(&e, dedupd_genesys::Error::Api(a)
+                        if a.status.is_server_error()
+                            && a.status != reqwest::StatusCode::NOT_IMPLEMENTED) =>
+            {
+                SendResult::Ambiguous {
+                    reason: genesys_summary(&e, req),
+                }
+            }
             Err(e) if e.is_transient() => SendResult::Transient {
-                reason: e.to_string(),
+                reason: genesys_summary(&e, req),
                 retry_after: match &e {
                     dedupd_genesys::Error::Api(a) => a.retry_after,
                     _ => None,
                 },
             },
             Err(e) => SendResult::Permanent {
-                reason: e.to_string(),
+                reason: genesys_summary(&e, req),
             },
         }
     }
@@ -277,7 +373,7 @@ impl AgentlessProvider {
         {
             Ok(Some(found)) => Readback::Found(found.message_id),
             Ok(None) => Readback::NotFound,
-            Err(e) => Readback::Failed(e.to_string()),
+            Err(e) => Readback::Failed(genesys_summary(&e, req)),
         }
     }
 }
@@ -328,13 +424,49 @@ impl Provider {
 mod tests {
     use super::*;
 
+    fn req() -> NotificationRequest {
+        NotificationRequest {
+            channel: Channel::Sms,
+            to: "+14155552671".into(),
+            text: "Your code is 4711".into(),
+            template: None,
+            customer_id: None,
+            event_type: None,
+            provider: None,
+            not_after: None,
+        }
+    }
+
     #[test]
-    fn provider_reasons_come_from_the_usual_shapes() {
-        let v = serde_json::json!({"error": {"message": "invalid number"}});
-        assert_eq!(provider_reason(Some(&v), ""), "invalid number");
-        let v = serde_json::json!({"errors": [{"detail": "blocked"}]});
-        assert_eq!(provider_reason(Some(&v), ""), "blocked");
-        assert_eq!(provider_reason(None, "  plain text "), "plain text");
-        assert_eq!(provider_reason(None, &"x".repeat(500)).len(), 300);
+    fn error_summaries_keep_the_status_and_codes_never_values() {
+        let s = reqwest::StatusCode::BAD_REQUEST;
+        let r = req();
+        let v = serde_json::json!({"error": {"code": "invalid_destination",
+            "message": "+14155552671 cannot receive Your code is 4711"}});
+        assert_eq!(
+            error_summary(s, provider_code(Some(&v)), &r),
+            "400 Bad Request (invalid_destination)"
+        );
+        let v = serde_json::json!({"errors": [{"code": "blocked"}]});
+        assert_eq!(provider_code(Some(&v)), Some("blocked"));
+        // Codes that are values: a number, an address, a word of the text, too long.
+        for code in [
+            "14155552671",
+            "+14155552671",
+            "ann@example.com",
+            "code",
+            "4711",
+            &"x".repeat(65),
+        ] {
+            assert_eq!(
+                error_summary(s, Some(code), &r),
+                "400 Bad Request",
+                "{code}"
+            );
+        }
+        assert_eq!(
+            error_summary(reqwest::StatusCode::from_u16(599).unwrap(), None, &r),
+            "599"
+        );
     }
 }

@@ -227,6 +227,8 @@ pub(crate) enum Fault {
     Unavailable,
     /// 400 with this message, nothing delivered.
     Reject(&'static str),
+    /// No answer at all (the sender's timeout fires), nothing delivered.
+    Hang,
 }
 
 #[derive(Default)]
@@ -239,6 +241,8 @@ pub(crate) struct ProviderState {
     pub(crate) requests: HashMap<String, u32>,
     /// Requests without a key.
     pub(crate) keyless: u32,
+    /// While true, every request gets a 503 and nothing is delivered (a dead gateway).
+    pub(crate) down: bool,
 }
 
 /// A local gateway that dedupes on `Idempotency-Key`, counting deliveries per key.
@@ -260,9 +264,18 @@ async fn provider_handler(
         st.lock().unwrap().keyless += 1;
         return (StatusCode::BAD_REQUEST, "{\"message\":\"no key\"}").into_response();
     };
+    let fault = {
+        let mut s = st.lock().unwrap();
+        *s.requests.entry(key.clone()).or_default() += 1;
+        if s.down {
+            return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+        }
+        s.faults.get_mut(&key).and_then(VecDeque::pop_front)
+    };
+    if fault == Some(Fault::Hang) {
+        std::future::pending::<()>().await;
+    }
     let mut s = st.lock().unwrap();
-    *s.requests.entry(key.clone()).or_default() += 1;
-    let fault = s.faults.get_mut(&key).and_then(VecDeque::pop_front);
     let deliver = |s: &mut ProviderState| {
         let n = s.delivered.entry(key.clone()).or_default();
         if *n == 0 {
@@ -290,6 +303,7 @@ async fn provider_handler(
         )
             .into_response(),
         Some(Fault::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response(),
+        Some(Fault::Hang) => (StatusCode::GATEWAY_TIMEOUT, "never answered").into_response(),
         Some(Fault::Reject(msg)) => (
             StatusCode::BAD_REQUEST,
             [("content-type", "application/json")],
@@ -328,9 +342,22 @@ impl LocalProvider {
     }
 
     pub(crate) fn provider(&self) -> Provider {
-        Provider::Http(
-            HttpProvider::new(self.url.clone(), None, true, Duration::from_secs(5)).unwrap(),
-        )
+        self.provider_with_timeout(Duration::from_secs(5))
+    }
+
+    /// The provider with its own request timeout (short, for [`Fault::Hang`]).
+    pub(crate) fn provider_with_timeout(&self, timeout: Duration) -> Provider {
+        Provider::Http(HttpProvider::new(self.url.clone(), None, true, timeout).unwrap())
+    }
+
+    /// Takes the gateway down (every request 503) or brings it back.
+    pub(crate) fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    /// Requests received, all keys together.
+    pub(crate) fn total_requests(&self) -> u32 {
+        self.state.lock().unwrap().requests.values().sum()
     }
 
     pub(crate) fn delivered(&self, id: &str) -> u32 {

@@ -17,7 +17,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, Wr
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AcceptOptions, Accepted, Claimed, GuardMode, NewNotification, Notification, Outcome,
+    AcceptOptions, Accepted, Claimed, GuardMode, NewNotification, Notification, Outcome, Work,
     apply_outcome, lease_token,
 };
 use crate::StoreError;
@@ -90,6 +90,7 @@ enum Op {
         String,
         String,
         Outcome,
+        Work,
         DateTime<Utc>,
         oneshot::Sender<Result<bool, StoreError>>,
     ),
@@ -224,10 +225,11 @@ impl EmbeddedOutbox {
         key: &str,
         lease: &str,
         outcome: Outcome,
+        work: Work,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let (key, lease) = (key.to_owned(), lease.to_owned());
-        self.call(|tx| Op::Finish(key, lease, outcome, now, tx))
+        self.call(|tx| Op::Finish(key, lease, outcome, work, now, tx))
             .await
     }
 
@@ -333,7 +335,7 @@ fn fail_op(op: Op, msg: &str) {
         Op::Accept(_, _, _, tx) => tx.send(Err(err())).map_err(drop),
         Op::Plain(_, _, tx) => tx.send(Err(err())).map_err(drop),
         Op::Claim(_, _, _, tx) => tx.send(Err(err())).map_err(drop),
-        Op::Finish(_, _, _, _, tx) => tx.send(Err(err())).map_err(drop),
+        Op::Finish(_, _, _, _, _, tx) => tx.send(Err(err())).map_err(drop),
         Op::Purge(_, tx) => tx.send(Err(err())).map_err(drop),
     };
 }
@@ -424,8 +426,8 @@ impl<'t> Tables<'t> {
                 Reply::Plain(tx, false)
             }
             Op::Claim(now, lease, limit, tx) => Reply::Claim(tx, self.claim(now, lease, limit)?),
-            Op::Finish(key, lease, outcome, now, tx) => {
-                Reply::Finish(tx, self.finish(&key, &lease, outcome, now)?)
+            Op::Finish(key, lease, outcome, work, now, tx) => {
+                Reply::Finish(tx, self.finish(&key, &lease, outcome, work, now)?)
             }
             Op::Purge(now, tx) => Reply::Purge(tx, self.purge(now)?),
         })
@@ -500,7 +502,6 @@ impl<'t> Tables<'t> {
             }
             let mut n = old.clone();
             n.status = Status::Sending;
-            n.attempts = n.attempts.saturating_add(1);
             n.lease = Some(lease_token());
             n.first_attempt_at.get_or_insert(now);
             n.next_attempt_at = Some(now + lease);
@@ -519,6 +520,7 @@ impl<'t> Tables<'t> {
         key: &str,
         lease: &str,
         outcome: Outcome,
+        work: Work,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let Some(old) = self.load(key)? else {
@@ -528,7 +530,7 @@ impl<'t> Tables<'t> {
             return Ok(false);
         }
         let mut n = old.clone();
-        apply_outcome(&mut n, outcome, now);
+        apply_outcome(&mut n, outcome, work, now);
         self.store(Some(&old), &n)?;
         Ok(true)
     }

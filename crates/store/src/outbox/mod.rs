@@ -111,8 +111,12 @@ pub struct Notification {
     pub accepted_status: Status,
     /// The status now.
     pub status: Status,
-    /// How many times a relay took it (sends and read-backs).
+    /// Sends made: requests to the provider whose outcome a relay recorded (a refusal, a
+    /// timeout and a delivery are one each; read-backs and holds are not attempts).
     pub attempts: u32,
+    /// Read-backs made (asking the provider whether an uncertain send went out).
+    #[serde(default)]
+    pub readbacks: u32,
     /// When it is due (or, while `sending`, when the lease ends); `None`: no more work.
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The lease token of the relay holding it.
@@ -149,6 +153,7 @@ impl Notification {
             accepted_status: Status::Pending,
             status: Status::Pending,
             attempts: 0,
+            readbacks: 0,
             next_attempt_at: Some(now),
             lease: None,
             first_attempt_at: None,
@@ -232,6 +237,17 @@ pub enum Outcome {
     Expired,
 }
 
+/// What the work on a claim did, counted when its outcome is recorded: the claim itself counts
+/// nothing, so a relay that only holds a notification back (its provider is paused) or gives up
+/// adds no attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Work {
+    /// A send went to the provider (whatever came of it): `attempts` + 1.
+    pub sent: bool,
+    /// The provider was asked whether an earlier send went out: `readbacks` + 1.
+    pub read_back: bool,
+}
+
 /// The outbox, whichever backend holds it.
 #[derive(Debug, Clone)]
 pub enum Outbox {
@@ -301,16 +317,18 @@ impl Outbox {
         dispatch!(self, b => b.claim(now, lease, limit).await)
     }
 
-    /// Records the outcome of a claim. Returns false (and changes nothing) when the lease is no
-    /// longer held (it ran out and another relay took the notification).
+    /// Records the outcome of a claim and counts its `work`. Returns false (and changes
+    /// nothing) when the lease is no longer held (it ran out and another relay took the
+    /// notification).
     pub async fn finish(
         &self,
         key: &str,
         lease: &str,
         outcome: Outcome,
+        work: Work,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, b => b.finish(key, lease, outcome, now).await)
+        dispatch!(self, b => b.finish(key, lease, outcome, work, now).await)
     }
 
     /// Forgets keys whose `expires_at` passed and that need no more work. Returns how many.
@@ -339,8 +357,10 @@ fn lease_token() -> String {
 }
 
 /// Applies an outcome to a claimed notification (shared by the backends' Rust paths).
-fn apply_outcome(n: &mut Notification, outcome: Outcome, now: DateTime<Utc>) {
+fn apply_outcome(n: &mut Notification, outcome: Outcome, work: Work, now: DateTime<Utc>) {
     n.lease = None;
+    n.attempts = n.attempts.saturating_add(u32::from(work.sent));
+    n.readbacks = n.readbacks.saturating_add(u32::from(work.read_back));
     n.updated_at = now;
     match outcome {
         Outcome::Delivered {

@@ -23,7 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::{
-    AcceptOptions, Accepted, Claimed, GuardMode, NewNotification, Notification, Outcome,
+    AcceptOptions, Accepted, Claimed, GuardMode, NewNotification, Notification, Outcome, Work,
     lease_token,
 };
 use crate::StoreError;
@@ -52,7 +52,7 @@ pub struct PgOutbox {
 }
 
 const COLUMNS: &str = "key, id, fingerprint, request, channel, provider, guard_key, duplicate_of, \
-    accepted_status, status, attempts, next_attempt_at, lease, first_attempt_at, \
+    accepted_status, status, attempts, readbacks, next_attempt_at, lease, first_attempt_at, \
     provider_message_id, last_error, created_at, updated_at, delivered_at, not_after, expires_at";
 
 /// The reason a suppressed notification carries (the backends write the same words).
@@ -159,7 +159,7 @@ impl PgOutbox {
              ins AS (
                 INSERT INTO notifications ({COLUMNS})
                 SELECT $1, $2, $3, $4, $5, $6, $7, (SELECT key FROM g),
-                    s.st, s.st, 0, CASE WHEN s.sup THEN NULL ELSE $11 END, NULL, NULL, NULL,
+                    s.st, s.st, 0, 0, CASE WHEN s.sup THEN NULL ELSE $11 END, NULL, NULL, NULL,
                     CASE WHEN s.sup THEN $13 || (SELECT key FROM g) || $14 END,
                     $11, $11, NULL, $12, $15
                 FROM (SELECT ($9 AND EXISTS (SELECT 1 FROM g)) AS sup,
@@ -231,7 +231,7 @@ impl PgOutbox {
         let n = Notification::from_new(new, &AcceptOptions::default(), now);
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO notifications ({COLUMNS}) VALUES \
-             ($1,$2,$3,$4,$5,$6,$7,NULL,'pending','pending',0,$8,NULL,NULL,NULL,NULL,$8,$8,NULL,$9,$10)"
+             ($1,$2,$3,$4,$5,$6,$7,NULL,'pending','pending',0,0,$8,NULL,NULL,NULL,NULL,$8,$8,NULL,$9,$10)"
         )))
         .bind(&n.key)
         .bind(&n.id)
@@ -279,7 +279,7 @@ impl PgOutbox {
                 LIMIT $2
                 FOR UPDATE SKIP LOCKED)
              UPDATE notifications n
-             SET status = 'sending', attempts = n.attempts + 1, lease = $3,
+             SET status = 'sending', lease = $3,
                  first_attempt_at = coalesce(n.first_attempt_at, $1),
                  next_attempt_at = $4, updated_at = $1
              FROM due WHERE n.key = due.key
@@ -309,6 +309,7 @@ impl PgOutbox {
         key: &str,
         lease: &str,
         outcome: Outcome,
+        work: Work,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let (status, next, error, pid, delivered) = match outcome {
@@ -339,7 +340,8 @@ impl PgOutbox {
              SET status = $3, next_attempt_at = $4, lease = NULL,
                  last_error = coalesce($5, last_error),
                  provider_message_id = coalesce($6, provider_message_id),
-                 delivered_at = coalesce($7, delivered_at), updated_at = $8
+                 delivered_at = coalesce($7, delivered_at), updated_at = $8,
+                 attempts = attempts + $9, readbacks = readbacks + $10
              WHERE key = $1 AND lease = $2 AND status = 'sending'",
         )
         .bind(key)
@@ -350,6 +352,8 @@ impl PgOutbox {
         .bind(pid)
         .bind(delivered)
         .bind(now)
+        .bind(i32::from(work.sent))
+        .bind(i32::from(work.read_back))
         .execute(&self.pool)
         .await
         .map_err(db("finish"))?;
@@ -418,6 +422,7 @@ fn from_row(r: &PgRow) -> Result<Notification, StoreError> {
     let accepted: String = r.try_get("accepted_status").map_err(g)?;
     let guard: Option<Vec<u8>> = r.try_get("guard_key").map_err(g)?;
     let attempts: i32 = r.try_get("attempts").map_err(g)?;
+    let readbacks: i32 = r.try_get("readbacks").map_err(g)?;
     Ok(Notification {
         key: r.try_get("key").map_err(g)?,
         id: r.try_get("id").map_err(g)?,
@@ -430,6 +435,7 @@ fn from_row(r: &PgRow) -> Result<Notification, StoreError> {
         accepted_status: parse_status(&accepted)?,
         status: parse_status(&status)?,
         attempts: u32::try_from(attempts).unwrap_or(0),
+        readbacks: u32::try_from(readbacks).unwrap_or(0),
         next_attempt_at: r.try_get("next_attempt_at").map_err(g)?,
         lease: r.try_get("lease").map_err(g)?,
         first_attempt_at: r.try_get("first_attempt_at").map_err(g)?,

@@ -5,7 +5,18 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use dedupd_core::notification::{Channel, Status, content_guard_key};
 use serde_json::json;
 
-use super::{AcceptOptions, Accepted, GuardMode, NewNotification, Notification, Outbox, Outcome};
+use super::{
+    AcceptOptions, Accepted, GuardMode, NewNotification, Notification, Outbox, Outcome, Work,
+};
+
+const SENT: Work = Work {
+    sent: true,
+    read_back: false,
+};
+const READ_BACK: Work = Work {
+    sent: false,
+    read_back: true,
+};
 
 /// The suite's clock origin.
 pub fn t0() -> DateTime<Utc> {
@@ -125,7 +136,8 @@ pub async fn run(o: &Outbox) {
     for c in &claimed {
         assert_eq!(c.previous, Status::Pending);
         assert_eq!(c.notification.status, Status::Sending);
-        assert_eq!(c.notification.attempts, 1);
+        assert_eq!(c.notification.attempts, 0, "a claim is not an attempt");
+        assert_eq!(c.notification.readbacks, 0);
         assert_eq!(c.notification.first_attempt_at, Some(now));
         assert!(c.notification.lease.is_some());
     }
@@ -155,17 +167,17 @@ pub async fn run(o: &Outbox) {
         provider_message_id: Some("pm-1".into()),
     };
     assert!(
-        !o.finish("k1", "wrong", delivered.clone(), now)
+        !o.finish("k1", "wrong", delivered.clone(), SENT, now)
             .await
             .expect("finish")
     );
     assert!(
-        o.finish("k1", &lease_of("k1"), delivered.clone(), now)
+        o.finish("k1", &lease_of("k1"), delivered.clone(), SENT, now)
             .await
             .expect("finish")
     );
     assert!(
-        !o.finish("k1", &lease_of("k1"), delivered, now)
+        !o.finish("k1", &lease_of("k1"), delivered, SENT, now)
             .await
             .expect("finish"),
         "once"
@@ -175,6 +187,11 @@ pub async fn run(o: &Outbox) {
     assert_eq!(k1.provider_message_id.as_deref(), Some("pm-1"));
     assert_eq!(k1.delivered_at, Some(now));
     assert_eq!(k1.lease, None);
+    assert_eq!(
+        (k1.attempts, k1.readbacks),
+        (1, 0),
+        "one send, counted once: the refused finishes count nothing"
+    );
 
     // Retry: due again at the given time, not before.
     let at = now + Duration::seconds(10);
@@ -183,7 +200,7 @@ pub async fn run(o: &Outbox) {
         error: "429".into(),
     };
     assert!(
-        o.finish("k2", &lease_of("k2"), retry, now)
+        o.finish("k2", &lease_of("k2"), retry, SENT, now)
             .await
             .expect("finish")
     );
@@ -193,15 +210,23 @@ pub async fn run(o: &Outbox) {
         error: "504".into(),
     };
     assert!(
-        o.finish("k5", &lease_of("k5"), unknown, now)
+        o.finish("k5", &lease_of("k5"), unknown, SENT, now)
             .await
             .expect("finish")
     );
     assert!(
-        o.finish("k6", &lease_of("k6"), Outcome::Expired, now)
-            .await
-            .expect("finish")
+        o.finish(
+            "k6",
+            &lease_of("k6"),
+            Outcome::Expired,
+            Work::default(),
+            now
+        )
+        .await
+        .expect("finish")
     );
+    let k6 = o.get("k6", now).await.expect("get").expect("k6");
+    assert_eq!((k6.attempts, k6.readbacks), (0, 0), "expired unsent");
     assert!(
         o.claim(at - Duration::seconds(1), lease, 10)
             .await
@@ -225,7 +250,7 @@ pub async fn run(o: &Outbox) {
         .iter()
         .find(|c| c.notification.key == "k2")
         .expect("k2");
-    assert_eq!(k2.notification.attempts, 2);
+    assert_eq!(k2.notification.attempts, 1, "one send so far");
     assert_eq!(
         k2.notification.first_attempt_at,
         Some(now),
@@ -249,6 +274,7 @@ pub async fn run(o: &Outbox) {
             "k2",
             &stale_lease,
             Outcome::Failed { error: "x".into() },
+            SENT,
             at + lease
         )
         .await
@@ -262,10 +288,16 @@ pub async fn run(o: &Outbox) {
             Outcome::Failed {
                 error: "400 bad number".into()
             },
+            SENT,
             at + lease
         )
         .await
         .expect("finish")
+    );
+    let k2 = o.get("k2", at + lease).await.expect("get").expect("k2");
+    assert_eq!(
+        k2.attempts, 2,
+        "the fenced-off holder's send is not counted, the taker's is"
     );
     let k5 = takeover
         .iter()
@@ -277,9 +309,15 @@ pub async fn run(o: &Outbox) {
         error: "read-back failed".into(),
     };
     assert!(
-        o.finish("k5", &k5_lease, give_up, at + lease)
+        o.finish("k5", &k5_lease, give_up, READ_BACK, at + lease)
             .await
             .expect("finish")
+    );
+    let k5 = o.get("k5", at + lease).await.expect("get").expect("k5");
+    assert_eq!(
+        (k5.attempts, k5.readbacks),
+        (1, 1),
+        "a read-back is no attempt"
     );
     // k4 (accepted 25 h later) is the only work left.
     let end = now + Duration::hours(25);
