@@ -62,7 +62,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::DefaultBodyLimit;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use dedupd_core::message::{
@@ -225,7 +224,7 @@ impl Gateway {
     /// `POST /v1/messages` (with its OpenAPI path), behind `auth` and the body limit.
     pub fn api(&self, auth: common::Auth) -> OpenApiRouter {
         common::guard(api::routes(self.clone()), auth)
-            .layer(DefaultBodyLimit::max(self.inner.config.body_limit))
+            .layer(common::BodyLimitLayer::new(self.inner.config.body_limit))
     }
 
     /// The gateway's readiness check (`window`): ready, or degraded while the backend is down
