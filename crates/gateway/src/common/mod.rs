@@ -116,12 +116,7 @@ mod tests {
 
     fn app(auth: Auth) -> Router {
         let window = Window::Embedded(std::sync::Arc::new(EmbeddedWindow::new(16)));
-        let gateway = Gateway::new(
-            GatewayConfig::default(),
-            ContactIndex::new(),
-            window,
-            None,
-        );
+        let gateway = Gateway::new(GatewayConfig::default(), ContactIndex::new(), window, None);
         compose(
             vec![gateway.api(auth)],
             gateway.health(),
@@ -150,7 +145,11 @@ mod tests {
                 .unwrap();
             let response = app(auth).oneshot(req).await.unwrap();
             assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{name}");
-            assert_eq!(started.elapsed(), Duration::ZERO, "{name}: answered at once");
+            assert_eq!(
+                started.elapsed(),
+                Duration::ZERO,
+                "{name}: answered at once"
+            );
             let body = axum::body::to_bytes(response.into_body(), 1 << 16)
                 .await
                 .unwrap();
