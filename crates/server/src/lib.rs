@@ -80,7 +80,7 @@ impl Default for Limits {
             reserve: 32,
             reserve_header_timeout: Duration::from_secs(1),
             reserve_paths: vec!["/healthz".to_owned(), "/readyz".to_owned()],
-            overloaded: overloaded,
+            overloaded,
         }
     }
 }
