@@ -77,6 +77,12 @@ pub struct ServeSection {
     pub client_id: Option<String>,
     /// The org's API budget, requests per minute (default 300).
     pub rate: Option<u32>,
+    /// Seconds a connection may take to send a whole request head before it is closed
+    /// (default 10).
+    pub header_timeout: Option<u64>,
+    /// Most connections open at once (default 1024); past it only `/healthz` and `/readyz`
+    /// are served, from a small reserve, and everything else gets 503.
+    pub max_connections: Option<usize>,
 }
 
 /// Command-line flags of `dedupd serve`.
@@ -186,6 +192,8 @@ pub struct ServeOptions {
     pub gateway: GatewayConfig,
     /// Forwarding, when on.
     pub forward: Option<ForwardOptions>,
+    /// Header-read timeout and connection cap of the listener.
+    pub limits: dedupd_server::Limits,
 }
 
 #[derive(Deserialize)]
@@ -340,7 +348,24 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
         }
         Some(other) => bail!("serve.forward: {other:?} is not genesys"),
     };
+    let mut limits = dedupd_server::Limits {
+        overloaded: overloaded_answer,
+        ..dedupd_server::Limits::default()
+    };
+    if let Some(secs) = section.header_timeout {
+        if !(1..=3600).contains(&secs) {
+            bail!("serve.header_timeout: {secs} s is not between 1 and 3600 seconds");
+        }
+        limits.header_timeout = Duration::from_secs(secs);
+    }
+    if let Some(max) = section.max_connections {
+        if max == 0 {
+            bail!("serve.max_connections: at least 1 connection");
+        }
+        limits.max_connections = max;
+    }
     Ok(ServeOptions {
+        limits,
         listen: args
             .listen
             .or(section.listen)
@@ -356,6 +381,18 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
         gateway,
         forward,
     })
+}
+
+/// What a connection past the cap gets for anything but `/healthz` and `/readyz`.
+fn overloaded_answer() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    common::ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "too many open connections; retry later",
+    )
+    .with_retry_after(1)
+    .into_response()
 }
 
 fn secret_from_env(name: &str) -> Option<secrecy::SecretString> {
@@ -456,6 +493,18 @@ pub async fn run_with(
         );
     }
     let gateway = Gateway::new(opts.gateway.clone(), contacts, window, forwarder);
+    if opts.redis.is_some() {
+        // Say at once when the shared window is unusable; a refused password is logged as an
+        // error by the check itself.
+        use common::ReadyCheck;
+        match gateway.check().await {
+            common::Readiness::Ready => tracing::info!("The Redis dedup window answers."),
+            _ => tracing::warn!(
+                "The Redis dedup window does not answer yet; deciding by the degraded policy \
+                 until it does."
+            ),
+        }
+    }
     let mut apis = vec![gateway.api(auth)];
     apis.extend(extra);
     let app = common::compose(
@@ -490,8 +539,7 @@ pub async fn run_with(
         })
     };
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    dedupd_server::serve(listener, app, opts.limits.clone(), shutdown_signal())
         .await
         .context("the HTTP server failed")?;
     housekeeping.abort();
@@ -572,6 +620,37 @@ mod tests {
         );
         assert_eq!(opts.gateway.degraded_policy, DegradedPolicy::Reject);
         assert!(opts.redis.is_none());
+    }
+
+    #[test]
+    fn header_timeout_and_connection_cap_from_the_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        let defaults = resolve(ServeArgs::default()).unwrap().limits;
+        assert_eq!(defaults.header_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.max_connections, 1024);
+        std::fs::write(&path, "[serve]\nheader_timeout = 3\nmax_connections = 16\n").unwrap();
+        let limits = resolve(ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap()
+        .limits;
+        assert_eq!(limits.header_timeout, Duration::from_secs(3));
+        assert_eq!(limits.max_connections, 16);
+        for (text, key) in [
+            ("[serve]\nheader_timeout = 0\n", "serve.header_timeout"),
+            ("[serve]\nmax_connections = 0\n", "serve.max_connections"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = resolve(ServeArgs {
+                config: Some(path.clone()),
+                ..ServeArgs::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct EmulatorConfig {
     pub faults: FaultProfile,
     /// Seed of the fault and id generators. A fault profile's `seed` overrides it.
     pub seed: u64,
+    /// A connection that has not sent a whole request head in this time is closed (10 s).
+    pub header_timeout: Duration,
+    /// Most connections open at once (1024); past it requests get 503 with `Retry-After`.
+    pub max_connections: usize,
 }
 
 impl Default for EmulatorConfig {
@@ -37,6 +41,8 @@ impl Default for EmulatorConfig {
             clients: vec![("dedupd-demo".to_owned(), "dedupd-demo-secret".to_owned())],
             faults: FaultProfile::default(),
             seed: 0,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }

@@ -183,14 +183,21 @@ impl RunningEmulator {
             .local_addr()
             .map_err(|source| EmulatorError::Bind { addr, source })?;
         let state = EmulatorState::new(&cfg);
+        let (cfg_header_timeout, cfg_max_connections) = (cfg.header_timeout, cfg.max_connections);
         let app = router(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
+            // A header-read timeout and a connection cap, like dedupd serve's listener.
+            let limits = dedupd_server::Limits {
+                header_timeout: cfg_header_timeout,
+                max_connections: cfg_max_connections,
+                reserve_paths: Vec::new(),
+                ..dedupd_server::Limits::default()
+            };
+            let served = dedupd_server::serve(listener, app, limits, async {
+                let _ = stopped.await;
+            })
+            .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "emulator server stopped with an error");
             }

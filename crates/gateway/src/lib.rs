@@ -59,10 +59,9 @@ pub mod forward;
 pub mod telemetry;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::DefaultBodyLimit;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use dedupd_core::message::{
@@ -159,6 +158,8 @@ struct Inner {
     forwarder: Option<Forwarder>,
     /// Unix millis until which the backend is skipped after a failure (0: healthy).
     backend_down_until: AtomicI64,
+    /// The backend refuses our credentials (set and cleared by every call that learns it).
+    credentials_refused: AtomicBool,
     started: Instant,
     /// Metric handles, registered on the first message (the recorder is installed by then).
     metrics: std::sync::OnceLock<telemetry::Handles>,
@@ -201,6 +202,7 @@ impl Gateway {
                 window,
                 forwarder,
                 backend_down_until: AtomicI64::new(0),
+                credentials_refused: AtomicBool::new(false),
                 started: Instant::now(),
                 metrics: std::sync::OnceLock::new(),
             }),
@@ -225,11 +227,12 @@ impl Gateway {
     /// `POST /v1/messages` (with its OpenAPI path), behind `auth` and the body limit.
     pub fn api(&self, auth: common::Auth) -> OpenApiRouter {
         common::guard(api::routes(self.clone()), auth)
-            .layer(DefaultBodyLimit::max(self.inner.config.body_limit))
+            .layer(common::BodyLimitLayer::new(self.inner.config.body_limit))
     }
 
     /// The gateway's readiness check (`window`): ready, or degraded while the backend is down
-    /// under the PROCESS policy, or not ready under the reject policy.
+    /// under the PROCESS policy, or not ready under the reject policy, or not ready whatever
+    /// the policy while the backend refuses the credentials (a wrong Redis password).
     pub fn health(&self) -> Health {
         Health::new().with("window", Arc::new(self.clone()))
     }
@@ -546,10 +549,12 @@ impl Gateway {
         match &result {
             Ok(_) if down_until != 0 => {
                 self.inner.backend_down_until.store(0, Ordering::Relaxed);
+                self.note_refused(false);
                 tracing::info!(backend, "The dedup window backend is back.");
             }
             Ok(_) => {}
             Err(e) => {
+                self.note_refused(matches!(e, WindowError::Refused(_)));
                 metrics::counter!(telemetry::BACKEND_ERRORS, "backend" => backend).increment(1);
                 let pause = i64::try_from(self.inner.config.backend_retry_after.as_millis())
                     .unwrap_or(1000);
@@ -604,6 +609,32 @@ impl Gateway {
         }
     }
 
+    /// Records whether the backend refuses our credentials; says so loudly (an error) when it
+    /// starts, since it will not recover without an operator, and when it ends.
+    fn note_refused(&self, refused: bool) {
+        let was = self
+            .inner
+            .credentials_refused
+            .swap(refused, Ordering::Relaxed);
+        let backend = self.inner.window.backend_name();
+        match (was, refused) {
+            (false, true) => tracing::error!(
+                backend,
+                "The dedup window backend REFUSED dedupd's credentials (a wrong or missing \
+                 password or ACL user in the Redis URL). This will not fix itself: /readyz \
+                 answers 503 and every message is decided by the degraded policy, unchecked, \
+                 until the URL is corrected."
+            ),
+            (true, false) => {
+                tracing::info!(
+                    backend,
+                    "The dedup window backend accepts the credentials again."
+                );
+            }
+            _ => {}
+        }
+    }
+
     /// Publishes the embedded window's size and effective window as gauges (call periodically).
     pub fn publish_window_gauges(&self, now: DateTime<Utc>) {
         if let Window::Embedded(w) = &self.inner.window {
@@ -630,14 +661,17 @@ impl Gateway {
 impl ReadyCheck for Gateway {
     fn check(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Readiness> + Send + '_>> {
         Box::pin(async move {
-            let ok = match &self.inner.window {
-                Window::Embedded(_) => true,
-                Window::Redis(r) => r.ping().await,
+            let result = match &self.inner.window {
+                Window::Embedded(_) => Ok(()),
+                Window::Redis(r) => r.check().await,
             };
-            match (ok, self.inner.config.degraded_policy) {
-                (true, _) => Readiness::Ready,
-                (false, DegradedPolicy::Process) => Readiness::Degraded,
-                (false, DegradedPolicy::Reject) => Readiness::NotReady,
+            self.note_refused(matches!(result, Err(WindowError::Refused(_))));
+            match (result, self.inner.config.degraded_policy) {
+                (Ok(()), _) => Readiness::Ready,
+                // A configuration error: no instance with it should take traffic.
+                (Err(WindowError::Refused(_)), _) => Readiness::NotReady,
+                (Err(_), DegradedPolicy::Process) => Readiness::Degraded,
+                (Err(_), DegradedPolicy::Reject) => Readiness::NotReady,
             }
         })
     }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -190,7 +190,7 @@ pub fn router(api: NotifyApi) -> Router {
     Router::new()
         .route("/v1/notifications", post(create))
         .route("/v1/notifications/{key}", get(status))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(dedupd_gateway::common::BodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(api)
 }
 

@@ -185,6 +185,9 @@ pub async fn require_auth(State(auth): State<Arc<Auth>>, request: Request, next:
     if auth.hmac_secret.is_none() || !request.headers().contains_key(SIGNATURE_HEADER) {
         return ApiError::unauthorized().into_response();
     }
+    if super::limit::declared_too_large(request.headers(), auth.body_limit) {
+        return ApiError::payload_too_large(auth.body_limit).into_response();
+    }
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, auth.body_limit).await else {
         return ApiError::payload_too_large(auth.body_limit).into_response();

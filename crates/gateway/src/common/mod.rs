@@ -6,6 +6,8 @@
 //! - [`auth`]: bearer token and `X-Hub-Signature-256` HMAC verification ([`Auth`],
 //!   [`require_auth`]).
 //! - [`metrics`]: the process-wide Prometheus recorder ([`metrics::install`]).
+//! - [`limit`]: the request body limit, a declared `Content-Length` included
+//!   ([`BodyLimitLayer`]).
 //! - [`health`]: `/healthz` and `/readyz` with pluggable readiness checks ([`Health`]).
 //! - [`compose`]: merges any number of [`utoipa_axum::router::OpenApiRouter`]s into one
 //!   [`axum::Router`] with `/openapi.json`, `/metrics`, `/healthz`, `/readyz`, a 404 fallback,
@@ -14,6 +16,7 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod limit;
 pub mod metrics;
 pub mod timeout;
 
@@ -30,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use auth::{Auth, guard, require_auth};
 pub use error::{ApiError, ApiJson, ErrorBody, ErrorEnvelope, envelope_layer, parse_json};
 pub use health::{Health, Readiness, ReadyCheck};
+pub use limit::{BodyLimitLayer, declared_too_large};
 
 /// Options of [`compose`].
 #[derive(Debug, Clone)]
@@ -73,6 +77,14 @@ pub fn compose(
         "dedupd: one inbound message = one conversation, one business event = one notification."
             .to_owned(),
     );
+    // The library fills `contact` and `license` with its own author and licence by default.
+    let mut contact = utoipa::openapi::info::Contact::new();
+    contact.name = Some("dedupd".to_owned());
+    contact.url = Some(env!("CARGO_PKG_REPOSITORY").to_owned());
+    doc.info.contact = Some(contact);
+    let mut license = utoipa::openapi::info::License::new(env!("CARGO_PKG_LICENSE"));
+    license.identifier = Some(env!("CARGO_PKG_LICENSE").to_owned());
+    doc.info.license = Some(license);
     let doc_json = std::sync::Arc::new(doc);
     api_router
         .route(
@@ -91,4 +103,78 @@ pub fn compose(
         ))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::map_response(envelope_layer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ContactIndex, Gateway, GatewayConfig};
+    use axum::body::{Body, Bytes};
+    use axum::extract::Request;
+    use dedupd_store::window::{EmbeddedWindow, Window};
+    use tower::ServiceExt;
+
+    fn app(auth: Auth) -> Router {
+        let window = Window::Embedded(std::sync::Arc::new(EmbeddedWindow::new(16)));
+        let gateway = Gateway::new(GatewayConfig::default(), ContactIndex::new(), window, None);
+        compose(
+            vec![gateway.api(auth)],
+            gateway.health(),
+            metrics::install(),
+            &ServiceOptions::default(),
+        )
+    }
+
+    /// A body that never sends a byte: the client declared a length and stopped.
+    fn silent_body() -> Body {
+        Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>())
+    }
+
+    // Paused time: a handler that waited for the body would be cut by the 10 s request timeout
+    // (408); the clock moves only when every task waits, so "no time passed" is exact.
+    #[tokio::test(start_paused = true)]
+    async fn a_declared_length_over_the_limit_is_an_immediate_413() {
+        let signed = Auth::open(1 << 20).with_hmac_secret(secrecy::SecretString::from("s"));
+        for (name, auth) in [("open", Auth::open(1 << 20)), ("signed", signed)] {
+            let started = tokio::time::Instant::now();
+            let req = Request::post("/v1/messages")
+                .header("content-type", "application/json")
+                .header("content-length", "104857600")
+                .header(auth::SIGNATURE_HEADER, "sha256=00")
+                .body(silent_body())
+                .unwrap();
+            let response = app(auth).oneshot(req).await.unwrap();
+            assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{name}");
+            assert_eq!(
+                started.elapsed(),
+                Duration::ZERO,
+                "{name}: answered at once"
+            );
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let envelope: ErrorEnvelope = serde_json::from_slice(&body).unwrap();
+            assert_eq!(envelope.error.code, "payload_too_large", "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn openapi_info_names_dedupd_not_the_openapi_library() {
+        let req = Request::get("/openapi.json").body(Body::empty()).unwrap();
+        let response = app(Auth::open(1024)).oneshot(req).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let info = &doc["info"];
+        assert_eq!(info["title"], "dedupd");
+        assert_eq!(info["contact"]["name"], "dedupd", "{info}");
+        assert_eq!(
+            info["contact"]["url"],
+            env!("CARGO_PKG_REPOSITORY"),
+            "{info}"
+        );
+        assert_eq!(info["license"]["name"], env!("CARGO_PKG_LICENSE"), "{info}");
+        assert!(info["contact"].get("email").is_none(), "{info}");
+    }
 }

@@ -259,3 +259,27 @@ async fn every_error_is_the_envelope() {
         drop_outbox(api.outbox()).await;
     }
 }
+
+/// A declared `Content-Length` over the limit is refused as soon as the headers are in: the
+/// client never sends the body, and the 413 still comes (before, the handler waited for the
+/// body for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_length_over_the_limit_gets_413_without_the_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(api) = Api::start(crate::common::Backend::Embedded, &config()).await else {
+        return;
+    };
+    let addr = api.base.strip_prefix("http://").unwrap().to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/notifications HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nIdempotency-Key: k-big\r\nContent-Length: {}\r\n\r\n",
+        100 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The answer, then the server closes: read to the end (no body is ever sent).
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+}

@@ -170,6 +170,12 @@ pub enum WindowError {
     /// The backend could not be reached or did not answer in time (Redis down, timeout).
     #[error("dedup window backend unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The backend refused our credentials (a wrong or missing Redis password, an ACL user
+    /// without the rights): a configuration error that retrying will not fix.
+    #[error(
+        "dedup window backend refused the credentials (check the password or ACL user in the URL): {0}"
+    )]
+    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A stored entry could not be decoded.
     #[error("dedup window entry is corrupt: {0}")]
     Corrupt(String),

@@ -109,8 +109,22 @@ pub struct RedisWindow {
     set_conversation: Script,
 }
 
+/// True when Redis refused who we are: `AUTH` failed (a wrong password, or a password sent to
+/// a server that has none), `NOAUTH` (a password is required), `WRONGPASS`, `NOPERM`.
+fn is_refusal(e: &redis::RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::AuthenticationFailed
+            | redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+    ) || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+}
+
 fn unavailable(e: redis::RedisError) -> WindowError {
-    WindowError::Unavailable(Box::new(e))
+    if is_refusal(&e) {
+        WindowError::Refused(Box::new(e))
+    } else {
+        WindowError::Unavailable(Box::new(e))
+    }
 }
 
 impl RedisWindow {
@@ -146,11 +160,18 @@ impl RedisWindow {
 
     /// `PING`: true when Redis answers now.
     pub async fn ping(&self) -> bool {
+        self.check().await.is_ok()
+    }
+
+    /// `PING`, with the reason when it fails: [`WindowError::Refused`] when Redis refuses the
+    /// credentials (it will not recover by itself), else [`WindowError::Unavailable`].
+    pub async fn check(&self) -> Result<(), WindowError> {
         let mut conn = self.conn.clone();
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
-            .is_ok()
+            .map(drop)
+            .map_err(unavailable)
     }
 
     /// Deletes every key under this window's prefix (tests and operators; `SCAN`, not `KEYS`).
@@ -351,6 +372,42 @@ mod tests {
         assert!(name.starts_with("dedupd-test:keys:"));
         assert!(name.ends_with(&format!("{{{}}}", "ab".repeat(32))));
         window.clear().await.unwrap();
+    }
+
+    /// A wrong password is a refusal, not an outage: `AUTH` with a password the server does
+    /// not have (the local Redis may have none: `AUTH` then fails the same way).
+    #[tokio::test]
+    async fn a_wrong_password_is_refused_not_unavailable() {
+        if redis_or_skip("refused").await.is_none() {
+            return;
+        }
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let Some(rest) = url.strip_prefix("redis://") else {
+            panic!("REDIS_URL is not redis://…: {url}");
+        };
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        let mut config = RedisWindowConfig::new(format!("redis://:dedupd-wrong-pass@{host}"));
+        config.prefix = "dedupd-test:refused:".into();
+        config.timeout = Duration::from_secs(2);
+        let window = RedisWindow::new(&config).unwrap();
+        let err = window.check().await.unwrap_err();
+        assert!(matches!(err, WindowError::Refused(_)), "{err:?}");
+        assert!(!err.to_string().contains("dedupd-wrong-pass"), "{err}");
+        let entry = FirstSeen {
+            message_id: None,
+            conversation_id: None,
+            channel: "sms".into(),
+            first_seen_at: Utc::now(),
+        };
+        let err = window
+            .claim(
+                &[1; 32],
+                &entry,
+                &WindowRules::uniform(Duration::from_secs(1)),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WindowError::Refused(_)), "{err:?}");
     }
 
     #[tokio::test]
