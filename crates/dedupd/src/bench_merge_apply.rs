@@ -128,6 +128,7 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
                 resolved: members[0].fields.clone(),
                 members,
                 extra_values: Default::default(),
+                generic_values: Default::default(),
                 pairs: Vec::new(),
             }
         })

@@ -6,6 +6,36 @@ use strsim::{jaro_winkler, levenshtein, osa_distance};
 use super::features::{Features, Str};
 use super::nicknames;
 
+/// The most characters of a value the string measures (Jaro–Winkler, edit distances, token
+/// overlap) look at. Equality still looks at the whole value; the similar levels look at the
+/// first `MAX_COMPARED_CHARS` characters of each side, so a pair costs at most
+/// `MAX_COMPARED_CHARS²` steps per measure however long its values are. No name, street or
+/// e-mail part of real contact data is this long, and the fast measures cover this length.
+pub const MAX_COMPARED_CHARS: usize = 64;
+
+/// A value as the string measures see it: its first [`MAX_COMPARED_CHARS`] characters.
+fn head(s: &str) -> &str {
+    match s.char_indices().nth(MAX_COMPARED_CHARS) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The most character pairs one string measure has compared on this thread (tests only).
+    static LARGEST_MEASURE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Records the size of a string measure's work, for the test that keeps it bounded.
+#[inline]
+fn measured(a: &str, b: &str) {
+    #[cfg(test)]
+    LARGEST_MEASURE.with(|w| w.set(w.get().max(a.chars().count() * b.chars().count())));
+    #[cfg(not(test))]
+    let _ = (a, b);
+}
+
 /// The compared fields, in pattern order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Comparison {
@@ -146,6 +176,7 @@ fn first_level(a: &str, b: &str) -> u8 {
     if nicknames::equivalent(a1, b1) {
         return 2;
     }
+    let (a1, b1) = (head(a1), head(b1));
     if a1.len() == 1 || b1.len() == 1 {
         return if a1.as_bytes()[0] == b1.as_bytes()[0] {
             4
@@ -166,6 +197,7 @@ fn last_level(a: &str, b: &str) -> u8 {
     if a == b {
         return 1;
     }
+    let (a, b) = (head(a), head(b));
     if similar(a, b, 0.9) {
         return 2;
     }
@@ -191,7 +223,9 @@ fn email_level(a: Option<&str>, b: Option<&str>) -> u8 {
         return 3;
     };
     let close = |x: &str, y: &str| {
+        let (x, y) = (head(x), head(y));
         let n = x.len().min(y.len());
+        measured(x, y);
         n >= 4 && levenshtein(x, y) <= if n >= 8 { 2 } else { 1 }
     };
     if (la == lb && la.len() >= 4 && close(da, db)) || (da == db && close(la, lb)) {
@@ -241,7 +275,7 @@ fn street_level(a: &str, b: &str) -> u8 {
         .bytes()
         .filter(u8::is_ascii_digit)
         .eq(b.bytes().filter(u8::is_ascii_digit));
-    if same_number && similar(a, b, 0.88) {
+    if same_number && similar(head(a), head(b), 0.88) {
         return 2;
     }
     3
@@ -251,7 +285,7 @@ fn city_level(a: &str, b: &str) -> u8 {
     if a.is_empty() || b.is_empty() {
         return 0;
     }
-    if a == b || jaro_winkler_fast(a, b) >= 0.92 {
+    if a == b || jaro_winkler_fast(head(a), head(b)) >= 0.92 {
         1
     } else {
         2
@@ -275,9 +309,11 @@ fn similar(a: &str, b: &str, jw: f64) -> bool {
 }
 
 /// Jaro–Winkler as `strsim` computes it, without allocating, for ASCII strings of up to 64
-/// bytes (every folded name and street the matcher sees in practice); `strsim` otherwise. The
+/// bytes (every folded name and street the matcher sees in practice); `strsim` otherwise.
+/// Callers pass values cut by [`head`]. The
 /// comparison loop runs millions of times, and `strsim` allocates on every call.
 fn jaro_winkler_fast(a: &str, b: &str) -> f64 {
+    measured(a, b);
     let (x, y) = (a.as_bytes(), b.as_bytes());
     if x.len() > 64 || y.len() > 64 || !a.is_ascii() || !b.is_ascii() {
         return jaro_winkler(a, b);
@@ -334,6 +370,7 @@ fn jaro_winkler_fast(a: &str, b: &str) -> f64 {
 /// Optimal string alignment distance (Damerau–Levenshtein without repeated edits of one
 /// substring), as `strsim::osa_distance`, on the stack for ASCII strings of up to 64 bytes.
 fn osa_fast(a: &str, b: &str) -> usize {
+    measured(a, b);
     let (x, y) = (a.as_bytes(), b.as_bytes());
     if x.len() > 64 || y.len() > 64 || !a.is_ascii() || !b.is_ascii() {
         return osa_distance(a, b);
@@ -416,6 +453,36 @@ mod tests {
         fn fast_string_measures_agree_with_strsim(a in "[a-e ]{0,12}", b in "[a-e ]{0,12}") {
             proptest::prop_assert!((jaro_winkler_fast(&a, &b) - jaro_winkler(&a, &b)).abs() < 1e-12);
             proptest::prop_assert_eq!(osa_fast(&a, &b), osa_distance(&a, &b));
+        }
+    }
+
+    #[test]
+    fn long_names_are_compared_with_a_bounded_cost() {
+        // Two 2,000-character names (ASCII, and Cyrillic, which takes `strsim`'s path) that
+        // differ at the end: every string measure sees at most `MAX_COMPARED_CHARS` of them.
+        for letters in ["abcdefghij", "абвгдежзий"] {
+            let long: String = letters.repeat(200);
+            let mut other: String = long.chars().take(1_999).collect();
+            other.push('z');
+            // Built as they are: the input's own length limit is not what bounds the work here.
+            let raw = |name: &str| {
+                Features::of(&Record::new(
+                    ["x", "", name, name, "", "", "", "", "", "", "US"],
+                    None,
+                ))
+            };
+            let (a, b) = (raw(&long), raw(&other));
+            assert!(a.str(Str::First).chars().count() >= 1_999);
+            LARGEST_MEASURE.with(|w| w.set(0));
+            let p = compare(&a, &b);
+            let work = LARGEST_MEASURE.with(std::cell::Cell::get);
+            assert!(work > 0, "no string measure ran");
+            assert!(
+                work <= MAX_COMPARED_CHARS * MAX_COMPARED_CHARS,
+                "a string measure compared {work} character pairs"
+            );
+            // Values that agree on their compared part are still similar, not different.
+            assert_eq!(p.level(Comparison::LastName), 2, "{letters}");
         }
     }
 

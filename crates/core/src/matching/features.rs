@@ -56,6 +56,25 @@ impl Features {
         (self.phone != 0 && !self.phone_generic).then_some(self.phone)
     }
 
+    /// Whether the record's value of `column` is generic: a placeholder, or a phone or e-mail
+    /// shared by many different people ([`super::blocking::mark_generic`]). Only phones and
+    /// e-mails can be generic.
+    pub fn is_generic(&self, column: Column) -> bool {
+        match column {
+            Column::Phone => self.phone != 0 && self.phone_generic,
+            Column::Email => !self.str(Str::Email).is_empty() && self.email_generic,
+            _ => false,
+        }
+    }
+
+    /// Whether the record carries a generic phone or e-mail and no phone or e-mail that is
+    /// evidence: besides its name and address, only values that say nothing about who it is.
+    pub(crate) fn only_generic_identifiers(&self) -> bool {
+        (self.is_generic(Column::Phone) || self.is_generic(Column::Email))
+            && self.phone().is_none()
+            && self.email().is_none()
+    }
+
     /// Computes the features of a normalized record.
     pub fn of(r: &Record) -> Features {
         let first = fold_name(r.get(Column::FirstName).unwrap_or(""));

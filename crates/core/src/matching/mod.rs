@@ -199,3 +199,168 @@ impl Matcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIRST: [&str; 20] = [
+        "Aaron",
+        "Beatrix",
+        "Cedric",
+        "Delphine",
+        "Emeric",
+        "Flavia",
+        "Gideon",
+        "Hortense",
+        "Ignatius",
+        "Jocasta",
+        "Kasimir",
+        "Leocadia",
+        "Mortimer",
+        "Noemi",
+        "Octavian",
+        "Perpetua",
+        "Quentin",
+        "Rosalind",
+        "Silvester",
+        "Theodora",
+    ];
+    const LAST: [&str; 20] = [
+        "Abernathy",
+        "Blackwood",
+        "Castellano",
+        "Dunmore",
+        "Eastwick",
+        "Fairbanks",
+        "Galloway",
+        "Hargreaves",
+        "Ingleby",
+        "Jablonski",
+        "Kettering",
+        "Lindqvist",
+        "Montague",
+        "Northcott",
+        "Ormerod",
+        "Pemberton",
+        "Quarles",
+        "Rutherford",
+        "Stanhope",
+        "Thistlewood",
+    ];
+
+    fn rec(id: String, first: &str, last: &str, email: &str, phone: &str, street: &str) -> Record {
+        let postcode = if street.is_empty() { "" } else { "10001" };
+        let raw = [
+            id.as_str(),
+            "",
+            first,
+            last,
+            email,
+            phone,
+            street,
+            "",
+            "",
+            postcode,
+            "US",
+        ];
+        Record::from_raw(raw, None).0
+    }
+
+    /// 400 people with their own phone and e-mail, one in four with a second record, and 200
+    /// more people whose phone field holds one shared value (an agent's default): the value is
+    /// generic, so it is no evidence.
+    fn population() -> Vec<Record> {
+        let mut out = Vec::new();
+        let mut n = 0;
+        let mut id = || {
+            n += 1;
+            format!("r{n}")
+        };
+        for (i, (f, l)) in FIRST
+            .iter()
+            .flat_map(|f| LAST.iter().map(move |l| (f, l)))
+            .enumerate()
+        {
+            let email = format!(
+                "{}.{}{i}@mail.example.org",
+                f.to_lowercase(),
+                l.to_lowercase()
+            );
+            let phone = format!("+1 212 {:03} {:04}", 200 + i % 700, 1000 + i * 7);
+            out.push(rec(id(), f, l, &email, &phone, ""));
+            if i % 4 == 0 {
+                out.push(rec(id(), f, l, &email, &phone, ""));
+            }
+        }
+        for (i, (f, l)) in LAST
+            .iter()
+            .flat_map(|f| FIRST.iter().map(move |l| (f, l)))
+            .take(200)
+            .enumerate()
+        {
+            // Given and family names swapped, so these are other people than the above.
+            let first = format!("{f}{}", i % 3);
+            out.push(rec(id(), &first, l, "", "+1 646 555 0142", ""));
+        }
+        out
+    }
+
+    fn cluster_of(outcome: &Outcome, record: usize) -> Option<&Vec<u32>> {
+        outcome
+            .clustering
+            .clusters
+            .iter()
+            .map(|c| &c.members)
+            .find(|m| m.contains(&(record as u32)))
+    }
+
+    #[test]
+    fn a_name_with_a_generic_phone_does_not_join_a_real_customer() {
+        let mut records = population();
+        let customer = records.len();
+        records.push(rec(
+            "customer".into(),
+            "Zenobia",
+            "Quackenbush",
+            "zenobia.q@mail.example.org",
+            "+1 212 555 0187",
+            "12 Harbor Lane",
+        ));
+        let placeholder = records.len();
+        records.push(rec(
+            "placeholder".into(),
+            "Zenobia",
+            "Quackenbush",
+            "",
+            "+1 646 555 0142",
+            "",
+        ));
+        // The same name with the same address is more than the name: that one may join.
+        let with_address = records.len();
+        records.push(rec(
+            "with-address".into(),
+            "Zenobia",
+            "Quackenbush",
+            "",
+            "+1 646 555 0142",
+            "12 Harbor Lane",
+        ));
+        let out = Matcher::new(MatchConfig::default()).run(&records);
+        assert!(
+            out.features[placeholder].phone_generic,
+            "the shared phone is generic"
+        );
+        let joined = cluster_of(&out, customer).is_some_and(|m| m.contains(&(placeholder as u32)));
+        assert!(
+            !joined,
+            "a name plus a generic phone joined a real customer"
+        );
+        assert!(
+            cluster_of(&out, customer).is_some_and(|m| m.contains(&(with_address as u32))),
+            "name and address are evidence enough"
+        );
+        // Between the placeholder record and anyone else, only the names agree: no link.
+        assert!(cluster_of(&out, placeholder).is_none());
+    }
+}

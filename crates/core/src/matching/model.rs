@@ -9,9 +9,13 @@
 //!   distinct patterns, so each EM round costs a few thousand operations, whatever the size of
 //!   the data.
 //!
-//! On top of it, a rule that plain Fellegi–Sunter misses because it treats fields as independent:
-//! two different valid e-mails *and* two different phones are strong evidence of two people
-//! (`conflict_weight`), whatever the names say.
+//! On top of it, two rules that plain Fellegi–Sunter misses because it treats fields as
+//! independent:
+//! - two different valid e-mails *and* two different phones are strong evidence of two people
+//!   (`conflict_weight`), whatever the names say;
+//! - a record whose phone or e-mail is generic, and that has no other phone or e-mail, needs more
+//!   than its name to link: names are all it has to go on, and a namesake with a real number is
+//!   as likely as the same person ([`Model::names_only_beside_generic`]).
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -101,8 +105,34 @@ impl Model {
         adj
     }
 
-    /// The match probability of a pair, with term-frequency adjustments.
+    /// The evidence in bits from everything but the names: e-mail, phone and address, and the
+    /// contact-conflict rule.
+    pub fn beyond_names(&self, p: Pattern) -> f64 {
+        let mut w: f64 = COMPARISONS
+            .iter()
+            .filter(|c| !matches!(c, Comparison::FirstName | Comparison::LastName))
+            .map(|&c| self.weight(c, p.level(c)))
+            .sum();
+        if Self::conflicting(p) {
+            w += self.conflict_weight;
+        }
+        w
+    }
+
+    /// Whether a pair would link on its names alone while one side's only phone or e-mail is
+    /// generic ([`Features::is_generic`]): nothing but the names speaks for it (no evidence
+    /// beyond the names above zero bits), so the pair is no link however well the names agree.
+    pub fn names_only_beside_generic(&self, p: Pattern, a: &Features, b: &Features) -> bool {
+        (a.only_generic_identifiers() || b.only_generic_identifiers())
+            && self.beyond_names(p) <= 0.0
+    }
+
+    /// The match probability of a pair, with term-frequency adjustments; 0 for a pair that has
+    /// only names beside a generic value ([`Model::names_only_beside_generic`]).
     pub fn pair_probability(&self, p: Pattern, a: &Features, b: &Features) -> f64 {
+        if self.names_only_beside_generic(p, a, b) {
+            return 0.0;
+        }
         probability_of(self.score(p) + self.tf_adjustment(p, a, b) + self.prior_weight())
     }
 

@@ -83,6 +83,11 @@ impl Column {
     }
 }
 
+/// The longest value a data column may hold, in characters. Longer values are no contact data
+/// (names, e-mails and streets are far shorter; the platform keeps e-mails to 256 characters) and
+/// would only make comparisons slow: they are dropped and reported, and the record is kept.
+pub const MAX_VALUE_CHARS: usize = 256;
+
 /// One contact record with normalized display values.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Record {
@@ -116,7 +121,8 @@ impl Record {
     /// the same `core` functions every job uses: names by [`normalize_name`], e-mails by
     /// [`normalize_email`], phones to E.164 by [`phone::normalize_phone_as`] with the record's
     /// country as the default region (a *possible* number is enough to match on), and the rest by [`text::clean`]. Values that do not
-    /// normalize (an invalid phone, an e-mail without `@`) are dropped and listed in the second
+    /// normalize (an invalid phone, an e-mail without `@`) or that are longer than
+    /// [`MAX_VALUE_CHARS`] are dropped and listed in the second
     /// element, so the caller can report them; the record itself is always kept.
     pub fn from_raw(raw: [&str; 11], updated_at: Option<DateTime<Utc>>) -> (Record, Vec<Dropped>) {
         let mut dropped = Vec::new();
@@ -125,6 +131,17 @@ impl Record {
         let mut values: [String; 11] = Default::default();
         for col in COLUMNS {
             let v = raw[col.index()];
+            // Bytes first: only a long value needs its characters counted.
+            if DATA_COLUMNS.contains(&col)
+                && v.len() > MAX_VALUE_CHARS
+                && v.trim().chars().count() > MAX_VALUE_CHARS
+            {
+                dropped.push(Dropped {
+                    column: col,
+                    reason: "longer than 256 characters",
+                });
+                continue;
+            }
             values[col.index()] = match col {
                 Column::FirstName | Column::LastName => normalize_name(v).unwrap_or_default(),
                 Column::Email => match normalize_email(v) {
@@ -253,5 +270,27 @@ mod tests {
         assert_eq!(r.get(Column::Phone), None);
         assert_eq!(dropped.len(), 2);
         assert_eq!(format!("{r:?}"), "Record { record_id: \"C2\", .. }");
+    }
+
+    #[test]
+    fn absurdly_long_values_are_dropped_and_reported() {
+        let name = "Bartholomew".repeat(200);
+        let street = format!("1 {} Street", "Long".repeat(100));
+        let fine = "A".repeat(MAX_VALUE_CHARS);
+        let (r, dropped) = Record::from_raw(
+            ["C3", "", &name, &fine, "", "", &street, "", "", "", "US"],
+            None,
+        );
+        assert_eq!(r.get(Column::FirstName), None);
+        assert_eq!(r.get(Column::Street), None);
+        assert_eq!(r.get(Column::LastName).map(str::len), Some(MAX_VALUE_CHARS));
+        let got: Vec<(Column, &str)> = dropped.iter().map(|d| (d.column, d.reason)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Column::FirstName, "longer than 256 characters"),
+                (Column::Street, "longer than 256 characters"),
+            ]
+        );
     }
 }

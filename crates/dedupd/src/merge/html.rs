@@ -114,6 +114,16 @@ fn cluster_html(out: &mut String, c: &Cluster) {
         out.push_str(&parts.join("; "));
         out.push_str("</div>");
     }
+    if !c.generic_values.is_empty() {
+        out.push_str("<div class=why>generic, not carried: ");
+        let parts: Vec<String> = c
+            .generic_values
+            .iter()
+            .map(|(k, vs)| format!("{} {}", esc(k), esc(&vs.join(", "))))
+            .collect();
+        out.push_str(&parts.join("; "));
+        out.push_str("</div>");
+    }
     for p in &c.pairs {
         let _ = write!(
             out,

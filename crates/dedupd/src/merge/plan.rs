@@ -774,16 +774,19 @@ fn fields_of(r: &Record) -> Fields {
 fn build_cluster(c: &CoreCluster, ctx: &ClusterContext<'_>) -> Cluster {
     let (records, features, model) = (ctx.records, ctx.features, ctx.model);
     let members: Vec<&Record> = c.members.iter().map(|&i| &records[i as usize]).collect();
-    let res = resolve::resolve(&members);
+    let member_features: Vec<&matching::Features> =
+        c.members.iter().map(|&i| &features[i as usize]).collect();
+    let res = resolve::resolve(&members, &member_features);
     let mut resolved = Fields::default();
     for (col, v) in &res.resolved {
         resolved.set(col.name(), Some(v.clone()));
     }
-    let extra_values = res
-        .extra_values
-        .iter()
-        .map(|(col, vs)| (col.name().to_owned(), vs.clone()))
-        .collect();
+    let by_name = |m: &BTreeMap<Column, Vec<String>>| {
+        m.iter()
+            .map(|(col, vs)| (col.name().to_owned(), vs.clone()))
+            .collect()
+    };
+    let (extra_values, generic_values) = (by_name(&res.extra_values), by_name(&res.generic_values));
     let pairs = c
         .links
         .iter()
@@ -830,6 +833,7 @@ fn build_cluster(c: &CoreCluster, ctx: &ClusterContext<'_>) -> Cluster {
             .collect(),
         resolved,
         extra_values,
+        generic_values,
         pairs,
     }
 }

@@ -64,6 +64,11 @@ pub struct Cluster {
     /// Per field, the values that lost to the survivor's own (nothing is dropped).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra_values: BTreeMap<String, Vec<String>>,
+    /// Per field, the members' generic values (placeholders such as `noemail@…`, or a phone or
+    /// e-mail shared by many different people): no evidence and no contact data, so they are
+    /// never resolved, never extra values, and `merge apply` never sends them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub generic_values: BTreeMap<String, Vec<String>>,
     /// Why the members matched, pair by pair.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pairs: Vec<PairExplanation>,
@@ -353,6 +358,11 @@ impl Plan {
             for key in cluster.extra_values.keys() {
                 if !FIELD_NAMES.contains(&key.as_str()) {
                     return Err(fail("extra_values", format!("unknown field {key:?}")));
+                }
+            }
+            for key in cluster.generic_values.keys() {
+                if !FIELD_NAMES.contains(&key.as_str()) {
+                    return Err(fail("generic_values", format!("unknown field {key:?}")));
                 }
             }
         }

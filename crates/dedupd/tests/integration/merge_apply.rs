@@ -127,6 +127,7 @@ fn write_plan(dir: &Path, clusters: &[Vec<String>]) {
                 members,
                 resolved,
                 extra_values: extra,
+                generic_values: Default::default(),
                 pairs: vec![],
             }
         })
@@ -872,6 +873,7 @@ async fn the_sample_contacts_true_clusters_are_merged_once_under_faults() {
                 resolved: members[0].fields.clone(),
                 members,
                 extra_values: extra,
+                generic_values: Default::default(),
                 pairs: vec![],
             }
         })

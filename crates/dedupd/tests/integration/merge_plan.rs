@@ -142,14 +142,87 @@ fn broken_rows_are_rejected_with_their_line_and_the_rest_is_kept() {
 }
 
 #[test]
+fn generic_values_are_never_resolved_nor_carried_as_extra_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut csv = String::from(
+        "record_id,first_name,last_name,email,phone,street,city,postcode,country,updated_at\n\
+         A1,Ann,Lee,ann.lee@acme.io,(415) 555-2671,,,,US,2024-01-01T00:00:00Z\n\
+         A2,Ann,Lee,ann.lee@acme.io,123-456-7890,1 Main St,Springfield,62701,US,2024-06-01T00:00:00Z\n\
+         A3,Ann,Lee,,(646) 555-0142,,,,US,2024-07-01T00:00:00Z\n\
+         B1,Bob,Ray,noemail@noemail.com,(415) 555-3920,1 Oak Ave,Springfield,62702,US,2024-06-01T00:00:00Z\n\
+         B2,Bob,Ray,bob.ray@acme.io,(415) 555-3920,,,,US,2024-01-01T00:00:00Z\n\
+         C1,Cid,Moe,cid.moe@acme.io,(415) 555-7788,,,,US,2024-01-01T00:00:00Z\n\
+         C2,Cid,Moe,cid.moe@acme.io,(646) 555-0142,,,,US,2024-02-01T00:00:00Z\n",
+    );
+    // An agent's default number, typed for many unrelated people: generic by use.
+    for (i, (f, l)) in [
+        ("Dan", "Poe"),
+        ("Eve", "Fox"),
+        ("Fay", "Gil"),
+        ("Gus", "Hay"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        csv.push_str(&format!("X{i},{f},{l},,(646) 555-0142,,,,US,\n"));
+    }
+    std::fs::write(&input, csv).unwrap();
+    run_plan(&input, MergeConfig::default(), dir.path());
+    let generic = ["+16465550142", "+11234567890", "noemail@noemail.com"];
+    let p = Plan::load(dir.path()).unwrap();
+    let cluster = |id: &str| {
+        p.clusters
+            .iter()
+            .find(|c| c.members.iter().any(|m| m.record_id == id))
+            .unwrap_or_else(|| panic!("{id} is in no cluster"))
+    };
+    for c in &p.clusters {
+        for v in [&c.resolved.phone, &c.resolved.email].into_iter().flatten() {
+            assert!(
+                !generic.contains(&v.as_str()),
+                "{} resolves to a generic value",
+                c.cluster_id
+            );
+        }
+        for (field, vs) in &c.extra_values {
+            for v in vs {
+                assert!(
+                    !generic.contains(&v.as_str()),
+                    "{}: {field} extra is generic",
+                    c.cluster_id
+                );
+            }
+        }
+    }
+    // The survivor's placeholder gives way to the member's real number, and stays listed as
+    // generic in the plan (nothing is dropped silently).
+    let a = cluster("A1");
+    assert_eq!(a.survivor, "A2");
+    assert_eq!(a.resolved.phone.as_deref(), Some("+14155552671"));
+    assert_eq!(a.generic_values["phone"], vec!["+11234567890".to_owned()]);
+    // A3 has the name and a generic number only: the name alone does not make it Ann.
+    assert!(
+        a.members.iter().all(|m| m.record_id != "A3"),
+        "A3 joined on its name alone"
+    );
+    let b = cluster("B1");
+    assert_eq!(b.resolved.email.as_deref(), Some("bob.ray@acme.io"));
+    assert!(!b.extra_values.contains_key("email"));
+    let c = cluster("C1");
+    assert_eq!(c.resolved.phone.as_deref(), Some("+14155557788"));
+    assert!(!c.extra_values.contains_key("phone"));
+}
+
+#[test]
 fn another_layout_through_the_config_and_ndjson() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("export.ndjson");
     // One line is Latin-1, not UTF-8: that line is rejected, the rest is read.
     let mut bytes = concat!(
-            r#"{"Id":"x1","Vorname":"Jürgen","Nachname":"Müller","Mail":"jm@web.de","Telefon":"030 1234567","Stand":"24.11.2026 10:00"}"#,
+            r#"{"Id":"x1","Vorname":"Jürgen","Nachname":"Müller","Mail":"jm@web.de","Telefon":"030 2847561","Stand":"24.11.2026 10:00"}"#,
             "\n",
-            r#"{"Id":"x2","Vorname":"Jurgen","Nachname":"Mueller","Mail":"JM@web.de","Telefon":"+49 30 1234567","Stand":"01.01.2025 09:30"}"#,
+            r#"{"Id":"x2","Vorname":"Jurgen","Nachname":"Mueller","Mail":"JM@web.de","Telefon":"+49 30 2847561","Stand":"01.01.2025 09:30"}"#,
             "\n",
             "not json\n",
             r#"{"Id":"x3","Vorname":"Anna","Nachname":"Schmidt","Mail":"anna@gmx.de","Telefon":"","Stand":""}"#,
@@ -196,7 +269,7 @@ updated_at = "Stand"
     let c = &p.clusters[0];
     // The newer record is the survivor when both are equally complete; nothing is dropped.
     assert_eq!(c.survivor, "x1");
-    assert_eq!(c.resolved.phone.as_deref(), Some("+49301234567"));
+    assert_eq!(c.resolved.phone.as_deref(), Some("+49302847561"));
     assert_eq!(c.extra_values["first_name"], vec!["Jurgen".to_owned()]);
     assert_eq!(
         c.members[0].updated_at.unwrap().to_rfc3339(),

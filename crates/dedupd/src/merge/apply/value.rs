@@ -10,6 +10,10 @@
 //! e-mail that is not `local@domain.tld`, a phone not in E.164), is listed in
 //! [`Override::unplaced`] and reported with the cluster; the platform keeps every source record
 //! (`GET …/contacts/{id}/unresolved`), so such a value stays readable there.
+//!
+//! A value the plan lists in the cluster's `generic_values` (a placeholder, or a number shared by
+//! many people) is never sent, even when a hand-edited plan puts it in `resolved` or
+//! `extra_values`; it is listed in [`Override::unplaced`] instead.
 
 use std::collections::BTreeMap;
 
@@ -62,6 +66,12 @@ pub fn build(cluster: &Cluster) -> Override {
             .filter_map(|v| non_empty(Some(v)))
             .collect()
     };
+    let generic = |field: &str, v: &str| {
+        cluster
+            .generic_values
+            .get(field)
+            .is_some_and(|g| g.iter().any(|x| x.trim().eq_ignore_ascii_case(v)))
+    };
     let mut unplaced: BTreeMap<String, Vec<String>> = BTreeMap::new();
 
     // E-mails: the resolved one first, then the extras, each once (case-insensitively).
@@ -73,7 +83,7 @@ pub fn build(cluster: &Cluster) -> Override {
         if emails.iter().any(|x| x.eq_ignore_ascii_case(&e)) {
             continue;
         }
-        if plausible_email(&e) {
+        if plausible_email(&e) && !generic("email", &e) {
             emails.push(e);
         } else {
             unplaced.entry("email".into()).or_default().push(e);
@@ -93,7 +103,7 @@ pub fn build(cluster: &Cluster) -> Override {
         if phones.contains(&p) {
             continue;
         }
-        if plausible_e164(&p) {
+        if plausible_e164(&p) && !generic("phone", &p) {
             phones.push(p);
         } else {
             unplaced.entry("phone".into()).or_default().push(p);
@@ -158,6 +168,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.iter().map(|s| (*s).to_owned()).collect()))
                 .collect(),
+            generic_values: BTreeMap::new(),
             pairs: vec![],
         }
     }
@@ -231,5 +242,33 @@ mod tests {
         assert_eq!(o.unplaced["phone"], vec!["555", "+15550000005"]);
         assert_eq!(o.unplaced["first_name"], vec!["Annie"]);
         assert!(c.address.is_none());
+    }
+
+    #[test]
+    fn values_the_plan_lists_as_generic_are_never_sent() {
+        // A hand-edited plan put the placeholders back in `resolved` and `extra_values`.
+        let mut c = cluster(
+            Fields {
+                email: Some("noemail@noemail.com".into()),
+                phone: Some("+11234567890".into()),
+                ..Fields::default()
+            },
+            &[("phone", &["+14155552671", "+10000000000"])],
+        );
+        c.generic_values = [
+            (
+                "phone".to_owned(),
+                vec!["+11234567890".to_owned(), "+10000000000".to_owned()],
+            ),
+            ("email".to_owned(), vec!["NoEmail@NoEmail.com".to_owned()]),
+        ]
+        .into();
+        let o = build(&c);
+        let sent = |p: &Option<PhoneNumber>| p.as_ref().and_then(|p| p.display.clone());
+        assert_eq!(sent(&o.contact.cell_phone).as_deref(), Some("+14155552671"));
+        assert_eq!(o.contact.home_phone, None);
+        assert_eq!(o.contact.work_email, None);
+        assert_eq!(o.unplaced["phone"], vec!["+11234567890", "+10000000000"]);
+        assert_eq!(o.unplaced["email"], vec!["noemail@noemail.com"]);
     }
 }
