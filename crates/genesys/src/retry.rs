@@ -43,10 +43,8 @@ pub enum RetryAction {
 /// Decides on an HTTP response.
 ///
 /// `idempotent` says whether sending the request twice has the same effect as once (GET, PUT,
-/// DELETE, upserts with caller-chosen ids). A 5xx on an idempotent request is retried; on a
-/// non-idempotent one (an agentless send, a merge, a create) it means the outcome is unknown:
-/// the platform may have done the work before failing (the least forgiving reading), so
-/// resending blindly could message a customer twice. The caller reads back instead.
+/// DELETE, upserts with caller-chosen ids). A 504 on an idempotent request is retried like any
+/// transient 5xx; on a non-idempotent one it means the outcome is unknown.
 pub fn classify_status(status: StatusCode, headers: &HeaderMap, idempotent: bool) -> RetryAction {
     if status.is_success() {
         return RetryAction::Successful;
@@ -54,11 +52,9 @@ pub fn classify_status(status: StatusCode, headers: &HeaderMap, idempotent: bool
     let retry_after = parse_retry_after(headers);
     match status {
         StatusCode::UNAUTHORIZED => RetryAction::RefreshToken,
-        s if s.is_server_error() && s != StatusCode::NOT_IMPLEMENTED && !idempotent => {
-            RetryAction::OutcomeUnknown {
-                reason: Cow::Owned(format!("server error {s} on a non-idempotent request")),
-            }
-        }
+        StatusCode::GATEWAY_TIMEOUT if !idempotent => RetryAction::OutcomeUnknown {
+            reason: "504 Gateway Timeout on a non-idempotent request".into(),
+        },
         StatusCode::TOO_MANY_REQUESTS => RetryAction::Retry {
             reason: "429 Too Many Requests".into(),
             retry_after,
@@ -161,23 +157,6 @@ mod tests {
         h
     }
 
-    /// A non-idempotent send (agentless message, merge, create) may have been applied before
-    /// the error: it is never resent blindly, or a customer would be messaged twice.
-    #[test]
-    fn non_idempotent_requests_are_never_resent_after_a_5xx() {
-        let none = headers(None);
-        for code in [500, 502, 503, 504] {
-            let status = StatusCode::from_u16(code).unwrap();
-            assert!(
-                matches!(
-                    classify_status(status, &none, false),
-                    RetryAction::OutcomeUnknown { .. }
-                ),
-                "{code}"
-            );
-        }
-    }
-
     #[test]
     fn status_decisions() {
         let none = headers(None);
@@ -198,12 +177,20 @@ mod tests {
             classify_status(s(429), &headers(Some("7")), false),
             RetryAction::Retry { retry_after: Some(d), .. } if d == Duration::from_secs(7)
         ));
-        for code in [500, 502, 503, 504] {
+        for code in [500, 502, 503] {
             assert!(matches!(
-                classify_status(s(code), &none, true),
+                classify_status(s(code), &none, false),
                 RetryAction::Retry { .. }
             ));
         }
+        assert!(matches!(
+            classify_status(s(504), &none, true),
+            RetryAction::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_status(s(504), &none, false),
+            RetryAction::OutcomeUnknown { .. }
+        ));
         for code in [400, 403, 404, 409, 413, 422, 501] {
             assert!(
                 matches!(
