@@ -137,7 +137,7 @@ impl AgentlessApi<'_> {
             "agentless",
         ]))
         .json(message)?
-        .idempotent(false);
+        .at_most_once();
         self.client.json(call).await
     }
 

@@ -59,6 +59,10 @@ pub(crate) struct Call {
     pub(crate) body: Option<Vec<u8>>,
     /// Sending it twice has the effect of sending it once.
     pub(crate) idempotent: bool,
+    /// Sending it twice reaches a person twice (a message to a customer): any answer that may
+    /// follow work already done (every 5xx, not only a 504) is an unknown outcome to read back,
+    /// never a blind resend.
+    pub(crate) at_most_once: bool,
 }
 
 impl Call {
@@ -73,6 +77,7 @@ impl Call {
             query: Vec::new(),
             body: None,
             idempotent,
+            at_most_once: false,
         }
     }
     pub(crate) fn get(path: String) -> Self {
@@ -111,6 +116,27 @@ impl Call {
     pub(crate) fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
         self
+    }
+    /// Marks a request that reaches a person: never resent after a 5xx (see `at_most_once`).
+    pub(crate) fn at_most_once(mut self) -> Self {
+        self.idempotent = false;
+        self.at_most_once = true;
+        self
+    }
+}
+
+/// What a call's classified answer becomes once the call's own guarantees are applied: a
+/// retryable 5xx on an at-most-once call may have been applied, so it is an unknown outcome.
+fn for_call(call: &Call, status: StatusCode, action: RetryAction) -> RetryAction {
+    match action {
+        RetryAction::Retry { .. } if call.at_most_once && status.is_server_error() => {
+            RetryAction::OutcomeUnknown {
+                reason: std::borrow::Cow::Owned(format!(
+                    "server error {status} on a request that must not be sent twice"
+                )),
+            }
+        }
+        other => other,
     }
 }
 
@@ -428,7 +454,11 @@ impl GenesysClient {
         } else if status.is_server_error() {
             inner.stats.server_error();
         }
-        let action = classify_status(status, &headers, call.idempotent);
+        let action = for_call(
+            call,
+            status,
+            classify_status(status, &headers, call.idempotent),
+        );
         match &action {
             RetryAction::Retry { .. } | RetryAction::OutcomeUnknown { .. } => {
                 self.note_failure(&action, sent_at);
@@ -572,5 +602,41 @@ mod tests {
         assert!(!Call::post("/x".into()).idempotent);
         assert!(!Call::patch("/x".into()).idempotent);
         assert!(Call::post("/x".into()).idempotent(true).idempotent);
+        assert!(!Call::post("/x".into()).at_most_once);
+    }
+
+    /// Issue 12: a message to a customer answered by a 500/502/503 may have been sent; the
+    /// client must not resend it (the customer would get it twice) but report it unknown.
+    #[test]
+    fn an_at_most_once_call_is_never_resent_after_a_5xx() {
+        let none = reqwest::header::HeaderMap::new();
+        let send = Call::post("/x".into()).at_most_once();
+        let merge = Call::post("/x".into());
+        for code in [500, 502, 503, 504] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert!(
+                matches!(
+                    for_call(
+                        &send,
+                        status,
+                        classify_status(status, &none, send.idempotent)
+                    ),
+                    RetryAction::OutcomeUnknown { .. }
+                ),
+                "{code}"
+            );
+        }
+        // Other non-idempotent calls keep their rules: a 503 is retried, a 504 is unknown.
+        let s503 = StatusCode::SERVICE_UNAVAILABLE;
+        assert!(matches!(
+            for_call(&merge, s503, classify_status(s503, &none, false)),
+            RetryAction::Retry { .. }
+        ));
+        // A 429 says nothing was done: retried even for a send.
+        let s429 = StatusCode::TOO_MANY_REQUESTS;
+        assert!(matches!(
+            for_call(&send, s429, classify_status(s429, &none, false)),
+            RetryAction::Retry { .. }
+        ));
     }
 }
