@@ -54,7 +54,7 @@ use dedupd_genesys::{ClientConfig, Error as ApiErr, GenesysClient, MAX_MERGE_IDS
 use futures_util::StreamExt;
 use serde::Serialize;
 
-pub use journal::{Event, History, StateDirs, ids_key};
+pub use journal::{Event, History, RunMark, StateDirs, ids_key};
 pub use redis_lock::RedisLocks;
 
 use crate::ingest::output::{AtomicFile, write_json};
@@ -217,6 +217,9 @@ pub struct Report {
     pub already_merged: u64,
     /// Clusters settled by an earlier run.
     pub skipped: u64,
+    /// Of the merged and already-merged clusters, those an interrupted earlier run (killed
+    /// before it wrote its outputs) had settled: reported here, since no report showed them.
+    pub carried_over: u64,
     /// Clusters of which nothing could be merged.
     pub quarantined: u64,
     /// Contacts quarantined (see `quarantine.ndjson`).
@@ -285,6 +288,7 @@ enum ReadBack {
 /// Shared by the cluster tasks of one run.
 struct Ctx<'a> {
     opts: &'a Options,
+    run: RunMark,
     client: GenesysClient,
     dirs: StateDirs,
     redis: Option<RedisLocks>,
@@ -414,6 +418,8 @@ struct Work<'c> {
     read_backs: u64,
     read_backs_applied: u64,
     quarantined: Vec<Quarantine>,
+    /// The cluster was settled by an interrupted earlier run and is reported by this one.
+    carried_over: bool,
 }
 
 impl Work<'_> {
@@ -437,6 +443,7 @@ impl Work<'_> {
 /// Per-cluster counters handed back to the run.
 struct Counted {
     outcome: ClusterOutcome,
+    carried_over: bool,
     conflicts: u64,
     read_backs: u64,
     read_backs_applied: u64,
@@ -454,6 +461,7 @@ async fn apply_cluster(ctx: &Ctx<'_>, cluster: &Cluster) -> anyhow::Result<Count
         read_backs: 0,
         read_backs_applied: 0,
         quarantined: Vec::new(),
+        carried_over: false,
     };
     let locked = match ctx.lock(&ids).await {
         Ok(Some(l)) => Ok(l),
@@ -483,6 +491,7 @@ async fn apply_cluster(ctx: &Ctx<'_>, cluster: &Cluster) -> anyhow::Result<Count
         Err(Stop::Fatal(e)) => return Err(e),
     };
     Ok(Counted {
+        carried_over: work.carried_over,
         conflicts: work.conflicts,
         read_backs: work.read_backs,
         read_backs_applied: work.read_backs_applied,
@@ -514,8 +523,25 @@ async fn merge_locked(
     let key = work.key.clone();
     let history = ctx.dirs.history(&key)?;
     if history.is_final() {
-        let canonical = history.settled.and_then(|(_, c, _)| c);
-        return Ok((Outcome::Skipped, canonical));
+        let interrupted = match &history.settled_by {
+            Some(run) => ctx.dirs.was_interrupted(run)?,
+            None => false,
+        };
+        let (name, canonical, _) = history.settled.unwrap_or_default();
+        if !interrupted {
+            return Ok((Outcome::Skipped, canonical));
+        }
+        // Settled by a run killed before its outputs were written: no report has shown it.
+        // This run reports the real outcome and takes the settlement over, so a kill now
+        // carries it to the next run again.
+        let outcome = if name == "already_merged" {
+            Outcome::AlreadyMerged
+        } else {
+            Outcome::Merged
+        };
+        work.carried_over = true;
+        settle(ctx, &key, outcome, canonical.clone(), work)?;
+        return Ok((outcome, canonical));
     }
     let mut merged_before = history.merges > 0;
     if let Some((mkey, mids)) = &history.open_intent {
@@ -655,6 +681,7 @@ fn settle(
                 .iter()
                 .map(|q| q.record_id.clone())
                 .collect(),
+            run: Some(ctx.run.id.clone()),
         },
     )?;
     Ok(())
@@ -1002,8 +1029,15 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         ),
         None => None,
     };
+    let run = dirs.begin_run().with_context(|| {
+        format!(
+            "cannot start a run in state directory {}",
+            opts.state_dir.display()
+        )
+    })?;
     let ctx = Ctx {
         opts,
+        run,
         client: client.clone(),
         dirs,
         redis,
@@ -1031,6 +1065,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             bar.inc(1);
             match res {
                 Ok(c) => {
+                    report.carried_over += u64::from(c.carried_over);
                     report.conflicts += c.conflicts;
                     report.read_backs += c.read_backs;
                     report.read_backs_applied += c.read_backs_applied;
@@ -1099,6 +1134,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     report.budget_wait_seconds = s.budget_wait().as_secs_f64();
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     write_json(&opts.out_dir.join("apply_report.json"), &report)?;
+    // Only now has every cluster this run settled been reported.
+    ctx.dirs
+        .complete_run(&ctx.run)
+        .context("cannot mark the run complete in the state directory")?;
     if let Some(e) = fatal {
         return Err(e.context("merge apply stopped"));
     }

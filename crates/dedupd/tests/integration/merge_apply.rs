@@ -1025,3 +1025,96 @@ fn cli_rejects_a_broken_plan_naming_the_cluster_and_exits_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cluster kbad (#0): survivor"), "{err}");
 }
+
+/// Issue 12: a run killed after it merged clusters but before it wrote its outputs showed
+/// those merges in no report. The next run reports them (merged, `carried_over`), not as
+/// skipped; the run after that skips them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_after_merges_then_the_rerun_reports_them_as_merged() {
+    let emu = RunningEmulator::start(emulator_config()).await.unwrap();
+    let setup = setup_client(&emu).await;
+    let clusters = seed(&setup, &[2; 10]).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_owned();
+    write_plan(&d.join("plan"), &clusters);
+    let base = emu.base_url();
+    let journal = d.join("state/merge/journal");
+    let out_dir = d.join("out");
+    let apply = move || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
+        c.args(["--quiet", "merge", "apply", "--plan"])
+            .arg(d.join("plan"))
+            .arg("--state")
+            .arg(d.join("state"))
+            .arg("--out")
+            .arg(d.join("out"))
+            // About 1 request a second: the run is still going when its second cluster settles.
+            .args(["--concurrency", "1", "--rate", "60"])
+            .env("GENESYS_BASE_URL", &base)
+            .env("GENESYS_CLIENT_ID", ID)
+            .env("GENESYS_CLIENT_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let settled = move || -> usize {
+        std::fs::read_dir(&journal)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path())
+                            .is_ok_and(|t| t.contains("\"event\":\"settled\""))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let (killed_after, apply) = tokio::task::spawn_blocking(move || {
+        let mut child = apply().spawn().unwrap();
+        // Wait for the condition (two clusters settled in the journal), then SIGKILL.
+        while settled() < 2 {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before two clusters settled"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        (settled(), apply)
+    })
+    .await
+    .unwrap();
+    assert!(
+        !out_dir.join("apply_report.json").exists(),
+        "the killed run wrote no report"
+    );
+    let run = |mut c: Command| async move {
+        let status = tokio::task::spawn_blocking(move || c.status().unwrap())
+            .await
+            .unwrap();
+        assert!(status.success(), "{status}");
+    };
+    let report = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("apply_report.json")).unwrap())
+            .unwrap()
+    };
+    run(apply()).await;
+    let r = report();
+    assert_eq!(
+        (&r["merged"], &r["skipped"], &r["remaining"]),
+        (&Value::from(10), &Value::from(0), &Value::from(0)),
+        "every cluster the killed run merged is reported by the re-run: {r}"
+    );
+    assert_eq!(r["carried_over"], Value::from(killed_after as u64), "{r}");
+    assert_eq!(merge_calls(&emu), 10, "each cluster merged once");
+
+    run(apply()).await;
+    let r = report();
+    assert_eq!(
+        (&r["merged"], &r["skipped"], &r["carried_over"]),
+        (&Value::from(0), &Value::from(10), &Value::from(0)),
+        "a completed run's merges are not reported again: {r}"
+    );
+    emu.shutdown().await;
+}

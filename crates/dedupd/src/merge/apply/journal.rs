@@ -82,6 +82,9 @@ pub enum Event {
         canonical: Option<String>,
         /// Members quarantined by this run (they are tried again by later runs).
         quarantined: Vec<String>,
+        /// The run that settled it (absent in journals written before runs were named).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<String>,
     },
 }
 
@@ -98,6 +101,8 @@ pub struct History {
     pub settled: Option<(String, Option<String>, Vec<String>)>,
     /// Merges recorded as done.
     pub merges: u64,
+    /// The run that wrote the last `Settled` event, when named.
+    pub settled_by: Option<String>,
 }
 
 impl History {
@@ -118,6 +123,16 @@ impl History {
 pub struct StateDirs {
     journal: PathBuf,
     locks: PathBuf,
+    runs: PathBuf,
+}
+
+/// A live `merge apply` run: its name, and a lock held for as long as the process lives, so
+/// another run can tell an interrupted run (lock free, outputs never written) from a live one.
+#[derive(Debug)]
+pub struct RunMark {
+    /// The run's name, written into the `Settled` events it appends.
+    pub id: String,
+    _alive: File,
 }
 
 impl StateDirs {
@@ -125,9 +140,67 @@ impl StateDirs {
     pub fn open(state_dir: &Path) -> std::io::Result<StateDirs> {
         let journal = state_dir.join("merge").join("journal");
         let locks = state_dir.join("merge").join("locks");
+        let runs = state_dir.join("merge").join("runs");
         std::fs::create_dir_all(&journal)?;
         std::fs::create_dir_all(&locks)?;
-        Ok(StateDirs { journal, locks })
+        std::fs::create_dir_all(&runs)?;
+        Ok(StateDirs {
+            journal,
+            locks,
+            runs,
+        })
+    }
+
+    /// Starts a run: a fresh name and its liveness lock.
+    pub fn begin_run(&self) -> std::io::Result<RunMark> {
+        let id = format!(
+            "{}-{:016x}",
+            Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+            fastrand::u64(..)
+        );
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.runs.join(format!("{id}.lock")))?;
+        file.try_lock().map_err(|e| match e {
+            TryLockError::Error(e) => e,
+            TryLockError::WouldBlock => std::io::Error::other("a run of this name is live"),
+        })?;
+        Ok(RunMark { id, _alive: file })
+    }
+
+    /// Marks a run complete once its outputs are written: from then on, what it settled was
+    /// reported, and later runs skip it.
+    pub fn complete_run(&self, run: &RunMark) -> std::io::Result<()> {
+        let done = File::create(self.runs.join(format!("{}.done", run.id)))?;
+        done.sync_all()?;
+        match std::fs::remove_file(self.runs.join(format!("{}.lock", run.id))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `run` settled clusters that no report has shown: it never completed and its
+    /// process is gone (its liveness lock is free). A live run is never taken over.
+    pub fn was_interrupted(&self, run: &str) -> std::io::Result<bool> {
+        if self.runs.join(format!("{run}.done")).exists() {
+            return Ok(false);
+        }
+        let file = match OpenOptions::new()
+            .write(true)
+            .open(self.runs.join(format!("{run}.lock")))
+        {
+            Ok(f) => f,
+            // Neither done nor a lock: the run's outputs were never written.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(TryLockError::WouldBlock) => Ok(false),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
     }
 
     fn journal_path(&self, cluster_key: &str) -> PathBuf {
@@ -174,8 +247,12 @@ impl StateDirs {
                     outcome,
                     canonical,
                     quarantined,
+                    run,
                     ..
-                } => h.settled = Some((outcome, canonical, quarantined)),
+                } => {
+                    h.settled = Some((outcome, canonical, quarantined));
+                    h.settled_by = run;
+                }
             }
         }
         Ok(h)
@@ -288,6 +365,7 @@ mod tests {
                 outcome: "merged".into(),
                 canonical: Some("X".into()),
                 quarantined: vec![],
+                run: Some("r1".into()),
             },
         )
         .unwrap();
@@ -296,7 +374,26 @@ mod tests {
         assert_eq!(h.open_intent, None);
         assert_eq!(h.merges, 1);
         assert!(h.is_final());
+        assert_eq!(h.settled_by.as_deref(), Some("r1"));
         assert_eq!(s.history("other").unwrap(), History::default());
+    }
+
+    #[test]
+    fn a_run_is_interrupted_only_when_its_process_is_gone_before_it_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDirs::open(dir.path()).unwrap();
+        let live = s.begin_run().unwrap();
+        assert!(
+            !s.was_interrupted(&live.id).unwrap(),
+            "a live run is not taken over"
+        );
+        let id = live.id.clone();
+        drop(live); // the process died before writing its outputs
+        assert!(s.was_interrupted(&id).unwrap());
+        let done = s.begin_run().unwrap();
+        s.complete_run(&done).unwrap();
+        assert!(!s.was_interrupted(&done.id).unwrap());
+        assert!(s.was_interrupted("never-started").unwrap());
     }
 
     #[test]
