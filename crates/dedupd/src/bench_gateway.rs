@@ -176,11 +176,31 @@ fn wrk(opts: &GatewayBench, script: &Path, base: &str) -> anyhow::Result<WrkResu
     Ok(r)
 }
 
-async fn bind(app: Router) -> anyhow::Result<String> {
+/// How a bench server listens: plain `axum::serve` (the bare baseline), or the listener
+/// `dedupd serve` runs (header timeout, connection cap), so the gateway targets measure it.
+#[derive(Debug, Clone, Copy)]
+enum Listener {
+    Plain,
+    Serve,
+}
+
+async fn bind(app: Router, how: Listener) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let served = match how {
+            Listener::Plain => axum::serve(listener, app).await,
+            Listener::Serve => {
+                dedupd_server::serve(
+                    listener,
+                    app,
+                    dedupd_server::Limits::default(),
+                    std::future::pending(),
+                )
+                .await
+            }
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "A bench server stopped.");
         }
     });
@@ -225,21 +245,24 @@ pub fn run(opts: &GatewayBench) -> anyhow::Result<()> {
         .build()?;
     let prefix = format!("dedupd-bench:{}:", std::process::id());
     let (bare, embedded, redis) = rt.block_on(async {
-        let bare = bind(bare_router()).await?;
-        let embedded = bind(gateway_router(
-            opts.gateway_config(),
-            Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000))),
-        ))
+        let bare = bind(bare_router(), Listener::Plain).await?;
+        let embedded = bind(
+            gateway_router(
+                opts.gateway_config(),
+                Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000))),
+            ),
+            Listener::Serve,
+        )
         .await?;
         let mut config = RedisWindowConfig::new(opts.redis.clone());
         config.prefix = prefix.clone();
         let window = RedisWindow::new(&config)?;
         let redis = if window.ping().await {
             Some((
-                bind(gateway_router(
-                    opts.gateway_config(),
-                    Window::Redis(window.clone()),
-                ))
+                bind(
+                    gateway_router(opts.gateway_config(), Window::Redis(window.clone())),
+                    Listener::Serve,
+                )
                 .await?,
                 window,
             ))
