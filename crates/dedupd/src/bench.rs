@@ -119,7 +119,7 @@ pub fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             concurrency,
             rounds,
             postgres,
-        } => crate::notify::bench(count, concurrency, rounds, postgres),
+        } => crate::jobs::relay::bench(count, concurrency, rounds, postgres),
         BenchJob::Merge { records, seed, dir } => {
             let (dir, _tmp) = work_dir(dir)?;
             crate::bench_merge::run(&dir, records, seed)
@@ -445,7 +445,8 @@ fn bench_sync(
     use dedupd_store::{EmbeddedStore, StoredContact};
 
     let tmp = tempfile::tempdir()?;
-    let config = crate::config::Config::parse(SYNC_BENCH_CONFIG, &tmp.path().join("bench.toml"))?;
+    let config =
+        crate::shared::feeds::Config::parse(SYNC_BENCH_CONFIG, &tmp.path().join("bench.toml"))?;
     {
         let store = EmbeddedStore::open(&tmp.path().join("state"))?;
         let keys = ExternalIdBuilder::new(["customer_id"])?;
@@ -500,18 +501,18 @@ fn bench_sync(
         let list_id = list.id.context("no list id")?;
         let mut client = dedupd_genesys::ClientConfig::new(endpoint, id, dedupd_genesys::SecretString::from(secret));
         client.requests_per_minute = rate;
-        let opts = crate::sync::Options {
+        let opts = crate::jobs::sync::Options {
             config,
             state_dir: tmp.path().join("state"),
             out_dir: tmp.path().join("out"),
-            target: crate::sync::Target::List(list_id.clone()),
+            target: crate::jobs::sync::Target::List(list_id.clone()),
             client,
             batch_size,
             concurrency,
             dry_run: false,
             progress,
         };
-        let report = crate::sync::run(&opts).await?;
+        let report = crate::jobs::sync::run(&opts).await?;
         let stats = emu.state().stats();
         let on_list = emu.state().contact_list_contacts(&list_id).map_or(0, |v| v.len());
         // Evenly paced at the limit, each add-contacts request after the first API call (the

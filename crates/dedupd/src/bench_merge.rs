@@ -897,7 +897,7 @@ pub fn run(dir: &Path, records: u64, seed: u64) -> anyhow::Result<()> {
         bail!("dedupd merge plan failed: {status}");
     }
     let report: serde_json::Value = serde_json::from_reader(File::open(out.join("report.json"))?)?;
-    let predicted = crate::merge::plan::read_labels(&out.join("clusters.csv"))?;
+    let predicted = crate::jobs::merge_plan::read_labels(&out.join("clusters.csv"))?;
     let e = dedupd_core::matching::eval::evaluate(&predicted, &truth);
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "records            {}", report["records"])?;
@@ -947,7 +947,7 @@ fn exact_key_baseline(
     truth: &[(String, String)],
 ) -> anyhow::Result<dedupd_core::matching::eval::Evaluation> {
     use dedupd_core::matching::Column;
-    let loaded = crate::merge::plan::load(input, &Default::default())?;
+    let loaded = crate::jobs::merge_plan::load(input, &Default::default())?;
     let records = &loaded.records;
     let mut parent: Vec<usize> = (0..records.len()).collect();
     fn find(p: &mut [usize], mut x: usize) -> usize {

@@ -14,8 +14,8 @@ use dedupd_genesys::{
     ClientConfig, Endpoint, ExternalContact, GenesysClient, PhoneNumber, SecretString,
 };
 
-use crate::merge::apply::{self, Options, planned_requests};
-use crate::merge::plan_format::{Cluster, Fields, Member, PLAN_VERSION, Plan, cluster_id};
+use crate::jobs::merge_apply::{self as apply, Options, planned_requests};
+use crate::shared::plan_file::{Cluster, Fields, Member, PLAN_VERSION, Plan, cluster_id};
 
 /// Contacts per bulk add while seeding.
 const SEED_BATCH: usize = 50;

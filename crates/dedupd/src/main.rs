@@ -1,6 +1,8 @@
 //! `dedupd`: keeps contact-center data free of duplicates.
 
-use dedupd::{bench, config, ingest, merge, sync};
+use dedupd::bench;
+use dedupd::jobs::{ingest, merge_plan, sync};
+use dedupd::shared::{default_state_dir, feeds as config};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -172,10 +174,10 @@ enum Command {
     /// rest, atomically (embedded window by default, --redis to share it between instances).
     /// Serves /openapi.json, /metrics, /healthz and /readyz. Bearer token from DEDUPD_API_TOKEN,
     /// webhook HMAC key from DEDUPD_WEBHOOK_SECRET. Stops gracefully on SIGTERM or Ctrl-C.
-    Serve(dedupd::serve::ServeArgs),
+    Serve(dedupd::jobs::serve::ServeArgs),
     /// Delivers accepted notifications from the outbox (without the HTTP server): run several
     /// against one PostgreSQL outbox to scale out.
-    Relay(dedupd::notify::RelayArgs),
+    Relay(dedupd::jobs::relay::RelayArgs),
     /// Measure a job end to end on synthetic data.
     Bench {
         #[command(subcommand)]
@@ -240,7 +242,7 @@ enum MergeCommand {
     ///
     /// Exit status: 0 when every cluster is settled (merged, already merged or quarantined);
     /// 3 when some are left for the next run; 2 on a plan, configuration, auth or I/O error.
-    Apply(Box<dedupd::merge::apply::cli::ApplyArgs>),
+    Apply(Box<dedupd::jobs::merge_apply::args::ApplyArgs>),
 }
 
 /// Exit status when a sync left contacts pending after their retries, or a run gave up on an
@@ -300,14 +302,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => {
             let (notify, notify_config) = (args.notify.clone(), args.config.clone());
-            let opts = dedupd::serve::resolve(args)?;
+            let opts = dedupd::jobs::serve::resolve(args)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(async {
                 let (extra, health) =
-                    dedupd::notify::serve_parts(&notify, notify_config.as_deref()).await?;
-                dedupd::serve::run_with(opts, extra, health).await
+                    dedupd::jobs::relay::serve_parts(&notify, notify_config.as_deref()).await?;
+                dedupd::jobs::serve::run_with(opts, extra, health).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -315,7 +317,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(dedupd::notify::relay(args))?;
+            rt.block_on(dedupd::jobs::relay::relay(args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { job } => bench::run(job, progress).map(|()| ExitCode::SUCCESS),
@@ -335,8 +337,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let cfg = match &config {
-                Some(p) => merge::plan::MergeConfig::load(p)?,
-                None => merge::plan::MergeConfig::default(),
+                Some(p) => merge_plan::MergeConfig::load(p)?,
+                None => merge_plan::MergeConfig::default(),
             };
             let source = if from_genesys {
                 let endpoint = match (&base_url, &region) {
@@ -360,26 +362,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     dedupd_genesys::SecretString::from(secret),
                 );
                 client.requests_per_minute = rate;
-                merge::plan::Source::Genesys {
+                merge_plan::Source::Genesys {
                     client: Box::new(client),
                     division,
                 }
             } else {
-                merge::plan::Source::File(input.or_else(|| cfg.input.path.clone()).context(
+                merge_plan::Source::File(input.or_else(|| cfg.input.path.clone()).context(
                     "no input: give --input FILE, --from-genesys, or [input] path in the --config file",
                 )?)
             };
             let name = match &source {
-                merge::plan::Source::File(p) => p.clone(),
-                merge::plan::Source::Genesys { .. } => PathBuf::from("genesys:externalcontacts"),
+                merge_plan::Source::File(p) => p.clone(),
+                merge_plan::Source::Genesys { .. } => PathBuf::from("genesys:externalcontacts"),
             };
-            let opts = merge::plan::Options {
+            let opts = merge_plan::Options {
                 input: name,
                 config: cfg,
                 out: out.clone(),
                 html_limit,
             };
-            let done = merge::plan::run_from(&source, &opts)?;
+            let done = merge_plan::run_from(&source, &opts)?;
             let r = &done.report;
             eprintln!(
                 "{} records, {} rejects: {} clusters of duplicates ({} records) from {} candidate pairs in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",
@@ -395,8 +397,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval { clusters, truth } => {
-            let predicted = merge::plan::read_labels(&clusters)?;
-            let truth = merge::plan::read_labels(&truth)?;
+            let predicted = merge_plan::read_labels(&clusters)?;
+            let truth = merge_plan::read_labels(&truth)?;
             let e = dedupd_core::matching::eval::evaluate(&predicted, &truth);
             println!("{}", serde_json::to_string_pretty(&e)?);
             Ok(ExitCode::SUCCESS)
@@ -404,7 +406,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Merge {
             command: MergeCommand::Apply(args),
         } => {
-            let report = dedupd::merge::apply::cli::run(*args, progress)?;
+            let report = dedupd::jobs::merge_apply::args::run(*args, progress)?;
             let incomplete = report.remaining > 0 || report.platform_unreachable.is_some();
             Ok(if incomplete {
                 ExitCode::from(EXIT_INCOMPLETE)
@@ -529,14 +531,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
-}
-
-/// `.dedupd/` beside the config file: ingest and sync of one config share one state.
-fn default_state_dir(config: &std::path::Path) -> PathBuf {
-    config
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .join(".dedupd")
 }
 
 fn print_summary(r: &ingest::Report, out: &std::path::Path) {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use dedupd::config::Config;
-use dedupd::ingest::{self, Reason, Report};
+use dedupd::jobs::ingest::{self, Reason, Report};
+use dedupd::shared::feeds::Config;
 use serde_json::Value;
 
 #[path = "integration/merge_apply.rs"]
@@ -904,7 +904,7 @@ fn emulator_subcommand_serves_oauth_on_an_ephemeral_port() {
 
 mod sync_tests {
     use super::*;
-    use dedupd::sync;
+    use dedupd::jobs::sync;
     use dedupd_emulator::{EmulatorConfig, FaultProfile, RateLimitScope, RunningEmulator};
     use dedupd_genesys::{
         ClientConfig, ContactList, Endpoint, GenesysClient, RetryPolicy, SecretString,

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::Utc;
-use dedupd::merge::apply::{self, Options, Report};
-use dedupd::merge::plan_format::{Cluster, Fields, Member, PLAN_VERSION, Plan, cluster_id};
+use dedupd::jobs::merge_apply::{self as apply, Options, Report};
+use dedupd::shared::plan_file::{Cluster, Fields, Member, PLAN_VERSION, Plan, cluster_id};
 use dedupd_emulator::{EmulatorConfig, FaultKind, FaultProfile, FaultRule, RunningEmulator};
 use dedupd_genesys::{
     ClientConfig, Endpoint, ExternalContact, GenesysClient, OpenIdType, OpenInboundChannel,

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dedupd::merge::plan::{self, MergeConfig, Options};
-use dedupd::merge::plan_format::Plan;
+use dedupd::jobs::merge_plan::{self as plan, MergeConfig, Options};
+use dedupd::shared::plan_file::Plan;
 use dedupd_core::matching::eval::{Evaluation, evaluate};
 
 fn fixture(name: &str) -> PathBuf {

@@ -144,7 +144,7 @@ pub struct ServeArgs {
     pub client_id: Option<String>,
     /// Notifications (`POST /v1/notifications`, issue 7).
     #[command(flatten)]
-    pub notify: crate::notify::ServeNotifyArgs,
+    pub notify: crate::jobs::relay::ServeNotifyArgs,
 }
 
 /// Where the contact index comes from.

@@ -38,7 +38,7 @@
 //! cluster's canonical contact. Every run writes `apply_report.json` and `apply_clusters.ndjson`
 //! (one outcome per cluster of the plan) to `--out`.
 
-pub mod cli;
+pub mod args;
 mod journal;
 mod redis_lock;
 pub mod value;
@@ -57,8 +57,8 @@ use serde::Serialize;
 pub use journal::{Event, History, RunMark, StateDirs, ids_key};
 pub use redis_lock::RedisLocks;
 
-use crate::ingest::output::{AtomicFile, write_json};
-use crate::merge::plan_format::{Cluster, Plan};
+use crate::shared::fs::{AtomicFile, write_json};
+use crate::shared::plan_file::{Cluster, Plan};
 
 /// The platform's largest merge set (every contact of a merge tree, canonical ones included).
 pub const MERGE_SET_MAX: usize = 52;
@@ -1044,7 +1044,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         cap: opts.max_ids_per_merge,
     };
 
-    let bar = crate::progress::bar(report.clusters, opts.progress, "clusters", "merge");
+    let bar = crate::shared::progress::bar(report.clusters, opts.progress, "clusters", "merge");
 
     let mut outcomes: Vec<Option<ClusterOutcome>> = vec![None; plan.clusters.len()];
     let mut fatal: Option<anyhow::Error> = None;

@@ -1,56 +1,15 @@
 //! The files `ingest` writes. Each is written to a temporary name and renamed into place, so a
 //! crashed run never leaves a half-written file that looks complete.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
-use anyhow::Context;
 use dedupd_core::{Change, ChangeKind, Contact};
 use dedupd_store::{ContactState, EmbeddedStore};
 use serde::Serialize;
 
 use super::Reject;
-
-/// A file written under a temporary name and renamed on `commit`.
-pub(crate) struct AtomicFile {
-    tmp: PathBuf,
-    dest: PathBuf,
-    out: BufWriter<File>,
-}
-
-impl AtomicFile {
-    pub(crate) fn create(dest: &Path) -> anyhow::Result<Self> {
-        let mut tmp = dest.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        Ok(Self {
-            tmp,
-            dest: dest.to_owned(),
-            out: BufWriter::with_capacity(1 << 20, f),
-        })
-    }
-
-    pub(crate) fn writer(&mut self) -> &mut BufWriter<File> {
-        &mut self.out
-    }
-
-    pub(crate) fn commit(mut self) -> anyhow::Result<()> {
-        self.out
-            .flush()
-            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
-        std::fs::rename(&self.tmp, &self.dest)
-            .with_context(|| format!("cannot write {}", self.dest.display()))
-    }
-}
-
-pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
-    let mut f = AtomicFile::create(path)?;
-    serde_json::to_writer_pretty(f.writer(), v)?;
-    f.writer().write_all(b"\n")?;
-    f.commit()
-}
+use crate::shared::fs::AtomicFile;
 
 /// `changes.ndjson`: one line per new, changed or stale contact.
 pub(crate) struct ChangesWriter {

@@ -6,7 +6,6 @@
 //! the single store writer in batched commits → the outputs are written from the store.
 
 pub(crate) mod output;
-pub(crate) mod read;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -25,59 +24,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 
-use crate::config::{Config, Format, Source};
-use read::{Row, RowSink};
-
-/// Why a record was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// A key field is empty.
-    MissingKey,
-    /// A phone number is present but not a valid number.
-    InvalidPhone,
-    /// An e-mail address is present but not shaped like one.
-    InvalidEmail,
-    /// The timestamp is missing or does not match the source's format.
-    BadTimestamp,
-    /// The row cannot be read (broken quoting, wrong field count, invalid JSON).
-    MalformedRow,
-    /// The bytes are not valid in the source's declared encoding.
-    BadEncoding,
-}
-
-/// One refused record, as written to `rejects.ndjson`. Never carries the raw phone or e-mail.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Reject {
-    /// Source name.
-    pub source: String,
-    /// 1-based physical line in that source where the record starts.
-    pub line: u64,
-    /// The source field (column or JSON key) at fault, when one is.
-    pub field: Option<String>,
-    /// Reason code.
-    pub reason: Reason,
-    /// A short explanation.
-    pub message: String,
-}
-
-impl Reject {
-    pub(crate) fn new(
-        source: &str,
-        line: u64,
-        field: Option<&str>,
-        reason: Reason,
-        message: String,
-    ) -> Self {
-        Self {
-            source: source.to_owned(),
-            line,
-            field: field.map(str::to_owned),
-            reason,
-            message,
-        }
-    }
-}
+use crate::shared::feed::{self as read, Row, RowSink};
+pub use crate::shared::feed::{Reason, Reject};
+use crate::shared::feeds::{Config, Format, Source};
 
 /// What a run did (`report.json`).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -286,8 +235,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     });
     output::write_rejects(&opts.out_dir, &rejects)?;
     report.elapsed_seconds = started.elapsed().as_secs_f64();
-    report.peak_rss_bytes = peak_rss_bytes();
-    output::write_json(&opts.out_dir.join("report.json"), &report)?;
+    report.peak_rss_bytes = crate::shared::peak_rss_bytes();
+    crate::shared::fs::write_json(&opts.out_dir.join("report.json"), &report)?;
     // Only now are this run's changes (and those it carried over) reported.
     store.complete_run(INGEST_JOB, run)?;
     Ok(report)
@@ -506,12 +455,4 @@ impl RowSink for Collector<'_> {
         self.records_read += 1;
         self.rejects.push(reject);
     }
-}
-
-/// Peak resident set size from `/proc/self/status` (`VmHWM`), on Linux.
-pub(crate) fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::plan::Report;
-use super::plan_format::{Cluster, FIELD_NAMES, Plan};
+use super::Report;
+use crate::shared::plan_file::{Cluster, FIELD_NAMES, Plan};
 
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -155,7 +155,7 @@ fn cluster_html(out: &mut String, c: &Cluster) {
 
 /// Writes the page. At most `limit` clusters are shown (the most doubtful); the page says so
 /// when it leaves some out (all of them are in `plan.json`).
-pub fn write(path: &Path, plan: &Plan, report: &Report, limit: usize) -> Result<()> {
+pub(crate) fn write(path: &Path, plan: &Plan, report: &Report, limit: usize) -> Result<()> {
     let mut order: Vec<&Cluster> = plan.clusters.iter().collect();
     order.sort_by(|a, b| {
         a.confidence

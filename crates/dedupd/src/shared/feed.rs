@@ -5,9 +5,59 @@
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read};
 
+use serde::Serialize;
 use serde_json::Value;
 
-use super::{Reason, Reject};
+/// Why a record was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A key field is empty.
+    MissingKey,
+    /// A phone number is present but not a valid number.
+    InvalidPhone,
+    /// An e-mail address is present but not shaped like one.
+    InvalidEmail,
+    /// The timestamp is missing or does not match the source's format.
+    BadTimestamp,
+    /// The row cannot be read (broken quoting, wrong field count, invalid JSON).
+    MalformedRow,
+    /// The bytes are not valid in the source's declared encoding.
+    BadEncoding,
+}
+
+/// One refused record, as written to `rejects.ndjson`. Never carries the raw phone or e-mail.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Reject {
+    /// Source name.
+    pub source: String,
+    /// 1-based physical line in that source where the record starts.
+    pub line: u64,
+    /// The source field (column or JSON key) at fault, when one is.
+    pub field: Option<String>,
+    /// Reason code.
+    pub reason: Reason,
+    /// A short explanation.
+    pub message: String,
+}
+
+impl Reject {
+    pub(crate) fn new(
+        source: &str,
+        line: u64,
+        field: Option<&str>,
+        reason: Reason,
+        message: String,
+    ) -> Self {
+        Self {
+            source: source.to_owned(),
+            line,
+            field: field.map(str::to_owned),
+            reason,
+            message,
+        }
+    }
+}
 
 /// A row's field lookup, whatever the format.
 pub(crate) trait Row {

@@ -34,8 +34,8 @@ use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::ingest::output::AtomicFile;
+use crate::shared::feeds::Config;
+use crate::shared::fs::AtomicFile;
 
 /// Which contact list to write to.
 #[derive(Debug, Clone)]
@@ -253,7 +253,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             ..Report::default()
         };
         plan.commit()?;
-        crate::ingest::output::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
+        crate::shared::fs::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
         return Ok(report);
     }
 
@@ -305,7 +305,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         ..Report::default()
     };
 
-    let bar = crate::progress::bar(report.pending, opts.progress, "contacts", "sync");
+    let bar = crate::shared::progress::bar(report.pending, opts.progress, "contacts", "sync");
 
     let mut rejects = AtomicFile::create(&opts.out_dir.join("sync_rejects.ndjson"))?;
     let mut batches: Vec<Vec<(WritableDialerContact, [u8; 16])>> = Vec::new();
@@ -425,7 +425,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     report.token_requests = s.token_requests;
     report.budget_wait_seconds = s.budget_wait().as_secs_f64();
     report.elapsed_seconds = started.elapsed().as_secs_f64();
-    crate::ingest::output::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
+    crate::shared::fs::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
     if let Some(e) = fatal {
         return Err(e);
     }

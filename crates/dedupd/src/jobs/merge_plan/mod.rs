@@ -20,11 +20,11 @@ use dedupd_core::time::{TimestampFormat, parse_timestamp};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::html;
-use super::plan_format::{
+mod html;
+use crate::shared::feed::{self as read, Row, RowSink};
+use crate::shared::plan_file::{
     Cluster, FieldComparison, Fields, Member, PLAN_VERSION, PairExplanation, Plan, cluster_id,
 };
-use crate::ingest::read::{self, Row, RowSink};
 
 /// Input file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -176,8 +176,9 @@ struct InputSettings {
 impl InputConfig {
     /// Checks the options that need parsing; an error names the key at fault.
     fn settings(&self) -> Result<InputSettings> {
-        let delimiter = crate::config::csv_delimiter(&self.delimiter.unwrap_or(',').to_string())
-            .map_err(|reason| anyhow::anyhow!("`input.delimiter`: {reason}"))?;
+        let delimiter =
+            crate::shared::feeds::csv_delimiter(&self.delimiter.unwrap_or(',').to_string())
+                .map_err(|reason| anyhow::anyhow!("`input.delimiter`: {reason}"))?;
         let encoding = match &self.encoding {
             Some(label) => {
                 encoding_rs::Encoding::for_label(label.trim().as_bytes()).with_context(|| {
@@ -239,7 +240,7 @@ impl Layout {
             return Err(format!(
                 "the input has no record id column `{}` (map another column with [input.columns] record_id = \"…\"; {})",
                 theirs("record_id"),
-                crate::ingest::read::describe_header(header.unwrap_or_default())
+                crate::shared::feed::describe_header(header.unwrap_or_default())
             ));
         }
         Ok(Layout {
@@ -386,7 +387,7 @@ impl RowSink for Collect<'_> {
         }
     }
 
-    fn reject(&mut self, reject: crate::ingest::Reject) {
+    fn reject(&mut self, reject: crate::shared::feed::Reject) {
         self.out.rejects.push(Reject {
             line: reject.line,
             record_id: None,
@@ -443,7 +444,7 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
     };
     // UTF-8 passes through (bad bytes are found per row), any declared encoding is decoded on
     // the fly.
-    let file = crate::ingest::read::decoded(raw, settings.encoding);
+    let file = crate::shared::feed::decoded(raw, settings.encoding);
     let name = path.display().to_string();
     let mut sink = Collect {
         cfg,
@@ -596,7 +597,7 @@ pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
     write_ndjson(&opts.out.join("rejects.ndjson"), &loaded.rejects)?;
     *seconds.entry("write").or_default() += t.elapsed().as_secs_f64();
     report.seconds = seconds;
-    report.peak_rss_mib = crate::ingest::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0));
+    report.peak_rss_mib = crate::shared::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0));
     let f = File::create(opts.out.join("report.json")).context("writing report.json")?;
     serde_json::to_writer_pretty(BufWriter::new(f), &report)?;
     Ok(Planned { report })

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use dedupd_genesys::{ContactAddress, ExternalContact, PhoneNumber};
 
-use crate::merge::plan_format::Cluster;
+use crate::shared::plan_file::Cluster;
 
 /// The merge body's `valueOverride` and what could not be placed in it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -149,7 +149,7 @@ pub fn build(cluster: &Cluster) -> Override {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::merge::plan_format::{Fields, Member};
+    use crate::shared::plan_file::{Fields, Member};
 
     fn cluster(resolved: Fields, extra: &[(&str, &[&str])]) -> Cluster {
         let member = |id: &str| Member {
