@@ -17,8 +17,8 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use dedupd_gateway::common::{self, Auth, Health, ServiceOptions};
 use dedupd_gateway::{ContactIndex, Gateway, GatewayConfig};
+use dedupd_http::{self as common, Auth, Health, ServiceOptions};
 use dedupd_store::window::{EmbeddedWindow, RedisWindow, RedisWindowConfig, Window};
 use sha2::{Digest, Sha256};
 
@@ -191,10 +191,10 @@ async fn bind(app: Router, how: Listener) -> anyhow::Result<String> {
         let served = match how {
             Listener::Plain => axum::serve(listener, app).await,
             Listener::Serve => {
-                dedupd_server::serve(
+                dedupd_http::serve(
                     listener,
                     app,
-                    dedupd_server::Limits::default(),
+                    dedupd_http::Limits::default(),
                     std::future::pending(),
                 )
                 .await

@@ -188,13 +188,13 @@ impl RunningEmulator {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             // A header-read timeout and a connection cap, like dedupd serve's listener.
-            let limits = dedupd_server::Limits {
+            let limits = dedupd_http::Limits {
                 header_timeout: cfg_header_timeout,
                 max_connections: cfg_max_connections,
                 reserve_paths: Vec::new(),
-                ..dedupd_server::Limits::default()
+                ..dedupd_http::Limits::default()
             };
-            let served = dedupd_server::serve(listener, app, limits, async {
+            let served = dedupd_http::serve(listener, app, limits, async {
                 let _ = stopped.await;
             })
             .await;

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::Gateway;
-use crate::common::{ApiError, ApiJson, ErrorEnvelope};
+use dedupd_http::{ApiError, ApiJson, ErrorEnvelope};
 
 /// An inbound message as a channel delivered it.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]

@@ -28,22 +28,23 @@
 //!
 //! # Reusable pieces
 //!
-//! [`common`] holds what other dedupd services share: the error envelope, the JSON extractor,
-//! auth, metrics, health, and [`common::compose`] to serve several APIs on one listener.
+//! What every dedupd service shares (the error envelope, the JSON extractor, auth, metrics,
+//! health, and [`dedupd_http::compose`] to serve several APIs on one listener) lives in the
+//! `dedupd-http` toolkit; the gateway is one API it composes.
 //!
 //! ```no_run
 //! # async fn run() {
 //! use std::sync::Arc;
-//! use dedupd_gateway::{ContactIndex, Gateway, GatewayConfig, common};
+//! use dedupd_gateway::{ContactIndex, Gateway, GatewayConfig};
 //! use dedupd_store::window::{EmbeddedWindow, Window};
 //!
 //! let window = Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000)));
 //! let gateway = Gateway::new(GatewayConfig::default(), ContactIndex::new(), window, None);
-//! let app = common::compose(
-//!     vec![gateway.api(common::Auth::open(1 << 20))],
+//! let app = dedupd_http::compose(
+//!     vec![gateway.api(dedupd_http::Auth::open(1 << 20))],
 //!     gateway.health(),
-//!     common::metrics::install(),
-//!     &common::ServiceOptions::default(),
+//!     dedupd_http::metrics::install(),
+//!     &dedupd_http::ServiceOptions::default(),
 //! );
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
 //! axum::serve(listener, app).await.unwrap();
@@ -53,7 +54,6 @@
 mod address_cache;
 pub mod api;
 pub mod attachments;
-pub mod common;
 pub mod contacts;
 pub mod forward;
 pub mod telemetry;
@@ -82,7 +82,7 @@ pub use api::{
 pub use contacts::{ContactIndex, IndexError, IndexReport};
 pub use forward::{ForwardConfig, ForwardStats, Forwarder};
 
-use common::{ApiError, Health, Readiness, ReadyCheck};
+use dedupd_http::{ApiError, Health, Readiness, ReadyCheck};
 
 /// What to do when the window backend cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,9 +225,10 @@ impl Gateway {
     }
 
     /// `POST /v1/messages` (with its OpenAPI path), behind `auth` and the body limit.
-    pub fn api(&self, auth: common::Auth) -> OpenApiRouter {
-        common::guard(api::routes(self.clone()), auth)
-            .layer(common::BodyLimitLayer::new(self.inner.config.body_limit))
+    pub fn api(&self, auth: dedupd_http::Auth) -> OpenApiRouter {
+        dedupd_http::guard(api::routes(self.clone()), auth).layer(dedupd_http::BodyLimitLayer::new(
+            self.inner.config.body_limit,
+        ))
     }
 
     /// The gateway's readiness check (`window`): ready, or degraded while the backend is down

@@ -13,7 +13,7 @@
 //! - keys are kept for the configured retention (at least 24 h), then forgotten.
 //!
 //! Every error answer is the envelope every dedupd service shares
-//! ([`dedupd_gateway::common::ApiError`]: `{"error":{"status":…,"code":…,"field":…,"message":…}}`),
+//! ([`dedupd_http::ApiError`]: `{"error":{"status":…,"code":…,"field":…,"message":…}}`),
 //! axum's own rejections included.
 
 use std::collections::{BTreeMap, HashSet};
@@ -29,8 +29,8 @@ use axum::routing::{get, post};
 use dedupd_core::notification::{
     Channel, NotificationRequest, RequestError, content_guard_key, fingerprint, valid_key,
 };
-pub use dedupd_gateway::common::ApiError;
-use dedupd_gateway::common::{envelope_layer, parse_json};
+pub use dedupd_http::ApiError;
+use dedupd_http::{envelope_layer, parse_json};
 use dedupd_store::outbox::{
     AcceptOptions, Accepted, GuardMode, NewNotification, Notification, Outbox,
 };
@@ -190,7 +190,7 @@ pub fn router(api: NotifyApi) -> Router {
     Router::new()
         .route("/v1/notifications", post(create))
         .route("/v1/notifications/{key}", get(status))
-        .layer(dedupd_gateway::common::BodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(dedupd_http::BodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(api)
 }
 

@@ -32,8 +32,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dedupd_core::notification::{NotificationRequest, Status};
-use dedupd_gateway::common::{Readiness, ReadyCheck};
 use dedupd_genesys::RetryPolicy;
+use dedupd_http::{Readiness, ReadyCheck};
 use dedupd_store::outbox::{Claimed, Outbox, Outcome, Work};
 use futures_util::future::join_all;
 

@@ -2,7 +2,7 @@
 #![no_main]
 
 use dedupd_gateway::MessageRequest;
-use dedupd_gateway::common::parse_json;
+use dedupd_http::parse_json;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

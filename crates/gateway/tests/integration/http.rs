@@ -1,9 +1,9 @@
 //! The HTTP surface: one error envelope for every 4xx/5xx (axum's own rejections included),
 //! auth by bearer token or signature, /openapi.json, /metrics, /healthz, /readyz.
 
-use dedupd_gateway::common::auth::sign;
-use dedupd_gateway::common::{Auth, ErrorEnvelope};
 use dedupd_gateway::{Gateway, GatewayConfig};
+use dedupd_http::auth::sign;
+use dedupd_http::{Auth, ErrorEnvelope};
 use secrecy::SecretString;
 use serde_json::json;
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dedupd_gateway::common::{self, Auth, ServiceOptions};
 use dedupd_gateway::{ContactIndex, Forwarder, Gateway, GatewayConfig};
+use dedupd_http::{self as common, Auth, ServiceOptions};
 use dedupd_store::window::{EmbeddedWindow, RedisWindow, RedisWindowConfig, Window};
 use serde_json::Value;
 

@@ -473,7 +473,7 @@ async fn provider_errors_echoing_the_request_never_reach_last_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_provider_is_paused_and_the_others_keep_flowing() {
-    use dedupd_gateway::common::{Readiness, ReadyCheck};
+    use dedupd_http::{Readiness, ReadyCheck};
     for backend in BACKENDS {
         let mut cfg = config();
         cfg.providers.insert(

@@ -91,30 +91,9 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         "Relay started"
     );
     let relay = Relay::new(outbox, providers, cfg.relay.clone(), Clock::System);
-    relay.run(shutdown()).await;
+    relay.run(dedupd_http::shutdown_signal()).await;
     tracing::info!("Relay stopped");
     Ok(())
-}
-
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }
 
 fn sample(i: u64, run: &str) -> NewNotification {
@@ -283,11 +262,8 @@ pub struct ServeNotifyArgs {
 pub async fn serve_parts(
     args: &ServeNotifyArgs,
     config: Option<&Path>,
-) -> anyhow::Result<(
-    Vec<utoipa_axum::router::OpenApiRouter>,
-    dedupd_gateway::common::Health,
-)> {
-    let mut health = dedupd_gateway::common::Health::new();
+) -> anyhow::Result<(Vec<utoipa_axum::router::OpenApiRouter>, dedupd_http::Health)> {
+    let mut health = dedupd_http::Health::new();
     let has_section = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -323,7 +299,7 @@ pub async fn serve_parts(
     tokio::spawn(relay.run(std::future::pending()));
     tracing::info!(backend = outbox.backend(), "Notifications enabled");
 
-    let mut auth = dedupd_gateway::common::Auth::open(dedupd_notify::MAX_BODY_BYTES);
+    let mut auth = dedupd_http::Auth::open(dedupd_notify::MAX_BODY_BYTES);
     for (var, bearer) in [("DEDUPD_API_TOKEN", true), ("DEDUPD_WEBHOOK_SECRET", false)] {
         if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
             let secret = secrecy::SecretString::from(v);
@@ -337,7 +313,7 @@ pub async fn serve_parts(
     let api = dedupd_notify::NotifyApi::new(outbox, &cfg, Clock::System);
     let router = dedupd_notify::router(api).route_layer(axum::middleware::from_fn_with_state(
         Arc::new(auth),
-        dedupd_gateway::common::require_auth,
+        dedupd_http::require_auth,
     ));
     Ok((vec![router.into()], health))
 }

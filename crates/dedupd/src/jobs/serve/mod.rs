@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use dedupd_gateway::common::{self, Auth, Health, ServiceOptions};
 use dedupd_gateway::{
     ContactIndex, DegradedPolicy, ForwardConfig, Forwarder, Gateway, GatewayConfig, NearConfig,
 };
+use dedupd_http::{self as common, Auth, Health, ServiceOptions, shutdown_signal};
 use dedupd_store::window::{
     EmbeddedWindow, MAX_WINDOW, RedisWindow, RedisWindowConfig, Window, WindowRules,
 };
@@ -193,7 +193,7 @@ pub struct ServeOptions {
     /// Forwarding, when on.
     pub forward: Option<ForwardOptions>,
     /// Header-read timeout and connection cap of the listener.
-    pub limits: dedupd_server::Limits,
+    pub limits: dedupd_http::Limits,
 }
 
 #[derive(Deserialize)]
@@ -348,9 +348,9 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
         }
         Some(other) => bail!("serve.forward: {other:?} is not genesys"),
     };
-    let mut limits = dedupd_server::Limits {
+    let mut limits = dedupd_http::Limits {
         overloaded: overloaded_answer,
-        ..dedupd_server::Limits::default()
+        ..dedupd_http::Limits::default()
     };
     if let Some(secs) = section.header_timeout {
         if !(1..=3600).contains(&secs) {
@@ -539,7 +539,7 @@ pub async fn run_with(
         })
     };
 
-    dedupd_server::serve(listener, app, opts.limits.clone(), shutdown_signal())
+    dedupd_http::serve(listener, app, opts.limits.clone(), shutdown_signal())
         .await
         .context("the HTTP server failed")?;
     housekeeping.abort();
@@ -564,29 +564,6 @@ async fn snapshot(window: Arc<EmbeddedWindow>, path: PathBuf) {
         Ok(Ok(n)) => tracing::debug!(entries = n, "Saved the window snapshot."),
         Ok(Err(e)) => tracing::error!(error = %e, "Could not save the window snapshot."),
         Err(e) => tracing::error!(error = %e, "The snapshot task failed."),
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }
 

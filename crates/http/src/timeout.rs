@@ -146,9 +146,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_timeout_gets_the_error_envelope() {
-        let app = app().layer(axum::middleware::map_response(
-            crate::common::envelope_layer,
-        ));
+        let app = app().layer(axum::middleware::map_response(crate::envelope_layer));
         let req = Request::builder()
             .uri("/slow")
             .body(axum::body::Body::empty())
@@ -158,7 +156,7 @@ mod tests {
         let body = axum::body::to_bytes(response.into_body(), 1 << 16)
             .await
             .unwrap();
-        let envelope: crate::common::ErrorEnvelope = serde_json::from_slice(&body).unwrap();
+        let envelope: crate::ErrorEnvelope = serde_json::from_slice(&body).unwrap();
         assert_eq!(envelope.error.code, "timeout");
     }
 }

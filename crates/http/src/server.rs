@@ -1,4 +1,4 @@
-//! `dedupd-server`: the HTTP/1 server behind `dedupd serve` and the Genesys emulator.
+//! The HTTP/1 listener behind `dedupd serve` and the Genesys emulator.
 //!
 //! `axum::serve` reads request headers for as long as a client cares to send them and accepts
 //! connections until the process runs out of descriptors: a few thousand connections that

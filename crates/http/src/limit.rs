@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// True when the request declares a `Content-Length` above `limit` (an unreadable value is
 /// left to the HTTP layer, which refuses it).

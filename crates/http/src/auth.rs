@@ -20,7 +20,7 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -185,7 +185,7 @@ pub async fn require_auth(State(auth): State<Arc<Auth>>, request: Request, next:
     if auth.hmac_secret.is_none() || !request.headers().contains_key(SIGNATURE_HEADER) {
         return ApiError::unauthorized().into_response();
     }
-    if super::limit::declared_too_large(request.headers(), auth.body_limit) {
+    if crate::limit::declared_too_large(request.headers(), auth.body_limit) {
         return ApiError::payload_too_large(auth.body_limit).into_response();
     }
     let (parts, body) = request.into_parts();

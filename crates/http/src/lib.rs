@@ -1,23 +1,32 @@
-//! The pieces every dedupd HTTP service shares, so `dedupd serve` can host several APIs (the
-//! message gateway, the notifications API) on one listener with one behaviour:
+//! `dedupd-http`: the HTTP service toolkit every dedupd service shares, so `dedupd serve` can
+//! host several APIs (the message gateway, the notifications API) on one listener with one
+//! behaviour, and `dedupd relay` and the Genesys emulator answer the same way:
 //!
 //! - [`error`]: the JSON error envelope ([`ApiError`], [`ErrorEnvelope`]), the [`ApiJson`]
-//!   extractor and [`envelope_layer`] for axum's own rejections.
+//!   extractor (and [`parse_json`] for a body already read) and [`envelope_layer`] for axum's
+//!   own rejections.
 //! - [`auth`]: bearer token and `X-Hub-Signature-256` HMAC verification ([`Auth`],
-//!   [`require_auth`]).
-//! - [`metrics`]: the process-wide Prometheus recorder ([`metrics::install`]).
+//!   [`require_auth`], [`guard`]).
 //! - [`limit`]: the request body limit, a declared `Content-Length` included
 //!   ([`BodyLimitLayer`]).
-//! - [`health`]: `/healthz` and `/readyz` with pluggable readiness checks ([`Health`]).
+//! - [`timeout`]: the request timeout that arms its timer only for a request still pending.
+//! - [`health`]: `/healthz` and `/readyz` with pluggable readiness checks ([`Health`],
+//!   [`Readiness`], [`ReadyCheck`]).
+//! - [`metrics`]: the process-wide Prometheus recorder ([`metrics::install`]) and `/metrics`.
 //! - [`compose`]: merges any number of [`utoipa_axum::router::OpenApiRouter`]s into one
 //!   [`axum::Router`] with `/openapi.json`, `/metrics`, `/healthz`, `/readyz`, a 404 fallback,
-//!   the envelope, a timeout and panic catching.
+//!   the envelope, a timeout and panic catching ([`ServiceOptions`]).
+//! - [`server`]: the HTTP/1 listener ([`serve`] within [`Limits`]): a header-read timeout, a cap
+//!   on open connections with a reserve for health checks, graceful shutdown.
+//! - [`shutdown_signal`]: the one shutdown signal (SIGTERM or Ctrl-C) of every dedupd service.
 
 pub mod auth;
 pub mod error;
 pub mod health;
 pub mod limit;
 pub mod metrics;
+pub mod server;
+mod shutdown;
 pub mod timeout;
 
 use std::time::Duration;
@@ -34,6 +43,8 @@ pub use auth::{Auth, guard, require_auth};
 pub use error::{ApiError, ApiJson, ErrorBody, ErrorEnvelope, envelope_layer, parse_json};
 pub use health::{Health, Readiness, ReadyCheck};
 pub use limit::{BodyLimitLayer, declared_too_large};
+pub use server::{Limits, serve};
+pub use shutdown::shutdown_signal;
 
 /// Options of [`compose`].
 #[derive(Debug, Clone)]
@@ -108,18 +119,21 @@ pub fn compose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ContactIndex, Gateway, GatewayConfig};
     use axum::body::{Body, Bytes};
     use axum::extract::Request;
-    use dedupd_store::window::{EmbeddedWindow, Window};
+    use axum::routing::post;
     use tower::ServiceExt;
 
+    /// A JSON API as a service builds it: its routes behind [`guard`] and a [`BodyLimitLayer`].
     fn app(auth: Auth) -> Router {
-        let window = Window::Embedded(std::sync::Arc::new(EmbeddedWindow::new(16)));
-        let gateway = Gateway::new(GatewayConfig::default(), ContactIndex::new(), window, None);
+        let api = OpenApiRouter::new().route(
+            "/v1/messages",
+            post(|ApiJson(v): ApiJson<serde_json::Value>| async move { axum::Json(v) }),
+        );
+        let api = guard(api, auth).layer(BodyLimitLayer::new(1 << 20));
         compose(
-            vec![gateway.api(auth)],
-            gateway.health(),
+            vec![api],
+            Health::new(),
             metrics::install(),
             &ServiceOptions::default(),
         )
