@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dedupd_gateway::{ContactIndex, Forwarder, Gateway, GatewayConfig};
-use dedupd_http::{self as common, Auth, ServiceOptions};
+use dedupd_http::{Auth, ServiceOptions};
 use dedupd_store::window::{EmbeddedWindow, RedisWindow, RedisWindowConfig, Window};
 use serde_json::Value;
 
@@ -73,10 +73,10 @@ impl Drop for Server {
 }
 
 pub(crate) async fn serve(gateway: Gateway, auth: Auth) -> Server {
-    let app = common::compose(
+    let app = dedupd_http::compose(
         vec![gateway.api(auth)],
         gateway.health(),
-        common::metrics::install(),
+        dedupd_http::metrics::install(),
         &ServiceOptions::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
