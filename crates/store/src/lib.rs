@@ -1,16 +1,31 @@
 //! `dedupd-store`: where dedupd keeps what it knows between runs.
 //!
-//! The contact state (per `externalId`: the merged contact with per-field source timestamps and
-//! its content hash) sits behind the [`ContactState`] trait. The embedded backend
-//! ([`EmbeddedStore`], redb, one directory, no server) is the default. Every backend must pass
-//! the same behavioural suite ([`conformance`]), so their semantics cannot drift.
+//! Every kind of state has the same shape: **a trait** (what the state does, one atomic
+//! operation per method), **its backends**, and **one behaviour suite** that every backend
+//! passes, so their semantics cannot drift. Where a deployment picks the backend at run time, a
+//! thin enum implements the trait by dispatching to the backends (no `dyn`).
 //!
-//! The message gateway's dedup window (atomic check-and-set with a TTL; in memory or in Redis)
-//! lives in [`window`], with its own suite.
+//! | Kind | Trait | Backends | Chosen at run time by | Suite |
+//! |------|-------|----------|-----------------------|-------|
+//! | Contact state (per `externalId`: merged contact, field timestamps, content hash, sync and run bookkeeping) | [`ContactState`] | [`EmbeddedStore`] (redb) | — | `conformance` |
+//! | Dedup window of the message gateway | [`window::DedupWindow`] | [`window::EmbeddedWindow`], [`window::RedisWindow`] | [`window::Window`] | `window::suite` |
+//! | Notification outbox | [`outbox::OutboxStore`] | [`outbox::EmbeddedOutbox`] (redb), [`outbox::PgOutbox`] (PostgreSQL) | [`outbox::Outbox`] | `outbox::suite` |
+//! | Merge journal of `merge apply` | [`merge_journal::MergeJournal`] | [`merge_journal::FileJournal`] (NDJSON per cluster) | — | `merge_journal::suite` |
+//! | Per-contact locks of `merge apply` | [`locks::ContactLocks`] | [`locks::FileLocks`] (`flock`), [`locks::RedisLocks`] (owner token + lease) | — (file always, Redis too with `--redis`) | `locks::suite` |
+//!
+//! The suites, and the test helpers that go with them (test server URLs such as
+//! `outbox::pg_test_url`), are compiled for this crate's tests and, for other crates' tests,
+//! with the `testing` feature; they are not part of the product's API.
+//!
+//! Errors name what they concern: the key, the file path, or the server's address (its password
+//! redacted).
 
 pub mod codec;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod embedded;
+pub mod locks;
+pub mod merge_journal;
 pub mod outbox;
 pub mod window;
 
@@ -80,10 +95,12 @@ pub enum StoreError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The backend failed during a read or write.
-    #[error("state store {op} failed: {source}")]
+    #[error("state store {op} failed at {at}: {source}")]
     Backend {
         /// What was being done.
         op: &'static str,
+        /// What it concerned: a file path, a key, or a server's address (password redacted).
+        at: String,
         /// The cause.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -104,10 +121,12 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn backend(
         op: &'static str,
+        at: impl Into<String>,
         e: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         StoreError::Backend {
             op,
+            at: at.into(),
             source: Box::new(e),
         }
     }
@@ -165,4 +184,16 @@ pub trait ContactState: Send + Sync {
     /// run is reported. Called only after the outputs are in place, so a run killed before that
     /// leaves its changes to the next run's outputs.
     fn complete_run(&self, job: &str, run: u64) -> Result<(), StoreError>;
+}
+
+/// The URL without its password, for error messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
