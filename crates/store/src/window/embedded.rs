@@ -143,7 +143,7 @@ pub struct EmbeddedWindow {
 
 impl EmbeddedWindow {
     /// An empty window holding at most about `max_entries` entries (rounded up to a multiple of
-    /// [`SHARDS`]).
+    /// `SHARDS`).
     pub fn new(max_entries: usize) -> EmbeddedWindow {
         let cap_per_shard = max_entries.div_ceil(SHARDS).max(1);
         EmbeddedWindow {

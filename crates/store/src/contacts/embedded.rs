@@ -7,7 +7,8 @@ use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::{ContactState, StoreError, StoredContact, codec};
+use super::{ContactState, StoredContact, codec};
+use crate::StoreError;
 
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts_v1");
 /// Key: `target` 0x1F `externalId`; value: the content hash the target accepted.
@@ -356,13 +357,13 @@ impl ContactState for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance;
+    use crate::contacts::suite;
 
     #[test]
-    fn embedded_passes_the_conformance_suite() {
+    fn embedded_passes_the_suite() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        conformance::run(&store);
+        suite::run(&store);
     }
 
     #[test]
@@ -372,7 +373,7 @@ mod tests {
             let store = EmbeddedStore::open(dir.path()).unwrap();
             let mut w = store.writer(7);
             for i in 0..100 {
-                w.put(StoredContact::new(conformance::sample_contact(
+                w.put(StoredContact::new(suite::sample_contact(
                     &format!("K{i:03}"),
                     i,
                     i % 2 == 0,
@@ -394,7 +395,7 @@ mod tests {
         let got = store.get("K042").unwrap().unwrap();
         assert_eq!(
             got,
-            StoredContact::new(conformance::sample_contact("K042", 42, true))
+            StoredContact::new(suite::sample_contact("K042", 42, true))
         );
     }
 }
