@@ -539,9 +539,10 @@ impl Gateway {
         let backend = self.inner.window.backend_name();
         let down_until = self.inner.backend_down_until.load(Ordering::Relaxed);
         if down_until != 0 && now.timestamp_millis() < down_until {
-            return Err(WindowError::Unavailable(
-                "backend paused after a failure".into(),
-            ));
+            return Err(WindowError::Unavailable {
+                at: self.inner.window.address(),
+                source: "backend paused after a failure".into(),
+            });
         }
         let started = Instant::now();
         let result = self.inner.window.claim(key, entry, rules).await;
@@ -555,7 +556,7 @@ impl Gateway {
             }
             Ok(_) => {}
             Err(e) => {
-                self.note_refused(matches!(e, WindowError::Refused(_)));
+                self.note_refused(matches!(e, WindowError::Refused { .. }));
                 metrics::counter!(telemetry::BACKEND_ERRORS, "backend" => backend).increment(1);
                 let pause = i64::try_from(self.inner.config.backend_retry_after.as_millis())
                     .unwrap_or(1000);
@@ -666,11 +667,11 @@ impl ReadyCheck for Gateway {
                 Window::Embedded(_) => Ok(()),
                 Window::Redis(r) => r.check().await,
             };
-            self.note_refused(matches!(result, Err(WindowError::Refused(_))));
+            self.note_refused(matches!(result, Err(WindowError::Refused { .. })));
             match (result, self.inner.config.degraded_policy) {
                 (Ok(()), _) => Readiness::Ready,
                 // A configuration error: no instance with it should take traffic.
-                (Err(WindowError::Refused(_)), _) => Readiness::NotReady,
+                (Err(WindowError::Refused { .. }), _) => Readiness::NotReady,
                 (Err(_), DegradedPolicy::Process) => Readiness::Degraded,
                 (Err(_), DegradedPolicy::Reject) => Readiness::NotReady,
             }

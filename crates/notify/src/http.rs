@@ -32,7 +32,7 @@ use dedupd_core::notification::{
 pub use dedupd_http::ApiError;
 use dedupd_http::{envelope_layer, parse_json};
 use dedupd_store::outbox::{
-    AcceptOptions, Accepted, GuardMode, NewNotification, Notification, Outbox,
+    AcceptOptions, Accepted, GuardMode, NewNotification, Notification, Outbox, OutboxStore,
 };
 use serde_json::{Map, Value, json};
 

@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use dedupd_core::notification::{NotificationRequest, Status};
 use dedupd_genesys::RetryPolicy;
 use dedupd_http::{Readiness, ReadyCheck};
-use dedupd_store::outbox::{Claimed, Outbox, Outcome, Work};
+use dedupd_store::outbox::{Claimed, Outbox, OutboxStore, Outcome, Work};
 use futures_util::future::join_all;
 
 use crate::clock::Clock;

@@ -17,7 +17,7 @@ use chrono::Utc;
 use dedupd_core::notification::{Channel, NotificationRequest, Status, fingerprint};
 use dedupd_emulator::{EmulatorConfig, FaultKind, FaultProfile, FaultRule, RunningEmulator};
 use dedupd_store::outbox::{
-    AcceptOptions, GuardMode, NewNotification, Outbox, PgOutbox, pg_test_url,
+    AcceptOptions, GuardMode, NewNotification, Outbox, OutboxStore, PgOutbox, pg_test_url,
 };
 
 const ID: &str = "dedupd-demo";

@@ -2,7 +2,7 @@
 //! both backends.
 
 use chrono::Duration;
-use dedupd_store::outbox::GuardMode;
+use dedupd_store::outbox::{GuardMode, OutboxStore};
 use serde_json::json;
 
 use crate::common::{Api, BACKENDS, config, drop_outbox};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 use dedupd_emulator::{FaultKind, FaultProfile, FaultRule};
+use dedupd_store::outbox::OutboxStore;
 use serde_json::{Value, json};
 
 use crate::common::{Api, BACKENDS, Fault, LocalProvider, config, drop_outbox, emulator};

@@ -22,6 +22,8 @@ use super::{
 };
 use crate::StoreError;
 
+use super::OutboxStore;
+
 const NOTIF: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_v1");
 const DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbox_due_v1");
 /// Value: created (ms, big-endian u64) ‖ expires (ms) ‖ key, so the guard is checked without
@@ -53,12 +55,8 @@ fn ms(t: DateTime<Utc>) -> u64 {
     u64::try_from(t.timestamp_millis()).unwrap_or(0)
 }
 
-fn be(op: &'static str) -> impl Fn(redb::Error) -> StoreError {
-    move |e| StoreError::backend(op, e)
-}
-
 fn encode(n: &Notification) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(n).map_err(|e| StoreError::backend("encode", e))
+    serde_json::to_vec(n).map_err(|e| StoreError::backend("encode", n.key.as_str(), e))
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<Notification, StoreError> {
@@ -111,13 +109,14 @@ enum Reply {
 }
 
 impl Reply {
-    fn ok(self) {
+    fn ok(self, at: &str) {
         let _ = match self {
             Reply::Accept(tx, v) => tx.send(Ok(*v)).map_err(drop),
             Reply::Plain(tx, false) => tx.send(Ok(())).map_err(drop),
             Reply::Plain(tx, true) => tx
                 .send(Err(StoreError::Backend {
                     op: "insert",
+                    at: at.to_owned(),
                     source: "the key exists".into(),
                 }))
                 .map_err(drop),
@@ -126,9 +125,10 @@ impl Reply {
             Reply::Purge(tx, v) => tx.send(Ok(v)).map_err(drop),
         };
     }
-    fn fail(self, op: &'static str, msg: &str) {
+    fn fail(self, op: &'static str, at: &str, msg: &str) {
         let err = || StoreError::Backend {
             op,
+            at: at.to_owned(),
             source: msg.to_owned().into(),
         };
         let _ = match self {
@@ -169,9 +169,10 @@ impl EmbeddedOutbox {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Op>(4 * GROUP);
         let writer_db = Arc::clone(&db);
+        let at = path.display().to_string();
         std::thread::Builder::new()
             .name("dedupd-outbox-writer".into())
-            .spawn(move || writer_loop(&writer_db, rx))
+            .spawn(move || writer_loop(&writer_db, rx, &at))
             .map_err(|e| open_err(Box::new(e)))?;
         Ok(Self { db, tx, path })
     }
@@ -179,6 +180,11 @@ impl EmbeddedOutbox {
     /// The redb file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The redb file, for errors.
+    fn at(&self) -> String {
+        self.path.display().to_string()
     }
 
     async fn call<T>(
@@ -193,7 +199,31 @@ impl EmbeddedOutbox {
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    pub(super) async fn accept(
+    fn scan(&self, f: &mut dyn FnMut(Notification)) -> Result<(), StoreError> {
+        let r = self
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::backend("scan", self.at(), e))?;
+        let t = r
+            .open_table(NOTIF)
+            .map_err(|e| StoreError::backend("scan", self.at(), e))?;
+        for entry in t
+            .iter()
+            .map_err(|e| StoreError::backend("scan", self.at(), e))?
+        {
+            let (k, v) = entry.map_err(|e| StoreError::backend("scan", self.at(), e))?;
+            f(decode(k.value(), v.value())?);
+        }
+        Ok(())
+    }
+}
+
+impl OutboxStore for EmbeddedOutbox {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn accept(
         &self,
         new: NewNotification,
         opts: AcceptOptions,
@@ -203,7 +233,7 @@ impl EmbeddedOutbox {
             .await
     }
 
-    pub(super) async fn insert_plain(
+    async fn insert_plain(
         &self,
         new: NewNotification,
         now: DateTime<Utc>,
@@ -211,7 +241,7 @@ impl EmbeddedOutbox {
         self.call(|tx| Op::Plain(Box::new(new), now, tx)).await
     }
 
-    pub(super) async fn claim(
+    async fn claim(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
@@ -220,7 +250,7 @@ impl EmbeddedOutbox {
         self.call(|tx| Op::Claim(now, lease, limit, tx)).await
     }
 
-    pub(super) async fn finish(
+    async fn finish(
         &self,
         key: &str,
         lease: &str,
@@ -233,48 +263,32 @@ impl EmbeddedOutbox {
             .await
     }
 
-    pub(super) async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.call(|tx| Op::Purge(now, tx)).await
     }
 
-    pub(super) async fn get(&self, key: &str) -> Result<Option<Notification>, StoreError> {
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Notification>, StoreError> {
         let r = self
             .db
             .begin_read()
-            .map_err(|e| StoreError::backend("read", e))?;
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
         let t = r
             .open_table(NOTIF)
-            .map_err(|e| StoreError::backend("read", e))?;
-        let v = t.get(key).map_err(|e| StoreError::backend("read", e))?;
-        v.map(|v| decode(key, v.value())).transpose()
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
+        let v = t
+            .get(key)
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
+        let n = v.map(|v| decode(key, v.value())).transpose()?;
+        Ok(n.filter(|n| n.expires_at > now))
     }
 
-    fn scan(&self, f: &mut dyn FnMut(Notification)) -> Result<(), StoreError> {
-        let r = self
-            .db
-            .begin_read()
-            .map_err(|e| StoreError::backend("scan", e))?;
-        let t = r
-            .open_table(NOTIF)
-            .map_err(|e| StoreError::backend("scan", e))?;
-        for entry in t.iter().map_err(|e| StoreError::backend("scan", e))? {
-            let (k, v) = entry.map_err(|e| StoreError::backend("scan", e))?;
-            f(decode(k.value(), v.value())?);
-        }
-        Ok(())
-    }
-
-    pub(super) async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
+    async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
         let mut out = BTreeMap::new();
         self.scan(&mut |n| *out.entry(n.status).or_insert(0) += 1)?;
         Ok(out)
     }
 
-    pub(super) async fn list(
-        &self,
-        status: Status,
-        limit: usize,
-    ) -> Result<Vec<Notification>, StoreError> {
+    async fn list(&self, status: Status, limit: usize) -> Result<Vec<Notification>, StoreError> {
         let mut out = Vec::new();
         self.scan(&mut |n| {
             if n.status == status {
@@ -287,7 +301,7 @@ impl EmbeddedOutbox {
     }
 }
 
-fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Op>) {
+fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Op>, at: &str) {
     while let Some(first) = rx.blocking_recv() {
         let mut ops = vec![first];
         while ops.len() < GROUP {
@@ -300,35 +314,36 @@ fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Op>) {
         let result = (|| -> Result<(), StoreError> {
             let w = db
                 .begin_write()
-                .map_err(|e| StoreError::backend("write", e))?;
+                .map_err(|e| StoreError::backend("write", at, e))?;
             {
-                let mut tables = Tables::open(&w)?;
+                let mut tables = Tables::open(&w, at)?;
                 for op in ops.drain(..) {
                     replies.push(tables.apply(op)?);
                 }
             }
-            w.commit().map_err(|e| StoreError::backend("commit", e))
+            w.commit().map_err(|e| StoreError::backend("commit", at, e))
         })();
         match result {
-            Ok(()) => replies.into_iter().for_each(Reply::ok),
+            Ok(()) => replies.into_iter().for_each(|r| r.ok(at)),
             Err(e) => {
                 let msg = e.to_string();
                 tracing::error!(error = %msg, "Outbox commit failed; the group is refused");
                 for r in replies {
-                    r.fail("commit", &msg);
+                    r.fail("commit", at, &msg);
                 }
                 // Operations not applied yet (the error came from one of them) get the error too.
                 for op in ops {
-                    fail_op(op, &msg);
+                    fail_op(op, at, &msg);
                 }
             }
         }
     }
 }
 
-fn fail_op(op: Op, msg: &str) {
+fn fail_op(op: Op, at: &str, msg: &str) {
     let err = || StoreError::Backend {
         op: "write",
+        at: at.to_owned(),
         source: msg.to_owned().into(),
     };
     let _ = match op {
@@ -345,24 +360,29 @@ struct Tables<'t> {
     due: Table<'t, (u64, &'static str), ()>,
     guard: Table<'t, &'static [u8], &'static [u8]>,
     expiry: Table<'t, (u64, &'static str), ()>,
+    /// The outbox file, for errors.
+    at: &'t str,
 }
 
-fn w(e: impl Into<redb::Error>) -> StoreError {
-    be("write")(e.into())
+/// A write error of the outbox file `at`.
+fn w(at: &str) -> impl Fn(redb::Error) -> StoreError + '_ {
+    move |e| StoreError::backend("write", at, e)
 }
 
 impl<'t> Tables<'t> {
-    fn open(tx: &'t WriteTransaction) -> Result<Self, StoreError> {
+    fn open(tx: &'t WriteTransaction, at: &'t str) -> Result<Self, StoreError> {
+        let w = |e: redb::TableError| w(at)(e.into());
         Ok(Self {
             notif: tx.open_table(NOTIF).map_err(w)?,
             due: tx.open_table(DUE).map_err(w)?,
             guard: tx.open_table(GUARD).map_err(w)?,
             expiry: tx.open_table(EXPIRY).map_err(w)?,
+            at,
         })
     }
 
     fn load(&self, key: &str) -> Result<Option<Notification>, StoreError> {
-        let v = self.notif.get(key).map_err(w)?;
+        let v = self.notif.get(key).map_err(|e| w(self.at)(e.into()))?;
         v.map(|v| decode(key, v.value())).transpose()
     }
 
@@ -370,44 +390,54 @@ impl<'t> Tables<'t> {
     fn store(&mut self, old: Option<&Notification>, n: &Notification) -> Result<(), StoreError> {
         if let Some(old) = old {
             if let Some(at) = old.next_attempt_at {
-                self.due.remove((ms(at), old.key.as_str())).map_err(w)?;
+                self.due
+                    .remove((ms(at), old.key.as_str()))
+                    .map_err(|e| w(self.at)(e.into()))?;
             }
             if old.expires_at != n.expires_at {
                 self.expiry
                     .remove((ms(old.expires_at), old.key.as_str()))
-                    .map_err(w)?;
+                    .map_err(|e| w(self.at)(e.into()))?;
             }
         }
         if let Some(at) = n.next_attempt_at {
-            self.due.insert((ms(at), n.key.as_str()), ()).map_err(w)?;
+            self.due
+                .insert((ms(at), n.key.as_str()), ())
+                .map_err(|e| w(self.at)(e.into()))?;
         }
         self.expiry
             .insert((ms(n.expires_at), n.key.as_str()), ())
-            .map_err(w)?;
+            .map_err(|e| w(self.at)(e.into()))?;
         self.notif
             .insert(n.key.as_str(), encode(n)?.as_slice())
-            .map_err(w)?;
+            .map_err(|e| w(self.at)(e.into()))?;
         Ok(())
     }
 
     fn forget(&mut self, n: &Notification) -> Result<(), StoreError> {
         if let Some(at) = n.next_attempt_at {
-            self.due.remove((ms(at), n.key.as_str())).map_err(w)?;
+            self.due
+                .remove((ms(at), n.key.as_str()))
+                .map_err(|e| w(self.at)(e.into()))?;
         }
         self.expiry
             .remove((ms(n.expires_at), n.key.as_str()))
-            .map_err(w)?;
+            .map_err(|e| w(self.at)(e.into()))?;
         if let Some(g) = n.guard_key {
             let points_here = self
                 .guard
                 .get(g.as_slice())
-                .map_err(w)?
+                .map_err(|e| w(self.at)(e.into()))?
                 .is_some_and(|v| read_guard(v.value()).is_some_and(|(_, _, k)| k == n.key));
             if points_here {
-                self.guard.remove(g.as_slice()).map_err(w)?;
+                self.guard
+                    .remove(g.as_slice())
+                    .map_err(|e| w(self.at)(e.into()))?;
             }
         }
-        self.notif.remove(n.key.as_str()).map_err(w)?;
+        self.notif
+            .remove(n.key.as_str())
+            .map_err(|e| w(self.at)(e.into()))?;
         Ok(())
     }
 
@@ -418,7 +448,12 @@ impl<'t> Tables<'t> {
             }
             Op::Plain(new, now, tx) => {
                 // An existing key is the caller's error; the rest of the group goes on.
-                if self.notif.get(new.key.as_str()).map_err(w)?.is_some() {
+                if self
+                    .notif
+                    .get(new.key.as_str())
+                    .map_err(|e| w(self.at)(e.into()))?
+                    .is_some()
+                {
                     return Ok(Reply::Plain(tx, true));
                 }
                 let n = Notification::from_new(*new, &AcceptOptions::default(), now);
@@ -451,7 +486,10 @@ impl<'t> Tables<'t> {
         }
         let earlier = match (new.guard_key, opts.guard) {
             (Some(g), GuardMode::Report | GuardMode::Suppress) => {
-                let v = self.guard.get(g.as_slice()).map_err(w)?;
+                let v = self
+                    .guard
+                    .get(g.as_slice())
+                    .map_err(|e| w(self.at)(e.into()))?;
                 v.and_then(|v| {
                     let (created, expires, key) = read_guard(v.value())?;
                     (expires > ms(now) && created > ms(now - opts.guard_window))
@@ -465,7 +503,7 @@ impl<'t> Tables<'t> {
         if let Some(g) = n.guard_key {
             self.guard
                 .insert(g.as_slice(), guard_value(&n).as_slice())
-                .map_err(w)?;
+                .map_err(|e| w(self.at)(e.into()))?;
         }
         self.store(None, &n)?;
         Ok(Accepted::Created(n))
@@ -481,9 +519,11 @@ impl<'t> Tables<'t> {
         for entry in self
             .due
             .range((0u64, "")..(ms(now).saturating_add(1), ""))
-            .map_err(w)?
+            .map_err(|e| w(self.at)(e.into()))?
         {
-            let (k, ()) = entry.map_err(w).map(|(k, _)| (k, ()))?;
+            let (k, ()) = entry
+                .map_err(|e| w(self.at)(e.into()))
+                .map(|(k, _)| (k, ()))?;
             due_keys.push(k.value().1.to_owned());
             if due_keys.len() >= limit {
                 break;
@@ -540,9 +580,9 @@ impl<'t> Tables<'t> {
         for entry in self
             .expiry
             .range((0u64, "")..(ms(now).saturating_add(1), ""))
-            .map_err(w)?
+            .map_err(|e| w(self.at)(e.into()))?
         {
-            let (k, _) = entry.map_err(w)?;
+            let (k, _) = entry.map_err(|e| w(self.at)(e.into()))?;
             keys.push(k.value().1.to_owned());
         }
         let mut purged = 0;

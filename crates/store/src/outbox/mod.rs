@@ -3,32 +3,38 @@
 //!
 //! # Principal types
 //!
-//! - [`Outbox`]: the backends behind one behaviour, dispatched by an enum (no `dyn`):
-//!   [`EmbeddedOutbox`] (redb, the default; every write goes through one writer thread that
-//!   commits groups of operations) and [`PgOutbox`] (PostgreSQL; several relays share the table
-//!   through `FOR UPDATE SKIP LOCKED`).
-//! - [`NewNotification`] → [`Outbox::accept`] → [`Accepted`]: insert-or-get by `Idempotency-Key`
-//!   with the request fingerprint (same fingerprint: the stored notification is replayed; another
-//!   fingerprint: [`Accepted::Mismatch`]), plus the per-customer content guard.
-//! - [`Outbox::claim`] → [`Claimed`] → [`Outbox::finish`] with an [`Outcome`]: the relay's side.
-//!   A claim moves the notification to `sending` and sets its due time to the lease's end, so
-//!   the work of a relay that died becomes due again by itself when the lease runs out.
-//! - [`suite`]: the behaviour suite every backend passes.
+//! - [`OutboxStore`]: the trait every backend implements: [`EmbeddedOutbox`] (redb, the
+//!   default; every write goes through one writer thread that commits groups of operations) and
+//!   [`PgOutbox`] (PostgreSQL; several relays share the table through `FOR UPDATE SKIP
+//!   LOCKED`). [`Outbox`] is the backend chosen at run time: an enum that dispatches to them
+//!   (no `dyn`).
+//! - [`NewNotification`] → [`OutboxStore::accept`] → [`Accepted`]: insert-or-get by
+//!   `Idempotency-Key` with the request fingerprint (same fingerprint: the stored notification is
+//!   replayed; another fingerprint: [`Accepted::Mismatch`]), plus the per-customer content guard.
+//! - [`OutboxStore::claim`] → [`Claimed`] → [`OutboxStore::finish`] with an [`Outcome`]: the
+//!   relay's side. A claim moves the notification to `sending` and sets its due time to the
+//!   lease's end, so the work of a relay that died becomes due again by itself when the lease
+//!   runs out.
+//! - `suite` (feature `testing`): the behaviour suite every backend passes.
 //!
 //! Time is always passed in (`now`), in UTC, so tests move the clock instead of sleeping.
 
 mod embedded;
 mod postgres;
+#[cfg(any(test, feature = "testing"))]
 pub mod suite;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
 use dedupd_core::notification::Status;
 use serde::{Deserialize, Serialize};
 
 pub use embedded::{EmbeddedOutbox, OUTBOX_FILE};
-pub use postgres::{DEFAULT_TEST_URL, PgOutbox, pg_test_url};
+pub use postgres::PgOutbox;
+#[cfg(any(test, feature = "testing"))]
+pub use postgres::{DEFAULT_TEST_URL, pg_test_url};
 
 use crate::StoreError;
 
@@ -46,7 +52,7 @@ pub enum GuardMode {
     Suppress,
 }
 
-/// How [`Outbox::accept`] treats a request.
+/// How [`OutboxStore::accept`] treats a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AcceptOptions {
     /// How long a key is kept (and replayed) after it was first used.
@@ -183,7 +189,7 @@ impl Notification {
     }
 }
 
-/// The result of [`Outbox::accept`].
+/// The result of [`OutboxStore::accept`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Accepted {
     /// First use of the key: stored.
@@ -248,7 +254,74 @@ pub struct Work {
     pub read_back: bool,
 }
 
-/// The outbox, whichever backend holds it.
+/// An outbox backend. Every method is one atomic operation; time is passed in.
+pub trait OutboxStore: Send + Sync {
+    /// The backend's name (`embedded`, `postgres`), for logs and reports.
+    fn backend(&self) -> &'static str;
+
+    /// Insert-or-get by key (see [`Accepted`]). A key whose `expires_at` has passed is forgotten
+    /// first, so it can be used again.
+    fn accept(
+        &self,
+        new: NewNotification,
+        opts: AcceptOptions,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
+
+    /// A plain insert without the idempotency check or the content guard (for the benchmark's
+    /// baseline: what accepting costs without idempotency). A key that exists is an error.
+    fn insert_plain(
+        &self,
+        new: NewNotification,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The notification under `key`, unless its key expired.
+    fn get(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Notification>, StoreError>> + Send;
+
+    /// Claims up to `limit` notifications due at `now` (`pending`, `unknown` due for a
+    /// recheck, or `sending` whose lease ran out) for `lease`.
+    fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Claimed>, StoreError>> + Send;
+
+    /// Records the outcome of a claim and counts its `work`. Returns false (and changes
+    /// nothing) when the lease is no longer held (it ran out and another relay took the
+    /// notification).
+    fn finish(
+        &self,
+        key: &str,
+        lease: &str,
+        outcome: Outcome,
+        work: Work,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets keys whose `expires_at` passed and that need no more work. Returns how many.
+    fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// How many notifications are in each status.
+    fn counts(&self) -> impl Future<Output = Result<BTreeMap<Status, u64>, StoreError>> + Send;
+
+    /// Up to `limit` notifications in `status`, oldest first (for reports).
+    fn list(
+        &self,
+        status: Status,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
+}
+
+/// The configured backend, chosen at run time: a thin dispatcher over [`OutboxStore`].
 #[derive(Debug, Clone)]
 pub enum Outbox {
     /// redb in a directory.
@@ -257,70 +330,57 @@ pub enum Outbox {
     Postgres(PgOutbox),
 }
 
-macro_rules! dispatch {
-    ($self:ident, $b:ident => $e:expr) => {
-        match $self {
-            Outbox::Embedded($b) => $e,
-            Outbox::Postgres($b) => $e,
-        }
-    };
-}
-
-impl Outbox {
-    /// The backend's name (`embedded`, `postgres`).
-    pub fn backend(&self) -> &'static str {
+impl OutboxStore for Outbox {
+    fn backend(&self) -> &'static str {
         match self {
-            Outbox::Embedded(_) => "embedded",
-            Outbox::Postgres(_) => "postgres",
+            Outbox::Embedded(b) => b.backend(),
+            Outbox::Postgres(b) => b.backend(),
         }
     }
 
-    /// Insert-or-get by key (see [`Accepted`]). A key whose `expires_at` has passed is forgotten
-    /// first, so it can be used again.
-    pub async fn accept(
+    async fn accept(
         &self,
         new: NewNotification,
         opts: AcceptOptions,
         now: DateTime<Utc>,
     ) -> Result<Accepted, StoreError> {
-        dispatch!(self, b => b.accept(new, opts, now).await)
+        match self {
+            Outbox::Embedded(b) => b.accept(new, opts, now).await,
+            Outbox::Postgres(b) => b.accept(new, opts, now).await,
+        }
     }
 
-    /// A plain insert without the idempotency check or the content guard (for the benchmark's
-    /// baseline: what accepting costs without idempotency). A key that exists is an error.
-    pub async fn insert_plain(
+    async fn insert_plain(
         &self,
         new: NewNotification,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, b => b.insert_plain(new, now).await)
+        match self {
+            Outbox::Embedded(b) => b.insert_plain(new, now).await,
+            Outbox::Postgres(b) => b.insert_plain(new, now).await,
+        }
     }
 
-    /// The notification under `key`, unless its key expired.
-    pub async fn get(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Notification>, StoreError> {
-        let n = dispatch!(self, b => b.get(key).await)?;
-        Ok(n.filter(|n| n.expires_at > now))
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Notification>, StoreError> {
+        match self {
+            Outbox::Embedded(b) => b.get(key, now).await,
+            Outbox::Postgres(b) => b.get(key, now).await,
+        }
     }
 
-    /// Claims up to `limit` notifications due at `now` (`pending`, `unknown` due for a
-    /// recheck, or `sending` whose lease ran out) for `lease`.
-    pub async fn claim(
+    async fn claim(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        dispatch!(self, b => b.claim(now, lease, limit).await)
+        match self {
+            Outbox::Embedded(b) => b.claim(now, lease, limit).await,
+            Outbox::Postgres(b) => b.claim(now, lease, limit).await,
+        }
     }
 
-    /// Records the outcome of a claim and counts its `work`. Returns false (and changes
-    /// nothing) when the lease is no longer held (it ran out and another relay took the
-    /// notification).
-    pub async fn finish(
+    async fn finish(
         &self,
         key: &str,
         lease: &str,
@@ -328,26 +388,31 @@ impl Outbox {
         work: Work,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, b => b.finish(key, lease, outcome, work, now).await)
+        match self {
+            Outbox::Embedded(b) => b.finish(key, lease, outcome, work, now).await,
+            Outbox::Postgres(b) => b.finish(key, lease, outcome, work, now).await,
+        }
     }
 
-    /// Forgets keys whose `expires_at` passed and that need no more work. Returns how many.
-    pub async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        dispatch!(self, b => b.purge_expired(now).await)
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        match self {
+            Outbox::Embedded(b) => b.purge_expired(now).await,
+            Outbox::Postgres(b) => b.purge_expired(now).await,
+        }
     }
 
-    /// How many notifications are in each status.
-    pub async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
-        dispatch!(self, b => b.counts().await)
+    async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
+        match self {
+            Outbox::Embedded(b) => b.counts().await,
+            Outbox::Postgres(b) => b.counts().await,
+        }
     }
 
-    /// Up to `limit` notifications in `status`, oldest first (for reports).
-    pub async fn list(
-        &self,
-        status: Status,
-        limit: usize,
-    ) -> Result<Vec<Notification>, StoreError> {
-        dispatch!(self, b => b.list(status, limit).await)
+    async fn list(&self, status: Status, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        match self {
+            Outbox::Embedded(b) => b.list(status, limit).await,
+            Outbox::Postgres(b) => b.list(status, limit).await,
+        }
     }
 }
 

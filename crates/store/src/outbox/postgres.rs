@@ -23,16 +23,18 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::{
-    AcceptOptions, Accepted, Claimed, GuardMode, NewNotification, Notification, Outcome, Work,
-    lease_token,
+    AcceptOptions, Accepted, Claimed, GuardMode, NewNotification, Notification, OutboxStore,
+    Outcome, Work, lease_token,
 };
-use crate::StoreError;
+use crate::{StoreError, redact_url};
 
 /// The default URL of the test server (trust auth).
+#[cfg(any(test, feature = "testing"))]
 pub const DEFAULT_TEST_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// The PostgreSQL URL tests use: `DATABASE_URL`, else `POSTGRES_URL`, else
 /// [`DEFAULT_TEST_URL`].
+#[cfg(any(test, feature = "testing"))]
 pub fn pg_test_url() -> String {
     ["DATABASE_URL", "POSTGRES_URL"]
         .iter()
@@ -40,8 +42,9 @@ pub fn pg_test_url() -> String {
         .unwrap_or_else(|| DEFAULT_TEST_URL.to_owned())
 }
 
-fn db(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
-    move |e| StoreError::backend(op, e)
+/// A failure of `op` against the server at `addr` (redacted URL).
+fn db<'a>(op: &'static str, addr: &'a str) -> impl Fn(sqlx::Error) -> StoreError + 'a {
+    move |e| StoreError::backend(op, addr, e)
 }
 
 /// The outbox in PostgreSQL. Cheap to clone (a pool).
@@ -49,6 +52,8 @@ fn db(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
 pub struct PgOutbox {
     pool: PgPool,
     schema: Option<String>,
+    /// The server's URL without its password, for errors.
+    addr: String,
 }
 
 const COLUMNS: &str = "key, id, fingerprint, request, channel, provider, guard_key, duplicate_of, \
@@ -88,10 +93,11 @@ impl PgOutbox {
         sqlx::migrate!("src/outbox/migrations")
             .run(&pool)
             .await
-            .map_err(|e| StoreError::backend("migrate", e))?;
+            .map_err(|e| StoreError::backend("migrate", redact_url(url), e))?;
         Ok(Self {
             pool,
             schema: schema.map(str::to_owned),
+            addr: redact_url(url),
         })
     }
 
@@ -107,6 +113,7 @@ impl PgOutbox {
         {
             return Err(StoreError::backend(
                 "create schema",
+                name,
                 std::io::Error::other("schema names here are [a-z0-9_]"),
             ));
         }
@@ -119,8 +126,8 @@ impl PgOutbox {
         sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {name}")))
             .execute(&mut conn)
             .await
-            .map_err(db("create schema"))?;
-        conn.close().await.map_err(db("close"))?;
+            .map_err(db("create schema", &redact_url(url)))?;
+        conn.close().await.map_err(db("close", &redact_url(url)))?;
         Self::connect(url, Some(name), max_connections).await
     }
 
@@ -130,7 +137,7 @@ impl PgOutbox {
             sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {s} CASCADE")))
                 .execute(&self.pool)
                 .await
-                .map_err(db("drop schema"))?;
+                .map_err(db("drop schema", &self.addr))?;
         }
         self.pool.close().await;
         Ok(())
@@ -141,7 +148,25 @@ impl PgOutbox {
         self.schema.as_deref()
     }
 
-    pub(super) async fn accept(
+    /// The row under `key`, expired or not.
+    async fn fetch(&self, key: &str) -> Result<Option<Notification>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM notifications WHERE key = $1"
+        )))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("read", &self.addr))?;
+        row.as_ref().map(|r| from_row(r, &self.addr)).transpose()
+    }
+}
+
+impl OutboxStore for PgOutbox {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn accept(
         &self,
         new: NewNotification,
         opts: AcceptOptions,
@@ -189,18 +214,19 @@ impl PgOutbox {
                 .bind(now + opts.retention)
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(db("accept"))?;
+                .map_err(db("accept", &self.addr))?;
             if let Some(row) = row {
                 // Created: the row is what was sent, plus the guard's verdict.
-                let duplicate_of: Option<String> =
-                    row.try_get("duplicate_of").map_err(db("accept"))?;
+                let duplicate_of: Option<String> = row
+                    .try_get("duplicate_of")
+                    .map_err(db("accept", &self.addr))?;
                 let mut n = Notification::from_new(new, &opts, now);
                 n.apply_guard(duplicate_of, opts.guard);
                 return Ok(Accepted::Created(n));
             }
             // The key exists (or a concurrent insert of it committed after this statement's
             // snapshot; the next statement sees it).
-            let Some(n) = self.get(&new.key).await? else {
+            let Some(n) = self.fetch(&new.key).await? else {
                 continue;
             };
             if n.expires_at > now {
@@ -215,15 +241,16 @@ impl PgOutbox {
                 .bind(now)
                 .execute(&self.pool)
                 .await
-                .map_err(db("accept"))?;
+                .map_err(db("accept", &self.addr))?;
         }
         Err(StoreError::backend(
             "accept",
+            format!("{} key {}", self.addr, new.key),
             std::io::Error::other("the key kept changing under concurrent writers"),
         ))
     }
 
-    pub(super) async fn insert_plain(
+    async fn insert_plain(
         &self,
         new: NewNotification,
         now: DateTime<Utc>,
@@ -245,22 +272,16 @@ impl PgOutbox {
         .bind(n.expires_at)
         .execute(&self.pool)
         .await
-        .map_err(db("insert"))?;
+        .map_err(db("insert", &self.addr))?;
         Ok(())
     }
 
-    pub(super) async fn get(&self, key: &str) -> Result<Option<Notification>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM notifications WHERE key = $1"
-        )))
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db("read"))?;
-        row.as_ref().map(from_row).transpose()
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Notification>, StoreError> {
+        let n = self.fetch(key).await?;
+        Ok(n.filter(|n| n.expires_at > now))
     }
 
-    pub(super) async fn claim(
+    async fn claim(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
@@ -292,19 +313,19 @@ impl PgOutbox {
             .bind(now + lease)
             .fetch_all(&self.pool)
             .await
-            .map_err(db("claim"))?;
+            .map_err(db("claim", &self.addr))?;
         rows.iter()
             .map(|r| {
-                let previous: String = r.try_get("previous").map_err(db("claim"))?;
+                let previous: String = r.try_get("previous").map_err(db("claim", &self.addr))?;
                 Ok(Claimed {
-                    notification: from_row(r)?,
+                    notification: from_row(r, &self.addr)?,
                     previous: parse_status(&previous)?,
                 })
             })
             .collect()
     }
 
-    pub(super) async fn finish(
+    async fn finish(
         &self,
         key: &str,
         lease: &str,
@@ -356,40 +377,36 @@ impl PgOutbox {
         .bind(i32::from(work.read_back))
         .execute(&self.pool)
         .await
-        .map_err(db("finish"))?;
+        .map_err(db("finish", &self.addr))?;
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "DELETE FROM notifications WHERE expires_at <= $1 AND next_attempt_at IS NULL",
         )
         .bind(now)
         .execute(&self.pool)
         .await
-        .map_err(db("purge"))?;
+        .map_err(db("purge", &self.addr))?;
         Ok(done.rows_affected())
     }
 
-    pub(super) async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
+    async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {
         let rows = sqlx::query("SELECT status, count(*) AS n FROM notifications GROUP BY status")
             .fetch_all(&self.pool)
             .await
-            .map_err(db("count"))?;
+            .map_err(db("count", &self.addr))?;
         let mut out = BTreeMap::new();
         for r in rows {
-            let s: String = r.try_get("status").map_err(db("count"))?;
-            let n: i64 = r.try_get("n").map_err(db("count"))?;
+            let s: String = r.try_get("status").map_err(db("count", &self.addr))?;
+            let n: i64 = r.try_get("n").map_err(db("count", &self.addr))?;
             out.insert(parse_status(&s)?, u64::try_from(n).unwrap_or(0));
         }
         Ok(out)
     }
 
-    pub(super) async fn list(
-        &self,
-        status: Status,
-        limit: usize,
-    ) -> Result<Vec<Notification>, StoreError> {
+    async fn list(&self, status: Status, limit: usize) -> Result<Vec<Notification>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM notifications WHERE status = $1 ORDER BY created_at, key LIMIT $2"
         )))
@@ -397,8 +414,8 @@ impl PgOutbox {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
-        .map_err(db("list"))?;
-        rows.iter().map(from_row).collect()
+        .map_err(db("list", &self.addr))?;
+        rows.iter().map(|r| from_row(r, &self.addr)).collect()
     }
 }
 
@@ -416,8 +433,8 @@ fn bytes32(v: Vec<u8>, what: &'static str) -> Result<[u8; 32], StoreError> {
     })
 }
 
-fn from_row(r: &PgRow) -> Result<Notification, StoreError> {
-    let g = |e| StoreError::backend("decode row", e);
+fn from_row(r: &PgRow, addr: &str) -> Result<Notification, StoreError> {
+    let g = |e| StoreError::backend("decode row", addr, e);
     let status: String = r.try_get("status").map_err(g)?;
     let accepted: String = r.try_get("accepted_status").map_err(g)?;
     let guard: Option<Vec<u8>> = r.try_get("guard_key").map_err(g)?;
@@ -447,18 +464,6 @@ fn from_row(r: &PgRow) -> Result<Notification, StoreError> {
         not_after: r.try_get("not_after").map_err(g)?,
         expires_at: r.try_get("expires_at").map_err(g)?,
     })
-}
-
-/// The URL without its password, for error messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use dedupd_core::notification::{Channel, Status, content_guard_key};
 use serde_json::json;
 
 use super::{
-    AcceptOptions, Accepted, GuardMode, NewNotification, Notification, Outbox, Outcome, Work,
+    AcceptOptions, Accepted, GuardMode, NewNotification, Notification, OutboxStore, Outcome, Work,
 };
 
 const SENT: Work = Work {
@@ -41,7 +41,7 @@ pub fn new_notification(key: &str, text: &str) -> NewNotification {
 }
 
 async fn created(
-    o: &Outbox,
+    o: &impl OutboxStore,
     n: NewNotification,
     opts: AcceptOptions,
     now: DateTime<Utc>,
@@ -53,7 +53,7 @@ async fn created(
 }
 
 /// Runs the suite; panics (test failure) on the first violation.
-pub async fn run(o: &Outbox) {
+pub async fn run<O: OutboxStore + Clone + 'static>(o: &O) {
     let now = t0();
     let opts = AcceptOptions::default();
     let lease = Duration::seconds(30);

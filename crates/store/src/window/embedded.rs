@@ -143,7 +143,7 @@ pub struct EmbeddedWindow {
 
 impl EmbeddedWindow {
     /// An empty window holding at most about `max_entries` entries (rounded up to a multiple of
-    /// [`SHARDS`]).
+    /// `SHARDS`).
     pub fn new(max_entries: usize) -> EmbeddedWindow {
         let cap_per_shard = max_entries.div_ceil(SHARDS).max(1);
         EmbeddedWindow {
@@ -168,21 +168,28 @@ impl EmbeddedWindow {
             .transpose()
             .map_err(|e| snapshot_err(path, e))?
             .unwrap_or_default();
+        let corrupt = |line: usize, reason: String| WindowError::Corrupt {
+            at: format!("{} line {line}", path.display()),
+            reason,
+        };
         let header: SnapshotHeader = serde_json::from_str(&header)
-            .map_err(|e| WindowError::Corrupt(format!("snapshot header: {e}")))?;
+            .map_err(|e| corrupt(1, format!("snapshot header: {e}")))?;
         if header.format != SNAPSHOT_FORMAT {
-            return Err(WindowError::Corrupt(format!(
-                "snapshot format {:?}, expected {SNAPSHOT_FORMAT:?}",
-                header.format
-            )));
+            return Err(corrupt(
+                1,
+                format!(
+                    "snapshot format {:?}, expected {SNAPSHOT_FORMAT:?}",
+                    header.format
+                ),
+            ));
         }
         let mut entries = Vec::new();
-        for line in lines {
+        for (i, line) in lines.enumerate() {
             let line = line.map_err(|e| snapshot_err(path, e))?;
             let e: SnapshotEntry = serde_json::from_str(&line)
-                .map_err(|e| WindowError::Corrupt(format!("snapshot entry: {e}")))?;
+                .map_err(|e| corrupt(i + 2, format!("snapshot entry: {e}")))?;
             let key = from_hex(&e.key)
-                .ok_or_else(|| WindowError::Corrupt("snapshot key is not 64 hex digits".into()))?;
+                .ok_or_else(|| corrupt(i + 2, "snapshot key is not 64 hex digits".into()))?;
             if e.expires_at > now {
                 entries.push((key, e));
             }
@@ -535,7 +542,7 @@ mod tests {
         std::fs::write(&path, "{\"format\":\"other\"}\n").unwrap();
         assert!(matches!(
             EmbeddedWindow::load(&path, 10, at(0)),
-            Err(WindowError::Corrupt(_))
+            Err(WindowError::Corrupt { .. })
         ));
     }
 }

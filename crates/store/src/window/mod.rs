@@ -14,7 +14,7 @@
 //! - [`RedisWindow`]: one round trip per claim (a Lua script), keys hash-tagged for Redis
 //!   Cluster under their own prefix, shared by every gateway instance.
 //!
-//! Both pass the same behavioural suite, [`suite`].
+//! Both pass the same behavioural suite, `suite` (feature `testing`).
 //!
 //! How long a first message suppresses later ones depends on the pair of channels
 //! ([`WindowRules`]). Near-duplicates ([`DedupWindow::near`]) are a second, optional step: per
@@ -23,6 +23,7 @@
 mod embedded;
 mod redis_backend;
 mod rules;
+#[cfg(any(test, feature = "testing"))]
 pub mod suite;
 
 use chrono::{DateTime, Utc};
@@ -168,17 +169,34 @@ pub enum Claim {
 #[non_exhaustive]
 pub enum WindowError {
     /// The backend could not be reached or did not answer in time (Redis down, timeout).
-    #[error("dedup window backend unavailable: {0}")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("dedup window backend at {at} unavailable: {source}")]
+    Unavailable {
+        /// The backend's address ([`Window::address`]; a URL without its password).
+        at: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The backend refused our credentials (a wrong or missing Redis password, an ACL user
     /// without the rights): a configuration error that retrying will not fix.
     #[error(
-        "dedup window backend refused the credentials (check the password or ACL user in the URL): {0}"
+        "dedup window backend at {at} refused the credentials (check the password or ACL user in the URL): {source}"
     )]
-    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A stored entry could not be decoded.
-    #[error("dedup window entry is corrupt: {0}")]
-    Corrupt(String),
+    Refused {
+        /// The backend's address (a URL without its password).
+        at: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored entry could not be decoded (or encoded).
+    #[error("dedup window entry {at} is corrupt: {reason}")]
+    Corrupt {
+        /// The entry: a Redis key, or the snapshot file (and line).
+        at: String,
+        /// Why.
+        reason: String,
+    },
     /// A snapshot could not be written or read.
     #[error("dedup window snapshot {path}: {source}")]
     Snapshot {
@@ -244,6 +262,14 @@ impl Window {
         match self {
             Window::Embedded(_) => "embedded",
             Window::Redis(_) => "redis",
+        }
+    }
+
+    /// Where the window lives, for errors: `in-process`, or the Redis URL without its password.
+    pub fn address(&self) -> String {
+        match self {
+            Window::Embedded(_) => "in-process".to_owned(),
+            Window::Redis(w) => w.address().to_owned(),
         }
     }
 }

@@ -103,6 +103,8 @@ impl RedisWindowConfig {
 #[derive(Clone)]
 pub struct RedisWindow {
     conn: ConnectionManager,
+    /// The URL without its password, for errors.
+    addr: String,
     prefix: String,
     claim: Script,
     near: Script,
@@ -119,11 +121,28 @@ fn is_refusal(e: &redis::RedisError) -> bool {
     ) || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
 }
 
-fn unavailable(e: redis::RedisError) -> WindowError {
-    if is_refusal(&e) {
-        WindowError::Refused(Box::new(e))
-    } else {
-        WindowError::Unavailable(Box::new(e))
+/// A failure talking to the Redis at `at` (a URL without its password).
+fn unavailable(at: &str) -> impl Fn(redis::RedisError) -> WindowError + '_ {
+    move |e| {
+        let at = at.to_owned();
+        if is_refusal(&e) {
+            WindowError::Refused {
+                at,
+                source: Box::new(e),
+            }
+        } else {
+            WindowError::Unavailable {
+                at,
+                source: Box::new(e),
+            }
+        }
+    }
+}
+
+fn corrupt(at: String) -> impl FnOnce(serde_json::Error) -> WindowError {
+    move |e| WindowError::Corrupt {
+        at,
+        reason: e.to_string(),
     }
 }
 
@@ -131,21 +150,28 @@ impl RedisWindow {
     /// A window on `config.url`. Does not connect yet (the first call does, and every call
     /// after a failure retries), so it must be called inside a Tokio runtime but never waits.
     pub fn new(config: &RedisWindowConfig) -> Result<RedisWindow, WindowError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
+        let addr = crate::redact_url(&config.url);
+        let client = redis::Client::open(config.url.as_str()).map_err(unavailable(&addr))?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn =
-            ConnectionManager::new_lazy_with_config(client, manager_config).map_err(unavailable)?;
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)
+            .map_err(unavailable(&addr))?;
         Ok(RedisWindow {
             conn,
+            addr,
             prefix: config.prefix.clone(),
             claim: Script::new(CLAIM_LUA),
             near: Script::new(NEAR_LUA),
             set_conversation: Script::new(SET_CONVERSATION_LUA),
         })
+    }
+
+    /// The Redis URL without its password.
+    pub fn address(&self) -> &str {
+        &self.addr
     }
 
     /// The Redis key of a fingerprint.
@@ -171,7 +197,7 @@ impl RedisWindow {
             .query_async::<String>(&mut conn)
             .await
             .map(drop)
-            .map_err(unavailable)
+            .map_err(unavailable(&self.addr))
     }
 
     /// Deletes every key under this window's prefix (tests and operators; `SCAN`, not `KEYS`).
@@ -183,14 +209,17 @@ impl RedisWindow {
             let mut iter = conn
                 .scan_match::<_, String>(&pattern)
                 .await
-                .map_err(unavailable)?;
+                .map_err(unavailable(&self.addr))?;
             while let Some(k) = futures_next(&mut iter).await {
                 keys.push(k);
             }
         }
         let mut n = 0;
         for k in keys {
-            n += conn.del::<_, u64>(&k).await.map_err(unavailable)?;
+            n += conn
+                .del::<_, u64>(&k)
+                .await
+                .map_err(unavailable(&self.addr))?;
         }
         Ok(n)
     }
@@ -211,8 +240,9 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn decode_entry(json: &str) -> Result<FirstSeen, WindowError> {
-    serde_json::from_str(json).map_err(|e| WindowError::Corrupt(e.to_string()))
+/// Decodes the entry stored under the Redis key `at`.
+fn decode_entry(json: &str, at: String) -> Result<FirstSeen, WindowError> {
+    serde_json::from_str(json).map_err(corrupt(at))
 }
 
 impl DedupWindow for RedisWindow {
@@ -224,8 +254,7 @@ impl DedupWindow for RedisWindow {
     ) -> Result<Claim, WindowError> {
         let mut stored = entry.clone();
         let conversation = stored.conversation_id.take().unwrap_or_default();
-        let json =
-            serde_json::to_string(&stored).map_err(|e| WindowError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(&stored).map_err(corrupt(self.key(key)))?;
         let channel = entry.channel.trim().to_ascii_lowercase();
         let mut invocation = self.claim.key(self.key(key));
         invocation
@@ -246,11 +275,11 @@ impl DedupWindow for RedisWindow {
         let (is_first, first, duplicates, conv): (i64, String, u64, String) = invocation
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable(&self.addr))?;
         if is_first == 1 {
             return Ok(Claim::First);
         }
-        let mut first = decode_entry(&first)?;
+        let mut first = decode_entry(&first, self.key(key))?;
         if !conv.is_empty() {
             first.conversation_id = Some(conv);
         }
@@ -263,7 +292,7 @@ impl DedupWindow for RedisWindow {
         rules: &WindowRules,
     ) -> Result<Option<NearHit>, WindowError> {
         let item = serde_json::to_string(&NearItem::of(probe))
-            .map_err(|e| WindowError::Corrupt(e.to_string()))?;
+            .map_err(corrupt(self.near_key(probe.customer)))?;
         let mut conn = self.conn.clone();
         let items: Vec<String> = self
             .near
@@ -273,7 +302,7 @@ impl DedupWindow for RedisWindow {
             .arg(millis(rules.longest()))
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable(&self.addr))?;
         // An item another version wrote differently is skipped, not an error: this is a flag.
         let items: Vec<NearItem> = items
             .iter()
@@ -295,9 +324,9 @@ impl DedupWindow for RedisWindow {
             .arg("c")
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable(&self.addr))?;
         let Some(e) = e else { return Ok(None) };
-        let mut first = decode_entry(&e)?;
+        let mut first = decode_entry(&e, self.key(key))?;
         if let Some(c) = c.filter(|c| !c.is_empty()) {
             first.conversation_id = Some(c);
         }
@@ -317,7 +346,7 @@ impl DedupWindow for RedisWindow {
             .arg(conversation_id)
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable(&self.addr))?;
         Ok(set == 1)
     }
 }
@@ -391,7 +420,7 @@ mod tests {
         config.timeout = Duration::from_secs(2);
         let window = RedisWindow::new(&config).unwrap();
         let err = window.check().await.unwrap_err();
-        assert!(matches!(err, WindowError::Refused(_)), "{err:?}");
+        assert!(matches!(err, WindowError::Refused { .. }), "{err:?}");
         assert!(!err.to_string().contains("dedupd-wrong-pass"), "{err}");
         let entry = FirstSeen {
             message_id: None,
@@ -407,7 +436,7 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert!(matches!(err, WindowError::Refused(_)), "{err:?}");
+        assert!(matches!(err, WindowError::Refused { .. }), "{err:?}");
     }
 
     #[tokio::test]
@@ -429,6 +458,6 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert!(matches!(err, WindowError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, WindowError::Unavailable { .. }), "{err:?}");
     }
 }

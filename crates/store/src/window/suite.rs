@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use dedupd_core::message::TextSketch;
 
-use super::{Claim, DedupWindow, FirstSeen, NearProbe, Window, WindowKey, WindowRules};
+use super::{Claim, DedupWindow, FirstSeen, NearProbe, WindowKey, WindowRules};
 
 fn key(tag: u8, n: u8) -> WindowKey {
     let mut k = [tag; 32];
@@ -29,7 +29,7 @@ fn entry(message_id: &str, channel: &str, at: DateTime<Utc>) -> FirstSeen {
 }
 
 /// Runs the suite; panics (test failure) on the first violation.
-pub async fn run(window: Window) {
+pub async fn run<W: DedupWindow + Clone + 'static>(window: W) {
     let t0 = Utc
         .timestamp_opt(1_800_000_000, 0)
         .single()
@@ -152,7 +152,7 @@ pub async fn run(window: Window) {
 }
 
 /// Near-duplicates: per customer, the most similar recent message inside its pair's window.
-async fn near_duplicates(window: &Window, t0: DateTime<Utc>) {
+async fn near_duplicates(window: &(impl DedupWindow + Clone), t0: DateTime<Utc>) {
     let rules = WindowRules::uniform(Duration::from_secs(300))
         .with_pair("sms/email", Duration::from_secs(3600))
         .expect("a valid pair");
@@ -219,7 +219,7 @@ async fn near_duplicates(window: &Window, t0: DateTime<Utc>) {
 
 /// Windows by channel pair: each later message is judged by the window of its pair with the
 /// first, and a first message is kept as long as its longest pair.
-async fn channel_pairs(window: &Window, t0: DateTime<Utc>) {
+async fn channel_pairs(window: &(impl DedupWindow + Clone), t0: DateTime<Utc>) {
     let s = Duration::from_secs;
     let rules = WindowRules::uniform(s(300))
         .with_pair("sms/sms", s(60))

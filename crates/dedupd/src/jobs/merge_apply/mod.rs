@@ -39,8 +39,7 @@
 //! (one outcome per cluster of the plan) to `--out`.
 
 pub mod args;
-mod journal;
-mod redis_lock;
+mod key;
 pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -54,8 +53,10 @@ use dedupd_genesys::{ClientConfig, Error as ApiErr, GenesysClient, MAX_MERGE_IDS
 use futures_util::StreamExt;
 use serde::Serialize;
 
-pub use journal::{Event, History, RunMark, StateDirs, ids_key};
-pub use redis_lock::RedisLocks;
+use dedupd_store::StoreError;
+use dedupd_store::locks::{ContactLocks, FileLocks, FileLocksHeld, RedisLocks, RedisLocksHeld};
+use dedupd_store::merge_journal::{Event, FileJournal, MergeJournal, RunMark, SettledOutcome};
+pub use key::ids_key;
 
 use crate::shared::fs::{AtomicFile, write_json};
 use crate::shared::plan_file::{Cluster, Plan};
@@ -290,7 +291,8 @@ struct Ctx<'a> {
     opts: &'a Options,
     run: RunMark,
     client: GenesysClient,
-    dirs: StateDirs,
+    journal: FileJournal,
+    locks: FileLocks,
     redis: Option<RedisLocks>,
     cap: usize,
 }
@@ -301,10 +303,17 @@ enum Stop {
     Fatal(anyhow::Error),
 }
 
-impl From<std::io::Error> for Stop {
-    fn from(e: std::io::Error) -> Stop {
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Stop {
         Stop::Fatal(anyhow::Error::new(e).context("cannot write the merge journal"))
     }
+}
+
+/// The locks this run holds on a cluster's contacts: always the lock files, and with `--redis`
+/// the Redis locks too.
+struct Held {
+    _local: FileLocksHeld,
+    redis: Option<RedisLocksHeld>,
 }
 
 impl Stop {
@@ -379,15 +388,25 @@ impl Ctx<'_> {
         }
     }
 
-    async fn lock(&self, ids: &[String]) -> Result<Option<journal::LocalLocks>, Stop> {
+    async fn lock(&self, ids: &[String]) -> Result<Option<Held>, Stop> {
         let deadline = Instant::now() + self.opts.lock_wait;
         loop {
-            if let Some(local) = self.dirs.try_lock(ids)? {
+            if let Some(local) = self.locks.try_lock(ids).await? {
                 match &self.redis {
-                    None => return Ok(Some(local)),
+                    None => {
+                        return Ok(Some(Held {
+                            _local: local,
+                            redis: None,
+                        }));
+                    }
                     Some(r) => match r.try_lock(ids).await {
-                        Ok(true) => return Ok(Some(local)),
-                        Ok(false) => drop(local),
+                        Ok(Some(held)) => {
+                            return Ok(Some(Held {
+                                _local: local,
+                                redis: Some(held),
+                            }));
+                        }
+                        Ok(None) => drop(local),
                         Err(e) => {
                             return Err(Stop::Remaining(format!("Redis lock unavailable: {e}")));
                         }
@@ -471,10 +490,10 @@ async fn apply_cluster(ctx: &Ctx<'_>, cluster: &Cluster) -> anyhow::Result<Count
         Err(s) => Err(s),
     };
     let result = match locked {
-        Ok(_held) => {
-            let r = merge_locked(ctx, &ids, &ovr.contact, &mut work).await;
-            if let Some(redis) = &ctx.redis
-                && let Err(e) = redis.unlock(&ids).await
+        Ok(held) => {
+            let r = merge_locked(ctx, &ids, &ovr.contact, &held, &mut work).await;
+            if let (Some(redis), Some(locked)) = (&ctx.redis, held.redis)
+                && let Err(e) = redis.release(locked).await
             {
                 tracing::warn!(error = %e, "Could not release Redis locks; they expire with their lease.");
             }
@@ -518,23 +537,24 @@ async fn merge_locked(
     ctx: &Ctx<'_>,
     ids: &[String],
     value_override: &dedupd_genesys::ExternalContact,
+    held: &Held,
     work: &mut Work<'_>,
 ) -> Result<(Outcome, Option<String>), Stop> {
     let key = work.key.clone();
-    let history = ctx.dirs.history(&key)?;
-    if history.is_final() {
-        let interrupted = match &history.settled_by {
-            Some(run) => ctx.dirs.was_interrupted(run)?,
+    let history = ctx.journal.history(&key)?;
+    if let Some(settled) = history.settled.as_ref().filter(|_| history.is_final()) {
+        let interrupted = match &settled.run {
+            Some(run) => ctx.journal.was_interrupted(run)?,
             None => false,
         };
-        let (name, canonical, _) = history.settled.unwrap_or_default();
+        let canonical = settled.canonical.clone();
         if !interrupted {
             return Ok((Outcome::Skipped, canonical));
         }
         // Settled by a run killed before its outputs were written: no report has shown it.
         // This run reports the real outcome and takes the settlement over, so a kill now
         // carries it to the next run again.
-        let outcome = if name == "already_merged" {
+        let outcome = if settled.outcome == SettledOutcome::AlreadyMerged {
             Outcome::AlreadyMerged
         } else {
             Outcome::Merged
@@ -550,7 +570,7 @@ async fn merge_locked(
             ReadBack::Applied(canonical, _) => {
                 work.read_backs_applied += 1;
                 merged_before = true;
-                ctx.dirs.append(
+                ctx.journal.append(
                     &key,
                     &Event::Merged {
                         at: Utc::now(),
@@ -560,7 +580,7 @@ async fn merge_locked(
                     },
                 )?;
             }
-            ReadBack::NotApplied => ctx.dirs.append(
+            ReadBack::NotApplied => ctx.journal.append(
                 &key,
                 &Event::NotApplied {
                     at: Utc::now(),
@@ -648,7 +668,7 @@ async fn merge_locked(
         }
     }
 
-    let canonical = run_merges(ctx, free, canonical, value_override, work).await?;
+    let canonical = run_merges(ctx, free, canonical, value_override, held, work).await?;
     let outcome = match (&canonical, work.quarantined.is_empty()) {
         (Some(_), true) => Outcome::Merged,
         (Some(_), false) => Outcome::PartiallyMerged,
@@ -666,15 +686,22 @@ fn settle(
     canonical: Option<String>,
     work: &Work<'_>,
 ) -> Result<(), Stop> {
-    let name = serde_json::to_value(outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    ctx.dirs.append(
+    let outcome = match outcome {
+        Outcome::Merged => SettledOutcome::Merged,
+        Outcome::PartiallyMerged => SettledOutcome::PartiallyMerged,
+        Outcome::AlreadyMerged => SettledOutcome::AlreadyMerged,
+        Outcome::Quarantined => SettledOutcome::Quarantined,
+        Outcome::Skipped | Outcome::Remaining | Outcome::Planned => {
+            return Err(Stop::Fatal(anyhow::anyhow!(
+                "a cluster cannot be settled as {outcome:?}"
+            )));
+        }
+    };
+    ctx.journal.append(
         key,
         &Event::Settled {
             at: Utc::now(),
-            outcome: name,
+            outcome,
             canonical,
             quarantined: work
                 .quarantined
@@ -694,6 +721,7 @@ async fn run_merges(
     free: Vec<(String, usize)>,
     mut canonical: Option<(String, usize)>,
     value_override: &dedupd_genesys::ExternalContact,
+    held: &Held,
     work: &mut Work<'_>,
 ) -> Result<Option<(String, usize)>, Stop> {
     let mut queue: VecDeque<Vec<String>> = VecDeque::new();
@@ -740,8 +768,8 @@ async fn run_merges(
             waiting.extend(group);
             continue;
         }
-        if let Some(redis) = &ctx.redis {
-            match redis.renew(&work.cluster.sorted_ids()).await {
+        if let (Some(redis), Some(locked)) = (&ctx.redis, &held.redis) {
+            match redis.renew(locked).await {
                 Ok(true) => {}
                 Ok(false) => {
                     return Err(Stop::Remaining(
@@ -752,7 +780,7 @@ async fn run_merges(
             }
         }
         let mkey = ids_key('m', request.iter().map(String::as_str));
-        ctx.dirs.append(
+        ctx.journal.append(
             &work.key,
             &Event::Intent {
                 at: Utc::now(),
@@ -764,7 +792,7 @@ async fn run_merges(
         tracing::debug!(cluster = %work.cluster.cluster_id, key = %mkey, ids = request.len(), "Merging.");
         let answer = api.merge(&request, Some(value_override)).await;
         let not_applied = |ctx: &Ctx<'_>, work: &Work<'_>| {
-            ctx.dirs.append(
+            ctx.journal.append(
                 &work.key,
                 &Event::NotApplied {
                     at: Utc::now(),
@@ -885,7 +913,7 @@ fn record_merge(
     request: &[String],
     canonical: &str,
 ) -> Result<(), Stop> {
-    ctx.dirs.append(
+    ctx.journal.append(
         &work.key,
         &Event::Merged {
             at: Utc::now(),
@@ -949,7 +977,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let plan = Plan::load(&opts.plan_dir)?;
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("cannot create output directory {}", opts.out_dir.display()))?;
-    let dirs = StateDirs::open(&opts.state_dir)
+    let journal = FileJournal::open(&opts.state_dir)
+        .with_context(|| format!("cannot use state directory {}", opts.state_dir.display()))?;
+    let locks = FileLocks::open(&opts.state_dir)
         .with_context(|| format!("cannot use state directory {}", opts.state_dir.display()))?;
     let mut report = Report {
         plan: Plan::path_in(&opts.plan_dir).display().to_string(),
@@ -966,7 +996,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         for cluster in &plan.clusters {
             let ids = cluster.sorted_ids();
             let key = ids_key('c', ids.iter().map(String::as_str));
-            let history = dirs.history(&key)?;
+            let history = journal.history(&key)?;
             let ovr = value::build(cluster);
             let (outcome, requests) = if history.is_final() {
                 report.skipped += 1;
@@ -996,7 +1026,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
                 cluster_id: cluster.cluster_id.clone(),
                 key,
                 outcome,
-                canonical: history.settled.and_then(|(_, c, _)| c),
+                canonical: history.settled.and_then(|s| s.canonical),
                 members: ids.len(),
                 merge_requests: requests,
                 quarantined: Vec::new(),
@@ -1029,7 +1059,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         ),
         None => None,
     };
-    let run = dirs.begin_run().with_context(|| {
+    let run = journal.begin_run().with_context(|| {
         format!(
             "cannot start a run in state directory {}",
             opts.state_dir.display()
@@ -1039,7 +1069,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         opts,
         run,
         client: client.clone(),
-        dirs,
+        journal,
+        locks,
         redis,
         cap: opts.max_ids_per_merge,
     };
@@ -1135,7 +1166,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     write_json(&opts.out_dir.join("apply_report.json"), &report)?;
     // Only now has every cluster this run settled been reported.
-    ctx.dirs
+    ctx.journal
         .complete_run(&ctx.run)
         .context("cannot mark the run complete in the state directory")?;
     if let Some(e) = fatal {

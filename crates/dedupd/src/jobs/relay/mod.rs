@@ -11,7 +11,7 @@ use chrono::Utc;
 use dedupd_core::notification::{Channel, NotificationRequest, content_guard_key, fingerprint};
 use dedupd_notify::{Clock, NotifyConfig, Relay, build_providers};
 use dedupd_store::outbox::{
-    AcceptOptions, EmbeddedOutbox, GuardMode, NewNotification, Outbox, PgOutbox,
+    AcceptOptions, EmbeddedOutbox, GuardMode, NewNotification, Outbox, OutboxStore, PgOutbox,
 };
 
 /// `dedupd relay`.

@@ -5,7 +5,7 @@
 use chrono::{TimeZone, Utc};
 use dedupd_core::{Change, Contact, ContactRecord, Field};
 
-use crate::{ContactState, StoredContact};
+use super::{ContactState, StoredContact};
 
 /// A deterministic contact for tests: `n` varies the values, `dnc` sets `do_not_call`.
 pub fn sample_contact(key: &str, n: i64, dnc: bool) -> Contact {

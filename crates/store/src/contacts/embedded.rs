@@ -7,7 +7,8 @@ use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::{ContactState, StoreError, StoredContact, codec};
+use super::{ContactState, StoredContact, codec};
+use crate::StoreError;
 
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts_v1");
 /// Key: `target` 0x1F `externalId`; value: the content hash the target accepted.
@@ -58,6 +59,11 @@ impl EmbeddedStore {
     /// The redb file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The redb file, for errors.
+    fn at(&self) -> String {
+        self.path.display().to_string()
     }
 
     /// Starts the single writer: a thread that owns all writes and commits one transaction per
@@ -153,22 +159,23 @@ impl EmbeddedStore {
         let tx = self
             .db
             .begin_write()
-            .map_err(|e| StoreError::backend("write", e))?;
+            .map_err(|e| StoreError::backend("write", self.at(), e))?;
         let out = {
             let mut table = tx
                 .open_table(RUNS)
-                .map_err(|e| StoreError::backend("write", e))?;
+                .map_err(|e| StoreError::backend("write", self.at(), e))?;
             let now = table
                 .get(job)
-                .map_err(|e| StoreError::backend("write", e))?
+                .map_err(|e| StoreError::backend("write", self.at(), e))?
                 .map_or((0, 0), |v| v.value());
             let (out, next) = f(now);
             table
                 .insert(job, next)
-                .map_err(|e| StoreError::backend("write", e))?;
+                .map_err(|e| StoreError::backend("write", self.at(), e))?;
             out
         };
-        tx.commit().map_err(|e| StoreError::backend("commit", e))?;
+        tx.commit()
+            .map_err(|e| StoreError::backend("commit", self.at(), e))?;
         Ok(out)
     }
 }
@@ -182,13 +189,15 @@ impl ContactState for EmbeddedStore {
         let tx = self
             .db
             .begin_read()
-            .map_err(|e| StoreError::backend("read", e))?;
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
         let table = tx
             .open_table(CONTACTS)
-            .map_err(|e| StoreError::backend("read", e))?;
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
         ids.iter()
             .map(|id| {
-                let v = table.get(*id).map_err(|e| StoreError::backend("read", e))?;
+                let v = table
+                    .get(*id)
+                    .map_err(|e| StoreError::backend("read", self.at(), e))?;
                 v.map(|v| codec::decode(id, v.value())).transpose()
             })
             .collect()
@@ -198,20 +207,21 @@ impl ContactState for EmbeddedStore {
         let tx = self
             .db
             .begin_write()
-            .map_err(|e| StoreError::backend("write", e))?;
+            .map_err(|e| StoreError::backend("write", self.at(), e))?;
         {
             let mut table = tx
                 .open_table(CONTACTS)
-                .map_err(|e| StoreError::backend("write", e))?;
+                .map_err(|e| StoreError::backend("write", self.at(), e))?;
             let mut buf = Vec::with_capacity(256);
             for c in batch {
                 codec::encode(c, &mut buf);
                 table
                     .insert(c.contact.external_id.as_str(), buf.as_slice())
-                    .map_err(|e| StoreError::backend("write", e))?;
+                    .map_err(|e| StoreError::backend("write", self.at(), e))?;
             }
         }
-        tx.commit().map_err(|e| StoreError::backend("commit", e))
+        tx.commit()
+            .map_err(|e| StoreError::backend("commit", self.at(), e))
     }
 
     fn for_each(
@@ -221,12 +231,15 @@ impl ContactState for EmbeddedStore {
         let tx = self
             .db
             .begin_read()
-            .map_err(|e| StoreError::backend("scan", e))?;
+            .map_err(|e| StoreError::backend("scan", self.at(), e))?;
         let table = tx
             .open_table(CONTACTS)
-            .map_err(|e| StoreError::backend("scan", e))?;
-        for entry in table.iter().map_err(|e| StoreError::backend("scan", e))? {
-            let (k, v) = entry.map_err(|e| StoreError::backend("scan", e))?;
+            .map_err(|e| StoreError::backend("scan", self.at(), e))?;
+        for entry in table
+            .iter()
+            .map_err(|e| StoreError::backend("scan", self.at(), e))?
+        {
+            let (k, v) = entry.map_err(|e| StoreError::backend("scan", self.at(), e))?;
             f(codec::decode(k.value(), v.value())?)?;
         }
         Ok(())
@@ -240,19 +253,19 @@ impl ContactState for EmbeddedStore {
         let tx = self
             .db
             .begin_read()
-            .map_err(|e| StoreError::backend("scan", e))?;
+            .map_err(|e| StoreError::backend("scan", self.at(), e))?;
         let contacts = tx
             .open_table(CONTACTS)
-            .map_err(|e| StoreError::backend("scan", e))?;
+            .map_err(|e| StoreError::backend("scan", self.at(), e))?;
         let synced = tx
             .open_table(SYNCED)
-            .map_err(|e| StoreError::backend("scan", e))?;
+            .map_err(|e| StoreError::backend("scan", self.at(), e))?;
         let mut key = String::new();
         for entry in contacts
             .iter()
-            .map_err(|e| StoreError::backend("scan", e))?
+            .map_err(|e| StoreError::backend("scan", self.at(), e))?
         {
-            let (k, v) = entry.map_err(|e| StoreError::backend("scan", e))?;
+            let (k, v) = entry.map_err(|e| StoreError::backend("scan", self.at(), e))?;
             let c = codec::decode(k.value(), v.value())?;
             key.clear();
             key.push_str(target);
@@ -260,7 +273,7 @@ impl ContactState for EmbeddedStore {
             key.push_str(k.value());
             let hash = synced
                 .get(key.as_str())
-                .map_err(|e| StoreError::backend("scan", e))?
+                .map_err(|e| StoreError::backend("scan", self.at(), e))?
                 .and_then(|h| h.value().try_into().ok());
             f(c, hash)?;
         }
@@ -271,31 +284,32 @@ impl ContactState for EmbeddedStore {
         let tx = self
             .db
             .begin_write()
-            .map_err(|e| StoreError::backend("write", e))?;
+            .map_err(|e| StoreError::backend("write", self.at(), e))?;
         {
             let mut table = tx
                 .open_table(SYNCED)
-                .map_err(|e| StoreError::backend("write", e))?;
+                .map_err(|e| StoreError::backend("write", self.at(), e))?;
             for (id, hash) in entries {
                 table
                     .insert(synced_key(target, id).as_str(), hash.as_slice())
-                    .map_err(|e| StoreError::backend("write", e))?;
+                    .map_err(|e| StoreError::backend("write", self.at(), e))?;
             }
         }
-        tx.commit().map_err(|e| StoreError::backend("commit", e))
+        tx.commit()
+            .map_err(|e| StoreError::backend("commit", self.at(), e))
     }
 
     fn synced_hash(&self, target: &str, external_id: &str) -> Result<Option<[u8; 16]>, StoreError> {
         let tx = self
             .db
             .begin_read()
-            .map_err(|e| StoreError::backend("read", e))?;
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
         let table = tx
             .open_table(SYNCED)
-            .map_err(|e| StoreError::backend("read", e))?;
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
         let v = table
             .get(synced_key(target, external_id).as_str())
-            .map_err(|e| StoreError::backend("read", e))?;
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
         Ok(v.and_then(|v| v.value().try_into().ok()))
     }
 
@@ -310,11 +324,13 @@ impl ContactState for EmbeddedStore {
         let tx = self
             .db
             .begin_read()
-            .map_err(|e| StoreError::backend("read", e))?;
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
         let table = tx
             .open_table(RUNS)
-            .map_err(|e| StoreError::backend("read", e))?;
-        let v = table.get(job).map_err(|e| StoreError::backend("read", e))?;
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
+        let v = table
+            .get(job)
+            .map_err(|e| StoreError::backend("read", self.at(), e))?;
         Ok(v.map_or(0, |v| v.value().1))
     }
 
@@ -328,24 +344,26 @@ impl ContactState for EmbeddedStore {
         let tx = self
             .db
             .begin_read()
-            .map_err(|e| StoreError::backend("count", e))?;
+            .map_err(|e| StoreError::backend("count", self.at(), e))?;
         let table = tx
             .open_table(CONTACTS)
-            .map_err(|e| StoreError::backend("count", e))?;
-        table.len().map_err(|e| StoreError::backend("count", e))
+            .map_err(|e| StoreError::backend("count", self.at(), e))?;
+        table
+            .len()
+            .map_err(|e| StoreError::backend("count", self.at(), e))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance;
+    use crate::contacts::suite;
 
     #[test]
-    fn embedded_passes_the_conformance_suite() {
+    fn embedded_passes_the_suite() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        conformance::run(&store);
+        suite::run(&store);
     }
 
     #[test]
@@ -355,7 +373,7 @@ mod tests {
             let store = EmbeddedStore::open(dir.path()).unwrap();
             let mut w = store.writer(7);
             for i in 0..100 {
-                w.put(StoredContact::new(conformance::sample_contact(
+                w.put(StoredContact::new(suite::sample_contact(
                     &format!("K{i:03}"),
                     i,
                     i % 2 == 0,
@@ -377,7 +395,7 @@ mod tests {
         let got = store.get("K042").unwrap().unwrap();
         assert_eq!(
             got,
-            StoredContact::new(conformance::sample_contact("K042", 42, true))
+            StoredContact::new(suite::sample_contact("K042", 42, true))
         );
     }
 }

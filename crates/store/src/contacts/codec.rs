@@ -13,7 +13,8 @@
 use chrono::{DateTime, Utc};
 use dedupd_core::{Change, Contact, Stamped};
 
-use crate::{RunChange, StoreError, StoredContact};
+use super::{RunChange, StoredContact};
+use crate::StoreError;
 
 const VERSION: u8 = 2;
 const VERSION_1: u8 = 1;
@@ -165,7 +166,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::sample_contact;
+    use crate::contacts::suite::sample_contact;
 
     #[test]
     fn round_trips() {
