@@ -1,6 +1,5 @@
 //! `dedupd`: keeps contact-center data free of duplicates.
 
-use dedupd::bench;
 use dedupd::jobs::{ingest, merge_plan, sync};
 use dedupd::shared::{default_state_dir, feeds as config};
 
@@ -178,11 +177,6 @@ enum Command {
     /// Delivers accepted notifications from the outbox (without the HTTP server): run several
     /// against one PostgreSQL outbox to scale out.
     Relay(dedupd::jobs::relay::RelayArgs),
-    /// Measure a job end to end on synthetic data.
-    Bench {
-        #[command(subcommand)]
-        job: bench::BenchJob,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,7 +314,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(dedupd::jobs::relay::relay(args))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { job } => bench::run(job, progress).map(|()| ExitCode::SUCCESS),
         Command::Merge {
             command:
                 MergeCommand::Plan {

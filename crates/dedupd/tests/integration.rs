@@ -19,22 +19,79 @@ mod notify;
 #[path = "integration/serve.rs"]
 mod serve;
 
-/// `n` delays of 150–750 ms after which a test kills a child process. They vary run to run
-/// (seeded from the clock); tests log them, so a failure names its kill points.
-fn kill_delays(n: usize) -> Vec<std::time::Duration> {
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
+/// The seed of the kill tests: `DEDUPD_KILL_SEED` when set (to replay a failure), else drawn
+/// from the clock. Printed, and named in every assertion message of the kill tests.
+fn kill_seed() -> u64 {
+    let seed = std::env::var("DEDUPD_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+        })
         | 1;
+    eprintln!("kill points seeded with {seed}: replay with DEDUPD_KILL_SEED={seed}");
+    seed
+}
+
+/// `n` kill points in `0..=max` drawn from `seed` (xorshift): the number of platform requests a
+/// child may make before it is killed.
+fn kill_points(seed: u64, n: usize, max: u64) -> Vec<u64> {
+    let mut x = seed | 1;
     (0..n)
         .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            std::time::Duration::from_millis(150 + seed % 600)
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % (max + 1)
         })
         .collect()
+}
+
+/// Runs `cmd` against the emulator until the emulator has served `after` more `/api/v2`
+/// requests and refused the next one (a scheduled outage: nothing after the kill point reaches
+/// the platform), then `kill -9`s it and ends the outage. Returns whether the child finished on
+/// its own before reaching the kill point.
+///
+/// The wait is a condition wait, not a delay: it polls the child and the emulator's outage
+/// counter every 2 ms, for at most 60 s.
+fn kill_after_requests(
+    emu: &dedupd_emulator::EmulatorState,
+    after: u64,
+    cmd: &mut Command,
+) -> bool {
+    let refused = || {
+        emu.stats()
+            .faults_injected
+            .get("outage")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = refused();
+    emu.outage_after(after);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let finished = loop {
+        if child.try_wait().unwrap().is_some() {
+            break true;
+        }
+        if refused() > before {
+            break false;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child made neither {after} requests nor an exit in 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    if !finished {
+        child.kill().unwrap(); // SIGKILL
+    }
+    child.wait().unwrap();
+    emu.end_outage();
+    finished
 }
 
 fn repo() -> PathBuf {
@@ -1215,6 +1272,7 @@ mod sync_tests {
         let list_id = create_list(&emu, "it", &config.csv_columns).await;
         let base = emu.base_url();
         let (dir, list) = (d.clone(), list_id.clone());
+        let (seed, state) = (kill_seed(), emu.state());
         let kills = tokio::task::spawn_blocking(move || {
             let sync = |dir: &Path| {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
@@ -1232,7 +1290,7 @@ mod sync_tests {
                         "--concurrency",
                         "2",
                         "--rate",
-                        "150", // 50 batches at 2.5/s: ~20 s of work, far more than 10 kill windows
+                        "150", // 50 batches: more than the 10 kills take (at most 5 requests each)
                     ])
                     .env("GENESYS_BASE_URL", &base)
                     .env("GENESYS_CLIENT_ID", ID)
@@ -1241,21 +1299,16 @@ mod sync_tests {
                     .stderr(Stdio::null());
                 c
             };
+            // Each run is killed after 0–5 requests (the list check, then batches).
             let mut killed = Vec::new();
-            for after in kill_delays(10) {
-                let mut child = sync(&dir).spawn().unwrap();
-                std::thread::sleep(after);
-                let finished = child.try_wait().unwrap().is_some();
-                if !finished {
-                    child.kill().unwrap(); // SIGKILL
-                }
-                child.wait().unwrap();
+            for after in kill_points(seed, 10, 5) {
+                let finished = kill_after_requests(&state, after, &mut sync(&dir));
                 killed.push((after, finished));
             }
             let status = sync(&dir).status().unwrap();
             assert!(
                 status.success(),
-                "the final run completes: {status}; kill points {killed:?}"
+                "the final run completes: {status}; kill points {killed:?} (DEDUPD_KILL_SEED={seed})"
             );
             killed
         })
@@ -1263,7 +1316,7 @@ mod sync_tests {
         .unwrap();
         assert!(
             kills.iter().filter(|(_, finished)| !finished).count() >= 5,
-            "most runs were killed mid-way: {kills:?}"
+            "most runs were killed mid-way: {kills:?} (DEDUPD_KILL_SEED={seed})"
         );
         assert_list_matches(&emu, &list_id, &d.join("out"));
         emu.shutdown().await;

@@ -708,6 +708,7 @@ async fn kill_dash_nine_at_random_points_then_every_cluster_is_merged_exactly_on
     let d = tmp.path().to_owned();
     write_plan(&d.join("plan"), &clusters);
     let base = emu.base_url();
+    let (kill_seed, state) = (super::kill_seed(), emu.state());
     let kills = tokio::task::spawn_blocking(move || {
         let apply = || {
             let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
@@ -717,7 +718,7 @@ async fn kill_dash_nine_at_random_points_then_every_cluster_is_merged_exactly_on
                 .arg(d.join("state"))
                 .arg("--out")
                 .arg(d.join("out"))
-                // ~3 requests per cluster at 6/s: ~15 s of work, more than 10 kill windows.
+                // ~3 requests per cluster: ~90 requests, more than the 10 kills take (≤ 8 each).
                 .args([
                     "--rate",
                     "360",
@@ -733,21 +734,16 @@ async fn kill_dash_nine_at_random_points_then_every_cluster_is_merged_exactly_on
                 .stderr(Stdio::null());
             c
         };
+        // Each run is killed after 0–8 requests (pre-flight fetches, merges, read-backs).
         let mut killed = Vec::new();
-        for after in super::kill_delays(10) {
-            let mut child = apply().spawn().unwrap();
-            std::thread::sleep(after);
-            let finished = child.try_wait().unwrap().is_some();
-            if !finished {
-                child.kill().unwrap(); // SIGKILL
-            }
-            child.wait().unwrap();
+        for after in super::kill_points(kill_seed, 10, 8) {
+            let finished = super::kill_after_requests(&state, after, &mut apply());
             killed.push((after, finished));
         }
         let status = apply().status().unwrap();
         assert!(
             status.success(),
-            "the final run completes: {status}; kills {killed:?}"
+            "the final run completes: {status}; kills {killed:?} (DEDUPD_KILL_SEED={kill_seed})"
         );
         killed
     })
@@ -755,7 +751,7 @@ async fn kill_dash_nine_at_random_points_then_every_cluster_is_merged_exactly_on
     .unwrap();
     assert!(
         kills.iter().filter(|(_, finished)| !finished).count() >= 5,
-        "most runs were killed mid-way: {kills:?}"
+        "most runs were killed mid-way: {kills:?} (DEDUPD_KILL_SEED={kill_seed})"
     );
     for (ids, n) in clusters.iter().zip(&sizes) {
         // n ids, 4 per merge: 4, then canonical + 3, …

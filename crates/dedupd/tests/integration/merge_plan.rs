@@ -68,7 +68,7 @@ fn generated_data_of_the_same_kind_reaches_the_floor_too() {
     // Not the file the matcher was developed on: the benchmark's own generator, other seed.
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("contacts.csv");
-    let truth = dedupd::bench_merge::generate(&input, 30_000, 20_261_124).unwrap();
+    let truth = dedupd_testdata::contacts::generate(&input, 30_000, 20_261_124).unwrap();
     let out = dir.path().join("plan");
     run_plan(&input, MergeConfig::default(), &out);
     let predicted = plan::read_labels(&out.join("clusters.csv")).unwrap();
@@ -81,7 +81,7 @@ fn generated_data_of_the_same_kind_reaches_the_floor_too() {
 fn the_same_input_gives_the_same_plan() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("contacts.csv");
-    dedupd::bench_merge::generate(&input, 5_000, 3).unwrap();
+    dedupd_testdata::contacts::generate(&input, 5_000, 3).unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     run_plan(&input, MergeConfig::default(), &a);
     run_plan(&input, MergeConfig::default(), &b);
@@ -325,7 +325,7 @@ fn a_declared_encoding_is_decoded() {
 fn the_binary_plans_and_scores() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("contacts.csv");
-    dedupd::bench_merge::generate(&input, 2_000, 9).unwrap();
+    dedupd_testdata::contacts::generate(&input, 2_000, 9).unwrap();
     let exe = env!("CARGO_BIN_EXE_dedupd");
     let out = dir.path().join("plan");
     let status = Command::new(exe)

@@ -119,6 +119,36 @@ impl Drop for Relays {
     }
 }
 
+/// Waits until `requests()` reaches `target`, or until nothing is pending or sending in the
+/// outbox (no more requests will come). A condition wait, not a delay: it polls every 5 ms, for
+/// at most 60 s. Returns the request count it saw.
+async fn wait_for_requests(
+    requests: &impl Fn() -> u64,
+    target: u64,
+    outbox: &Outbox,
+    seed: u64,
+    kills: &[(u64, u64, u64)],
+) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = requests();
+        if seen >= target {
+            return seen;
+        }
+        let counts = outbox.counts().await.unwrap();
+        let busy = counts.get(&Status::Pending).copied().unwrap_or(0)
+            + counts.get(&Status::Sending).copied().unwrap_or(0);
+        if busy == 0 {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no request {target} in 60 s: {counts:?}; kills {kills:?} (DEDUPD_KILL_SEED={seed})"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_killed_at_random_deliver_once_or_report() {
     let url = pg_test_url();
@@ -207,31 +237,45 @@ poll_ms = 50
         cmd: Box::new(cmd),
     };
 
-    // Waves of work, each followed by a kill -9 of one relay at a random moment.
+    // Waves of work, each followed by a kill -9 of one relay at a seeded point: after the N-th
+    // delivery request (to the local provider or the emulator) since the wave was accepted. The
+    // seed is printed and named in the failure messages (replay: DEDUPD_KILL_SEED).
+    let seed = super::kill_seed();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let requests = {
+        let (seen, emu) = (Arc::clone(&seen), emu.state());
+        move || {
+            let local: u64 = seen.lock().unwrap().values().map(|e| u64::from(e.1)).sum();
+            local + emu.stats().total_requests
+        }
+    };
     let opts = AcceptOptions {
         guard: GuardMode::Off,
         ..AcceptOptions::default()
     };
     let mut kills = Vec::new();
     for wave in 0..WAVES {
+        let start = requests();
         for i in wave * PER_WAVE..(wave + 1) * PER_WAVE {
             outbox
                 .accept(notification(i), opts, Utc::now())
                 .await
                 .unwrap();
         }
-        let after = Duration::from_millis(150 + fastrand::u64(..500));
-        tokio::time::sleep(after).await;
-        let which = fastrand::usize(..2);
-        relays.kill_and_restart(which);
-        kills.push((which, after));
+        // A wave needs at least PER_WAVE requests: the kill point is always reached.
+        let after = rng.u64(1..=PER_WAVE / 2);
+        let seen_at = wait_for_requests(&requests, start + after, &outbox, seed, &kills).await;
+        relays.kill_and_restart(rng.usize(..2));
+        kills.push((wave, after, seen_at));
     }
-    // Two more, while the retries and take-overs run.
-    for _ in 0..2 {
-        tokio::time::sleep(Duration::from_millis(300 + fastrand::u64(..700))).await;
-        let which = fastrand::usize(..2);
-        relays.kill_and_restart(which);
-        kills.push((which, Duration::ZERO));
+    // Two more, while the retries and take-overs run: after a few more requests, or at once
+    // when nothing is left to deliver.
+    for wave in WAVES..WAVES + 2 {
+        let start = requests();
+        let after = rng.u64(1..=5);
+        let seen_at = wait_for_requests(&requests, start + after, &outbox, seed, &kills).await;
+        relays.kill_and_restart(rng.usize(..2));
+        kills.push((wave, after, seen_at));
     }
     assert!(kills.len() >= 10);
 
@@ -253,7 +297,7 @@ poll_ms = 50
         }
         assert!(
             Instant::now() < deadline,
-            "the relays did not finish: {counts:?}, {rechecks} unknown awaiting a read-back; kills {kills:?}"
+            "the relays did not finish: {counts:?}, {rechecks} unknown awaiting a read-back; kills (wave, after, seen) {kills:?} (DEDUPD_KILL_SEED={seed})"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

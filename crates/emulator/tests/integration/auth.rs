@@ -71,10 +71,17 @@ async fn tokens_expire_after_their_ttl_and_a_new_one_works() {
     };
     let e = start(cfg).await;
     e.get("/api/v2/outbound/contactlists").await.expect(200);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    e.get("/api/v2/outbound/contactlists")
-        .await
-        .expect_error(401, "authentication.required");
+    // The emulator's token clock is its own (not Tokio's): a condition wait, at most 100
+    // polls 20 ms apart, until the token is refused, not a delay.
+    let mut after = e.get("/api/v2/outbound/contactlists").await;
+    for _ in 0..100 {
+        if after.status.as_u16() != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = e.get("/api/v2/outbound/contactlists").await;
+    }
+    after.expect_error(401, "authentication.required");
     let fresh = e.new_token().await;
     e.call_with(
         Method::GET,
@@ -110,16 +117,26 @@ async fn fault_profile_token_ttl_and_periodic_revocation() {
         ..FaultProfile::default()
     });
     let t = e.new_token().await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    e.call_with(
-        Method::GET,
-        "/api/v2/outbound/contactlists",
-        None,
-        Some(&t),
-        &[],
-    )
-    .await
-    .expect_error(401, "authentication.required");
+    // A condition wait (at most 100 polls, 20 ms apart) until the revocation tick refuses the
+    // token, not a delay.
+    let call = || {
+        e.call_with(
+            Method::GET,
+            "/api/v2/outbound/contactlists",
+            None,
+            Some(&t),
+            &[],
+        )
+    };
+    let mut after = call().await;
+    for _ in 0..100 {
+        if after.status.as_u16() != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = call().await;
+    }
+    after.expect_error(401, "authentication.required");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! `dedupd bench merge-apply --clusters N`: `merge apply` of N clusters through the in-process
-//! emulator at a rate budget, against the most clusters per minute that budget allows.
+//! `dedupd-bench merge-apply --clusters N`: `merge apply` of N clusters (see
+//! `dedupd_testdata::clusters`) through the in-process emulator at a rate budget, against the
+//! most clusters per minute that budget allows.
 //!
 //! Each cluster costs one bulk fetch (pre-flight) plus one merge per chunk of
 //! `--max-ids-per-merge` ids, so at `R` requests per minute the ceiling is
@@ -14,31 +15,32 @@ use dedupd_genesys::{
     ClientConfig, Endpoint, ExternalContact, GenesysClient, PhoneNumber, SecretString,
 };
 
-use crate::jobs::merge_apply::{self as apply, Options, planned_requests};
-use crate::shared::plan_file::{Cluster, Fields, Member, PLAN_VERSION, Plan, cluster_id};
+use dedupd::jobs::merge_apply::{self as apply, Options, planned_requests};
+use dedupd::shared::plan_file::{Cluster, Fields, Member, PLAN_VERSION, Plan, cluster_id};
+use dedupd_testdata::clusters::{self as synthetic, Seed};
 
 /// Contacts per bulk add while seeding.
 const SEED_BATCH: usize = 50;
 
 /// Settings of one benchmark run.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Clusters to merge.
-    pub clusters: usize,
+    pub(crate) clusters: usize,
     /// Largest cluster: sizes cycle through 2..=max_size.
-    pub max_size: usize,
+    pub(crate) max_size: usize,
     /// The emulator's per-token limit and the client's budget, requests per minute.
-    pub rate: u32,
+    pub(crate) rate: u32,
     /// Clusters worked on at once.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Contact ids per merge request.
-    pub max_ids_per_merge: usize,
+    pub(crate) max_ids_per_merge: usize,
     /// Progress bar.
-    pub progress: bool,
+    pub(crate) progress: bool,
 }
 
 /// Runs the benchmark and prints a Markdown table row.
-pub fn run(s: &Settings) -> anyhow::Result<()> {
+pub(crate) fn run(s: &Settings) -> anyhow::Result<()> {
     if s.max_size < 2 {
         anyhow::bail!("--max-size must be at least 2");
     }
@@ -62,23 +64,18 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
     let mut setup_cfg = ClientConfig::new(endpoint.clone(), setup_id, SecretString::from(secret));
     setup_cfg.requests_per_minute = s.rate.max(60_000);
     let setup = GenesysClient::new(setup_cfg).await?;
-    let sizes: Vec<usize> = (0..s.clusters).map(|i| 2 + i % (s.max_size - 1)).collect();
+    let sizes = synthetic::sizes(s.clusters, s.max_size);
     let seeded = std::time::Instant::now();
     let mut ids: Vec<Vec<Option<String>>> = sizes.iter().map(|n| vec![None; *n]).collect();
-    let all: Vec<(usize, usize)> = sizes
-        .iter()
-        .enumerate()
-        .flat_map(|(c, n)| (0..*n).map(move |m| (c, m)))
-        .collect();
-    let email = |c: usize, m: usize| format!("b{c}.{m}@example.org");
+    let all = synthetic::seeds(&sizes);
     for chunk in all.chunks(SEED_BATCH) {
         let contacts: Vec<ExternalContact> = chunk
             .iter()
-            .map(|&(c, m)| ExternalContact {
-                first_name: Some(format!("Bench{c}")),
-                last_name: Some("Merge".into()),
-                work_email: Some(email(c, m)),
-                cell_phone: Some(PhoneNumber::e164(format!("+1202{c:05}{m:02}"))),
+            .map(|seed| ExternalContact {
+                first_name: Some(seed.first_name.clone()),
+                last_name: Some(seed.last_name.clone()),
+                work_email: Some(seed.email.clone()),
+                cell_phone: Some(PhoneNumber::e164(seed.phone.clone())),
                 ..ExternalContact::default()
             })
             .collect();
@@ -89,17 +86,22 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
                 .entity
                 .context("a seeded contact came back without its entity")?;
             let address = entity.work_email.clone().unwrap_or_default();
-            let (c, m) = chunk
+            let Seed {
+                cluster: c,
+                member: m,
+                ..
+            } = chunk
                 .iter()
-                .copied()
-                .find(|&(c, m)| email(c, m) == address)
+                .find(|seed| seed.email == address)
                 .context("a seeded contact came back with another e-mail")?;
-            ids[c][m] = entity.id;
+            ids[*c][*m] = entity.id;
         }
     }
-    if ids.iter().flatten().any(Option::is_none) {
-        anyhow::bail!("seeding failed: some contacts were not created");
-    }
+    let ids: Vec<Vec<String>> = ids
+        .into_iter()
+        .map(|members| members.into_iter().collect::<Option<Vec<_>>>())
+        .collect::<Option<_>>()
+        .context("seeding failed: some contacts were not created")?;
     let seed_seconds = seeded.elapsed().as_secs_f64();
 
     let tmp = tempfile::tempdir()?;
@@ -111,12 +113,12 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
                 .into_iter()
                 .enumerate()
                 .map(|(m, id)| Member {
-                    record_id: id.unwrap_or_default(),
+                    record_id: id,
                     source: Some("bench".into()),
                     updated_at: None,
                     fields: Fields {
-                        first_name: Some(format!("Bench{c}")),
-                        email: Some(format!("b{c}.{m}@example.org")),
+                        first_name: Some(synthetic::first_name(c)),
+                        email: Some(synthetic::email(c, m)),
                         ..Fields::default()
                     },
                 })

@@ -1,9 +1,9 @@
-//! `dedupd bench gateway`: `POST /v1/messages` under `wrk`, with the embedded window, with Redis,
+//! `dedupd-bench gateway`: `POST /v1/messages` under `wrk`, with the embedded window, with Redis,
 //! and next to a bare axum handler that only SHA-256s the body, in one run.
 //!
 //! The three servers run in this process on ephemeral ports with the same runtime; `wrk` (which
 //! must be installed) drives each in turn with the same Lua script: a stream of HTML-formatted
-//! messages from `distinct` senders, so the gateway does its whole job per request (JSON, phone
+//! messages from `distinct` senders (see `dedupd_testdata::messages`), so the gateway does its whole job per request (JSON, phone
 //! normalization, HTML stripping, NFKC, fingerprint, claim) and sees both PROCESS and SUPPRESS.
 //! The load average (`/proc/loadavg`) is printed before each target: on a shared machine other
 //! work skews the figures, and the table should say so.
@@ -20,41 +20,42 @@ use axum::routing::post;
 use dedupd_gateway::{ContactIndex, Gateway, GatewayConfig};
 use dedupd_http::{self as common, Auth, Health, ServiceOptions};
 use dedupd_store::window::{EmbeddedWindow, RedisWindow, RedisWindowConfig, Window};
+use dedupd_testdata::messages;
 use sha2::{Digest, Sha256};
 
-/// Options of `dedupd bench gateway`.
+/// Options of `dedupd-bench gateway`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct GatewayBench {
+pub(crate) struct GatewayBench {
     /// Seconds per target.
     #[arg(long, default_value_t = 15)]
-    pub duration: u64,
+    pub(crate) duration: u64,
     /// wrk threads.
     #[arg(long, default_value_t = 2)]
-    pub threads: u32,
+    pub(crate) threads: u32,
     /// wrk connections.
     #[arg(long, default_value_t = 64)]
-    pub connections: u32,
+    pub(crate) connections: u32,
     /// Distinct messages in the stream (the rest are duplicates).
     #[arg(long, default_value_t = 50_000)]
-    pub distinct: u64,
+    pub(crate) distinct: u64,
     /// Redis for the Redis target (skipped when unreachable).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis: String,
+    pub(crate) redis: String,
     /// Instead of wrk: time the gateway's request path without HTTP (JSON in, decide with the
     /// embedded window, JSON out) on one thread, for the same message stream, and each of its
     /// main steps alone; prints µs per message.
     #[arg(long)]
-    pub in_process: bool,
+    pub(crate) in_process: bool,
     /// Messages per round of `--in-process`.
     #[arg(long, default_value_t = 200_000)]
-    pub messages: u64,
+    pub(crate) messages: u64,
     /// Rounds of `--in-process` (the best round is reported).
     #[arg(long, default_value_t = 3)]
-    pub rounds: u32,
+    pub(crate) rounds: u32,
     /// Turn near-duplicate flagging on in the gateway targets (off by default, as in `serve`),
     /// to measure what the second step costs.
     #[arg(long)]
-    pub near_duplicates: bool,
+    pub(crate) near_duplicates: bool,
 }
 
 impl GatewayBench {
@@ -71,38 +72,24 @@ impl GatewayBench {
 
 /// One target's figures.
 #[derive(Debug, Clone, Default)]
-pub struct WrkResult {
+pub(crate) struct WrkResult {
     /// Requests per second.
-    pub rps: f64,
+    pub(crate) rps: f64,
     /// Median latency, milliseconds.
-    pub p50_ms: f64,
+    pub(crate) p50_ms: f64,
     /// 99th percentile latency, milliseconds.
-    pub p99_ms: f64,
+    pub(crate) p99_ms: f64,
     /// Answers that were not 2xx.
-    pub non_2xx: u64,
+    pub(crate) non_2xx: u64,
     /// Load average before the target ran.
-    pub load: String,
+    pub(crate) load: String,
     /// CPU this process (the servers) spent per request during the run, microseconds (user +
     /// system, so the kernel's socket work is in it); `None` where `/proc` is not there.
-    pub server_cpu_us: Option<f64>,
+    pub(crate) server_cpu_us: Option<f64>,
 }
 
-const SCRIPT: &str = r#"
-local counter = 0
-local distinct = DISTINCT
-local thread_salt = math.random(1, 1000000)
-request = function()
-  counter = counter + 1
-  local n = (counter * 7919 + thread_salt) % distinct
-  local body = string.format(
-    '{"channel":"sms","from":"(201) 7%02d-%04d","text":"<p>Where is my <b>order</b> number %d?</p>","message_id":"m-%d"}',
-    n % 100, n % 10000, n, counter)
-  return wrk.format("POST", "/v1/messages", {["Content-Type"] = "application/json"}, body)
-end
-"#;
-
 /// Parses `wrk --latency` output.
-pub fn parse_wrk(out: &str) -> anyhow::Result<WrkResult> {
+pub(crate) fn parse_wrk(out: &str) -> anyhow::Result<WrkResult> {
     let ms = |v: &str| -> Option<f64> {
         let v = v.trim();
         if let Some(x) = v.strip_suffix("us") {
@@ -230,16 +217,14 @@ fn gateway_router(config: GatewayConfig, window: Window) -> Router {
 }
 
 /// Runs the benchmark and prints a Markdown table.
-pub fn run(opts: &GatewayBench) -> anyhow::Result<()> {
+pub(crate) fn run(opts: &GatewayBench) -> anyhow::Result<()> {
     if opts.in_process {
         return run_in_process(opts);
     }
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("messages.lua");
-    std::fs::write(
-        &script,
-        SCRIPT.replace("DISTINCT", &opts.distinct.max(1).to_string()),
-    )?;
+    std::fs::write(&script, messages::wrk_script(opts.distinct))
+        .with_context(|| format!("cannot write {}", script.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -326,22 +311,6 @@ pub fn run(opts: &GatewayBench) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The request bodies of the wrk script, in the same order (one wrk thread with salt 0).
-pub fn message_stream(distinct: u64, count: u64) -> Vec<Vec<u8>> {
-    let distinct = distinct.max(1);
-    (1..=count)
-        .map(|counter| {
-            let n = (counter * 7919) % distinct;
-            format!(
-                r#"{{"channel":"sms","from":"(201) 7{:02}-{:04}","text":"<p>Where is my <b>order</b> number {n}?</p>","message_id":"m-{counter}"}}"#,
-                n % 100,
-                n % 10000,
-            )
-            .into_bytes()
-        })
-        .collect()
-}
-
 /// Best of `rounds`, µs per item: `f` runs once per round over the whole stream.
 fn best_us(
     rounds: u32,
@@ -364,7 +333,7 @@ fn run_in_process(opts: &GatewayBench) -> anyhow::Result<()> {
     use dedupd_gateway::MessageRequest;
 
     let load = load_average();
-    let stream = message_stream(opts.distinct, opts.messages);
+    let stream = messages::stream(opts.distinct, opts.messages);
     let requests: Vec<MessageRequest> = stream
         .iter()
         .map(|b| common::parse_json(b))
@@ -495,21 +464,5 @@ Transfer/sec:     13.33MB
         assert!((r.p99_ms - 2.5).abs() < 1e-9);
         assert_eq!(r.non_2xx, 3);
         assert!(parse_wrk("nothing").is_err());
-    }
-
-    #[test]
-    fn in_process_stream_is_valid_json_with_duplicates() {
-        let stream = message_stream(10, 25);
-        assert_eq!(stream.len(), 25);
-        let first: serde_json::Value = serde_json::from_slice(&stream[0]).unwrap();
-        assert_eq!(first["channel"], "sms");
-        let distinct: std::collections::HashSet<_> = stream
-            .iter()
-            .map(|b| {
-                let v: serde_json::Value = serde_json::from_slice(b).unwrap();
-                (v["from"].clone(), v["text"].clone())
-            })
-            .collect();
-        assert_eq!(distinct.len(), 10);
     }
 }

@@ -1,6 +1,5 @@
-//! `dedupd bench merge --records N`: a synthetic contact export in the shape of real
-//! contact-center data, with known duplicates, then `dedupd merge plan` on it as a child process
-//! (so its peak memory is its own) and the scores against the generator's truth.
+//! A synthetic contact export in the shape of real contact-center data, with known duplicates
+//! (the input of `dedupd-bench merge` and of the merge plan tests), and its truth.
 //!
 //! The generator is independent of the shared 20k sample: its own name pools, formats and noise
 //! rates, so the matcher is measured on data of the same *kind*, not on the file it was built
@@ -12,12 +11,10 @@
 //! landline; namesakes; placeholder phones and e-mails shared by unrelated people.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 const FIRST_EN: &[&str] = &[
     "James",
@@ -863,115 +860,4 @@ pub fn generate(path: &Path, records: u64, seed: u64) -> anyhow::Result<Vec<(Str
     w.flush()?;
     truth.truncate(records as usize);
     Ok(truth)
-}
-
-/// The whole benchmark: generate, plan (child process), score.
-pub fn run(dir: &Path, records: u64, seed: u64) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let input = dir.join("contacts.csv");
-    let t = Instant::now();
-    let truth = generate(&input, records, seed)?;
-    let mut tw = csv::Writer::from_path(dir.join("truth.csv"))?;
-    tw.write_record(["record_id", "entity_id"])?;
-    for (r, e) in &truth {
-        tw.write_record([r, e])?;
-    }
-    tw.flush()?;
-    eprintln!(
-        "generated {} records in {:.1} s",
-        truth.len(),
-        t.elapsed().as_secs_f64()
-    );
-    let out = dir.join("plan");
-    let exe = std::env::current_exe().context("locating the dedupd binary")?;
-    let t = Instant::now();
-    let status = Command::new(exe)
-        .args(["-q", "merge", "plan", "--input"])
-        .arg(&input)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .context("running dedupd merge plan")?;
-    let wall = t.elapsed().as_secs_f64();
-    if !status.success() {
-        bail!("dedupd merge plan failed: {status}");
-    }
-    let report: serde_json::Value = serde_json::from_reader(File::open(out.join("report.json"))?)?;
-    let predicted = crate::jobs::merge_plan::read_labels(&out.join("clusters.csv"))?;
-    let e = dedupd_core::matching::eval::evaluate(&predicted, &truth);
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "records            {}", report["records"])?;
-    writeln!(stdout, "wall (process)     {wall:.2} s")?;
-    if let Some(secs) = report["seconds"].as_object() {
-        for (stage, s) in secs {
-            writeln!(stdout, "  {stage:<16} {:.2} s", s.as_f64().unwrap_or(0.0))?;
-        }
-    }
-    writeln!(stdout, "candidate pairs    {}", report["candidate_pairs"])?;
-    writeln!(stdout, "clusters (≥2)      {}", report["clusters"])?;
-    writeln!(
-        stdout,
-        "peak RSS           {:.0} MiB",
-        report["peak_rss_mib"].as_f64().unwrap_or(0.0)
-    )?;
-    writeln!(
-        stdout,
-        "pair    P {:.4} R {:.4} F1 {:.4}",
-        e.pairs.precision, e.pairs.recall, e.pairs.f1
-    )?;
-    writeln!(
-        stdout,
-        "cluster P {:.4} R {:.4} F1 {:.4} (all clusters); F1 {:.4} (clusters with duplicates)",
-        e.clusters.precision, e.clusters.recall, e.clusters.f1, e.multi_clusters.f1
-    )?;
-    // The baseline users write by hand: records with the same normalized e-mail or phone are
-    // one person (union-find over exact keys), measured on the same data in the same run.
-    let t = Instant::now();
-    let b = exact_key_baseline(&input, &truth)?;
-    writeln!(
-        stdout,
-        "exact-key baseline ({:.1} s): pair P {:.4} R {:.4} F1 {:.4}; cluster F1 {:.4}; F1 {:.4} (clusters with duplicates)",
-        t.elapsed().as_secs_f64(),
-        b.pairs.precision,
-        b.pairs.recall,
-        b.pairs.f1,
-        b.clusters.f1,
-        b.multi_clusters.f1
-    )?;
-    Ok(())
-}
-
-/// Same normalized e-mail or same E.164 phone = same person, transitively.
-fn exact_key_baseline(
-    input: &Path,
-    truth: &[(String, String)],
-) -> anyhow::Result<dedupd_core::matching::eval::Evaluation> {
-    use dedupd_core::matching::Column;
-    let loaded = crate::jobs::merge_plan::load(input, &Default::default())?;
-    let records = &loaded.records;
-    let mut parent: Vec<usize> = (0..records.len()).collect();
-    fn find(p: &mut [usize], mut x: usize) -> usize {
-        while p[x] != x {
-            p[x] = p[p[x]];
-            x = p[x];
-        }
-        x
-    }
-    for col in [Column::Email, Column::Phone] {
-        let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for (i, r) in records.iter().enumerate() {
-            if let Some(v) = r.get(col) {
-                let j = *first.entry(v).or_insert(i);
-                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                parent[a] = b;
-            }
-        }
-    }
-    let labels: Vec<(String, String)> = (0..records.len())
-        .map(|i| {
-            let root = find(&mut parent, i);
-            (records[i].id().to_owned(), records[root].id().to_owned())
-        })
-        .collect();
-    Ok(dedupd_core::matching::eval::evaluate(&labels, truth))
 }

@@ -1,0 +1,204 @@
+//! `dedupd-bench`: end-to-end figures on synthetic data, for BENCHMARKS.md. Not part of the
+//! product: it drives the dedupd library (and, for `ingest` and `merge`, the `dedupd` binary
+//! built beside it, as a child process so its peak memory is its own) with the generators of
+//! `dedupd-testdata`.
+
+mod gateway;
+mod ingest;
+mod merge;
+mod merge_apply;
+mod notify;
+mod product;
+mod sync;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// The same allocator as the `dedupd` binary (see its main.rs), so what runs in this process
+/// (the gateway servers, the outbox, the emulator) costs what it costs in `dedupd`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Measure a dedupd job end to end on synthetic data.
+#[derive(Debug, Parser)]
+#[command(name = "dedupd-bench", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// No progress bars, even on a terminal.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    job: BenchJob,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchJob {
+    /// Accepted notifications per second with each outbox backend, and the idempotent accept
+    /// next to a plain insert.
+    Notify {
+        /// Notifications per round.
+        #[arg(long, default_value_t = 20_000)]
+        count: u64,
+        /// Concurrent producers.
+        #[arg(long, default_value_t = 256)]
+        concurrency: u64,
+        /// Rounds (the best of each is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// PostgreSQL URL (also `DATABASE_URL`); without it only the embedded backend runs.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        postgres: Option<String>,
+    },
+    /// Time `dedupd merge plan` on N synthetic contacts with known duplicates and score it
+    /// (pair and cluster precision, recall, F1).
+    Merge {
+        /// Number of records.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Work directory (kept); default: a temporary directory, removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// POST /v1/messages under wrk: the gateway with the embedded window and with Redis, next
+    /// to a bare axum handler that only SHA-256s the body (wrk must be installed).
+    Gateway(gateway::GatewayBench),
+    /// Time `dedupd sync` of N contacts through the in-process emulator at its rate limit,
+    /// against the theoretical minimum time that limit allows.
+    Sync {
+        /// Number of contacts to sync.
+        #[arg(long, default_value_t = 100_000)]
+        contacts: u64,
+        /// The emulator's limit and the client's budget, requests per minute per token.
+        #[arg(long, default_value_t = 300)]
+        rate: u32,
+        /// Contacts per add-contacts request.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Time `dedupd merge apply` of N clusters through the in-process emulator at a rate
+    /// budget: clusters per minute against the most that budget allows.
+    MergeApply {
+        /// Number of clusters to merge (sizes cycle through 2..=max-size).
+        #[arg(long, default_value_t = 300)]
+        clusters: usize,
+        /// Largest cluster.
+        #[arg(long, default_value_t = 4)]
+        max_size: usize,
+        /// The emulator's limit and the client's budget, requests per minute per token.
+        #[arg(long, default_value_t = 300)]
+        rate: u32,
+        /// Clusters worked on at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Contact ids per merge request.
+        #[arg(long, default_value_t = 25)]
+        max_ids_per_merge: usize,
+    },
+    /// Time `dedupd ingest` on N synthetic multi-source records.
+    Ingest {
+        /// Number of input records (about two per customer, across three sources).
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Percent of customers changed before the second run.
+        #[arg(long, default_value_t = 1.0)]
+        changed_pct: f64,
+        /// Work directory (kept); default: a temporary directory, removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let progress = !cli.quiet && std::io::stderr().is_terminal();
+    match run(cli.job, progress) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The given work directory (kept), or a temporary one removed when the guard drops.
+fn work_dir(dir: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match dir {
+        Some(d) => (d, None),
+        None => {
+            let tmp = tempfile::tempdir()?;
+            (tmp.path().to_owned(), Some(tmp))
+        }
+    })
+}
+
+fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
+    match job {
+        BenchJob::Notify {
+            count,
+            concurrency,
+            rounds,
+            postgres,
+        } => notify::run(count, concurrency, rounds, postgres),
+        BenchJob::Merge { records, seed, dir } => {
+            let (dir, _tmp) = work_dir(dir)?;
+            merge::run(&dir, records, seed)
+        }
+        BenchJob::Gateway(opts) => gateway::run(&opts),
+        BenchJob::Sync {
+            contacts,
+            rate,
+            batch_size,
+            concurrency,
+        } => sync::run(contacts, rate, batch_size, concurrency, progress),
+        BenchJob::MergeApply {
+            clusters,
+            max_size,
+            rate,
+            concurrency,
+            max_ids_per_merge,
+        } => merge_apply::run(&merge_apply::Settings {
+            clusters,
+            max_size,
+            rate,
+            concurrency,
+            max_ids_per_merge,
+            progress,
+        }),
+        BenchJob::Ingest {
+            records,
+            changed_pct,
+            dir,
+            seed,
+        } => {
+            let (dir, _tmp) = work_dir(dir)?;
+            ingest::run(&dir, records, changed_pct, seed)
+        }
+    }
+}
