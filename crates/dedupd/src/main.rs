@@ -252,8 +252,10 @@ const EXIT_INCOMPLETE: u8 = 3;
 /// Whether a run failed because the platform was unreachable (exit 3: run again later).
 fn is_unreachable(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<dedupd_genesys::Error>()
-            .is_some_and(dedupd_genesys::Error::is_unreachable)
+        c.downcast_ref::<dedupd_platform::PlatformError>()
+            .is_some_and(|p| p.kind == dedupd_platform::ErrorKind::Unreachable)
+            || c.downcast_ref::<dedupd_genesys::Error>()
+                .is_some_and(dedupd_genesys::Error::is_unreachable)
     })
 }
 
