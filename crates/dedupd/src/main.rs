@@ -197,7 +197,7 @@ enum MergeCommand {
         #[arg(long, requires = "from_genesys")]
         division: Option<String>,
         #[command(flatten)]
-        platform: dedupd::shared::platform::PlatformArgs,
+        platform: Box<dedupd::shared::platform::PlatformArgs>,
     },
     /// Apply a reviewed merge plan (DIR/plan.json) through the External Contacts merge API.
     ///
