@@ -463,3 +463,96 @@ impl CustomerDirectory for GenesysClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ApiError, ErrorBody};
+    use reqwest::{Method, StatusCode};
+
+    fn api(status: u16, body: ErrorBody) -> Error {
+        Error::Api(Box::new(ApiError {
+            method: Method::POST,
+            path: "/api/v2/externalcontacts/contacts/merge".into(),
+            status: StatusCode::from_u16(status).unwrap(),
+            body,
+            retry_after: None,
+            attempts: 1,
+        }))
+    }
+
+    #[test]
+    fn errors_map_to_the_kinds_a_job_acts_on() {
+        let body = ErrorBody {
+            message: Some("active associations".into()),
+            entity_id: Some("c-2".into()),
+            ..ErrorBody::default()
+        };
+        let conflict = platform_error("merge of 3 contacts", api(409, body));
+        assert_eq!(conflict.kind, ErrorKind::Conflict);
+        assert_eq!(conflict.entity_ids, vec!["c-2"]);
+        assert_eq!(conflict.status, Some(409));
+        assert_eq!(
+            conflict.platform_message.as_deref(),
+            Some("active associations")
+        );
+        assert!(conflict.message.starts_with("merge of 3 contacts: "));
+        let kind = |e: Error| platform_error("x", e).kind;
+        assert_eq!(kind(api(401, ErrorBody::default())), ErrorKind::Auth);
+        assert_eq!(kind(api(403, ErrorBody::default())), ErrorKind::Auth);
+        assert_eq!(kind(api(404, ErrorBody::default())), ErrorKind::NotFound);
+        assert_eq!(kind(api(400, ErrorBody::default())), ErrorKind::Permanent);
+        assert_eq!(kind(api(503, ErrorBody::default())), ErrorKind::Transient);
+        assert_eq!(kind(api(429, ErrorBody::default())), ErrorKind::Transient);
+        assert_eq!(kind(Error::Config("x".into())), ErrorKind::Config);
+        assert_eq!(
+            kind(Error::InvalidRequest("x".into())),
+            ErrorKind::Permanent
+        );
+        let unknown = Error::OutcomeUnknown(Box::new(crate::OutcomeUnknown {
+            method: Method::POST,
+            path: "/p".into(),
+            status: Some(StatusCode::GATEWAY_TIMEOUT),
+            body: None,
+            attempts: 1,
+        }));
+        assert_eq!(kind(unknown), ErrorKind::OutcomeUnknown);
+        let gone = Error::from(crate::Unreachable {
+            base_url: "http://127.0.0.1:9".into(),
+            down_for: std::time::Duration::from_secs(5),
+            last_failure: "connection refused".into(),
+        });
+        assert_eq!(kind(gone), ErrorKind::Unreachable);
+    }
+
+    #[test]
+    fn a_do_not_call_row_is_a_soft_delete_keyed_by_external_id() {
+        let layout = ListLayout::for_columns(&["customer_id".into(), "phone_e164".into()]);
+        let row = ListRow {
+            key: "k1".into(),
+            values: vec![
+                ("customer_id".into(), "C1".into()),
+                ("phone_e164".into(), "+14155552671".into()),
+            ],
+            callable: false,
+        };
+        let c = dialer_contact("list-1", &layout, &row);
+        assert_eq!(c.id.as_deref(), Some("k1"));
+        assert_eq!(c.contact_list_id, "list-1");
+        assert_eq!(c.callable, Some(false));
+        assert_eq!(
+            c.phone_number_status.unwrap()["phone_e164"].callable,
+            Some(false)
+        );
+        assert!(
+            c.contactable_status
+                .unwrap()
+                .values()
+                .all(|s| s.contactable == Some(false))
+        );
+        assert_eq!(c.data["customer_id"], "C1");
+        let list = contact_list_for("crm", &layout);
+        assert_eq!(list.phone_columns.len(), 1);
+        assert!(list.email_columns.is_empty());
+    }
+}
