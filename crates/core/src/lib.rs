@@ -6,8 +6,10 @@
 //! [`contact`], so the jobs cannot disagree on what "the same customer" means.
 
 pub mod contact;
+pub mod contact_list;
 pub mod keys;
 pub mod matching;
+pub mod merge_values;
 pub mod message;
 pub mod normalize;
 pub mod notification;

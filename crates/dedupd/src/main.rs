@@ -87,24 +87,8 @@ enum Command {
         /// Create a contact list with this name and the configured columns, and write to it.
         #[arg(long)]
         create_list: Option<String>,
-        /// API base URL (e.g. the emulator's http://127.0.0.1:8787); wins over --region.
-        #[arg(long, env = "GENESYS_BASE_URL")]
-        base_url: Option<String>,
-        /// Genesys Cloud region (us-east-1, eu-west-1, …) or its domain (mypurecloud.ie).
-        #[arg(long, alias = "org", env = "GENESYS_REGION")]
-        region: Option<String>,
-        /// OAuth client id (client credentials grant).
-        #[arg(long, env = "GENESYS_CLIENT_ID")]
-        client_id: String,
-        /// The org's API budget, requests per minute (shared by all workers; see --redis).
-        #[arg(long, env = "GENESYS_REQUESTS_PER_MINUTE", default_value_t = 300)]
-        rate: u32,
-        /// Share the budget with other dedupd processes through this Redis.
-        #[arg(long, env = "DEDUPD_REDIS_URL")]
-        redis: Option<String>,
-        /// Redis key of the shared budget (one per org) [default: dedupd:{budget}:<client id>].
-        #[arg(long)]
-        redis_key: Option<String>,
+        #[command(flatten)]
+        platform: dedupd::shared::platform::PlatformArgs,
         /// Contacts per add-contacts request (the API accepts up to 1000).
         #[arg(long, default_value_t = 1000)]
         batch_size: usize,
@@ -114,11 +98,6 @@ enum Command {
         /// Show what would be sent (sync_plan.ndjson); send nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Seconds without any answer from the platform (connect errors, timeouts, 5xx, 429)
-        /// after which the run stops, keeps what was accepted and exits 3; 0 = never
-        /// [default: [sync] give_up_after of the config, else 120].
-        #[arg(long, value_name = "SECONDS", env = "DEDUPD_GIVE_UP_AFTER")]
-        give_up_after: Option<u64>,
     },
     /// Run the Genesys Cloud emulator alone (for demos, dry runs and benchmarks).
     ///
@@ -211,18 +190,8 @@ enum MergeCommand {
         /// With --from-genesys: only this division.
         #[arg(long, requires = "from_genesys")]
         division: Option<String>,
-        /// API base URL (e.g. the emulator's http://127.0.0.1:8787); wins over --region.
-        #[arg(long, env = "GENESYS_BASE_URL")]
-        base_url: Option<String>,
-        /// Genesys Cloud region (us-east-1, eu-west-1, …) or its domain.
-        #[arg(long, env = "GENESYS_REGION")]
-        region: Option<String>,
-        /// OAuth client id; the secret comes from GENESYS_CLIENT_SECRET.
-        #[arg(long, env = "GENESYS_CLIENT_ID", default_value = "")]
-        client_id: String,
-        /// The org's API budget, requests per minute.
-        #[arg(long, env = "GENESYS_REQUESTS_PER_MINUTE", default_value_t = 300)]
-        rate: u32,
+        #[command(flatten)]
+        platform: Box<dedupd::shared::platform::PlatformArgs>,
     },
     /// Apply a reviewed merge plan (DIR/plan.json) through the External Contacts merge API.
     ///
@@ -246,8 +215,10 @@ const EXIT_INCOMPLETE: u8 = 3;
 /// Whether a run failed because the platform was unreachable (exit 3: run again later).
 fn is_unreachable(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<dedupd_genesys::Error>()
-            .is_some_and(dedupd_genesys::Error::is_unreachable)
+        c.downcast_ref::<dedupd_platform::PlatformError>()
+            .is_some_and(|p| p.kind == dedupd_platform::ErrorKind::Unreachable)
+            || c.downcast_ref::<dedupd_genesys::Error>()
+                .is_some_and(dedupd_genesys::Error::is_unreachable)
     })
 }
 
@@ -323,10 +294,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     html_limit,
                     from_genesys,
                     division,
-                    base_url,
-                    region,
-                    client_id,
-                    rate,
+                    platform,
                 },
         } => {
             let cfg = match &config {
@@ -334,27 +302,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => merge_plan::MergeConfig::default(),
             };
             let source = if from_genesys {
-                let endpoint = match (&base_url, &region) {
-                    (Some(url), _) => dedupd_genesys::Endpoint::base_url(url)?,
-                    (None, Some(r)) => dedupd_genesys::Endpoint::region(r)?,
-                    (None, None) => anyhow::bail!(
-                        "say where to read from: --base-url (or GENESYS_BASE_URL) or --region (or GENESYS_REGION)"
-                    ),
-                };
-                anyhow::ensure!(
-                    !client_id.is_empty(),
-                    "--client-id (or GENESYS_CLIENT_ID) is required"
-                );
-                let secret = std::env::var("GENESYS_CLIENT_SECRET")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .context("GENESYS_CLIENT_SECRET is not set (the client secret is read from the environment only)")?;
-                let mut client = dedupd_genesys::ClientConfig::new(
-                    endpoint,
-                    client_id,
-                    dedupd_genesys::SecretString::from(secret),
-                );
-                client.requests_per_minute = rate;
+                let mut client = platform.client_config(false)?;
+                client.give_up_after = platform.give_up_after(0);
                 merge_plan::Source::Genesys {
                     client: Box::new(client),
                     division,
@@ -413,51 +362,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             contact_list,
             create_list,
-            base_url,
-            region,
-            client_id,
-            rate,
-            redis,
-            redis_key,
+            platform,
             batch_size,
             concurrency,
             dry_run,
-            give_up_after,
         } => {
             let cfg = config::Config::load(&config)?;
-            let give_up_after = give_up_after
-                .or(cfg.sync.give_up_after)
-                .unwrap_or(dedupd_genesys::ClientConfig::DEFAULT_GIVE_UP_AFTER.as_secs());
             let state_dir = state.unwrap_or_else(|| default_state_dir(&config));
-            let endpoint = match (&base_url, &region) {
-                (Some(url), _) => dedupd_genesys::Endpoint::base_url(url)?,
-                (None, Some(r)) => dedupd_genesys::Endpoint::region(r)?,
-                (None, None) if dry_run => {
-                    dedupd_genesys::Endpoint::base_url("http://127.0.0.1:9")?
-                }
-                (None, None) => anyhow::bail!(
-                    "say where to sync: --base-url (or GENESYS_BASE_URL) or --region (or GENESYS_REGION)"
-                ),
-            };
-            let secret = match std::env::var("GENESYS_CLIENT_SECRET") {
-                Ok(s) if !s.is_empty() => s,
-                _ if dry_run => String::new(),
-                _ => anyhow::bail!(
-                    "GENESYS_CLIENT_SECRET is not set (the client secret is read from the environment only)"
-                ),
-            };
-            let mut client = dedupd_genesys::ClientConfig::new(
-                endpoint,
-                client_id.clone(),
-                dedupd_genesys::SecretString::from(secret),
+            let mut client = platform.client_config(dry_run)?;
+            client.give_up_after = platform.give_up_after(
+                cfg.sync
+                    .give_up_after
+                    .unwrap_or(dedupd_genesys::ClientConfig::DEFAULT_GIVE_UP_AFTER.as_secs()),
             );
-            client.requests_per_minute = rate;
-            client.redis = redis.map(|url| dedupd_genesys::RedisBudget {
-                url,
-                key: redis_key.unwrap_or_else(|| format!("dedupd:{{budget}}:{client_id}")),
-            });
-            client.give_up_after =
-                (give_up_after > 0).then(|| std::time::Duration::from_secs(give_up_after));
             let target = match (contact_list, create_list) {
                 (Some(id), _) => sync::Target::List(id),
                 (None, Some(name)) => sync::Target::Create(name),

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Auth,
     /// The record does not exist.
     NotFound,
+    /// The platform client is configured wrong (endpoint, limits): stop the run.
+    Config,
 }
 
 /// A failed platform call. Its message never carries phone numbers, e-mail addresses or
@@ -42,6 +44,9 @@ pub struct PlatformError {
     pub entity_ids: Vec<String>,
     /// How long the platform asked us to wait, when it said.
     pub retry_after: Option<Duration>,
+    /// The platform's own message, when it sent one (as the platform writes it, for reports:
+    /// e.g. why a merge was refused).
+    pub platform_message: Option<String>,
 }
 
 impl PlatformError {
@@ -53,7 +58,15 @@ impl PlatformError {
             status: None,
             entity_ids: Vec::new(),
             retry_after: None,
+            platform_message: None,
         }
+    }
+
+    /// With the platform's own message.
+    #[must_use]
+    pub fn with_platform_message(mut self, message: Option<String>) -> Self {
+        self.platform_message = message;
+        self
     }
 
     /// With the HTTP status.
@@ -70,8 +83,18 @@ impl PlatformError {
         self
     }
 
+    /// With the wait the platform asked for.
+    #[must_use]
+    pub fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
+        self.retry_after = wait;
+        self
+    }
+
     /// Whether the run must stop (auth failure, unreachable platform).
     pub fn is_fatal(&self) -> bool {
-        matches!(self.kind, ErrorKind::Auth | ErrorKind::Unreachable)
+        matches!(
+            self.kind,
+            ErrorKind::Auth | ErrorKind::Unreachable | ErrorKind::Config
+        )
     }
 }

@@ -15,5 +15,7 @@ pub mod directory;
 pub mod error;
 pub mod messaging;
 pub mod notify;
+pub mod usage;
 
 pub use error::{ErrorKind, PlatformError};
+pub use usage::{CallStats, Session};

@@ -6,6 +6,7 @@ pub mod feed;
 pub mod feeds;
 pub mod fs;
 pub mod plan_file;
+pub mod platform;
 pub(crate) mod progress;
 
 use std::path::{Path, PathBuf};

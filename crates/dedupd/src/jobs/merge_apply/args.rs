@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use dedupd_genesys::{ClientConfig, Endpoint, RedisBudget, SecretString};
+use dedupd_genesys::ClientConfig;
+
+use crate::shared::platform::PlatformArgs;
 
 use super::{Options, Report, run as apply};
 
@@ -22,29 +24,9 @@ pub struct ApplyArgs {
     /// Output directory for apply_report.json, apply_clusters.ndjson and quarantine.ndjson.
     #[arg(long, short, default_value = "out")]
     pub out: PathBuf,
-    /// API base URL (e.g. the emulator's http://127.0.0.1:8787); wins over --region.
-    #[arg(long, env = "GENESYS_BASE_URL")]
-    pub base_url: Option<String>,
-    /// Genesys Cloud region (us-east-1, eu-west-1, …) or its domain (mypurecloud.ie).
-    #[arg(long, alias = "org", env = "GENESYS_REGION")]
-    pub region: Option<String>,
-    /// OAuth client id (client credentials grant); the secret comes from GENESYS_CLIENT_SECRET.
-    #[arg(long, env = "GENESYS_CLIENT_ID", default_value = "")]
-    pub client_id: String,
-    /// The org's API budget, requests per minute (shared by all workers; see --redis).
-    #[arg(
-        long,
-        alias = "requests-per-minute",
-        env = "GENESYS_REQUESTS_PER_MINUTE",
-        default_value_t = 300
-    )]
-    pub rate: u32,
-    /// Share the budget, and lock contacts, with other dedupd processes through this Redis.
-    #[arg(long, env = "DEDUPD_REDIS_URL")]
-    pub redis: Option<String>,
-    /// Redis key of the shared budget (one per org) [default: dedupd:{budget}:<client id>].
-    #[arg(long)]
-    pub redis_key: Option<String>,
+    /// Platform endpoint, credentials and budget (`--redis` also shares the contact locks).
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// Contact ids per merge request (2–25; the platform's limit is 25).
     #[arg(long, default_value_t = dedupd_genesys::MAX_MERGE_IDS)]
     pub max_ids_per_merge: usize,
@@ -57,15 +39,6 @@ pub struct ApplyArgs {
     /// Write the merge requests that would be sent (apply_dry_run.ndjson); contact nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Seconds without any answer from the platform (connect errors, timeouts, 5xx, 429)
-    /// after which the run stops, keeps what was merged and exits 3; 0 = never.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        env = "DEDUPD_GIVE_UP_AFTER",
-        default_value_t = ClientConfig::DEFAULT_GIVE_UP_AFTER.as_secs()
-    )]
-    pub give_up_after: u64,
 }
 
 /// Runs `merge apply` from its flags and prints a summary.
@@ -74,36 +47,10 @@ pub fn run(args: ApplyArgs, progress: bool) -> anyhow::Result<Report> {
         .state
         .clone()
         .unwrap_or_else(|| args.plan.join(".dedupd"));
-    let endpoint = match (&args.base_url, &args.region) {
-        (Some(url), _) => Endpoint::base_url(url)?,
-        (None, Some(r)) => Endpoint::region(r)?,
-        (None, None) if args.dry_run => Endpoint::base_url("http://127.0.0.1:9")?,
-        (None, None) => anyhow::bail!(
-            "say where to merge: --base-url (or GENESYS_BASE_URL) or --region (or GENESYS_REGION)"
-        ),
-    };
-    if args.client_id.is_empty() && !args.dry_run {
-        anyhow::bail!("--client-id (or GENESYS_CLIENT_ID) is required");
-    }
-    let secret = match std::env::var("GENESYS_CLIENT_SECRET") {
-        Ok(s) if !s.is_empty() => s,
-        _ if args.dry_run => String::new(),
-        _ => anyhow::bail!(
-            "GENESYS_CLIENT_SECRET is not set (the client secret is read from the environment only)"
-        ),
-    };
-    let mut client =
-        ClientConfig::new(endpoint, args.client_id.clone(), SecretString::from(secret));
-    client.requests_per_minute = args.rate;
-    client.redis = args.redis.clone().map(|url| RedisBudget {
-        url,
-        key: args
-            .redis_key
-            .clone()
-            .unwrap_or_else(|| format!("dedupd:{{budget}}:{}", args.client_id)),
-    });
-    client.give_up_after =
-        (args.give_up_after > 0).then(|| Duration::from_secs(args.give_up_after));
+    let mut client = args.platform.client_config(args.dry_run)?;
+    client.give_up_after = args
+        .platform
+        .give_up_after(ClientConfig::DEFAULT_GIVE_UP_AFTER.as_secs());
     let mut opts = Options::new(args.plan.clone(), state_dir, args.out.clone(), client);
     opts.max_ids_per_merge = args.max_ids_per_merge;
     opts.concurrency = args.concurrency;

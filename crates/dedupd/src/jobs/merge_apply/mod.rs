@@ -49,7 +49,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use dedupd_genesys::{ClientConfig, Error as ApiErr, GenesysClient, MAX_MERGE_IDS, MIN_MERGE_IDS};
+use dedupd_genesys::{ClientConfig, GenesysClient};
+use dedupd_platform::directory::{CustomerDirectory, DirectoryCapabilities, Resolved};
+use dedupd_platform::{ErrorKind, PlatformError};
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -61,11 +63,8 @@ pub use key::ids_key;
 use crate::shared::fs::{AtomicFile, write_json};
 use crate::shared::plan_file::{Cluster, Plan};
 
-/// The platform's largest merge set (every contact of a merge tree, canonical ones included).
-pub const MERGE_SET_MAX: usize = 52;
-
-/// Contacts fetched per bulk request during pre-flight and read-back.
-const FETCH_CHUNK: usize = 25;
+/// Fewest records any merge takes.
+const MIN_MERGE_IDS: usize = 2;
 
 /// Options of one `merge apply` run.
 #[derive(Debug, Clone)]
@@ -108,7 +107,7 @@ impl Options {
             state_dir,
             out_dir,
             client,
-            max_ids_per_merge: MAX_MERGE_IDS,
+            max_ids_per_merge: dedupd_genesys::MAX_MERGE_IDS,
             concurrency: 4,
             dry_run: false,
             progress: false,
@@ -260,12 +259,8 @@ pub struct Report {
 }
 
 /// A failure that concerns every cluster (auth, permissions, configuration): stop the run.
-fn is_fatal(e: &ApiErr) -> bool {
-    matches!(e, ApiErr::Token(_) | ApiErr::Config(_)) || matches!(status(e), Some(401 | 403))
-}
-
-fn status(e: &ApiErr) -> Option<u16> {
-    e.status().map(|s| s.as_u16())
+fn is_fatal(e: &PlatformError) -> bool {
+    matches!(e.kind, ErrorKind::Auth | ErrorKind::Config)
 }
 
 /// The live head of a contact, as fetched.
@@ -287,10 +282,10 @@ enum ReadBack {
 }
 
 /// Shared by the cluster tasks of one run.
-struct Ctx<'a> {
+struct Ctx<'a, D> {
     opts: &'a Options,
     run: RunMark,
-    client: GenesysClient,
+    dir: &'a D,
     journal: FileJournal,
     locks: FileLocks,
     redis: Option<RedisLocks>,
@@ -317,7 +312,7 @@ struct Held {
 }
 
 impl Stop {
-    fn api(what: &str, e: ApiErr) -> Stop {
+    fn api(what: &str, e: PlatformError) -> Stop {
         if is_fatal(&e) {
             Stop::Fatal(anyhow::Error::new(e).context(format!("{what} failed")))
         } else {
@@ -326,42 +321,22 @@ impl Stop {
     }
 }
 
-impl Ctx<'_> {
-    /// Fetches the live head of every id (bulk fetch; transient per-record failures fall back
-    /// to a single GET, which the client retries).
+impl<D: CustomerDirectory> Ctx<'_, D> {
+    /// Where every id lives now (a merged-away id resolves to its canonical record).
     async fn heads(&self, ids: &[String]) -> Result<HashMap<String, Head>, Stop> {
-        let api = self.client.external_contacts();
         let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(FETCH_CHUNK) {
-            let res = api
-                .bulk_fetch(chunk)
+        for chunk in ids.chunks(D::CAPABILITIES.max_ids_per_fetch.max(1)) {
+            let found = self
+                .dir
+                .resolve(chunk)
                 .await
                 .map_err(|e| Stop::api("fetching the cluster's contacts", e))?;
-            for r in res.results {
-                let Some(id) = r.id.clone() else { continue };
-                if r.success {
-                    if let Some(e) = r.entity {
-                        out.insert(id.clone(), head_of(&id, &e));
-                    }
-                } else if r.status == Some(404)
-                    || r.error.as_ref().and_then(|e| e.status) == Some(404)
-                {
-                    out.insert(id, Head::NotFound);
-                }
-            }
-        }
-        for id in ids {
-            if out.contains_key(id) {
-                continue;
-            }
-            match api.get(id).await {
-                Ok(e) => {
-                    out.insert(id.clone(), head_of(id, &e));
-                }
-                Err(e) if status(&e) == Some(404) => {
-                    out.insert(id.clone(), Head::NotFound);
-                }
-                Err(e) => return Err(Stop::api("fetching a contact", e)),
+            for (id, r) in found {
+                let head = match r {
+                    Resolved::Found { canonical, set } => Head::Found { id: canonical, set },
+                    Resolved::NotFound => Head::NotFound,
+                };
+                out.insert(id, head);
             }
         }
         Ok(out)
@@ -421,13 +396,6 @@ impl Ctx<'_> {
     }
 }
 
-fn head_of(requested: &str, e: &dedupd_genesys::ExternalContact) -> Head {
-    Head::Found {
-        id: e.id.clone().unwrap_or_else(|| requested.to_owned()),
-        set: e.merge_set.len().max(1),
-    }
-}
-
 /// The outcome of one cluster under construction.
 struct Work<'c> {
     cluster: &'c Cluster,
@@ -468,10 +436,13 @@ struct Counted {
     read_backs_applied: u64,
 }
 
-async fn apply_cluster(ctx: &Ctx<'_>, cluster: &Cluster) -> anyhow::Result<Counted> {
+async fn apply_cluster<D: CustomerDirectory>(
+    ctx: &Ctx<'_, D>,
+    cluster: &Cluster,
+) -> anyhow::Result<Counted> {
     let ids = cluster.sorted_ids();
     let key = ids_key('c', ids.iter().map(String::as_str));
-    let ovr = value::build(cluster);
+    let ovr = D::place(&value::merge_values(cluster));
     let mut work = Work {
         cluster,
         key: key.clone(),
@@ -491,7 +462,7 @@ async fn apply_cluster(ctx: &Ctx<'_>, cluster: &Cluster) -> anyhow::Result<Count
     };
     let result = match locked {
         Ok(held) => {
-            let r = merge_locked(ctx, &ids, &ovr.contact, &held, &mut work).await;
+            let r = merge_locked(ctx, &ids, &ovr.values, &held, &mut work).await;
             if let (Some(redis), Some(locked)) = (&ctx.redis, held.redis)
                 && let Err(e) = redis.release(locked).await
             {
@@ -533,10 +504,10 @@ async fn apply_cluster(ctx: &Ctx<'_>, cluster: &Cluster) -> anyhow::Result<Count
 }
 
 /// The work on one cluster whose contacts this run holds.
-async fn merge_locked(
-    ctx: &Ctx<'_>,
+async fn merge_locked<D: CustomerDirectory>(
+    ctx: &Ctx<'_, D>,
     ids: &[String],
-    value_override: &dedupd_genesys::ExternalContact,
+    value_override: &D::Values,
     held: &Held,
     work: &mut Work<'_>,
 ) -> Result<(Outcome, Option<String>), Stop> {
@@ -654,13 +625,15 @@ async fn merge_locked(
         let set: usize = free.iter().map(|(_, s)| s).sum::<usize>()
             + canonical.as_ref().map_or(0, |(_, s)| *s)
             + steps;
-        if set > MERGE_SET_MAX {
+        if let Some(max) = D::CAPABILITIES.max_merge_set
+            && set > max
+        {
             for (h, _) in &free {
                 work.quarantine(
                     h,
                     Reason::MergeSetLimit,
                     format!(
-                        "merging the cluster would make a merge set of {set} contacts; the platform allows {MERGE_SET_MAX}"
+                        "merging the cluster would make a merge set of {set} contacts; the platform allows {max}"
                     ),
                 );
             }
@@ -679,8 +652,8 @@ async fn merge_locked(
     Ok((outcome, canonical))
 }
 
-fn settle(
-    ctx: &Ctx<'_>,
+fn settle<D>(
+    ctx: &Ctx<'_, D>,
     key: &str,
     outcome: Outcome,
     canonical: Option<String>,
@@ -716,11 +689,11 @@ fn settle(
 
 /// Merges `free` heads into `canonical` (or into a new one), chunked to the cap, isolating
 /// offenders by halving. Returns the canonical contact and its merge-set size.
-async fn run_merges(
-    ctx: &Ctx<'_>,
+async fn run_merges<D: CustomerDirectory>(
+    ctx: &Ctx<'_, D>,
     free: Vec<(String, usize)>,
     mut canonical: Option<(String, usize)>,
-    value_override: &dedupd_genesys::ExternalContact,
+    value_override: &D::Values,
     held: &Held,
     work: &mut Work<'_>,
 ) -> Result<Option<(String, usize)>, Stop> {
@@ -731,7 +704,6 @@ async fn run_merges(
     let mut waiting: Vec<String> = Vec::new();
     let mut named_in_conflict: BTreeMap<String, String> = BTreeMap::new();
     let mut unknown_retries = 0;
-    let api = ctx.client.external_contacts();
     let mut regrouped: BTreeSet<Vec<String>> = BTreeSet::new();
     loop {
         let Some(mut group) = queue.pop_front() else {
@@ -790,8 +762,8 @@ async fn run_merges(
         )?;
         work.merge_requests += 1;
         tracing::debug!(cluster = %work.cluster.cluster_id, key = %mkey, ids = request.len(), "Merging.");
-        let answer = api.merge(&request, Some(value_override)).await;
-        let not_applied = |ctx: &Ctx<'_>, work: &Work<'_>| {
+        let answer = ctx.dir.merge(&request, value_override).await;
+        let not_applied = |ctx: &Ctx<'_, D>, work: &Work<'_>| {
             ctx.journal.append(
                 &work.key,
                 &Event::NotApplied {
@@ -801,18 +773,18 @@ async fn run_merges(
             )
         };
         match answer {
-            Ok(contact) => {
-                let Some(id) = contact.id.clone() else {
+            Ok(merged) => {
+                let Some(id) = merged.canonical.clone() else {
                     return Err(Stop::Remaining(
                         "the merge answer carried no contact id; the next run reads it back".into(),
                     ));
                 };
-                let set = contact.merge_set.len().max(request.len() + 1);
+                let set = merged.set.max(request.len() + 1);
                 record_merge(ctx, work, &mkey, &request, &id)?;
                 canonical = Some((id, set));
                 queue.extend(waiting.drain(..).map(|w| vec![w]));
             }
-            Err(e) if e.is_outcome_unknown() => {
+            Err(e) if e.kind == ErrorKind::OutcomeUnknown => {
                 work.read_backs += 1;
                 match ctx.read_back(&request).await? {
                     ReadBack::Applied(id, set) => {
@@ -833,7 +805,7 @@ async fn run_merges(
                     }
                 }
             }
-            Err(e) if e.is_unreachable() => {
+            Err(e) if e.kind == ErrorKind::Unreachable => {
                 // No answer for the give-up time: leave the intent open, the next run reads the
                 // contacts back before sending anything.
                 return Err(Stop::api("merge", e));
@@ -843,17 +815,16 @@ async fn run_merges(
                 return Err(Stop::api("merge", e));
             }
             Err(e)
-                if status(&e).is_some_and(|s| (400..500).contains(&s) && s != 404)
-                    && !e.is_transient() =>
+                if matches!(e.kind, ErrorKind::Conflict | ErrorKind::Permanent)
+                    && e.status.is_some_and(|s| (400..500).contains(&s)) =>
             {
                 not_applied(ctx, work)?;
-                let conflict = status(&e) == Some(409);
+                let conflict = e.kind == ErrorKind::Conflict;
                 if conflict {
                     work.conflicts += 1;
-                    if let Some(body) = e.error_body() {
-                        for id in body.entity_ids() {
-                            named_in_conflict.insert(id, body.message.clone().unwrap_or_default());
-                        }
+                    for id in &e.entity_ids {
+                        named_in_conflict
+                            .insert(id.clone(), e.platform_message.clone().unwrap_or_default());
                     }
                 }
                 if group.len() >= 2 {
@@ -871,10 +842,7 @@ async fn run_merges(
                         "the cluster's canonical contact {c} is refused: {e}"
                     )));
                 }
-                let detail = e
-                    .error_body()
-                    .and_then(|b| b.message.clone())
-                    .unwrap_or_else(|| e.to_string());
+                let detail = e.platform_message.clone().unwrap_or_else(|| e.to_string());
                 let reason = if conflict {
                     Reason::ActiveAssociations
                 } else {
@@ -883,7 +851,7 @@ async fn run_merges(
                 work.quarantine(
                     &lone,
                     reason,
-                    format!("{}: {detail}", status(&e).unwrap_or(0)),
+                    format!("{}: {detail}", e.status.unwrap_or(0)),
                 );
             }
             Err(e) => {
@@ -906,8 +874,8 @@ async fn run_merges(
     Ok(canonical)
 }
 
-fn record_merge(
-    ctx: &Ctx<'_>,
+fn record_merge<D>(
+    ctx: &Ctx<'_, D>,
     work: &Work<'_>,
     mkey: &str,
     request: &[String],
@@ -927,14 +895,14 @@ fn record_merge(
 
 /// One line of `apply_dry_run.ndjson`: a merge request as it would be sent.
 #[derive(Serialize)]
-struct DryRunLine<'a> {
+struct DryRunLine<'a, V> {
     cluster_id: &'a str,
     key: String,
     step: usize,
     #[serde(rename = "contactIds")]
     contact_ids: Vec<String>,
     #[serde(rename = "valueOverride")]
-    value_override: &'a dedupd_genesys::ExternalContact,
+    value_override: &'a V,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     unplaced: &'a BTreeMap<String, Vec<String>>,
 }
@@ -961,19 +929,41 @@ pub fn planned_requests(ids: &[String], cap: usize) -> Vec<Vec<String>> {
     steps
 }
 
-fn check_cap(cap: usize) -> anyhow::Result<()> {
-    if !(MIN_MERGE_IDS..=MAX_MERGE_IDS).contains(&cap) {
-        anyhow::bail!(
-            "--max-ids-per-merge must be between {MIN_MERGE_IDS} and {MAX_MERGE_IDS}, got {cap}"
-        );
+fn check_cap(cap: usize, caps: &DirectoryCapabilities) -> anyhow::Result<()> {
+    let (min, max) = (
+        caps.min_ids_per_merge.max(MIN_MERGE_IDS),
+        caps.max_ids_per_merge,
+    );
+    if !(min..=max).contains(&cap) {
+        anyhow::bail!("--max-ids-per-merge must be between {min} and {max}, got {cap}");
     }
     Ok(())
 }
 
-/// Runs `merge apply`.
+/// Runs `merge apply` against Genesys Cloud, the platform `opts.client` configures.
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
+    if opts.dry_run {
+        return run_on::<GenesysClient>(None, opts).await;
+    }
+    check_cap(
+        opts.max_ids_per_merge,
+        &<GenesysClient as CustomerDirectory>::CAPABILITIES,
+    )?;
+    let client = GenesysClient::new(opts.client.clone())
+        .await
+        .context("cannot set up the Genesys Cloud client")?;
+    run_on(Some(&client), opts).await
+}
+
+/// Runs `merge apply` on `dir` (`None`: a dry run, which contacts nothing and writes the
+/// requests as platform `D` would be sent them). `opts.client` only names the Redis of the
+/// locks and the budget reported.
+pub async fn run_on<D: CustomerDirectory>(
+    dir: Option<&D>,
+    opts: &Options,
+) -> anyhow::Result<Report> {
     let started = Instant::now();
-    check_cap(opts.max_ids_per_merge)?;
+    check_cap(opts.max_ids_per_merge, &D::CAPABILITIES)?;
     let plan = Plan::load(&opts.plan_dir)?;
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("cannot create output directory {}", opts.out_dir.display()))?;
@@ -990,14 +980,14 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         ..Report::default()
     };
 
-    if opts.dry_run {
+    let Some(dir) = dir else {
         let mut lines = AtomicFile::create(&opts.out_dir.join("apply_dry_run.ndjson"))?;
         let mut outcomes = AtomicFile::create(&opts.out_dir.join("apply_clusters.ndjson"))?;
         for cluster in &plan.clusters {
             let ids = cluster.sorted_ids();
             let key = ids_key('c', ids.iter().map(String::as_str));
             let history = journal.history(&key)?;
-            let ovr = value::build(cluster);
+            let ovr = D::place(&value::merge_values(cluster));
             let (outcome, requests) = if history.is_final() {
                 report.skipped += 1;
                 (Outcome::Skipped, 0)
@@ -1011,7 +1001,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
                         key: ids_key('m', step.iter().map(String::as_str)),
                         step: i + 1,
                         contact_ids: step.clone(),
-                        value_override: &ovr.contact,
+                        value_override: &ovr.values,
                         unplaced: &ovr.unplaced,
                     };
                     serde_json::to_writer(&mut *lines.writer(), &line)?;
@@ -1042,11 +1032,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         report.elapsed_seconds = started.elapsed().as_secs_f64();
         write_json(&opts.out_dir.join("apply_report.json"), &report)?;
         return Ok(report);
-    }
+    };
 
-    let client = GenesysClient::new(opts.client.clone())
-        .await
-        .context("cannot set up the Genesys Cloud client")?;
     let redis = match &opts.client.redis {
         Some(r) => Some(
             RedisLocks::connect(
@@ -1068,7 +1055,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let ctx = Ctx {
         opts,
         run,
-        client: client.clone(),
+        dir,
         journal,
         locks,
         redis,
@@ -1085,7 +1072,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             .clusters
             .iter()
             .enumerate()
-            .take_while(|_| client.unreachable().is_none());
+            .take_while(|_| dir.gave_up().is_none());
         let mut stream = futures_util::stream::iter(clusters)
             .map(|(i, c)| {
                 let ctx = &ctx;
@@ -1110,7 +1097,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         }
     }
     bar.finish_and_clear();
-    report.platform_unreachable = client.unreachable().map(|u| u.to_string());
+    report.platform_unreachable = dir.gave_up();
     let not_started = if report.platform_unreachable.is_some() {
         "not started: the platform was unreachable"
     } else {
@@ -1156,13 +1143,13 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     quarantine.commit()?;
     lines.commit()?;
 
-    let s = client.stats();
+    let s = dir.usage();
     report.api_calls = s.api_calls;
     report.retries = s.retries;
     report.rate_limited = s.rate_limited;
     report.server_errors = s.server_errors;
     report.token_requests = s.token_requests;
-    report.budget_wait_seconds = s.budget_wait().as_secs_f64();
+    report.budget_wait_seconds = s.budget_wait.as_secs_f64();
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     write_json(&opts.out_dir.join("apply_report.json"), &report)?;
     // Only now has every cluster this run settled been reported.
@@ -1197,15 +1184,18 @@ mod tests {
 
     #[test]
     fn the_cap_is_checked() {
-        assert!(check_cap(1).is_err());
-        assert!(check_cap(26).is_err());
-        assert!(check_cap(2).is_ok());
-        assert!(check_cap(25).is_ok());
+        let caps = <GenesysClient as CustomerDirectory>::CAPABILITIES;
+        assert!(check_cap(1, &caps).is_err());
+        assert!(check_cap(26, &caps).is_err());
+        assert!(check_cap(2, &caps).is_ok());
+        assert!(check_cap(25, &caps).is_ok());
     }
 
     #[test]
     fn auth_failures_stop_the_run_and_conflicts_do_not() {
-        assert!(is_fatal(&ApiErr::Config("x".into())));
-        assert!(!is_fatal(&ApiErr::InvalidRequest("x".into())));
+        assert!(is_fatal(&PlatformError::new(ErrorKind::Config, "x")));
+        assert!(is_fatal(&PlatformError::new(ErrorKind::Auth, "x")));
+        assert!(!is_fatal(&PlatformError::new(ErrorKind::Conflict, "x")));
+        assert!(!is_fatal(&PlatformError::new(ErrorKind::Permanent, "x")));
     }
 }

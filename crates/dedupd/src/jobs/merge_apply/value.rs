@@ -1,155 +1,47 @@
-//! The `valueOverride` of a cluster's merge: the plan's `resolved` values in ExternalContact
-//! fields, and the `extra_values` in the free e-mail and phone slots.
-//!
-//! Mapping: `first_name` → `firstName`, `last_name` → `lastName`; e-mails fill `workEmail`,
-//! `personalEmail`, `otherEmail` in that order (the resolved one first); phones fill `cellPhone`,
-//! `homePhone`, `workPhone`, `otherPhone` (as E.164 `display`); `street`, `city`, `region`,
-//! `postcode`, `country` → `address{address1, city, state, postalCode, countryCode}`.
-//!
-//! Nothing is silently dropped: a value with no free slot, or one the platform would refuse (an
-//! e-mail that is not `local@domain.tld`, a phone not in E.164), is listed in
-//! [`Override::unplaced`] and reported with the cluster; the platform keeps every source record
-//! (`GET …/contacts/{id}/unresolved`), so such a value stays readable there.
-//!
-//! A value the plan lists in the cluster's `generic_values` (a placeholder, or a number shared by
-//! many people) is never sent, even when a hand-edited plan puts it in `resolved` or
-//! `extra_values`; it is listed in [`Override::unplaced`] instead.
+//! The values a cluster's merge should leave on the surviving record: the plan's `resolved`
+//! values first, then its `extra_values`, never its `generic_values`
+//! ([`MergeValues`], a rule of `dedupd-core`). Where they go on the record (Genesys Cloud:
+//! three e-mail slots, four phone slots, one address) is the platform's placement
+//! ([`CustomerDirectory::place`](dedupd_platform::directory::CustomerDirectory::place)); what
+//! finds no slot is reported with the cluster.
 
-use std::collections::BTreeMap;
-
-use dedupd_genesys::{ContactAddress, ExternalContact, PhoneNumber};
+use dedupd_core::merge_values::MergeValues;
 
 use crate::shared::plan_file::Cluster;
 
-/// The merge body's `valueOverride` and what could not be placed in it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Override {
-    /// The fields to send.
-    pub contact: ExternalContact,
-    /// Per plan field, values that found no slot (or were not valid for the platform).
-    pub unplaced: BTreeMap<String, Vec<String>>,
-}
-
-/// Whether the platform accepts `s` as an e-mail address (`local@domain.tld`, no spaces, at
-/// most 256 characters).
-fn plausible_email(s: &str) -> bool {
-    s.chars().count() <= 256
-        && !s.contains(char::is_whitespace)
-        && s.split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-}
-
-/// Whether `s` is an E.164 number (`+` and 8–15 digits).
-fn plausible_e164(s: &str) -> bool {
-    s.strip_prefix('+')
-        .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
-}
-
-fn non_empty(v: Option<&String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-/// Builds the override of `cluster`.
-pub fn build(cluster: &Cluster) -> Override {
+/// The merge values of `cluster`.
+pub fn merge_values(cluster: &Cluster) -> MergeValues {
     let r = &cluster.resolved;
-    let mut out = Override::default();
-    let c = &mut out.contact;
-    c.first_name = non_empty(r.first_name.as_ref());
-    c.last_name = non_empty(r.last_name.as_ref());
-
-    let extras = |field: &str| -> Vec<String> {
-        cluster
-            .extra_values
-            .get(field)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| non_empty(Some(v)))
-            .collect()
-    };
-    let generic = |field: &str, v: &str| {
-        cluster
-            .generic_values
-            .get(field)
-            .is_some_and(|g| g.iter().any(|x| x.trim().eq_ignore_ascii_case(v)))
-    };
-    let mut unplaced: BTreeMap<String, Vec<String>> = BTreeMap::new();
-
-    // E-mails: the resolved one first, then the extras, each once (case-insensitively).
-    let mut emails: Vec<String> = Vec::new();
-    for e in non_empty(r.email.as_ref())
-        .into_iter()
-        .chain(extras("email"))
-    {
-        if emails.iter().any(|x| x.eq_ignore_ascii_case(&e)) {
-            continue;
-        }
-        if plausible_email(&e) && !generic("email", &e) {
-            emails.push(e);
-        } else {
-            unplaced.entry("email".into()).or_default().push(e);
-        }
-    }
-    let mut emails = emails.into_iter();
-    c.work_email = emails.next();
-    c.personal_email = emails.next();
-    c.other_email = emails.next();
-    unplaced.entry("email".into()).or_default().extend(emails);
-
-    let mut phones: Vec<String> = Vec::new();
-    for p in non_empty(r.phone.as_ref())
-        .into_iter()
-        .chain(extras("phone"))
-    {
-        if phones.contains(&p) {
-            continue;
-        }
-        if plausible_e164(&p) && !generic("phone", &p) {
-            phones.push(p);
-        } else {
-            unplaced.entry("phone".into()).or_default().push(p);
-        }
-    }
-    let mut phones = phones.into_iter().map(PhoneNumber::e164);
-    c.cell_phone = phones.next();
-    c.home_phone = phones.next();
-    c.work_phone = phones.next();
-    c.other_phone = phones.next();
-    unplaced
-        .entry("phone".into())
-        .or_default()
-        .extend(phones.filter_map(|p| p.display));
-
-    let address = ContactAddress {
-        address1: non_empty(r.street.as_ref()),
-        address2: None,
-        city: non_empty(r.city.as_ref()),
-        state: non_empty(r.region.as_ref()),
-        postal_code: non_empty(r.postcode.as_ref()),
-        country_code: non_empty(r.country.as_ref()),
-    };
-    if address != ContactAddress::default() {
-        c.address = Some(address);
-    }
-
-    // Other fields have one slot, taken by the resolved value.
-    for (field, values) in &cluster.extra_values {
-        if field == "email" || field == "phone" {
-            continue;
-        }
-        let values: Vec<String> = values.iter().filter_map(|v| non_empty(Some(v))).collect();
-        if !values.is_empty() {
-            unplaced.entry(field.clone()).or_default().extend(values);
-        }
-    }
-    unplaced.retain(|_, v| !v.is_empty());
-    out.unplaced = unplaced;
-    out
+    MergeValues::build(
+        [
+            ("first_name", r.first_name.as_deref()),
+            ("last_name", r.last_name.as_deref()),
+            ("email", r.email.as_deref()),
+            ("phone", r.phone.as_deref()),
+            ("street", r.street.as_deref()),
+            ("city", r.city.as_deref()),
+            ("region", r.region.as_deref()),
+            ("postcode", r.postcode.as_deref()),
+            ("country", r.country.as_deref()),
+        ],
+        &cluster.extra_values,
+        &cluster.generic_values,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
     use crate::shared::plan_file::{Fields, Member};
+    use dedupd_genesys::{GenesysClient, PhoneNumber};
+    use dedupd_platform::directory::{CustomerDirectory, Placement};
+
+    /// The plan's values as Genesys Cloud places them.
+    fn build(c: &Cluster) -> Placement<dedupd_genesys::ExternalContact> {
+        <GenesysClient as CustomerDirectory>::place(&merge_values(c))
+    }
 
     fn cluster(resolved: Fields, extra: &[(&str, &[&str])]) -> Cluster {
         let member = |id: &str| Member {
@@ -189,7 +81,7 @@ mod tests {
             },
             &[],
         ));
-        let c = &o.contact;
+        let c = &o.values;
         assert_eq!(c.first_name.as_deref(), Some("Ann"));
         assert_eq!(c.work_email.as_deref(), Some("ann@example.com"));
         assert_eq!(
@@ -230,7 +122,7 @@ mod tests {
                 ("first_name", &["Annie"]),
             ],
         ));
-        let c = &o.contact;
+        let c = &o.values;
         assert_eq!(c.work_email.as_deref(), Some("a@x.org"));
         assert_eq!(c.personal_email.as_deref(), Some("b@x.org"));
         assert_eq!(c.other_email.as_deref(), Some("c@x.org"));
@@ -265,9 +157,9 @@ mod tests {
         .into();
         let o = build(&c);
         let sent = |p: &Option<PhoneNumber>| p.as_ref().and_then(|p| p.display.clone());
-        assert_eq!(sent(&o.contact.cell_phone).as_deref(), Some("+14155552671"));
-        assert_eq!(o.contact.home_phone, None);
-        assert_eq!(o.contact.work_email, None);
+        assert_eq!(sent(&o.values.cell_phone).as_deref(), Some("+14155552671"));
+        assert_eq!(o.values.home_phone, None);
+        assert_eq!(o.values.work_email, None);
         assert_eq!(o.unplaced["phone"], vec!["+11234567890", "+10000000000"]);
         assert_eq!(o.unplaced["email"], vec!["noemail@noemail.com"]);
     }

@@ -572,7 +572,7 @@ pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
                 let client = dedupd_genesys::GenesysClient::new((**client).clone())
                     .await
                     .context("cannot set up the Genesys Cloud client")?;
-                load_from_genesys(
+                load_from_directory(
                     &client,
                     division.as_deref(),
                     opts.config.input.default_country.as_deref(),
@@ -889,84 +889,59 @@ pub fn read_labels(path: &Path) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// Reads every External Contact of an org (or one division) with the cursor scan
-/// (`GET /api/v2/externalcontacts/scan/contacts`, 200 a page, all pages), for planning straight
-/// from the platform. Contacts already merged into another (`mergedTo` set) are left out: only
-/// canonical contacts can be merged again. Each contact becomes one record: its id, names, the
-/// first of its e-mails (work, personal, other) and of its phones (cell, home, work, other; the
-/// E.164 form when the platform has it), its address and `modifyDate`; the other e-mails and
-/// phones stay on the platform, which keeps them through a merge.
-pub async fn load_from_genesys(
-    client: &dedupd_genesys::GenesysClient,
-    division: Option<&str>,
+/// Reads every live record of a customer directory (Genesys Cloud: every External Contact
+/// of an org, or of one division, with the cursor scan), for planning straight from the
+/// platform. Records merged into another are left out: only canonical records can be merged
+/// again. Each record keeps its id, names, one e-mail and one phone (see
+/// [`CustomerRecord`](dedupd_platform::directory::CustomerRecord)), its address and when it
+/// was last modified; the other values stay on the platform, which keeps them through a merge.
+pub async fn load_from_directory<D: dedupd_platform::directory::CustomerDirectory>(
+    dir: &D,
+    scope: Option<&str>,
     default_country: Option<&str>,
 ) -> Result<Loaded> {
-    let mut scan = client.external_contacts().scan(200, division);
+    let mut scan = dedupd_platform::directory::Scan {
+        scope: scope.map(str::to_owned),
+        ..Default::default()
+    };
     let mut out = Loaded::default();
     let mut seen = rustc_hash::FxHashSet::default();
     let mut n = 0u64;
-    while let Some(page) = scan
-        .next_page()
+    while let Some(page) = dir
+        .scan_page(&mut scan)
         .await
-        .context("scanning External Contacts")?
+        .context("scanning the customer directory")?
     {
         let mut parsed = Vec::with_capacity(page.len());
         for c in page {
             n += 1;
-            if c.merged_to.is_some() {
-                continue;
-            }
-            parsed.push(parse_external_contact(n, &c, default_country));
+            parsed.push(parse_customer_record(n, c, default_country));
         }
         out.extend(parsed, &mut seen);
     }
     Ok(out)
 }
 
-fn parse_external_contact(
+fn parse_customer_record(
     n: u64,
-    c: &dedupd_genesys::ExternalContact,
+    c: dedupd_platform::directory::CustomerRecord,
     default_country: Option<&str>,
 ) -> Parsed {
-    let phone = [&c.cell_phone, &c.home_phone, &c.work_phone, &c.other_phone]
-        .into_iter()
-        .flatten()
-        .find_map(|p| p.e164.clone().or_else(|| p.display.clone()))
-        .unwrap_or_default();
-    let email = [&c.work_email, &c.personal_email, &c.other_email]
-        .into_iter()
-        .flatten()
-        .next()
-        .cloned()
-        .unwrap_or_default();
-    let addr = c.address.clone().unwrap_or_default();
-    let street = [addr.address1.as_deref(), addr.address2.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let country = addr
-        .country_code
-        .clone()
+    let country = c
+        .country
         .or_else(|| default_country.map(str::to_owned))
         .unwrap_or_default();
-    let kind = c
-        .kind
-        .as_ref()
-        .and_then(|k| serde_json::to_value(k).ok())
-        .and_then(|v| v.as_str().map(str::to_lowercase))
-        .unwrap_or_else(|| "genesys".to_owned());
     let vals: [String; 11] = [
-        c.id.clone().unwrap_or_default(),
-        kind,
-        c.first_name.clone().unwrap_or_default(),
-        c.last_name.clone().unwrap_or_default(),
-        email,
-        phone,
-        street,
-        addr.city.unwrap_or_default(),
-        addr.state.unwrap_or_default(),
-        addr.postal_code.unwrap_or_default(),
+        c.id,
+        c.source,
+        c.first_name,
+        c.last_name,
+        c.email,
+        c.phone,
+        c.street,
+        c.city,
+        c.region,
+        c.postcode,
         country,
     ];
     if vals[0].is_empty() {
@@ -982,7 +957,7 @@ fn parse_external_contact(
         };
     }
     let refs: [&str; 11] = std::array::from_fn(|i| vals[i].as_str());
-    let (record, dropped) = Record::from_raw(refs, c.modify_date);
+    let (record, dropped) = Record::from_raw(refs, c.updated_at);
     Parsed {
         line: n,
         rejects: dropped

@@ -20,17 +20,18 @@
 //!   starts no other batch, lets those in flight settle, keeps what was accepted, writes its
 //!   report with `platform_unreachable` and the CLI exits 3.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use dedupd_genesys::{
-    AddContactsOptions, ClientConfig, ContactList, ContactableStatus, EmailColumn, GenesysClient,
-    PhoneColumn, PhoneNumberStatus, WritableDialerContact,
+use dedupd_genesys::{ClientConfig, GenesysClient};
+use dedupd_platform::ErrorKind;
+use dedupd_platform::contact_list::{
+    ContactListSink, ListLayout, ListRow, ListTarget, payload_hash,
 };
-use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
+use dedupd_store::{ContactState, EmbeddedStore};
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -124,191 +125,115 @@ struct RejectLine<'a> {
     message: Option<&'a str>,
 }
 
-/// The hash of what the platform would hold for a contact: its columns and statuses.
-pub fn payload_hash(c: &WritableDialerContact) -> [u8; 16] {
-    use sha2::{Digest, Sha256};
-    // serde_json writes struct fields in declaration order and BTreeMaps sorted: canonical.
-    let bytes = serde_json::to_vec(c).unwrap_or_default();
-    let d = Sha256::digest(&bytes);
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&d[..16]);
-    out
-}
-
-/// The add-contacts body of one contact: `id` = externalId; do-not-call is a soft delete.
-pub fn to_dialer_contact(
-    c: &StoredContact,
-    list_id: &str,
-    columns: &[String],
-) -> WritableDialerContact {
-    let callable = !c.contact.do_not_call();
-    let media = ["Voice", "SMS", "Email"]
-        .into_iter()
-        .map(|m| {
-            (
-                m.to_owned(),
-                ContactableStatus {
-                    contactable: Some(callable),
-                    column_status: None,
-                },
-            )
-        })
-        .collect();
-    let phone_status = columns.iter().any(|c| c == "phone_e164").then(|| {
-        BTreeMap::from([(
-            "phone_e164".to_owned(),
-            PhoneNumberStatus {
-                callable: Some(callable),
-            },
-        )])
-    });
-    WritableDialerContact {
-        id: Some(c.contact.external_id.clone()),
-        contact_list_id: list_id.to_owned(),
-        data: columns
-            .iter()
-            .map(|col| (col.clone(), c.contact.column(col)))
-            .collect(),
-        callable: Some(callable),
-        phone_number_status: phone_status,
-        contactable_status: Some(media),
-    }
-}
-
-/// Contacts whose payload differs from what `list_id` last accepted, in externalId order, with
+/// Contacts whose row differs from what `list_id` last accepted, in externalId order, with
 /// the payload hash each one is sent with.
 fn pending_set(
     store: &EmbeddedStore,
     list_id: &str,
-    columns: &[String],
-) -> anyhow::Result<Vec<(WritableDialerContact, [u8; 16])>> {
+    layout: &ListLayout,
+) -> anyhow::Result<Vec<(ListRow, [u8; 16])>> {
     let mut pending = Vec::new();
     store.for_each_with_synced(list_id, &mut |c, synced| {
-        let body = to_dialer_contact(&c, list_id, columns);
-        let hash = payload_hash(&body);
+        let row = ListRow::for_contact(&c.contact, layout);
+        let hash = payload_hash(&row);
         if synced != Some(hash) {
-            pending.push((body, hash));
+            pending.push((row, hash));
         }
         Ok(())
     })?;
     Ok(pending)
 }
 
-fn is_do_not_call(c: &WritableDialerContact) -> bool {
-    c.callable == Some(false)
+fn target(t: &Target) -> ListTarget {
+    match t {
+        Target::List(id) => ListTarget::Existing(id.clone()),
+        Target::Create(name) => ListTarget::Create(name.clone()),
+    }
 }
 
-fn list_for(name: &str, columns: &[String]) -> ContactList {
-    let mut list = ContactList::new(name, columns.to_vec());
-    if columns.iter().any(|c| c == "phone_e164") {
-        list.phone_columns = vec![PhoneColumn {
-            column_name: "phone_e164".into(),
-            kind: "cell".into(),
-            callable_time_column: None,
-        }];
-    }
-    if columns.iter().any(|c| c == "email") {
-        list.email_columns = vec![EmailColumn {
-            column_name: "email".into(),
-            kind: "personal".into(),
-            contactable_time_column: None,
-        }];
-    }
-    list
-}
-
-/// Runs a sync.
+/// Runs a sync against Genesys Cloud, the platform `opts.client` configures.
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
-    let started = Instant::now();
-    if !(1..=dedupd_genesys::MAX_CONTACTS_PER_ADD).contains(&opts.batch_size) {
-        bail!(
-            "--batch-size must be between 1 and {}",
-            dedupd_genesys::MAX_CONTACTS_PER_ADD
-        );
+    if opts.dry_run {
+        return plan::<GenesysClient>(opts);
     }
-    let columns = &opts.config.csv_columns;
+    check_batch::<GenesysClient>(opts.batch_size)?;
+    let client = GenesysClient::new(opts.client.clone())
+        .await
+        .context("cannot set up the Genesys Cloud client")?;
+    run_on(&client, opts).await
+}
+
+fn check_batch<S: ContactListSink>(batch_size: usize) -> anyhow::Result<()> {
+    let max = S::CAPABILITIES.max_batch;
+    if !(1..=max).contains(&batch_size) {
+        bail!("--batch-size must be between 1 and {max}");
+    }
+    Ok(())
+}
+
+/// A dry run: writes what would be sent to `sync_plan.ndjson` (as platform `S` would be sent
+/// it) and the report; contacts nothing.
+pub fn plan<S: ContactListSink>(opts: &Options) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    check_batch::<S>(opts.batch_size)?;
+    let layout = ListLayout::for_columns(&opts.config.csv_columns);
+    let store = EmbeddedStore::open(&opts.state_dir)?;
+    std::fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("cannot create output directory {}", opts.out_dir.display()))?;
+    let list_id = match &opts.target {
+        Target::List(id) => id.clone(),
+        Target::Create(name) => format!("(new list {name})"),
+    };
+    let pending = pending_set(&store, &list_id, &layout)?;
+    let mut plan = AtomicFile::create(&opts.out_dir.join("sync_plan.ndjson"))?;
+    for (row, _) in &pending {
+        serde_json::to_writer(&mut *plan.writer(), &S::request(&list_id, &layout, row))?;
+        plan.writer().write_all(b"\n")?;
+    }
+    let report = Report {
+        contact_list_id: list_id.clone(),
+        dry_run: true,
+        pending: pending.len() as u64,
+        remaining: pending.len() as u64,
+        do_not_call: pending.iter().filter(|(r, _)| r.is_do_not_call()).count() as u64,
+        batches: (pending.len() as u64).div_ceil(opts.batch_size as u64),
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        ..Report::default()
+    };
+    plan.commit()?;
+    crate::shared::fs::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
+    Ok(report)
+}
+
+/// Runs a sync into `sink`'s contact list (`opts.client` and `opts.dry_run` are not used).
+pub async fn run_on<S: ContactListSink>(sink: &S, opts: &Options) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    check_batch::<S>(opts.batch_size)?;
+    let layout = ListLayout::for_columns(&opts.config.csv_columns);
     let store = EmbeddedStore::open(&opts.state_dir)?;
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("cannot create output directory {}", opts.out_dir.display()))?;
 
-    if opts.dry_run {
-        let list_id = match &opts.target {
-            Target::List(id) => id.clone(),
-            Target::Create(name) => format!("(new list {name})"),
-        };
-        let pending = pending_set(&store, &list_id, columns)?;
-        let mut plan = AtomicFile::create(&opts.out_dir.join("sync_plan.ndjson"))?;
-        for (body, _) in &pending {
-            serde_json::to_writer(&mut *plan.writer(), body)?;
-            plan.writer().write_all(b"\n")?;
-        }
-        let report = Report {
-            contact_list_id: list_id.clone(),
-            dry_run: true,
-            pending: pending.len() as u64,
-            remaining: pending.len() as u64,
-            do_not_call: pending.iter().filter(|(c, _)| is_do_not_call(c)).count() as u64,
-            batches: (pending.len() as u64).div_ceil(opts.batch_size as u64),
-            elapsed_seconds: started.elapsed().as_secs_f64(),
-            ..Report::default()
-        };
-        plan.commit()?;
-        crate::shared::fs::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
-        return Ok(report);
+    let resolved = sink.resolve(&target(&opts.target), &layout).await?;
+    let list_id = resolved.id;
+    if let (true, Target::Create(name)) = (resolved.created, &opts.target) {
+        eprintln!(
+            "Created contact list {name:?} with id {list_id}; use --contact-list {list_id} from now on."
+        );
     }
 
-    let client = GenesysClient::new(opts.client.clone())
-        .await
-        .context("cannot set up the Genesys Cloud client")?;
-    let list_id = match &opts.target {
-        Target::List(id) => {
-            let list = client
-                .outbound()
-                .get_contact_list(id)
-                .await
-                .with_context(|| format!("cannot read contact list {id}"))?;
-            let missing: Vec<&str> = columns
-                .iter()
-                .filter(|c| !list.column_names.contains(c))
-                .map(String::as_str)
-                .collect();
-            if !missing.is_empty() {
-                bail!(
-                    "contact list {id} lacks the columns {} (it has: {}); add them, or create a list with --create-list",
-                    missing.join(", "),
-                    list.column_names.join(", ")
-                );
-            }
-            id.clone()
-        }
-        Target::Create(name) => {
-            let created = client
-                .outbound()
-                .create_contact_list(&list_for(name, columns))
-                .await
-                .with_context(|| format!("cannot create contact list {name:?}"))?;
-            let id = created
-                .id
-                .context("the platform returned a contact list without an id")?;
-            eprintln!(
-                "Created contact list {name:?} with id {id}; use --contact-list {id} from now on."
-            );
-            id
-        }
-    };
-
-    let pending = pending_set(&store, &list_id, columns)?;
+    let pending = pending_set(&store, &list_id, &layout)?;
     let mut report = Report {
         contact_list_id: list_id.clone(),
         pending: pending.len() as u64,
-        do_not_call: pending.iter().filter(|(c, _)| is_do_not_call(c)).count() as u64,
+        do_not_call: pending.iter().filter(|(r, _)| r.is_do_not_call()).count() as u64,
         ..Report::default()
     };
 
     let bar = crate::shared::progress::bar(report.pending, opts.progress, "contacts", "sync");
 
     let mut rejects = AtomicFile::create(&opts.out_dir.join("sync_rejects.ndjson"))?;
-    let mut batches: Vec<Vec<(WritableDialerContact, [u8; 16])>> = Vec::new();
+    let mut batches: Vec<Vec<(ListRow, [u8; 16])>> = Vec::new();
     let mut rest = pending.into_iter();
     loop {
         let batch: Vec<_> = rest.by_ref().take(opts.batch_size).collect();
@@ -317,30 +242,15 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         }
         batches.push(batch);
     }
-    let add_options = AddContactsOptions {
-        do_not_queue: Some(true),
-        ..AddContactsOptions::default()
-    };
-    // Once the client gives up on the platform, no other batch starts.
-    let reachable = client.clone();
-    let batches = batches
-        .into_iter()
-        .take_while(move |_| reachable.unreachable().is_none());
-    let mut results = futures_util::stream::iter(batches.map(|batch| {
-        let client = client.clone();
-        let list_id = list_id.clone();
-        async move {
-            let hashes: HashMap<String, [u8; 16]> = batch
-                .iter()
-                .map(|(c, h)| (c.id.clone().unwrap_or_default(), *h))
-                .collect();
-            let contacts: Vec<WritableDialerContact> = batch.into_iter().map(|(c, _)| c).collect();
-            let res = client
-                .outbound()
-                .add_contacts_isolating(&list_id, contacts, add_options)
-                .await;
-            (hashes, res)
-        }
+    // Once the session gives up on the platform, no other batch starts.
+    let batches = batches.into_iter().take_while(|_| sink.gave_up().is_none());
+    let (list, layout) = (&list_id, &layout);
+    let mut results = futures_util::stream::iter(batches.map(|batch| async move {
+        let hashes: HashMap<String, [u8; 16]> =
+            batch.iter().map(|(r, h)| (r.key.clone(), *h)).collect();
+        let rows: Vec<ListRow> = batch.into_iter().map(|(r, _)| r).collect();
+        let res = sink.upsert(list, layout, rows).await;
+        (hashes, res)
     }))
     .buffer_unordered(opts.concurrency.max(1));
 
@@ -351,8 +261,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         report.sent += hashes.len() as u64;
         match res {
             Ok(r) => {
-                let returned: HashSet<&str> =
-                    r.accepted.iter().filter_map(|c| c.id.as_deref()).collect();
+                let returned: HashSet<&str> = r.accepted.iter().map(String::as_str).collect();
                 let marks: Vec<(String, [u8; 16])> = hashes
                     .iter()
                     .filter(|(id, _)| returned.contains(id.as_str()))
@@ -360,13 +269,13 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
                     .collect();
                 store.mark_synced(&list_id, &marks)?;
                 report.accepted += marks.len() as u64;
-                for rej in &r.rejected {
+                for rej in &r.refused {
                     report.rejected += 1;
                     let line = RejectLine {
-                        external_id: rej.contact.id.as_deref().unwrap_or_default(),
-                        status: rej.error.status,
-                        code: rej.error.code.as_deref(),
-                        message: rej.error.message.as_deref(),
+                        external_id: &rej.key,
+                        status: rej.status,
+                        code: rej.code.as_deref(),
+                        message: rej.message.as_deref(),
                     };
                     serde_json::to_writer(&mut *rejects.writer(), &line)?;
                     rejects.writer().write_all(b"\n")?;
@@ -374,8 +283,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
                 report.remaining += r.unconfirmed.len() as u64;
                 bar.inc(hashes.len() as u64);
             }
-            Err(e) if e.is_unreachable() => {
-                // The client gave up on the platform; no other batch starts.
+            Err(e) if e.kind == ErrorKind::Unreachable => {
+                // The session gave up on the platform; no other batch starts.
                 report.failed_batches += 1;
                 report.remaining += hashes.len() as u64;
                 tracing::info!(
@@ -384,18 +293,20 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
                 );
                 bar.inc(hashes.len() as u64);
             }
-            Err(e) if e.is_transient() || e.is_outcome_unknown() => {
+            Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::OutcomeUnknown) => {
+                // Pending rows are sent again by the next run: an upsert by key
+                // (`ListCapabilities::idempotent_upsert`) makes that harmless.
                 report.failed_batches += 1;
                 report.remaining += hashes.len() as u64;
                 tracing::warn!(
                     contacts = hashes.len(),
-                    status = e.status().map(|s| s.as_u16()),
+                    status = e.status,
                     "A batch failed after its retries; its contacts stay pending for the next run."
                 );
                 bar.inc(hashes.len() as u64);
             }
             Err(e) => {
-                // 401/403/404 and the like concern every batch: stop sending.
+                // Auth, permissions, a missing list and the like concern every batch: stop.
                 fatal.get_or_insert(anyhow::Error::new(e).context("the platform refused the sync"));
                 report.remaining += hashes.len() as u64;
                 break;
@@ -406,24 +317,24 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     report.send_seconds = send_started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     rejects.commit()?;
-    let gave_up = client.unreachable();
+    let gave_up = sink.gave_up();
     if let Some(u) = &gave_up {
-        report.platform_unreachable = Some(u.to_string());
+        report.platform_unreachable = Some(u.clone());
     }
     if fatal.is_some() || gave_up.is_some() {
         // Batches never started are still pending too.
-        let left = pending_set(&store, &list_id, columns)?.len() as u64;
+        let left = pending_set(&store, &list_id, layout)?.len() as u64;
         report.remaining = left.saturating_sub(report.rejected);
     }
 
-    let s = client.stats();
+    let s = sink.usage();
     report.api_calls = s.api_calls;
     report.retries = s.retries;
     report.rate_limited = s.rate_limited;
     report.server_errors = s.server_errors;
     report.outcome_unknown = s.outcome_unknown;
     report.token_requests = s.token_requests;
-    report.budget_wait_seconds = s.budget_wait().as_secs_f64();
+    report.budget_wait_seconds = s.budget_wait.as_secs_f64();
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     crate::shared::fs::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
     if let Some(e) = fatal {
