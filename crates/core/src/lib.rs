@@ -11,6 +11,7 @@ pub mod matching;
 pub mod message;
 pub mod normalize;
 pub mod notification;
+pub mod row;
 pub mod time;
 
 pub use contact::{Change, ChangeKind, Contact, ContactRecord, Field, MergeOutcome, Stamped};

@@ -388,7 +388,7 @@ impl Config {
                 do_not_call_values: s
                     .do_not_call_values
                     .iter()
-                    .map(|v| v.trim().to_uppercase())
+                    .map(|v| dedupd_core::row::do_not_call_value(v))
                     .collect(),
             });
         }

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// The plan format version this build reads and writes.
@@ -189,19 +188,7 @@ pub struct FieldComparison {
 /// The stable id of a cluster: `k` + 16 hex digits of SHA-256 over the sorted, de-duplicated
 /// member ids (each followed by a newline). The same members always give the same id.
 pub fn cluster_id<'a>(member_ids: impl IntoIterator<Item = &'a str>) -> String {
-    let sorted: BTreeSet<&str> = member_ids.into_iter().collect();
-    let mut hasher = Sha256::new();
-    for id in sorted {
-        hasher.update(id.as_bytes());
-        hasher.update(b"\n");
-    }
-    let digest = hasher.finalize();
-    let mut out = String::with_capacity(17);
-    out.push('k');
-    for byte in &digest[..8] {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+    dedupd_core::keys::ids_key('k', member_ids)
 }
 
 /// A plan that cannot be read or used.

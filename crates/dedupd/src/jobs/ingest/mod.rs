@@ -14,9 +14,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use dedupd_core::normalize::{
-    normalize_email, normalize_name, normalize_phone, split_full_name, text,
-};
+use dedupd_core::normalize::{normalize_email, normalize_phone, text};
+use dedupd_core::row as row_rules;
 use dedupd_core::time::parse_timestamp;
 use dedupd_core::{Change, Contact, ContactRecord, ExternalIdBuilder, Field};
 use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
@@ -410,21 +409,16 @@ impl Collector<'_> {
                 .map_err(|e| reject(f.email.as_deref(), Reason::InvalidEmail, e.to_string()))?;
             rec.set(Field::Email, email);
         }
-        let mut first = get(&f.first_name)?.and_then(|v| normalize_name(&v));
-        let mut last = get(&f.last_name)?.and_then(|v| normalize_name(&v));
-        if first.is_none()
-            && last.is_none()
-            && let Some(full) = get(&f.full_name)?
-        {
-            (first, last) = split_full_name(&full);
-        }
+        let first = get(&f.first_name)?;
+        let last = get(&f.last_name)?;
+        let (first, last) =
+            row_rules::person_names(first.as_deref(), last.as_deref(), || get(&f.full_name))?;
         rec.set(Field::FirstName, first);
         rec.set(Field::LastName, last);
         if !src.do_not_call_values.is_empty()
             && let Some(status) = get(&f.status)?
         {
-            let status = status.trim().to_uppercase();
-            rec.do_not_call = src.do_not_call_values.contains(&status);
+            rec.do_not_call = row_rules::is_do_not_call(&status, &src.do_not_call_values);
         }
         Ok((external_id, rec))
     }

@@ -20,26 +20,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-/// 16 hex digits of SHA-256 over the sorted, de-duplicated ids (each followed by a newline),
-/// after `prefix`. The idempotency key of a merge request (`m…`) and the key of a cluster's
-/// journal (`c…`): the same ids always give the same key, whatever their order.
-pub fn ids_key<'a>(prefix: char, ids: impl IntoIterator<Item = &'a str>) -> String {
-    let sorted: BTreeSet<&str> = ids.into_iter().collect();
-    let mut hasher = Sha256::new();
-    for id in sorted {
-        hasher.update(id.as_bytes());
-        hasher.update(b"\n");
-    }
-    let digest = hasher.finalize();
-    let mut out = String::with_capacity(17);
-    out.push(prefix);
-    for byte in &digest[..8] {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
-}
+pub use dedupd_core::keys::ids_key;
 
 /// One journal event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
