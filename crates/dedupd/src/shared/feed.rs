@@ -172,6 +172,19 @@ impl Lines {
     }
 }
 
+/// Opens a feed for reading: the file at `path`, or stdin when `path` is `None`, decoded from
+/// `encoding` (see [`decoded`]). The one way every job opens its input.
+pub(crate) fn open(
+    path: Option<&std::path::Path>,
+    encoding: &'static encoding_rs::Encoding,
+) -> std::io::Result<Box<dyn BufRead + Send>> {
+    let input: Box<dyn Read + Send> = match path {
+        Some(p) => Box::new(std::fs::File::open(p)?),
+        None => Box::new(std::io::stdin()),
+    };
+    Ok(decoded(input, encoding))
+}
+
 /// Wraps the input so that UTF-8 sources pass through untouched (invalid bytes are found per
 /// field, with their line) and others are decoded to UTF-8 on the fly. A UTF-8 BOM is dropped.
 pub(crate) fn decoded(
@@ -742,7 +755,7 @@ pub fn read_labels(path: &std::path::Path) -> anyhow::Result<Vec<(String, String
             }
         }
     }
-    let file = std::fs::File::open(path)
+    let input = open(Some(path), encoding_rs::UTF_8)
         .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
     let name = path.display().to_string();
     let mut sink = Labels {
@@ -750,14 +763,8 @@ pub fn read_labels(path: &std::path::Path) -> anyhow::Result<Vec<(String, String
         pairs: Vec::new(),
         error: None,
     };
-    read_csv(
-        &name,
-        decoded(Box::new(file), encoding_rs::UTF_8),
-        b',',
-        &mut sink,
-        |_| {},
-    )
-    .map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
+    read_csv(&name, input, b',', &mut sink, |_| {})
+        .map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
     if let Some((line, message)) = sink.error {
         anyhow::bail!("{name}: line {line}: {message}");
     }

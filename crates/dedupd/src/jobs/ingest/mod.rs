@@ -8,8 +8,6 @@
 pub(crate) mod output;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -283,14 +281,10 @@ fn collect_source(
     key: &ExternalIdBuilder,
     bar: &ProgressBar,
 ) -> anyhow::Result<Collected> {
-    let input: Box<dyn Read + Send> = match &src.path {
-        Some(p) => Box::new(
-            File::open(p)
-                .with_context(|| format!("source `{}`: cannot open {}", src.name, p.display()))?,
-        ),
-        None => Box::new(std::io::stdin()),
-    };
-    let input = read::decoded(input, src.encoding);
+    let input = read::open(src.path.as_deref(), src.encoding).with_context(|| {
+        let path = src.path.as_deref().unwrap_or(std::path::Path::new("-"));
+        format!("source `{}`: cannot open {}", src.name, path.display())
+    })?;
     let mut c = Collector {
         src,
         key,

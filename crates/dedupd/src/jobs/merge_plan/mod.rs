@@ -6,8 +6,7 @@
 //! `plan.html`, `rejects.ndjson` and `report.json` in the output directory.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -431,14 +430,10 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
             _ => InputFormat::Csv,
         });
     let settings = cfg.settings()?;
-    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(File::open(path).with_context(|| format!("opening {}", path.display()))?)
-    };
     // UTF-8 passes through (bad bytes are found per row), any declared encoding is decoded on
     // the fly.
-    let file = crate::shared::feed::decoded(raw, settings.encoding);
+    let file = read::open((path.as_os_str() != "-").then_some(path), settings.encoding)
+        .with_context(|| format!("opening {}", path.display()))?;
     let name = path.display().to_string();
     let mut sink = Collect {
         cfg,
