@@ -115,6 +115,32 @@ fn hex_digit(n: u8) -> char {
     char::from_digit(u32::from(n), 16).unwrap_or('0')
 }
 
+/// The key of a set of record ids: `prefix` followed by 16 lowercase hex digits of SHA-256 over
+/// the sorted, de-duplicated ids, each followed by a newline. The same ids always give the same
+/// key, whatever their order or repetitions.
+///
+/// One function serves every set-of-ids key, so they cannot drift apart: the cluster id of
+/// `plan.json` (`k…`), the journal key of a cluster (`c…`), the idempotency key of a merge
+/// request (`m…`) and the lock of a contact (`l…`). Journals and plans written earlier stay
+/// valid only as long as the output bytes never change: a golden test pins them.
+pub fn ids_key<'a>(prefix: char, ids: impl IntoIterator<Item = &'a str>) -> String {
+    use std::fmt::Write as _;
+    let sorted: std::collections::BTreeSet<&str> = ids.into_iter().collect();
+    let mut hasher = Sha256::new();
+    for id in sorted {
+        hasher.update(id.as_bytes());
+        hasher.update(b"\n");
+    }
+    let digest = hasher.finalize();
+    let mut out = String::with_capacity(prefix.len_utf8() + 16);
+    out.push(prefix);
+    for byte in &digest[..8] {
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +209,24 @@ mod tests {
                 prop_assert_eq!(b.build(|_| Some(v.as_str())).unwrap(), id);
             }
         }
+    }
+
+    #[test]
+    fn ids_key_output_is_pinned() {
+        // Values produced by the implementations this function replaced (the journal's
+        // `ids_key` and plan.json's `cluster_id`): existing journals and plans stay valid.
+        assert_eq!(ids_key('k', ["C2", "C1", "C3"]), "k2c9ffc22ff7a00a0");
+        assert_eq!(ids_key('m', ["b", "a"]), "m911169ddaaf146af");
+        assert_eq!(ids_key('c', ["a", "b", "a"]), "c911169ddaaf146af");
+        assert_eq!(ids_key('l', ["C1"]), "l2493ec15ec53171c");
+    }
+
+    #[test]
+    fn ids_key_depends_only_on_the_set_of_ids_and_the_prefix() {
+        let a = ids_key('m', ["b", "a"]);
+        assert_eq!(a, ids_key('m', ["a", "b", "a"]));
+        assert_ne!(a, ids_key('m', ["a", "b", "c"]));
+        assert_ne!(a, ids_key('c', ["a", "b"]));
+        assert_eq!(a.len(), 17);
     }
 }

@@ -13,6 +13,7 @@ pub mod merge_values;
 pub mod message;
 pub mod normalize;
 pub mod notification;
+pub mod row;
 pub mod time;
 
 pub use contact::{Change, ChangeKind, Contact, ContactRecord, Field, MergeOutcome, Stamped};

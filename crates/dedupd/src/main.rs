@@ -339,8 +339,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval { clusters, truth } => {
-            let predicted = merge_plan::read_labels(&clusters)?;
-            let truth = merge_plan::read_labels(&truth)?;
+            let predicted = dedupd::shared::feed::read_labels(&clusters)?;
+            let truth = dedupd::shared::feed::read_labels(&truth)?;
             let e = dedupd_core::matching::eval::evaluate(&predicted, &truth);
             println!("{}", serde_json::to_string_pretty(&e)?);
             Ok(ExitCode::SUCCESS)

@@ -172,6 +172,19 @@ impl Lines {
     }
 }
 
+/// Opens a feed for reading: the file at `path`, or stdin when `path` is `None`, decoded from
+/// `encoding` (see [`decoded`]). The one way every job opens its input.
+pub(crate) fn open(
+    path: Option<&std::path::Path>,
+    encoding: &'static encoding_rs::Encoding,
+) -> std::io::Result<Box<dyn BufRead + Send>> {
+    let input: Box<dyn Read + Send> = match path {
+        Some(p) => Box::new(std::fs::File::open(p)?),
+        None => Box::new(std::io::stdin()),
+    };
+    Ok(decoded(input, encoding))
+}
+
 /// Wraps the input so that UTF-8 sources pass through untouched (invalid bytes are found per
 /// field, with their line) and others are decoded to UTF-8 on the fly. A UTF-8 BOM is dropped.
 pub(crate) fn decoded(
@@ -692,6 +705,72 @@ pub(crate) fn read_json_array(
     Ok(())
 }
 
+/// Reads the first two columns of a CSV file with a header row (a `clusters.csv` of
+/// `record_id,cluster_id`, or a truth file such as `record_id,entity_id,…`) as
+/// `(record id, label)` pairs, through [`read_csv`]: the same decoding, line ends and quoting as
+/// every other CSV dedupd reads. A row without an id, or that the reader refuses, is an error
+/// naming the file and line.
+pub fn read_labels(path: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    struct Labels {
+        columns: Option<(String, String)>,
+        pairs: Vec<(String, String)>,
+        error: Option<(u64, String)>,
+    }
+    impl RowSink for Labels {
+        fn header(&mut self, names: &[String]) -> Result<(), String> {
+            match names {
+                [id, label, ..] => {
+                    self.columns = Some((id.clone(), label.clone()));
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "expected record_id,label ({})",
+                    describe_header(names)
+                )),
+            }
+        }
+        fn row(&mut self, line: u64, row: &dyn Row) {
+            let Some((id_col, label_col)) = &self.columns else {
+                return;
+            };
+            if self.error.is_some() {
+                return;
+            }
+            match (row.get(id_col), row.get(label_col)) {
+                (Ok(Some(id)), Ok(label)) => self.pairs.push((
+                    id.into_owned(),
+                    label.map_or_else(String::new, Cow::into_owned),
+                )),
+                (Err((_, message)), _) | (_, Err((_, message))) => {
+                    self.error = Some((line, message));
+                }
+                (Ok(None), _) => {
+                    self.error = Some((line, "expected record_id,label".into()));
+                }
+            }
+        }
+        fn reject(&mut self, reject: Reject) {
+            if self.error.is_none() {
+                self.error = Some((reject.line, reject.message));
+            }
+        }
+    }
+    let input = open(Some(path), encoding_rs::UTF_8)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+    let name = path.display().to_string();
+    let mut sink = Labels {
+        columns: None,
+        pairs: Vec::new(),
+        error: None,
+    };
+    read_csv(&name, input, b',', &mut sink, |_| {})
+        .map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
+    if let Some((line, message)) = sink.error {
+        anyhow::bail!("{name}: line {line}: {message}");
+    }
+    Ok(sink.pairs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -968,5 +1047,28 @@ mod tests {
         read_csv("s", input(data), b',', &mut c, |_| {}).unwrap();
         assert_eq!(c.rows, vec![2, 4]);
         assert!(c.rejects.is_empty());
+    }
+
+    #[test]
+    fn read_labels_takes_the_first_two_columns_and_names_a_row_without_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("truth.csv");
+        std::fs::write(
+            &good,
+            "record_id,entity_id,extra\r\nA,e1,x\nB,,y\n\"C\",e2,z\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_labels(&good).unwrap(),
+            [
+                ("A".to_owned(), "e1".to_owned()),
+                ("B".to_owned(), String::new()),
+                ("C".to_owned(), "e2".to_owned())
+            ]
+        );
+        let bad = dir.path().join("clusters.csv");
+        std::fs::write(&bad, "record_id,cluster_id\nA,k1\n,k2\n").unwrap();
+        let err = read_labels(&bad).unwrap_err().to_string();
+        assert!(err.contains("clusters.csv: line 3"), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::FixedOffset;
+use chrono::{FixedOffset, Offset, Utc};
 use dedupd_core::ExternalIdBuilder;
 use dedupd_core::normalize::Region;
 use dedupd_core::time::{TimestampFormat, parse_offset};
@@ -221,6 +221,34 @@ pub(crate) fn csv_delimiter(value: &str) -> Result<u8, String> {
     }
 }
 
+/// Checks a text-encoding setting: a WHATWG label (`utf-8`, `windows-1252`, …). Shared by
+/// every reader's config.
+pub(crate) fn text_encoding(label: &str) -> Result<&'static Encoding, String> {
+    Encoding::for_label(label.trim().as_bytes())
+        .ok_or_else(|| format!("unknown encoding `{label}` (not a WHATWG encoding label)"))
+}
+
+/// Checks the timestamp settings of a reader's config: a format name (`rfc3339`,
+/// `epoch_seconds`, `epoch_millis` or a strftime pattern) and the UTC offset of pattern
+/// timestamps without one [default `+00:00`]. An error names the key at fault
+/// (`timestamp_format` or `timestamp_offset`) and why. Shared by every reader's config.
+pub(crate) fn timestamp_format(
+    format: &str,
+    offset: Option<&str>,
+) -> Result<TimestampFormat, (&'static str, String)> {
+    let offset: FixedOffset = match offset {
+        None => Utc.fix(),
+        Some(o) => parse_offset(o).ok_or_else(|| {
+            (
+                "timestamp_offset",
+                format!("`{o}` is not an offset like +01:00"),
+            )
+        })?,
+    };
+    TimestampFormat::from_name(format.trim(), offset)
+        .map_err(|e| ("timestamp_format", e.to_string()))
+}
+
 /// A validated source, ready to read.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -319,9 +347,8 @@ impl Config {
                     format!("duplicate source name `{}`", s.name),
                 ));
             }
-            let encoding = Encoding::for_label(s.encoding.trim().as_bytes()).ok_or_else(|| {
-                value_err(k("encoding"), format!("unknown encoding `{}`", s.encoding))
-            })?;
+            let encoding =
+                text_encoding(&s.encoding).map_err(|reason| value_err(k("encoding"), reason))?;
             let delimiter = match (&s.delimiter, s.format) {
                 (None, _) => b',',
                 (Some(d), Format::Csv) => {
@@ -340,19 +367,8 @@ impl Config {
                 .map(str::parse::<Region>)
                 .transpose()
                 .map_err(|e| value_err(k("default_region"), e.to_string()))?;
-            let offset: FixedOffset = match &s.timestamp_offset {
-                None => {
-                    FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!("0 is a valid offset"))
-                }
-                Some(o) => parse_offset(o).ok_or_else(|| {
-                    value_err(
-                        k("timestamp_offset"),
-                        format!("`{o}` is not an offset like +01:00"),
-                    )
-                })?,
-            };
-            let timestamp = TimestampFormat::from_name(s.timestamp_format.trim(), offset)
-                .map_err(|e| value_err(k("timestamp_format"), e.to_string()))?;
+            let timestamp = timestamp_format(&s.timestamp_format, s.timestamp_offset.as_deref())
+                .map_err(|(key, reason)| value_err(k(key), reason))?;
             for kf in key.fields() {
                 let mapped = match kf.as_str() {
                     "customer_id" => s.fields.customer_id.is_some(),
@@ -388,7 +404,7 @@ impl Config {
                 do_not_call_values: s
                     .do_not_call_values
                     .iter()
-                    .map(|v| v.trim().to_uppercase())
+                    .map(|v| dedupd_core::row::do_not_call_value(v))
                     .collect(),
             });
         }

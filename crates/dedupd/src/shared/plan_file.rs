@@ -7,12 +7,10 @@
 //! on and names the cluster and the field when something is wrong.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// The plan format version this build reads and writes.
@@ -189,19 +187,7 @@ pub struct FieldComparison {
 /// The stable id of a cluster: `k` + 16 hex digits of SHA-256 over the sorted, de-duplicated
 /// member ids (each followed by a newline). The same members always give the same id.
 pub fn cluster_id<'a>(member_ids: impl IntoIterator<Item = &'a str>) -> String {
-    let sorted: BTreeSet<&str> = member_ids.into_iter().collect();
-    let mut hasher = Sha256::new();
-    for id in sorted {
-        hasher.update(id.as_bytes());
-        hasher.update(b"\n");
-    }
-    let digest = hasher.finalize();
-    let mut out = String::with_capacity(17);
-    out.push('k');
-    for byte in &digest[..8] {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+    dedupd_core::keys::ids_key('k', member_ids)
 }
 
 /// A plan that cannot be read or used.
@@ -271,22 +257,14 @@ impl Plan {
         Ok(plan)
     }
 
-    /// Writes `DIR/plan.json` (pretty-printed, via a temporary file renamed into place).
+    /// Writes `DIR/plan.json` (pretty-printed, through [`crate::shared::fs::write_json`]:
+    /// a synced temporary file renamed into place).
     pub fn save(&self, dir: &Path) -> Result<PathBuf, PlanError> {
         let path = Self::path_in(dir);
-        let io = |source| PlanError::Io {
+        crate::shared::fs::write_json(&path, self).map_err(|e| PlanError::Io {
             path: path.clone(),
-            source,
-        };
-        let tmp = dir.join(format!(".{PLAN_FILE}.tmp"));
-        let file = std::fs::File::create(&tmp).map_err(io)?;
-        // Buffered: serde_json writes token by token, one syscall each without a buffer.
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        serde_json::to_writer_pretty(&mut w, self).map_err(|e| io(e.into()))?;
-        w.write_all(b"\n").map_err(io)?;
-        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
+            source: std::io::Error::other(format!("{e:#}")),
+        })?;
         Ok(path)
     }
 

@@ -5,8 +5,6 @@ use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use super::ContactLocks;
 use crate::StoreError;
 
@@ -36,15 +34,7 @@ impl FileLocks {
     /// The lock file of a contact: `l` and 16 hex digits of SHA-256 over the id and a newline
     /// (the name earlier releases used, so runs of both agree).
     pub fn path_of(&self, id: &str) -> PathBuf {
-        let digest = Sha256::new()
-            .chain_update(id.as_bytes())
-            .chain_update(b"\n")
-            .finalize();
-        let mut name = String::with_capacity(22);
-        name.push('l');
-        for byte in &digest[..8] {
-            name.push_str(&format!("{byte:02x}"));
-        }
+        let mut name = dedupd_core::keys::ids_key('l', [id]);
         name.push_str(".lock");
         self.dir.join(name)
     }

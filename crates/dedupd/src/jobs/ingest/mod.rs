@@ -8,15 +8,12 @@
 pub(crate) mod output;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use dedupd_core::normalize::{
-    normalize_email, normalize_name, normalize_phone, split_full_name, text,
-};
+use dedupd_core::normalize::{normalize_email, normalize_phone, text};
+use dedupd_core::row as row_rules;
 use dedupd_core::time::parse_timestamp;
 use dedupd_core::{Change, Contact, ContactRecord, ExternalIdBuilder, Field};
 use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
@@ -284,14 +281,10 @@ fn collect_source(
     key: &ExternalIdBuilder,
     bar: &ProgressBar,
 ) -> anyhow::Result<Collected> {
-    let input: Box<dyn Read + Send> = match &src.path {
-        Some(p) => Box::new(
-            File::open(p)
-                .with_context(|| format!("source `{}`: cannot open {}", src.name, p.display()))?,
-        ),
-        None => Box::new(std::io::stdin()),
-    };
-    let input = read::decoded(input, src.encoding);
+    let input = read::open(src.path.as_deref(), src.encoding).with_context(|| {
+        let path = src.path.as_deref().unwrap_or(std::path::Path::new("-"));
+        format!("source `{}`: cannot open {}", src.name, path.display())
+    })?;
     let mut c = Collector {
         src,
         key,
@@ -410,21 +403,16 @@ impl Collector<'_> {
                 .map_err(|e| reject(f.email.as_deref(), Reason::InvalidEmail, e.to_string()))?;
             rec.set(Field::Email, email);
         }
-        let mut first = get(&f.first_name)?.and_then(|v| normalize_name(&v));
-        let mut last = get(&f.last_name)?.and_then(|v| normalize_name(&v));
-        if first.is_none()
-            && last.is_none()
-            && let Some(full) = get(&f.full_name)?
-        {
-            (first, last) = split_full_name(&full);
-        }
+        let first = get(&f.first_name)?;
+        let last = get(&f.last_name)?;
+        let (first, last) =
+            row_rules::person_names(first.as_deref(), last.as_deref(), || get(&f.full_name))?;
         rec.set(Field::FirstName, first);
         rec.set(Field::LastName, last);
         if !src.do_not_call_values.is_empty()
             && let Some(status) = get(&f.status)?
         {
-            let status = status.trim().to_uppercase();
-            rec.do_not_call = src.do_not_call_values.contains(&status);
+            rec.do_not_call = row_rules::is_do_not_call(&status, &src.do_not_call_values);
         }
         Ok((external_id, rec))
     }

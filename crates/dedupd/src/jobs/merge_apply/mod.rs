@@ -39,7 +39,6 @@
 //! (one outcome per cluster of the plan) to `--out`.
 
 pub mod args;
-mod key;
 pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -55,10 +54,10 @@ use dedupd_platform::{ErrorKind, PlatformError};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+pub use dedupd_core::keys::ids_key;
 use dedupd_store::StoreError;
 use dedupd_store::locks::{ContactLocks, FileLocks, FileLocksHeld, RedisLocks, RedisLocksHeld};
 use dedupd_store::merge_journal::{Event, FileJournal, MergeJournal, RunMark, SettledOutcome};
-pub use key::ids_key;
 
 use crate::shared::fs::{AtomicFile, write_json};
 use crate::shared::plan_file::{Cluster, Plan};

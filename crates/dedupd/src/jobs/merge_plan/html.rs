@@ -4,13 +4,13 @@
 //! result, and why each pair matched.
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::Report;
+use crate::shared::fs::AtomicFile;
 use crate::shared::plan_file::{Cluster, FIELD_NAMES, Plan};
 
 fn esc(s: &str) -> String {
@@ -162,8 +162,8 @@ pub(crate) fn write(path: &Path, plan: &Plan, report: &Report, limit: usize) -> 
             .total_cmp(&b.confidence)
             .then(a.cluster_id.cmp(&b.cluster_id))
     });
-    let f = File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    let mut w = BufWriter::new(f);
+    let mut file = AtomicFile::create(path)?;
+    let w = file.writer();
     let mut head = String::new();
     let _ = write!(
         head,
@@ -194,8 +194,7 @@ pub(crate) fn write(path: &Path, plan: &Plan, report: &Report, limit: usize) -> 
         w.write_all(buf.as_bytes())?;
     }
     w.write_all(b"</body></html>\n")?;
-    w.flush()?;
-    Ok(())
+    file.commit()
 }
 
 #[cfg(test)]

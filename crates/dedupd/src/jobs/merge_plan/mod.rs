@@ -6,8 +6,7 @@
 //! `plan.html`, `rejects.ndjson` and `report.json` in the output directory.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 mod html;
 use crate::shared::feed::{self as read, Row, RowSink};
+use crate::shared::fs::AtomicFile;
 use crate::shared::plan_file::{
     Cluster, FieldComparison, Fields, Member, PLAN_VERSION, PairExplanation, Plan, cluster_id,
 };
@@ -180,22 +180,15 @@ impl InputConfig {
             crate::shared::feeds::csv_delimiter(&self.delimiter.unwrap_or(',').to_string())
                 .map_err(|reason| anyhow::anyhow!("`input.delimiter`: {reason}"))?;
         let encoding = match &self.encoding {
-            Some(label) => {
-                encoding_rs::Encoding::for_label(label.trim().as_bytes()).with_context(|| {
-                    format!("`input.encoding`: {label:?} is not a WHATWG encoding label")
-                })?
-            }
+            Some(label) => crate::shared::feeds::text_encoding(label)
+                .map_err(|reason| anyhow::anyhow!("`input.encoding`: {reason}"))?,
             None => encoding_rs::UTF_8,
         };
-        let offset = match &self.timestamp_offset {
-            Some(o) => dedupd_core::time::parse_offset(o).with_context(|| {
-                format!("`input.timestamp_offset`: {o:?} is not an offset like +01:00")
-            })?,
-            None => chrono::FixedOffset::east_opt(0).context("UTC offset")?,
-        };
-        let name = self.timestamp_format.as_deref().unwrap_or("rfc3339");
-        let timestamp = TimestampFormat::from_name(name.trim(), offset)
-            .map_err(|e| anyhow::anyhow!("`input.timestamp_format`: {e}"))?;
+        let timestamp = crate::shared::feeds::timestamp_format(
+            self.timestamp_format.as_deref().unwrap_or("rfc3339"),
+            self.timestamp_offset.as_deref(),
+        )
+        .map_err(|(key, reason)| anyhow::anyhow!("`input.{key}`: {reason}"))?;
         Ok(InputSettings {
             delimiter,
             encoding,
@@ -437,14 +430,10 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
             _ => InputFormat::Csv,
         });
     let settings = cfg.settings()?;
-    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(File::open(path).with_context(|| format!("opening {}", path.display()))?)
-    };
     // UTF-8 passes through (bad bytes are found per row), any declared encoding is decoded on
     // the fly.
-    let file = crate::shared::feed::decoded(raw, settings.encoding);
+    let file = read::open((path.as_os_str() != "-").then_some(path), settings.encoding)
+        .with_context(|| format!("opening {}", path.display()))?;
     let name = path.display().to_string();
     let mut sink = Collect {
         cfg,
@@ -598,8 +587,7 @@ pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
     *seconds.entry("write").or_default() += t.elapsed().as_secs_f64();
     report.seconds = seconds;
     report.peak_rss_mib = crate::shared::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0));
-    let f = File::create(opts.out.join("report.json")).context("writing report.json")?;
-    serde_json::to_writer_pretty(BufWriter::new(f), &report)?;
+    crate::shared::fs::write_json(&opts.out.join("report.json"), &report)?;
     Ok(Planned { report })
 }
 
@@ -642,9 +630,8 @@ pub fn plan_records(
     };
     // plan.json, streamed: the header, then one cluster per line.
     let plan_path = Plan::path_in(out);
-    let tmp = out.join(".plan.json.tmp");
-    let file = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut plan_file = AtomicFile::create(&plan_path)?;
+    let w = plan_file.writer();
     let generated_at = Utc::now();
     write!(
         w,
@@ -659,15 +646,21 @@ pub fn plan_records(
     let mut doubtful: Vec<Cluster> = Vec::new();
     let mut first = true;
     for chunk in clustering.clusters.chunks(CLUSTER_CHUNK) {
-        let built: Vec<(Cluster, String)> = chunk
+        let built: Vec<(Cluster, Result<String>)> = chunk
             .par_iter()
             .map(|c| {
                 let cluster = build_cluster(c, &ctx);
-                let json = serde_json::to_string(&cluster).unwrap_or_default();
+                let json = serde_json::to_string(&cluster).with_context(|| {
+                    format!(
+                        "cannot serialize cluster {} into plan.json",
+                        cluster.cluster_id
+                    )
+                });
                 (cluster, json)
             })
             .collect();
         for ((cluster, json), core) in built.into_iter().zip(chunk) {
+            let json = json?;
             w.write_all(if first { b"\n" } else { b",\n" })?;
             first = false;
             w.write_all(json.as_bytes())?;
@@ -685,9 +678,7 @@ pub fn plan_records(
     }
     keep_most_doubtful(&mut doubtful, html_limit);
     w.write_all(b"\n]}\n")?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &plan_path)?;
+    plan_file.commit()?;
     stage("resolve_write_plan", seconds);
     let label_of = |i: usize| -> String {
         match labels[i] {
@@ -844,50 +835,30 @@ fn write_clusters_csv(
     records: &[Record],
     label_of: impl Fn(usize) -> String,
 ) -> Result<()> {
-    let f = File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    let mut w = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, f));
+    let mut file = AtomicFile::create(path)?;
+    let mut w = csv::Writer::from_writer(file.writer());
     w.write_record(["record_id", "cluster_id"])?;
     for (i, r) in records.iter().enumerate() {
         w.write_record([r.id(), label_of(i).as_str()])?;
     }
-    w.flush()?;
-    Ok(())
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    drop(w);
+    file.commit()
 }
 
 fn write_ndjson<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
-    let f = File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    let mut w = BufWriter::new(f);
+    let mut file = AtomicFile::create(path)?;
+    let w = file.writer();
     for it in items {
-        serde_json::to_writer(&mut w, it)?;
+        serde_json::to_writer(&mut *w, it)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         w.write_all(b"\n")?;
     }
-    w.flush()?;
-    Ok(())
+    file.commit()
 }
 
-/// Reads a two-column CSV of `record_id,label` (a `clusters.csv`, or a truth file such as
-/// `record_id,entity_id,…`): the first two columns, header skipped.
-pub fn read_labels(path: &Path) -> Result<Vec<(String, String)>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, row) in rdr.records().enumerate() {
-        let row = row.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
-        match (row.get(0), row.get(1)) {
-            (Some(id), Some(label)) if !id.is_empty() => {
-                out.push((id.to_owned(), label.to_owned()))
-            }
-            _ => bail!(
-                "{}: line {}: expected record_id,label",
-                path.display(),
-                i + 2
-            ),
-        }
-    }
-    Ok(out)
-}
+pub use crate::shared::feed::read_labels;
 
 /// Reads every live record of a customer directory (Genesys Cloud: every External Contact
 /// of an org, or of one division, with the cursor scan), for planning straight from the
