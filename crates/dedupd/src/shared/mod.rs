@@ -23,3 +23,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// Exit status of a run that left work for the next one (contacts pending after their retries,
+/// clusters not settled) or gave up on an unreachable platform: run it again.
+pub const EXIT_INCOMPLETE: u8 = 3;

@@ -7,7 +7,11 @@
 
 pub(crate) mod output;
 
-use std::collections::BTreeMap;
+pub mod args;
+mod report;
+
+pub use report::{Report, SourceReport};
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -19,57 +23,10 @@ use dedupd_core::{Change, Contact, ContactRecord, ExternalIdBuilder, Field};
 use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustc_hash::FxHashMap as HashMap;
-use serde::Serialize;
 
 use crate::shared::feed::{self as read, Row, RowSink};
 pub use crate::shared::feed::{Reason, Reject};
 use crate::shared::feeds::{Config, Format, Source};
-
-/// What a run did (`report.json`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Report {
-    /// Input records read, rejected ones included.
-    pub records_read: u64,
-    /// Contacts in the output (the whole state after this run).
-    pub contacts: u64,
-    /// Distinct contacts seen in this run's feeds.
-    pub contacts_in_run: u64,
-    /// Rejected records by reason.
-    pub rejects: BTreeMap<Reason, u64>,
-    /// Contacts seen for the first time.
-    pub new: u64,
-    /// Contacts whose content changed.
-    pub changed: u64,
-    /// Contacts whose content is the same as stored.
-    pub unchanged: u64,
-    /// Contacts whose incoming data was older than what is stored (skipped, listed for review).
-    pub stale: u64,
-    /// Contacts flagged do-not-call in the output.
-    pub do_not_call: u64,
-    /// Contacts newly flagged do-not-call by this run (soft deletes).
-    pub do_not_call_new: u64,
-    /// Of `new`, `changed` and `stale`: contacts whose change an earlier run committed but
-    /// never reported (it was killed or failed before writing its outputs).
-    pub carried_over: u64,
-    /// Wall time of the run.
-    pub elapsed_seconds: f64,
-    /// Peak resident memory of the process (Linux; absent elsewhere).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peak_rss_bytes: Option<u64>,
-    /// Per source: records read and rejected.
-    pub sources: Vec<SourceReport>,
-}
-
-/// Per-source counts.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct SourceReport {
-    /// Source name.
-    pub name: String,
-    /// Records read.
-    pub records_read: u64,
-    /// Records rejected.
-    pub rejected: u64,
-}
 
 pub use dedupd_core::ChangeKind;
 

@@ -61,55 +61,18 @@ pub fn run(args: ApplyArgs, progress: bool) -> anyhow::Result<Report> {
         .enable_all()
         .build()?;
     let report = rt.block_on(apply(&opts)).context("merge apply failed")?;
-    print_summary(&report, &args.out);
+    super::report::print_summary(&report, &args.out);
     Ok(report)
 }
 
-fn print_summary(r: &Report, out: &std::path::Path) {
-    if r.dry_run {
-        eprintln!(
-            "Dry run: {} merge requests for {} clusters ({} settled earlier); see {}.",
-            r.merge_requests,
-            r.clusters - r.skipped,
-            r.skipped,
-            out.join("apply_dry_run.ndjson").display()
-        );
-        return;
-    }
-    eprintln!(
-        "{} clusters: {} merged, {} partially merged, {} already merged, {} settled earlier, {} quarantined, {} left for the next run ({:.1} s).",
-        r.clusters,
-        r.merged,
-        r.partially_merged,
-        r.already_merged,
-        r.skipped,
-        r.quarantined,
-        r.remaining,
-        r.elapsed_seconds
-    );
-    eprintln!(
-        "{} merge requests, {} conflicts, {} read-backs; {} API calls, {} retries, {} 429s; {:.1} s waiting for the rate budget.",
-        r.merge_requests,
-        r.conflicts,
-        r.read_backs,
-        r.api_calls,
-        r.retries,
-        r.rate_limited,
-        r.budget_wait_seconds
-    );
-    if r.quarantined_contacts > 0 {
-        eprintln!(
-            "{} contacts quarantined: see {} (the next run tries them again).",
-            r.quarantined_contacts,
-            out.join("quarantine.ndjson").display()
-        );
-    }
-    if r.remaining > 0 && r.platform_unreachable.is_none() {
-        eprintln!("Run dedupd merge apply again to finish the rest.");
-    }
-    if let Some(why) = &r.platform_unreachable {
-        eprintln!(
-            "error: {why}; stopped, what was merged is kept: run dedupd merge apply again once it is back."
-        );
-    }
+/// Runs `dedupd merge apply` as the command line asked, and maps its report to the exit
+/// status (3 when clusters are left for the next run or the platform was unreachable).
+pub fn main(args: ApplyArgs, progress: bool) -> anyhow::Result<std::process::ExitCode> {
+    let report = run(args, progress)?;
+    let incomplete = report.remaining > 0 || report.platform_unreachable.is_some();
+    Ok(if incomplete {
+        std::process::ExitCode::from(crate::shared::EXIT_INCOMPLETE)
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
 }

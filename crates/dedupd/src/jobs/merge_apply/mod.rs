@@ -39,6 +39,9 @@
 //! (one outcome per cluster of the plan) to `--out`.
 
 pub mod args;
+mod report;
+
+pub use report::Report;
 pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -195,66 +198,6 @@ pub struct ClusterOutcome {
     /// Why it was left for the next run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-}
-
-/// What a run did (`apply_report.json`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Report {
-    /// The plan file.
-    pub plan: String,
-    /// Nothing was sent.
-    pub dry_run: bool,
-    /// Clusters in the plan.
-    pub clusters: u64,
-    /// Contacts in the plan.
-    pub contacts: u64,
-    /// Clusters merged whole.
-    pub merged: u64,
-    /// Clusters merged except quarantined members.
-    pub partially_merged: u64,
-    /// Clusters found already merged by pre-flight.
-    pub already_merged: u64,
-    /// Clusters settled by an earlier run.
-    pub skipped: u64,
-    /// Of the merged and already-merged clusters, those an interrupted earlier run (killed
-    /// before it wrote its outputs) had settled: reported here, since no report showed them.
-    pub carried_over: u64,
-    /// Clusters of which nothing could be merged.
-    pub quarantined: u64,
-    /// Contacts quarantined (see `quarantine.ndjson`).
-    pub quarantined_contacts: u64,
-    /// Clusters left for the next run.
-    pub remaining: u64,
-    /// Merge requests sent (planned, in a dry run).
-    pub merge_requests: u64,
-    /// 409 answers to merges.
-    pub conflicts: u64,
-    /// Merges whose outcome had to be read back (504 / timeout / a run killed mid-request).
-    pub read_backs: u64,
-    /// Of those, how many had been applied.
-    pub read_backs_applied: u64,
-    /// Plan values that found no slot in a valueOverride.
-    pub unplaced_values: u64,
-    /// HTTP requests to the Platform API, retries included.
-    pub api_calls: u64,
-    /// Retried attempts.
-    pub retries: u64,
-    /// 429 responses seen.
-    pub rate_limited: u64,
-    /// 5xx responses seen.
-    pub server_errors: u64,
-    /// OAuth token requests.
-    pub token_requests: u64,
-    /// The configured budget, requests per minute.
-    pub requests_per_minute: u32,
-    /// Time spent waiting for the rate budget, summed over requests, seconds.
-    pub budget_wait_seconds: f64,
-    /// Wall time, seconds.
-    pub elapsed_seconds: f64,
-    /// Set when the run gave up on the platform: no request had an answer for the give-up time.
-    /// Says where and for how long (no credentials, no contact data).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform_unreachable: Option<String>,
 }
 
 /// A failure that concerns every cluster (auth, permissions, configuration): stop the run.
@@ -577,8 +520,10 @@ async fn merge_locked<D: CustomerDirectory>(
         }
     }
     let member_set: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
-    if work.quarantined.is_empty() && by_head.len() == 1 {
-        let head = by_head.keys().next().cloned().unwrap_or_default();
+    if work.quarantined.is_empty()
+        && by_head.len() == 1
+        && let Some(head) = by_head.keys().next().cloned()
+    {
         if !member_set.contains(head.as_str()) {
             let outcome = if merged_before {
                 Outcome::Merged

@@ -19,6 +19,7 @@ use dedupd_core::time::{TimestampFormat, parse_timestamp};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub mod args;
 mod html;
 use crate::shared::feed::{self as read, Row, RowSink};
 use crate::shared::fs::AtomicFile;

@@ -166,3 +166,12 @@ pub async fn serve_parts(
     ));
     Ok((vec![router.into()], health))
 }
+
+/// Runs `dedupd relay` until SIGTERM or Ctrl-C.
+pub fn main(args: RelayArgs) -> anyhow::Result<std::process::ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(relay(args))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}

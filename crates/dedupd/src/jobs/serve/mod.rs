@@ -567,6 +567,21 @@ async fn snapshot(window: Arc<EmbeddedWindow>, path: PathBuf) {
     }
 }
 
+/// Runs `dedupd serve` until SIGTERM or Ctrl-C.
+pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
+    let (notify, notify_config) = (args.notify.clone(), args.config.clone());
+    let opts = resolve(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (extra, health) =
+            crate::jobs::relay::serve_parts(&notify, notify_config.as_deref()).await?;
+        run_with(opts, extra, health).await
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

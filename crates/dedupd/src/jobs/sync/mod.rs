@@ -20,6 +20,11 @@
 //!   starts no other batch, lets those in flight settle, keeps what was accepted, writes its
 //!   report with `platform_unreachable` and the CLI exits 3.
 
+pub mod args;
+mod report;
+
+pub use report::Report;
+
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
@@ -68,53 +73,6 @@ pub struct Options {
     pub dry_run: bool,
     /// Progress bar on a terminal.
     pub progress: bool,
-}
-
-/// What a sync run did (`sync_report.json`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Report {
-    /// The contact list written to.
-    pub contact_list_id: String,
-    /// Nothing was sent.
-    pub dry_run: bool,
-    /// Contacts pending at the start (new or changed since the list last accepted them).
-    pub pending: u64,
-    /// Contacts included in add-contacts batches.
-    pub sent: u64,
-    /// Contacts the platform accepted (now marked as synced).
-    pub accepted: u64,
-    /// Contacts refused permanently (see `sync_rejects.ndjson`).
-    pub rejected: u64,
-    /// Contacts still pending at the end (unconfirmed, or their batch failed transiently).
-    pub remaining: u64,
-    /// Contacts sent with `callable: false` (do-not-call soft deletes).
-    pub do_not_call: u64,
-    /// Batches sent; batches that failed after retries.
-    pub batches: u64,
-    /// Batches that failed after their retries ran out.
-    pub failed_batches: u64,
-    /// HTTP requests to the Platform API, retries included.
-    pub api_calls: u64,
-    /// Retried attempts.
-    pub retries: u64,
-    /// 429 responses seen.
-    pub rate_limited: u64,
-    /// 5xx responses seen.
-    pub server_errors: u64,
-    /// Calls whose outcome stayed unknown (504 / timeout after sending).
-    pub outcome_unknown: u64,
-    /// OAuth token requests.
-    pub token_requests: u64,
-    /// Time spent waiting for the rate budget, summed over requests, seconds.
-    pub budget_wait_seconds: f64,
-    /// From the first add-contacts request to the last answer, seconds.
-    pub send_seconds: f64,
-    /// Wall time, seconds.
-    pub elapsed_seconds: f64,
-    /// Set when the run gave up on the platform: no request had an answer for the give-up time.
-    /// Says where and for how long (no credentials, no contact data).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform_unreachable: Option<String>,
 }
 
 #[derive(Serialize)]

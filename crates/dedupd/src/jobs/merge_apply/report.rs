@@ -1,0 +1,112 @@
+//! What `dedupd merge apply` reports: `apply_report.json` and the summary on stderr.
+
+use serde::Serialize;
+
+/// What a run did (`apply_report.json`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Report {
+    /// The plan file.
+    pub plan: String,
+    /// Nothing was sent.
+    pub dry_run: bool,
+    /// Clusters in the plan.
+    pub clusters: u64,
+    /// Contacts in the plan.
+    pub contacts: u64,
+    /// Clusters merged whole.
+    pub merged: u64,
+    /// Clusters merged except quarantined members.
+    pub partially_merged: u64,
+    /// Clusters found already merged by pre-flight.
+    pub already_merged: u64,
+    /// Clusters settled by an earlier run.
+    pub skipped: u64,
+    /// Of the merged and already-merged clusters, those an interrupted earlier run (killed
+    /// before it wrote its outputs) had settled: reported here, since no report showed them.
+    pub carried_over: u64,
+    /// Clusters of which nothing could be merged.
+    pub quarantined: u64,
+    /// Contacts quarantined (see `quarantine.ndjson`).
+    pub quarantined_contacts: u64,
+    /// Clusters left for the next run.
+    pub remaining: u64,
+    /// Merge requests sent (planned, in a dry run).
+    pub merge_requests: u64,
+    /// 409 answers to merges.
+    pub conflicts: u64,
+    /// Merges whose outcome had to be read back (504 / timeout / a run killed mid-request).
+    pub read_backs: u64,
+    /// Of those, how many had been applied.
+    pub read_backs_applied: u64,
+    /// Plan values that found no slot in a valueOverride.
+    pub unplaced_values: u64,
+    /// HTTP requests to the Platform API, retries included.
+    pub api_calls: u64,
+    /// Retried attempts.
+    pub retries: u64,
+    /// 429 responses seen.
+    pub rate_limited: u64,
+    /// 5xx responses seen.
+    pub server_errors: u64,
+    /// OAuth token requests.
+    pub token_requests: u64,
+    /// The configured budget, requests per minute.
+    pub requests_per_minute: u32,
+    /// Time spent waiting for the rate budget, summed over requests, seconds.
+    pub budget_wait_seconds: f64,
+    /// Wall time, seconds.
+    pub elapsed_seconds: f64,
+    /// Set when the run gave up on the platform: no request had an answer for the give-up time.
+    /// Says where and for how long (no credentials, no contact data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_unreachable: Option<String>,
+}
+
+pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
+    if r.dry_run {
+        eprintln!(
+            "Dry run: {} merge requests for {} clusters ({} settled earlier); see {}.",
+            r.merge_requests,
+            r.clusters - r.skipped,
+            r.skipped,
+            out.join("apply_dry_run.ndjson").display()
+        );
+        return;
+    }
+    eprintln!(
+        "{} clusters: {} merged, {} partially merged, {} already merged, {} settled earlier, {} quarantined, {} left for the next run ({:.1} s).",
+        r.clusters,
+        r.merged,
+        r.partially_merged,
+        r.already_merged,
+        r.skipped,
+        r.quarantined,
+        r.remaining,
+        r.elapsed_seconds
+    );
+    eprintln!(
+        "{} merge requests, {} conflicts, {} read-backs; {} API calls, {} retries, {} 429s; {:.1} s waiting for the rate budget.",
+        r.merge_requests,
+        r.conflicts,
+        r.read_backs,
+        r.api_calls,
+        r.retries,
+        r.rate_limited,
+        r.budget_wait_seconds
+    );
+    if r.quarantined_contacts > 0 {
+        eprintln!(
+            "{} contacts quarantined: see {} (the next run tries them again).",
+            r.quarantined_contacts,
+            out.join("quarantine.ndjson").display()
+        );
+    }
+    if r.remaining > 0 && r.platform_unreachable.is_none() {
+        eprintln!("Run dedupd merge apply again to finish the rest.");
+    }
+    if let Some(why) = &r.platform_unreachable {
+        eprintln!(
+            "error: {why}; stopped, what was merged is kept: run dedupd merge apply again once it is back."
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! The command line of `dedupd merge plan`: its flags (the platform's flattened in), and the
+//! command that runs the job and prints its summary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+/// Flags of `dedupd merge plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The export (CSV or NDJSON; `-` for stdin). Overrides [input] path of the config.
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    /// Merge config (TOML): [input] layout and [matching] settings.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Output directory (created if missing).
+    #[arg(long, short, default_value = "merge-plan")]
+    pub out: PathBuf,
+    /// Most clusters on plan.html (the least confident first; plan.json has all).
+    #[arg(long, default_value_t = 2000)]
+    pub html_limit: usize,
+    /// Read the contacts from Genesys Cloud External Contacts (a cursor scan of every
+    /// contact) instead of a file. Credentials as for `sync`: GENESYS_CLIENT_ID,
+    /// GENESYS_CLIENT_SECRET (environment only), --base-url or --region.
+    #[arg(long, conflicts_with = "input")]
+    pub from_genesys: bool,
+    /// With --from-genesys: only this division.
+    #[arg(long, requires = "from_genesys")]
+    pub division: Option<String>,
+    #[command(flatten)]
+    pub platform: Box<crate::shared::platform::PlatformArgs>,
+}
+
+/// Runs `dedupd merge plan` as the command line asked.
+pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let PlanArgs {
+        input,
+        config,
+        out,
+        html_limit,
+        from_genesys,
+        division,
+        platform,
+    } = args;
+
+    let cfg = match &config {
+        Some(p) => super::MergeConfig::load(p)?,
+        None => super::MergeConfig::default(),
+    };
+    let source = if from_genesys {
+        let mut client = platform.client_config(false)?;
+        client.give_up_after = platform.give_up_after(0);
+        super::Source::Genesys {
+            client: Box::new(client),
+            division,
+        }
+    } else {
+        super::Source::File(input.or_else(|| cfg.input.path.clone()).context(
+            "no input: give --input FILE, --from-genesys, or [input] path in the --config file",
+        )?)
+    };
+    let name = match &source {
+        super::Source::File(p) => p.clone(),
+        super::Source::Genesys { .. } => PathBuf::from("genesys:externalcontacts"),
+    };
+    let opts = super::Options {
+        input: name,
+        config: cfg,
+        out: out.clone(),
+        html_limit,
+    };
+    let done = super::run_from(&source, &opts)?;
+    let r = &done.report;
+    eprintln!(
+        "{} records, {} rejects: {} clusters of duplicates ({} records) from {} candidate pairs in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",
+        r.records,
+        r.rejects,
+        r.clusters,
+        r.clustered_records,
+        r.candidate_pairs,
+        r.seconds.values().sum::<f64>(),
+        out.join("plan.html").display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
