@@ -70,6 +70,7 @@ mod external;
 mod outbound;
 mod reachability;
 mod retry;
+pub mod seams;
 mod stats;
 
 pub use auth::REFRESH_AT;
