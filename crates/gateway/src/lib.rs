@@ -3,8 +3,9 @@
 //! A customer sends the same question by SMS, then chat, then e-mail; a phone retries a send; a
 //! webhook is delivered twice. `POST /v1/messages` answers **PROCESS** for the first and
 //! **SUPPRESS** for the rest within the window, in one atomic check-and-set, and (optionally)
-//! forwards only PROCESS messages to Genesys Cloud Open Messaging, recording the duplicates on
-//! the first conversation.
+//! forwards only PROCESS messages to the platform's inbound messaging (the
+//! [`dedupd_platform::messaging::MessageIngress`] seam; Genesys Cloud Open Messaging today),
+//! recording the duplicates on the first conversation ([`forward`]).
 //!
 //! # How a message is decided
 //!
@@ -69,7 +70,7 @@ use dedupd_core::message::{
     parse_address, strip_markup,
 };
 use dedupd_core::normalize::Region;
-use dedupd_genesys::{OpenIdType, OpenInboundChannel, OpenInboundMessage, OpenMessagingFrom};
+use dedupd_platform::messaging::{InboundMessage, MessageSender, SenderKind};
 use dedupd_store::window::{
     Claim, DedupWindow, FirstSeen, NearHit, NearProbe, Window, WindowError, WindowKey, WindowRules,
 };
@@ -467,7 +468,7 @@ impl Gateway {
         if let Some(forwarder) = &self.inner.forwarder {
             match answer.decision {
                 Decision::Process => {
-                    forwarder.send(fp.0, self.open_message(&req, &prepared, &answer, now));
+                    forwarder.send(fp.0, self.inbound_message(&req, &prepared, &answer, now));
                 }
                 Decision::Suppress => forwarder.duplicate(
                     fp.0,
@@ -569,45 +570,35 @@ impl Gateway {
         result
     }
 
-    fn open_message(
+    fn inbound_message(
         &self,
         req: &MessageRequest,
         prepared: &Prepared,
         answer: &DecisionResponse,
         now: DateTime<Utc>,
-    ) -> OpenInboundMessage {
+    ) -> InboundMessage {
         use dedupd_core::message::{Address, Customer};
-        let (id, id_type) = match &prepared.customer {
-            Customer::Unknown(Address::Phone(p)) => (p.clone(), OpenIdType::Phone),
-            Customer::Unknown(Address::Email(e)) => (e.clone(), OpenIdType::Email),
+        let (id, kind) = match &prepared.customer {
+            Customer::Unknown(Address::Phone(p)) => (p.clone(), SenderKind::Phone),
+            Customer::Unknown(Address::Email(e)) => (e.clone(), SenderKind::Email),
             _ => match parse_address(&req.channel, &req.from, self.inner.config.default_region) {
-                Address::Phone(p) => (p, OpenIdType::Phone),
-                Address::Email(e) => (e, OpenIdType::Email),
-                Address::Opaque { id, .. } => (id, OpenIdType::Opaque),
+                Address::Phone(p) => (p, SenderKind::Phone),
+                Address::Email(e) => (e, SenderKind::Email),
+                Address::Opaque { id, .. } => (id, SenderKind::Opaque),
             },
         };
         let metadata = std::collections::BTreeMap::from([
             ("dedupd.fingerprint".to_owned(), answer.fingerprint.clone()),
             ("dedupd.channel".to_owned(), req.channel.trim().to_owned()),
         ]);
-        OpenInboundMessage {
-            channel: OpenInboundChannel {
-                from: OpenMessagingFrom {
-                    id,
-                    id_type,
-                    nickname: None,
-                    first_name: None,
-                    last_name: None,
-                    email: None,
-                    image: None,
-                },
-                time: req.received_at.unwrap_or(now),
-                message_id: req.message_id.clone(),
-                metadata: None,
-            },
-            text: Some(prepared.readable.clone()),
-            content: Vec::new(),
-            metadata: Some(metadata),
+        InboundMessage {
+            fingerprint: answer.fingerprint.clone(),
+            channel: req.channel.trim().to_owned(),
+            from: MessageSender { id, kind },
+            sent_at: req.received_at.unwrap_or(now),
+            message_id: req.message_id.clone(),
+            text: prepared.readable.clone(),
+            metadata,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The gateway over real HTTP, in process, on ephemeral ports: the sample replay with both
-//! backends, concurrency, the error envelope and auth, degraded mode and recovery, and
-//! forwarding to the Genesys emulator.
+//! backends, concurrency, the error envelope and auth, degraded mode and recovery. (Forwarding
+//! to the Genesys emulator is tested where the gateway meets the platform crate:
+//! `crates/dedupd/tests/integration/forward.rs`; the forwarder's own rules in `src/forward.rs`.)
 //!
 //! Redis tests read `REDIS_URL` (default `redis://127.0.0.1:6379`), use a unique key prefix
 //! each and delete their keys; without Redis they are skipped with a note, except under
@@ -15,8 +16,6 @@ mod support;
 mod concurrency;
 #[path = "integration/degraded.rs"]
 mod degraded;
-#[path = "integration/forward.rs"]
-mod forward;
 #[path = "integration/http.rs"]
 mod http;
 #[path = "integration/replay.rs"]

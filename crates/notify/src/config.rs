@@ -193,6 +193,11 @@ impl RelayConfig {
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
     }
+
+    /// The timeout of one provider request as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
 }
 
 impl NotifyConfig {

@@ -1,72 +1,35 @@
-//! Providers: where the relay sends a notification, and what an ambiguous outcome means there.
-//!
-//! Every provider states its [`Ambiguity`] policy:
+//! Senders: where the relay sends a notification. The relay holds them through the platform
+//! seam ([`NotificationSender`], from `dedupd-platform`), so a platform's sender (Genesys
+//! agentless messages in `dedupd-genesys`) and the generic HTTP provider here are one kind of
+//! thing to it. Each states its capabilities; its [`Ambiguity`] policy follows from them
+//! ([`SenderCapabilities::ambiguity`]):
 //! - [`Ambiguity::RetrySameKey`]: the provider dedupes on `Idempotency-Key` (the generic HTTP
 //!   provider by default), so after a timeout or 5xx the relay sends again with the same key.
-//! - [`Ambiguity::Reconcile`]: it does not (Genesys agentless messages): an ambiguous attempt
-//!   ends `unknown`, and the relay reads back what the platform has ([`Provider::find`]) before
-//!   anything else; it resends only when the read-back shows the message did not go out.
+//! - [`Ambiguity::Reconcile`]: it does not, but it can be read back (Genesys agentless
+//!   messages): an ambiguous attempt ends `unknown`, and the relay reads back what the platform
+//!   has ([`NotificationSender::find`]) before anything else; it resends only when the
+//!   read-back shows the message did not go out.
 //! - [`Ambiguity::Report`]: it does not dedupe and cannot be read back: an ambiguous attempt
 //!   ends `unknown` for good and is reported.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dedupd_core::notification::{Channel, NotificationRequest};
-use dedupd_genesys::GenesysClient;
-use dedupd_genesys::agentless::AgentlessMessage;
+use dedupd_core::notification::NotificationRequest;
 use dedupd_genesys::{RetryAction, classify_status, parse_retry_after};
+use dedupd_platform::messaging::BoxFuture;
+pub use dedupd_platform::notify::{
+    Ambiguity, NotificationSender, Readback, SendResult, SenderCapabilities,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-/// What one send attempt came to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SendResult {
-    /// Accepted by the provider.
-    Delivered {
-        /// The provider's message id.
-        id: Option<String>,
-    },
-    /// Not sent; may pass (429, 503, connection refused…).
-    Transient {
-        /// Why.
-        reason: String,
-        /// The provider's `Retry-After`.
-        retry_after: Option<Duration>,
-    },
-    /// Not sent and never will be (4xx validation…): the provider's reason.
-    Permanent {
-        /// Why.
-        reason: String,
-    },
-    /// May or may not have gone out (a timeout after sending, a 504).
-    Ambiguous {
-        /// Why.
-        reason: String,
-    },
-}
+use crate::NotifyError;
 
-/// What a read-back found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Readback {
-    /// The message went out; its id.
-    Found(String),
-    /// It did not go out.
-    NotFound,
-    /// The read-back itself failed.
-    Failed(String),
-}
-
-/// How a provider's ambiguous outcomes are handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ambiguity {
-    /// Resend with the same key (the provider dedupes on it).
-    RetrySameKey,
-    /// Mark `unknown`, read back, resend only if certainly not sent.
-    Reconcile,
-    /// Mark `unknown` and report.
-    Report,
-}
+/// The senders the relay works with, by provider name.
+pub type Senders = BTreeMap<String, Arc<dyn NotificationSender>>;
 
 /// The generic HTTP provider.
 #[derive(Clone)]
@@ -108,7 +71,28 @@ impl HttpProvider {
         })
     }
 
-    async fn send(&self, id: &str, req: &NotificationRequest) -> SendResult {
+    /// The provider `[notifications.providers.<name>]` (`type = "http"`) configures: its
+    /// bearer token from the environment variable `token_env` names.
+    pub fn configured(
+        name: &str,
+        url: &str,
+        token_env: Option<&str>,
+        dedupes_on_key: bool,
+        timeout: Duration,
+    ) -> Result<Self, NotifyError> {
+        let token = match token_env {
+            Some(var) => Some(SecretString::from(std::env::var(var).map_err(|_| {
+                NotifyError::Config(format!(
+                    "provider `{name}`: environment variable {var} is not set"
+                ))
+            })?)),
+            None => None,
+        };
+        Self::new(url.to_owned(), token, dedupes_on_key, timeout)
+            .map_err(|e| NotifyError::Config(format!("provider `{name}`: {e}")))
+    }
+
+    async fn send_one(&self, id: &str, req: &NotificationRequest) -> SendResult {
         let body = json!({
             "id": id,
             "channel": req.channel,
@@ -184,9 +168,6 @@ impl HttpProvider {
     }
 }
 
-/// The longest machine-readable error code kept from a provider's answer.
-const MAX_CODE_CHARS: usize = 64;
-
 /// The provider's machine-readable error code, from the usual error-body shapes (`code`,
 /// `error.code`, `errors[0].code`, or `error` when it is a bare string such as
 /// `invalid_request`). Its words (`message`, `detail`) are never taken: providers echo the
@@ -207,221 +188,50 @@ fn provider_code(v: Option<&serde_json::Value>) -> Option<&str> {
 }
 
 /// A value-free summary of a provider's error answer, fit for `last_error`, logs and the
-/// status API: the status code and its reason phrase, and the provider's error code when it
-/// looks like one (a short token of letters, digits and `._:-` with few digits, found in
-/// neither the recipient nor the text). Never the body's words: a provider that echoes the
-/// request (the phone number, the e-mail address, the text) would have them stored and shown.
+/// status API ([`dedupd_platform::notify::status_summary`]): the status and its reason phrase,
+/// and the provider's error code when it is found in neither the recipient nor the text.
 pub(crate) fn error_summary(
     status: reqwest::StatusCode,
     code: Option<&str>,
     req: &NotificationRequest,
 ) -> String {
-    let mut out = status.as_u16().to_string();
-    if let Some(reason) = status.canonical_reason() {
-        out.push(' ');
-        out.push_str(reason);
-    }
-    if let Some(code) = code.filter(|c| is_code(c, req)) {
-        out.push_str(" (");
-        out.push_str(code);
-        out.push(')');
-    }
-    out
+    dedupd_platform::notify::status_summary(
+        status.as_u16(),
+        status.canonical_reason(),
+        code,
+        &[req.to.as_str(), req.text.as_str()],
+    )
 }
 
-fn is_code(c: &str, req: &NotificationRequest) -> bool {
-    let lower = c.to_lowercase();
-    !c.is_empty()
-        && c.chars().count() <= MAX_CODE_CHARS
-        && c.chars().any(|ch| ch.is_ascii_alphabetic())
-        && c.chars().filter(char::is_ascii_digit).count() <= 4
-        && c.chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | ':' | '-'))
-        && !req.to.to_lowercase().contains(&lower)
-        && !req.text.to_lowercase().contains(&lower)
-}
-
-/// A value-free summary of a Genesys client error (its `Display` carries the platform's
-/// message, which may echo the request).
-fn genesys_summary(e: &dedupd_genesys::Error, req: &NotificationRequest) -> String {
-    match e {
-        dedupd_genesys::Error::Api(_) | dedupd_genesys::Error::Token(_) => match e.status() {
-            Some(status) => {
-                let body = e.error_body();
-                let s = error_summary(status, body.and_then(|b| b.code.as_deref()), req);
-                match body.and_then(|b| b.context_id.as_deref()) {
-                    // Genesys support asks for it; an opaque id.
-                    Some(ctx) if is_code(ctx, req) || uuid_like(ctx) => {
-                        format!("{s}; contextId {ctx}")
-                    }
-                    _ => s,
-                }
-            }
-            None => "the platform refused the request".into(),
-        },
-        dedupd_genesys::Error::OutcomeUnknown(_) => match e.status() {
-            Some(status) => format!(
-                "{}; it may have been applied",
-                error_summary(status, None, req)
-            ),
-            None => "the request timed out after it was sent; it may have been applied".into(),
-        },
-        dedupd_genesys::Error::Transport { transient, .. } => if *transient {
-            "the connection failed"
-        } else {
-            "the request failed without an answer"
-        }
-        .into(),
-        dedupd_genesys::Error::Decode { status, .. } => {
-            format!(
-                "{}; the answer could not be read",
-                error_summary(*status, None, req)
-            )
-        }
-        dedupd_genesys::Error::Budget(_) => "the shared rate budget is unavailable".into(),
-        dedupd_genesys::Error::InvalidRequest(_) => {
-            "the message breaks a documented limit of the platform".into()
-        }
-        dedupd_genesys::Error::Config(_) => "the Genesys client is misconfigured".into(),
-        _ => "the platform call failed".into(),
-    }
-}
-
-fn uuid_like(s: &str) -> bool {
-    s.len() <= 64 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-}
-
-/// Genesys Cloud agentless messages.
-#[derive(Debug, Clone)]
-pub struct AgentlessProvider {
-    client: GenesysClient,
-    from: std::collections::BTreeMap<Channel, String>,
-}
-
-impl AgentlessProvider {
-    /// A provider sending through `client`, from `from[channel]`.
-    pub fn new(client: GenesysClient, from: std::collections::BTreeMap<Channel, String>) -> Self {
-        Self { client, from }
-    }
-
-    fn message(&self, req: &NotificationRequest) -> Result<AgentlessMessage, String> {
-        let from = self
-            .from
-            .get(&req.channel)
-            .ok_or_else(|| format!("no sender configured for {}", req.channel))?;
-        let messenger = match req.channel {
-            Channel::Sms => "sms",
-            Channel::Whatsapp => "whatsapp",
-            other => return Err(format!("agentless messages cannot send {other}")),
-        };
-        Ok(AgentlessMessage {
-            from_address: from.clone(),
-            to_address: req.to.clone(),
-            to_address_messenger_type: messenger.into(),
-            text_body: Some(req.text.clone()),
-            ..Default::default()
-        })
-    }
-
-    async fn send(&self, req: &NotificationRequest) -> SendResult {
-        let msg = match self.message(req) {
-            Ok(m) => m,
-            Err(reason) => return SendResult::Permanent { reason },
-        };
-        match self.client.agentless().send(&msg).await {
-            Ok(sent) => SendResult::Delivered { id: Some(sent.id) },
-            // A 5xx answers a request that reached the platform: it may have been applied
-            // (the platform has no key to dedupe on, so it is read back, never resent blindly).
-            Err(e)
-                if e.is_outcome_unknown()
-                    || matches!(&e, dedupd_genesys::Error::Api(a)
-                        if a.status.is_server_error()
-                            && a.status != reqwest::StatusCode::NOT_IMPLEMENTED) =>
-            {
-                SendResult::Ambiguous {
-                    reason: genesys_summary(&e, req),
-                }
-            }
-            Err(e) if e.is_transient() => SendResult::Transient {
-                reason: genesys_summary(&e, req),
-                retry_after: match &e {
-                    dedupd_genesys::Error::Api(a) => a.retry_after,
-                    _ => None,
-                },
-            },
-            Err(e) => SendResult::Permanent {
-                reason: genesys_summary(&e, req),
-            },
+impl NotificationSender for HttpProvider {
+    fn capabilities(&self) -> SenderCapabilities {
+        SenderCapabilities {
+            dedupes_on_key: self.dedupes,
+            read_back: false,
         }
     }
 
-    async fn find(
-        &self,
-        req: &NotificationRequest,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Readback {
-        // A message that cannot be built was never sent.
-        let Ok(msg) = self.message(req) else {
-            return Readback::NotFound;
-        };
-        match self
-            .client
-            .agentless()
-            .find_sent(&msg.from_address, &msg.to_address, &req.text, since, until)
-            .await
-        {
-            Ok(Some(found)) => Readback::Found(found.message_id),
-            Ok(None) => Readback::NotFound,
-            Err(e) => Readback::Failed(genesys_summary(&e, req)),
-        }
-    }
-}
-
-/// A configured provider.
-#[derive(Debug, Clone)]
-pub enum Provider {
-    /// Generic HTTP.
-    Http(HttpProvider),
-    /// Genesys agentless messages.
-    Agentless(AgentlessProvider),
-}
-
-impl Provider {
-    /// Its policy for ambiguous outcomes.
-    pub fn ambiguity(&self) -> Ambiguity {
-        match self {
-            Provider::Http(h) if h.dedupes => Ambiguity::RetrySameKey,
-            Provider::Http(_) => Ambiguity::Report,
-            Provider::Agentless(_) => Ambiguity::Reconcile,
-        }
+    fn send<'a>(&'a self, id: &'a str, req: &'a NotificationRequest) -> BoxFuture<'a, SendResult> {
+        Box::pin(self.send_one(id, req))
     }
 
-    /// Sends one attempt. `id` is the notification's id (the provider-facing idempotency key).
-    pub async fn send(&self, id: &str, req: &NotificationRequest) -> SendResult {
-        match self {
-            Provider::Http(h) => h.send(id, req).await,
-            Provider::Agentless(a) => a.send(req).await,
-        }
-    }
-
-    /// Reads back whether `req` went out in `[since, until]` (only [`Ambiguity::Reconcile`]
-    /// providers can; the others answer `Failed`).
-    pub async fn find(
-        &self,
-        req: &NotificationRequest,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Readback {
-        match self {
-            Provider::Http(_) => Readback::Failed("this provider has no read-back".into()),
-            Provider::Agentless(a) => a.find(req, since, until).await,
-        }
+    fn find<'a>(
+        &'a self,
+        _id: &'a str,
+        _req: &'a NotificationRequest,
+        _since: DateTime<Utc>,
+        _until: DateTime<Utc>,
+    ) -> BoxFuture<'a, Readback> {
+        Box::pin(std::future::ready(Readback::Failed(
+            "this provider has no read-back".into(),
+        )))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use dedupd_core::notification::Channel;
+
     use super::*;
 
     fn req() -> NotificationRequest {

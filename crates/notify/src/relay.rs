@@ -15,7 +15,8 @@
 //! 5. Send: delivered → `delivered`; refused (4xx) → `failed` with a value-free summary of the
 //!    provider's answer; not sent but may pass (429, connection refused) → `pending` again
 //!    after a backoff (full jitter, the provider's `Retry-After` when longer); uncertain
-//!    (timeout, 5xx after sending) → `unknown`, then per the provider's [`Ambiguity`] policy.
+//!    (timeout, 5xx after sending) → `unknown`, then per the provider's [`Ambiguity`] policy
+//!    (derived from its capabilities).
 //!    An earlier uncertain send is never forgotten: a later certain failure keeps the
 //!    notification `unknown`, so `failed` always means "nothing went out" and a producer may
 //!    send again.
@@ -39,7 +40,7 @@ use futures_util::future::join_all;
 
 use crate::clock::Clock;
 use crate::config::RelayConfig;
-use crate::provider::{Ambiguity, Provider, Readback, SendResult};
+use crate::provider::{Ambiguity, Readback, SendResult, Senders};
 
 /// How far before the first claim a read-back looks (clock skew between us and the platform).
 const READBACK_SKEW: chrono::Duration = chrono::Duration::minutes(2);
@@ -51,7 +52,7 @@ pub const PROVIDER_PAUSED_METRIC: &str = "dedupd_notify_provider_paused";
 #[derive(Debug, Clone)]
 pub struct Relay {
     outbox: Outbox,
-    providers: Arc<BTreeMap<String, Provider>>,
+    providers: Arc<Senders>,
     cfg: RelayConfig,
     clock: Clock,
     health: ProviderHealth,
@@ -204,12 +205,7 @@ impl ReadyCheck for ProviderHealth {
 
 impl Relay {
     /// A relay over `outbox` with `providers` by name.
-    pub fn new(
-        outbox: Outbox,
-        providers: BTreeMap<String, Provider>,
-        cfg: RelayConfig,
-        clock: Clock,
-    ) -> Self {
+    pub fn new(outbox: Outbox, providers: Senders, cfg: RelayConfig, clock: Clock) -> Self {
         let health = ProviderHealth::new(&cfg, providers.keys().cloned());
         Self {
             outbox,
@@ -336,7 +332,7 @@ impl Relay {
             let error = format!("provider `{name}` is not configured");
             return (settle(maybe_sent, error), work);
         };
-        let policy = provider.ambiguity();
+        let policy = provider.capabilities().ambiguity();
         let max = self.cfg.max_attempts;
         let too_old =
             now - n.created_at > chrono::Duration::hours(i64::from(self.cfg.max_age_hours));
@@ -383,7 +379,7 @@ impl Relay {
                     }
                     let since = n.first_attempt_at.unwrap_or(n.created_at) - READBACK_SKEW;
                     work.read_back = true;
-                    match provider.find(&req, since, now).await {
+                    match provider.find(&n.id, &req, since, now).await {
                         Readback::Found(id) => {
                             self.health.success(name);
                             return (

@@ -16,9 +16,11 @@ use axum::routing::post;
 use chrono::{DateTime, TimeZone, Utc};
 use dedupd_core::notification::Channel;
 use dedupd_emulator::{EmulatorConfig, RunningEmulator};
+use dedupd_genesys::seams::notify::AgentlessSender;
 use dedupd_genesys::{ClientConfig, Endpoint, GenesysClient};
-use dedupd_notify::provider::{AgentlessProvider, HttpProvider};
-use dedupd_notify::{Clock, NotifyApi, NotifyConfig, Provider, ProviderConfig, Relay, app};
+use dedupd_notify::{
+    Clock, HttpProvider, NotificationSender, NotifyApi, NotifyConfig, ProviderConfig, Relay, app,
+};
 use dedupd_store::outbox::{EmbeddedOutbox, Outbox, PgOutbox, pg_test_url};
 use serde_json::Value;
 
@@ -193,7 +195,11 @@ impl Api {
         .await
     }
 
-    pub(crate) fn relay(&self, providers: BTreeMap<String, Provider>, cfg: &NotifyConfig) -> Relay {
+    pub(crate) fn relay(
+        &self,
+        providers: BTreeMap<String, Arc<dyn NotificationSender>>,
+        cfg: &NotifyConfig,
+    ) -> Relay {
         Relay::new(
             self.outbox().clone(),
             providers,
@@ -341,13 +347,13 @@ impl LocalProvider {
             .push_back(f);
     }
 
-    pub(crate) fn provider(&self) -> Provider {
+    pub(crate) fn provider(&self) -> Arc<dyn NotificationSender> {
         self.provider_with_timeout(Duration::from_secs(5))
     }
 
     /// The provider with its own request timeout (short, for [`Fault::Hang`]).
-    pub(crate) fn provider_with_timeout(&self, timeout: Duration) -> Provider {
-        Provider::Http(HttpProvider::new(self.url.clone(), None, true, timeout).unwrap())
+    pub(crate) fn provider_with_timeout(&self, timeout: Duration) -> Arc<dyn NotificationSender> {
+        Arc::new(HttpProvider::new(self.url.clone(), None, true, timeout).unwrap())
     }
 
     /// Takes the gateway down (every request 503) or brings it back.
@@ -382,7 +388,7 @@ impl LocalProvider {
 }
 
 /// An emulator with a fast rate limit, and an agentless provider on it.
-pub(crate) async fn emulator() -> (RunningEmulator, Provider) {
+pub(crate) async fn emulator() -> (RunningEmulator, Arc<dyn NotificationSender>) {
     let emu = RunningEmulator::start(EmulatorConfig {
         rate_limit_per_minute: 60_000,
         clients: vec![(CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned())],
@@ -404,7 +410,7 @@ pub(crate) async fn emulator() -> (RunningEmulator, Provider) {
     };
     cfg.request_timeout = Duration::from_secs(5);
     let client = GenesysClient::new(cfg).await.unwrap();
-    let provider = Provider::Agentless(AgentlessProvider::new(
+    let provider: Arc<dyn NotificationSender> = Arc::new(AgentlessSender::new(
         client,
         [(Channel::Sms, FROM.to_owned())].into(),
     ));

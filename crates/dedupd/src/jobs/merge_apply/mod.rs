@@ -523,16 +523,15 @@ async fn merge_locked<D: CustomerDirectory>(
     if work.quarantined.is_empty()
         && by_head.len() == 1
         && let Some(head) = by_head.keys().next().cloned()
+        && !member_set.contains(head.as_str())
     {
-        if !member_set.contains(head.as_str()) {
-            let outcome = if merged_before {
-                Outcome::Merged
-            } else {
-                Outcome::AlreadyMerged
-            };
-            settle(ctx, &key, outcome, Some(head.clone()), work)?;
-            return Ok((outcome, Some(head)));
-        }
+        let outcome = if merged_before {
+            Outcome::Merged
+        } else {
+            Outcome::AlreadyMerged
+        };
+        settle(ctx, &key, outcome, Some(head.clone()), work)?;
+        return Ok((outcome, Some(head)));
     }
     // A head that is not a member is ours (a merge of this cluster) when two or more members
     // resolve to it, or the journal produced it; a single member merged elsewhere is not.

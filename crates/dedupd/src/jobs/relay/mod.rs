@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use dedupd_notify::{Clock, NotifyConfig, Relay, build_providers};
+use dedupd_notify::{
+    Clock, HttpProvider, NotificationSender, NotifyConfig, ProviderConfig, Relay, Senders,
+};
 use dedupd_store::outbox::{EmbeddedOutbox, Outbox, OutboxStore, PgOutbox};
 
 /// `dedupd relay`.
@@ -62,6 +64,57 @@ pub async fn open(
     Ok(Outbox::Embedded(EmbeddedOutbox::open(&dir)?))
 }
 
+/// The senders `cfg` configures, by provider name: the generic HTTP ones (their token from
+/// the variable `token_env` names) and the Genesys agentless ones (credentials from the
+/// environment: `GENESYS_CLIENT_ID`, `GENESYS_CLIENT_SECRET`, `GENESYS_BASE_URL` or
+/// `GENESYS_REGION`).
+pub async fn build_senders(cfg: &NotifyConfig) -> anyhow::Result<Senders> {
+    let timeout = cfg.relay.request_timeout();
+    let mut out = Senders::new();
+    for (name, p) in &cfg.providers {
+        let sender: Arc<dyn NotificationSender> = match p {
+            ProviderConfig::Http {
+                url,
+                token_env,
+                dedupes_on_key,
+            } => Arc::new(HttpProvider::configured(
+                name,
+                url,
+                token_env.as_deref(),
+                *dedupes_on_key,
+                timeout,
+            )?),
+            ProviderConfig::GenesysAgentless { from } => {
+                // `{:#}` prints "Genesys provider: <cause>"; the cause stays in the chain.
+                let mut client_cfg =
+                    dedupd_genesys::ClientConfig::from_env().context("Genesys provider")?;
+                client_cfg.request_timeout = timeout;
+                client_cfg.retry = relay_retry_policy();
+                let client = dedupd_genesys::GenesysClient::new(client_cfg)
+                    .await
+                    .context("Genesys provider")?;
+                Arc::new(dedupd_genesys::seams::notify::AgentlessSender::new(
+                    client,
+                    from.clone(),
+                ))
+            }
+        };
+        out.insert(name.clone(), sender);
+    }
+    Ok(out)
+}
+
+/// The Genesys client's own retries inside one relay attempt: a few quick ones (429 with
+/// `Retry-After`, 5xx on reads); the relay's backoff does the rest.
+fn relay_retry_policy() -> dedupd_genesys::RetryPolicy {
+    dedupd_genesys::RetryPolicy {
+        base_delay: std::time::Duration::from_millis(200),
+        max_delay: std::time::Duration::from_secs(5),
+        max_total: std::time::Duration::from_secs(15),
+        max_attempts: 3,
+    }
+}
+
 /// Runs the relay until Ctrl-C / SIGTERM.
 pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     let cfg = load_section(&args.config)?;
@@ -77,7 +130,7 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         &state_dir,
     )
     .await?;
-    let providers = build_providers(&cfg).await?;
+    let providers = build_senders(&cfg).await?;
     tracing::info!(
         backend = outbox.backend(),
         providers = providers.len(),
@@ -141,7 +194,7 @@ pub async fn serve_parts(
         &state_dir,
     )
     .await?;
-    let providers = build_providers(&cfg).await?;
+    let providers = build_senders(&cfg).await?;
     let relay = Relay::new(outbox.clone(), providers, cfg.relay.clone(), Clock::System);
     // `degraded` while a provider is paused (no success for provider_pause_after_secs).
     health = health.with("notification_providers", Arc::new(relay.health()));

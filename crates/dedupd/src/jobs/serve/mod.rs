@@ -470,11 +470,12 @@ pub async fn run_with(
             let client = dedupd_genesys::GenesysClient::new(config)
                 .await
                 .context("connecting to Genesys Cloud")?;
-            let (fw, worker) = Forwarder::start(
+            let ingress = dedupd_genesys::seams::messaging::OpenMessagingIngress::new(
                 client,
-                window.clone(),
-                ForwardConfig::new(f.integration_id.clone()),
+                f.integration_id.clone(),
             );
+            let (fw, worker) =
+                Forwarder::start(Arc::new(ingress), window.clone(), ForwardConfig::default());
             (Some(fw), Some(worker))
         }
         None => (None, None),

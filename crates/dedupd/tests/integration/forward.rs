@@ -1,17 +1,22 @@
-//! Forwarding against the Genesys emulator over real HTTP: PROCESS messages become inbound Open
-//! Messaging messages, SUPPRESS messages do not, and the first conversation's customer gets the
-//! duplicate attributes, through injected 429s and 503s; a 504 whose work was done is not
-//! resent.
+//! The gateway's forwarder on the Genesys seam (`dedupd_genesys::seams::messaging`), against
+//! the Genesys emulator over real HTTP: PROCESS messages become inbound Open Messaging
+//! messages, SUPPRESS messages do not, and the first conversation's customer gets the duplicate
+//! attributes, through injected 429s and 503s; a 504 whose work was done is not resent. (Here,
+//! where the gateway and the platform crate meet: the gateway does not depend on the platform.)
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dedupd_emulator::{EmulatorConfig, FaultKind, FaultProfile, FaultRule, RunningEmulator};
+use dedupd_http::{self as common, Auth, ServiceOptions};
 use dedupd_gateway::forward::{ATTR_COUNT, ATTR_LAST_AT, ATTR_LAST_CHANNEL};
-use dedupd_gateway::{ForwardConfig, Forwarder, GatewayConfig};
+use dedupd_gateway::{ContactIndex, ForwardConfig, Forwarder, Gateway, GatewayConfig};
+use dedupd_genesys::seams::messaging::OpenMessagingIngress;
 use dedupd_genesys::{ClientConfig, Endpoint, GenesysClient, RetryPolicy, SecretString};
+use dedupd_store::window::{EmbeddedWindow, Window};
 use serde_json::{Value, json};
-
-use crate::support;
 
 const CLIENT_ID: &str = "gw-client";
 const CLIENT_SECRET: &str = "gw-S3cr3t-never-in-logs";
@@ -31,6 +36,66 @@ async fn emulator(rules: Vec<FaultRule>) -> RunningEmulator {
     })
     .await
     .unwrap()
+}
+
+fn embedded() -> Window {
+    Window::Embedded(Arc::new(EmbeddedWindow::new(100_000)))
+}
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Server {
+    async fn post(&self, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/messages", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+}
+
+/// A gateway over `window` with the gateway's contact fixture, forwarding through `forwarder`.
+async fn start(window: Window, forwarder: Forwarder) -> Server {
+    let contacts =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway/tests/fixtures/contacts.ndjson");
+    let contacts = ContactIndex::load_ndjson(&contacts, "US".parse().ok())
+        .unwrap()
+        .0;
+    let gateway = Gateway::new(GatewayConfig::default(), contacts, window, Some(forwarder));
+    let app = common::compose(
+        vec![gateway.api(Auth::open(1 << 20))],
+        gateway.health(),
+        common::metrics::install(),
+        &ServiceOptions::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Server {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        task,
+    }
+}
+
+async fn ingress(emu: &RunningEmulator) -> Arc<OpenMessagingIngress> {
+    Arc::new(OpenMessagingIngress::new(client(emu).await, INTEGRATION))
 }
 
 async fn client(emu: &RunningEmulator) -> GenesysClient {
@@ -110,13 +175,13 @@ async fn process_is_forwarded_suppress_is_recorded_on_the_first_conversation() {
     );
     flaky.statuses = Some(vec![503]);
     let emu = emulator(vec![throttled, flaky]).await;
-    let window = support::embedded();
+    let window = embedded();
     let (forwarder, _worker) = Forwarder::start(
-        client(&emu).await,
+        ingress(&emu).await,
         window.clone(),
-        ForwardConfig::new(INTEGRATION),
+        ForwardConfig::default(),
     );
-    let server = support::start(window, GatewayConfig::default(), Some(forwarder.clone())).await;
+    let server = start(window, forwarder.clone()).await;
 
     // C00002 by SMS, then the same question by e-mail and by chat; another customer once.
     let first = json!({"channel": "sms", "from": "(201) 309-3185", "text": "Where is my refund?", "message_id": "m-1"});
@@ -180,13 +245,13 @@ async fn a_504_whose_work_was_done_is_not_resent() {
         "/api/v2/conversations/messages/*/inbound/open/message",
     )])
     .await;
-    let window = support::embedded();
+    let window = embedded();
     let (forwarder, _worker) = Forwarder::start(
-        client(&emu).await,
+        ingress(&emu).await,
         window.clone(),
-        ForwardConfig::new(INTEGRATION),
+        ForwardConfig::default(),
     );
-    let server = support::start(window, GatewayConfig::default(), Some(forwarder.clone())).await;
+    let server = start(window, forwarder.clone()).await;
     let msg = json!({"channel": "sms", "from": "+12015550177", "text": "Hello?"});
     assert_eq!(server.post(&msg).await.1["decision"], "PROCESS");
     wait_for("the outcome-unknown forward", || {

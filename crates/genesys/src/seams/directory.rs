@@ -14,8 +14,9 @@ use dedupd_platform::directory::{
 };
 use dedupd_platform::{CallStats, ErrorKind, PlatformError, Session};
 
+use super::platform_error;
 use crate::{
-    AddContactsOptions, ContactAddress, ContactList, ContactableStatus, EmailColumn, Error,
+    AddContactsOptions, ContactAddress, ContactList, ContactableStatus, EmailColumn,
     ExternalContact, GenesysClient, MAX_CONTACTS_PER_ADD, MAX_MERGE_IDS, MIN_MERGE_IDS,
     PhoneColumn, PhoneNumber, PhoneNumberStatus, WritableDialerContact,
 };
@@ -29,38 +30,6 @@ const FETCH_CHUNK: usize = 25;
 
 /// Contacts per scan page (the API's largest).
 const SCAN_PAGE: u32 = 200;
-
-/// How a failure of this client is to be treated, as a seam error. `what` names the call
-/// (e.g. `merge of 3 contacts`); the message adds the client's own description.
-pub fn platform_error(what: &str, e: Error) -> PlatformError {
-    let status = e.status().map(|s| s.as_u16());
-    let kind = match &e {
-        Error::Unreachable(_) => ErrorKind::Unreachable,
-        Error::OutcomeUnknown(_) | Error::Decode { .. } => ErrorKind::OutcomeUnknown,
-        Error::Token(_) => ErrorKind::Auth,
-        Error::Config(_) => ErrorKind::Config,
-        _ if matches!(status, Some(401 | 403)) => ErrorKind::Auth,
-        _ if e.is_transient() => ErrorKind::Transient,
-        _ if status == Some(404) => ErrorKind::NotFound,
-        _ if status == Some(409) => ErrorKind::Conflict,
-        _ => ErrorKind::Permanent,
-    };
-    let body = e.error_body();
-    let entities = body.map(crate::ErrorBody::entity_ids).unwrap_or_default();
-    let platform_message = body.and_then(|b| b.message.clone());
-    let retry_after = match &e {
-        Error::Api(a) => a.retry_after,
-        _ => None,
-    };
-    let mut err = PlatformError::new(kind, format!("{what}: {e}"))
-        .with_entities(entities)
-        .with_platform_message(platform_message)
-        .with_retry_after(retry_after);
-    if let Some(s) = status {
-        err = err.with_status(s);
-    }
-    err
-}
 
 impl Session for GenesysClient {
     fn usage(&self) -> CallStats {
@@ -156,11 +125,10 @@ impl ContactListSink for GenesysClient {
     ) -> Result<ResolvedList, PlatformError> {
         match target {
             ListTarget::Existing(id) => {
-                let list = self
-                    .outbound()
-                    .get_contact_list(id)
-                    .await
-                    .map_err(|e| platform_error(&format!("reading contact list {id}"), e))?;
+                let list =
+                    self.outbound().get_contact_list(id).await.map_err(|e| {
+                        platform_error(&e, &format!("reading contact list {id}"), &[])
+                    })?;
                 let missing: Vec<&str> = layout
                     .columns
                     .iter()
@@ -187,7 +155,9 @@ impl ContactListSink for GenesysClient {
                     .outbound()
                     .create_contact_list(&contact_list_for(name, layout))
                     .await
-                    .map_err(|e| platform_error(&format!("creating contact list {name:?}"), e))?;
+                    .map_err(|e| {
+                        platform_error(&e, &format!("creating contact list {name:?}"), &[])
+                    })?;
                 let id = created.id.ok_or_else(|| {
                     PlatformError::new(
                         ErrorKind::Permanent,
@@ -219,7 +189,11 @@ impl ContactListSink for GenesysClient {
             .add_contacts_isolating(list_id, contacts, options)
             .await
             .map_err(|e| {
-                platform_error(&format!("adding {n} contacts to contact list {list_id}"), e)
+                platform_error(
+                    &e,
+                    &format!("adding {n} contacts to contact list {list_id}"),
+                    &[],
+                )
             })?;
         let sent: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
         Ok(UpsertOutcome {
@@ -388,7 +362,7 @@ impl CustomerDirectory for GenesysClient {
         let page = pages
             .next_page()
             .await
-            .map_err(|e| platform_error("scanning External Contacts", e))?;
+            .map_err(|e| platform_error(&e, "scanning External Contacts", &[]))?;
         let Some(page) = page else {
             scan.done = true;
             return Ok(None);
@@ -412,10 +386,9 @@ impl CustomerDirectory for GenesysClient {
         let api = self.external_contacts();
         let mut out = BTreeMap::new();
         for chunk in ids.chunks(FETCH_CHUNK) {
-            let res = api
-                .bulk_fetch(chunk)
-                .await
-                .map_err(|e| platform_error(&format!("fetching {} contacts", chunk.len()), e))?;
+            let res = api.bulk_fetch(chunk).await.map_err(|e| {
+                platform_error(&e, &format!("fetching {} contacts", chunk.len()), &[])
+            })?;
             for r in res.results {
                 let Some(id) = r.id.clone() else { continue };
                 if r.success {
@@ -441,7 +414,7 @@ impl CustomerDirectory for GenesysClient {
                 Err(e) if e.status().map(|s| s.as_u16()) == Some(404) => {
                     out.insert(id.clone(), Resolved::NotFound);
                 }
-                Err(e) => return Err(platform_error(&format!("fetching contact {id}"), e)),
+                Err(e) => return Err(platform_error(&e, &format!("fetching contact {id}"), &[])),
             }
         }
         Ok(out)
@@ -456,7 +429,7 @@ impl CustomerDirectory for GenesysClient {
             .external_contacts()
             .merge(ids, Some(values))
             .await
-            .map_err(|e| platform_error(&format!("merge of {} contacts", ids.len()), e))?;
+            .map_err(|e| platform_error(&e, &format!("merge of {} contacts", ids.len()), &[]))?;
         Ok(Merged {
             canonical: c.id,
             set: c.merge_set.len(),
@@ -467,7 +440,7 @@ impl CustomerDirectory for GenesysClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ApiError, ErrorBody};
+    use crate::{ApiError, Error, ErrorBody};
     use reqwest::{Method, StatusCode};
 
     fn api(status: u16, body: ErrorBody) -> Error {
@@ -488,7 +461,7 @@ mod tests {
             entity_id: Some("c-2".into()),
             ..ErrorBody::default()
         };
-        let conflict = platform_error("merge of 3 contacts", api(409, body));
+        let conflict = platform_error(&api(409, body), "merge of 3 contacts", &[]);
         assert_eq!(conflict.kind, ErrorKind::Conflict);
         assert_eq!(conflict.entity_ids, vec!["c-2"]);
         assert_eq!(conflict.status, Some(409));
@@ -497,7 +470,7 @@ mod tests {
             Some("active associations")
         );
         assert!(conflict.message.starts_with("merge of 3 contacts: "));
-        let kind = |e: Error| platform_error("x", e).kind;
+        let kind = |e: Error| platform_error(&e, "x", &[]).kind;
         assert_eq!(kind(api(401, ErrorBody::default())), ErrorKind::Auth);
         assert_eq!(kind(api(403, ErrorBody::default())), ErrorKind::Auth);
         assert_eq!(kind(api(404, ErrorBody::default())), ErrorKind::NotFound);
