@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// The same allocator as the `dedupd` binary (see its main.rs), so what runs in this process
 /// (the gateway servers, the outbox, the emulator) costs what it costs in `dedupd`.
@@ -125,18 +124,7 @@ enum BenchJob {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    dedupd::shared::init_logging(cli.verbose);
     let progress = !cli.quiet && std::io::stderr().is_terminal();
     match run(cli.job, progress) {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,6 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of the system allocator: the gateway allocates and frees small buffers on
 /// every request from whichever Tokio worker runs it, and glibc's arenas pay for frees from
@@ -125,18 +124,7 @@ fn is_unreachable(e: &anyhow::Error) -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    dedupd::shared::init_logging(cli.verbose);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -5,15 +5,20 @@
 pub mod feed;
 pub mod feeds;
 pub mod fs;
+pub mod notifications;
 pub mod plan_file;
 pub mod platform;
 pub(crate) mod progress;
 
 use std::path::{Path, PathBuf};
 
-/// `.dedupd/` beside the config file: the jobs of one config (ingest, sync) share one state.
+/// The name of dedupd's state directory.
+pub const STATE_DIR: &str = ".dedupd";
+
+/// `.dedupd/` beside the config file (or, for `merge apply`, inside the plan directory): the
+/// jobs of one config (ingest, sync, serve, relay) share one state.
 pub fn default_state_dir(config: &Path) -> PathBuf {
-    config.parent().unwrap_or(Path::new(".")).join(".dedupd")
+    config.parent().unwrap_or(Path::new(".")).join(STATE_DIR)
 }
 
 /// Peak resident set size from `/proc/self/status` (`VmHWM`), on Linux.
@@ -27,3 +32,22 @@ pub fn peak_rss_bytes() -> Option<u64> {
 /// Exit status of a run that left work for the next one (contacts pending after their retries,
 /// clusters not settled) or gave up on an unreachable platform: run it again.
 pub const EXIT_INCOMPLETE: u8 = 3;
+
+/// Logs to stderr: `warn` by default, `info` with one `-v`, `debug` with more; `RUST_LOG`
+/// overrides. Colours only on a terminal.
+pub fn init_logging(verbose: u8) {
+    use std::io::IsTerminal;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

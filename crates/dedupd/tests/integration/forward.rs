@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dedupd_emulator::{EmulatorConfig, FaultKind, FaultProfile, FaultRule, RunningEmulator};
-use dedupd_http::{self as common, Auth, ServiceOptions};
 use dedupd_gateway::forward::{ATTR_COUNT, ATTR_LAST_AT, ATTR_LAST_CHANNEL};
 use dedupd_gateway::{ContactIndex, ForwardConfig, Forwarder, Gateway, GatewayConfig};
 use dedupd_genesys::seams::messaging::OpenMessagingIngress;
 use dedupd_genesys::{ClientConfig, Endpoint, GenesysClient, RetryPolicy, SecretString};
+use dedupd_http::{self as common, Auth, ServiceOptions};
 use dedupd_store::window::{EmbeddedWindow, Window};
 use serde_json::{Value, json};
 

@@ -174,7 +174,8 @@ pub(crate) fn summary(e: &Error, values: &[&str]) -> String {
         Error::Budget(_) => "the shared rate budget is unavailable".into(),
         Error::InvalidRequest(_) => "the message breaks a documented limit of the platform".into(),
         Error::Config(_) => "the Genesys client is misconfigured".into(),
-        _ => "the platform call failed".into(),
+        // Where and for how long, and the last failure's kind: no request data.
+        Error::Unreachable(u) => u.to_string(),
     }
 }
 

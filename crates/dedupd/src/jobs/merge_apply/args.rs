@@ -46,7 +46,7 @@ pub fn run(args: ApplyArgs, progress: bool) -> anyhow::Result<Report> {
     let state_dir = args
         .state
         .clone()
-        .unwrap_or_else(|| args.plan.join(".dedupd"));
+        .unwrap_or_else(|| args.plan.join(crate::shared::STATE_DIR));
     let mut client = args.platform.client_config(args.dry_run)?;
     client.give_up_after = args
         .platform

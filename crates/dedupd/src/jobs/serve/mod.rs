@@ -144,7 +144,7 @@ pub struct ServeArgs {
     pub client_id: Option<String>,
     /// Notifications (`POST /v1/notifications`, issue 7).
     #[command(flatten)]
-    pub notify: crate::jobs::relay::ServeNotifyArgs,
+    pub notify: crate::shared::notifications::ServeNotifyArgs,
 }
 
 /// Where the contact index comes from.
@@ -376,7 +376,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
         snapshot: args
             .snapshot
             .or_else(|| section.snapshot.map(|p| relative_to(cfg, p)))
-            .unwrap_or_else(|| PathBuf::from(".dedupd/window.snapshot")),
+            .unwrap_or_else(|| Path::new(crate::shared::STATE_DIR).join("window.snapshot")),
         snapshot_every: Duration::from_secs(section.snapshot_every.unwrap_or(30).max(1)),
         gateway,
         forward,
@@ -577,7 +577,7 @@ pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         .build()?;
     rt.block_on(async {
         let (extra, health) =
-            crate::jobs::relay::serve_parts(&notify, notify_config.as_deref()).await?;
+            crate::shared::notifications::serve_parts(&notify, notify_config.as_deref()).await?;
         run_with(opts, extra, health).await
     })?;
     Ok(std::process::ExitCode::SUCCESS)

@@ -1,0 +1,178 @@
+//! What `dedupd serve` and `dedupd relay` share for notifications: the `[notifications]`
+//! section, the outbox the flags and the section name, the senders it configures, and the
+//! notification API plus in-process relay that `serve` adds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use dedupd_notify::{
+    Clock, HttpProvider, NotificationSender, NotifyConfig, ProviderConfig, Relay, Senders,
+};
+use dedupd_store::outbox::{EmbeddedOutbox, Outbox, OutboxStore, PgOutbox};
+
+/// Reads the `[notifications]` section of a TOML file (absent: the defaults) and validates it.
+pub fn load_section(path: &Path) -> anyhow::Result<NotifyConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let cfg: NotifyConfig = match doc.remove("notifications") {
+        Some(v) => v
+            .try_into()
+            .with_context(|| format!("{}: [notifications]", path.display()))?,
+        None => NotifyConfig::default(),
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Opens the outbox the flags and the section name.
+pub async fn open(
+    cfg: &NotifyConfig,
+    postgres: Option<&str>,
+    schema: Option<&str>,
+    outbox_dir: Option<&Path>,
+    state_dir: &Path,
+) -> anyhow::Result<Outbox> {
+    if let Some(url) = postgres.or(cfg.postgres.as_deref()) {
+        return Ok(Outbox::Postgres(
+            PgOutbox::connect(url, schema, 16)
+                .await
+                .context("cannot open the PostgreSQL outbox")?,
+        ));
+    }
+    let dir = outbox_dir
+        .map(Path::to_owned)
+        .or_else(|| cfg.outbox.clone())
+        .unwrap_or_else(|| state_dir.join("outbox"));
+    Ok(Outbox::Embedded(EmbeddedOutbox::open(&dir)?))
+}
+
+/// The senders `cfg` configures, by provider name: the generic HTTP ones (their token from
+/// the variable `token_env` names) and the Genesys agentless ones (credentials from the
+/// environment: `GENESYS_CLIENT_ID`, `GENESYS_CLIENT_SECRET`, `GENESYS_BASE_URL` or
+/// `GENESYS_REGION`).
+pub async fn build_senders(cfg: &NotifyConfig) -> anyhow::Result<Senders> {
+    let timeout = cfg.relay.request_timeout();
+    let mut out = Senders::new();
+    for (name, p) in &cfg.providers {
+        let sender: Arc<dyn NotificationSender> = match p {
+            ProviderConfig::Http {
+                url,
+                token_env,
+                dedupes_on_key,
+            } => Arc::new(HttpProvider::configured(
+                name,
+                url,
+                token_env.as_deref(),
+                *dedupes_on_key,
+                timeout,
+            )?),
+            ProviderConfig::GenesysAgentless { from } => {
+                // `{:#}` prints "Genesys provider: <cause>"; the cause stays in the chain.
+                let mut client_cfg =
+                    dedupd_genesys::ClientConfig::from_env().context("Genesys provider")?;
+                client_cfg.request_timeout = timeout;
+                client_cfg.retry = relay_retry_policy();
+                let client = dedupd_genesys::GenesysClient::new(client_cfg)
+                    .await
+                    .context("Genesys provider")?;
+                Arc::new(dedupd_genesys::seams::notify::AgentlessSender::new(
+                    client,
+                    from.clone(),
+                ))
+            }
+        };
+        out.insert(name.clone(), sender);
+    }
+    Ok(out)
+}
+
+/// The Genesys client's own retries inside one relay attempt: a few quick ones (429 with
+/// `Retry-After`, 5xx on reads); the relay's backoff does the rest.
+fn relay_retry_policy() -> dedupd_genesys::RetryPolicy {
+    dedupd_genesys::RetryPolicy {
+        base_delay: std::time::Duration::from_millis(200),
+        max_delay: std::time::Duration::from_secs(5),
+        max_total: std::time::Duration::from_secs(15),
+        max_attempts: 3,
+    }
+}
+
+/// The notification flags of `dedupd serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeNotifyArgs {
+    /// Serve `POST /v1/notifications` and run a relay in the same process (also on when the
+    /// config has a `[notifications]` section, or with --postgres / --outbox).
+    #[arg(long)]
+    pub notifications: bool,
+    /// PostgreSQL notification outbox (migrations run at start; other `dedupd relay`
+    /// processes may share it).
+    #[arg(long, env = "DEDUPD_POSTGRES_URL", hide_env_values = true)]
+    pub postgres: Option<String>,
+    /// Embedded notification outbox directory [default: .dedupd/outbox beside the config].
+    #[arg(long, conflicts_with = "postgres")]
+    pub outbox: Option<PathBuf>,
+}
+
+/// What `dedupd serve` adds for notifications: the API (behind the same bearer / HMAC auth as
+/// the gateway, from `DEDUPD_API_TOKEN` / `DEDUPD_WEBHOOK_SECRET`) and a relay task. Empty when
+/// notifications are not asked for.
+pub async fn serve_parts(
+    args: &ServeNotifyArgs,
+    config: Option<&Path>,
+) -> anyhow::Result<(Vec<utoipa_axum::router::OpenApiRouter>, dedupd_http::Health)> {
+    let mut health = dedupd_http::Health::new();
+    let has_section = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let doc: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("{} is not valid TOML", path.display()))?;
+            doc.contains_key("notifications")
+        }
+        None => false,
+    };
+    if !(args.notifications || has_section || args.postgres.is_some() || args.outbox.is_some()) {
+        return Ok((Vec::new(), health));
+    }
+    let cfg = match config {
+        Some(path) => load_section(path)?,
+        None => NotifyConfig::default(),
+    };
+    let state_dir =
+        config.map_or_else(|| PathBuf::from(super::STATE_DIR), super::default_state_dir);
+    let outbox = open(
+        &cfg,
+        args.postgres.as_deref(),
+        None,
+        args.outbox.as_deref(),
+        &state_dir,
+    )
+    .await?;
+    let providers = build_senders(&cfg).await?;
+    let relay = Relay::new(outbox.clone(), providers, cfg.relay.clone(), Clock::System);
+    // `degraded` while a provider is paused (no success for provider_pause_after_secs).
+    health = health.with("notification_providers", Arc::new(relay.health()));
+    tokio::spawn(relay.run(std::future::pending()));
+    tracing::info!(backend = outbox.backend(), "Notifications enabled");
+
+    let mut auth = dedupd_http::Auth::open(dedupd_notify::MAX_BODY_BYTES);
+    for (var, bearer) in [("DEDUPD_API_TOKEN", true), ("DEDUPD_WEBHOOK_SECRET", false)] {
+        if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+            let secret = secrecy::SecretString::from(v);
+            auth = if bearer {
+                auth.with_bearer(secret)
+            } else {
+                auth.with_hmac_secret(secret)
+            };
+        }
+    }
+    let api = dedupd_notify::NotifyApi::new(outbox, &cfg, Clock::System);
+    let router = dedupd_notify::router(api).route_layer(axum::middleware::from_fn_with_state(
+        Arc::new(auth),
+        dedupd_http::require_auth,
+    ));
+    Ok((vec![router.into()], health))
+}
