@@ -16,7 +16,9 @@ use dedupd_genesys::{
 };
 
 use dedupd::jobs::merge_apply::{self as apply, Options, planned_requests};
-use dedupd::shared::plan_file::{Cluster, Fields, Member, PLAN_VERSION, Plan, cluster_id};
+use dedupd::shared::plan_file::{
+    Cluster, Fields, Member, PLAN_VERSION, Plan, PlanFile, cluster_id,
+};
 use dedupd_testdata::clusters::{self as synthetic, Seed};
 
 /// Contacts per bulk add while seeding.

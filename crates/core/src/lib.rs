@@ -13,6 +13,7 @@ pub mod merge_values;
 pub mod message;
 pub mod normalize;
 pub mod notification;
+pub mod plan;
 pub mod row;
 pub mod time;
 

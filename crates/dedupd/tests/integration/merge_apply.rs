@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dedupd::jobs::merge_apply::{self as apply, Options, Report};
-use dedupd::shared::plan_file::{Cluster, Fields, Member, PLAN_VERSION, Plan, cluster_id};
+use dedupd::shared::plan_file::{
+    Cluster, Fields, Member, PLAN_VERSION, Plan, PlanFile, cluster_id,
+};
 use dedupd_emulator::{EmulatorConfig, FaultKind, FaultProfile, FaultRule, RunningEmulator};
 use dedupd_genesys::{
     ClientConfig, Endpoint, ExternalContact, GenesysClient, OpenIdType, OpenInboundChannel,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dedupd::jobs::merge_plan::{self as plan, MergeConfig, Options};
-use dedupd::shared::plan_file::Plan;
+use dedupd::shared::plan_file::{Plan, PlanFile};
 use dedupd_core::matching::eval::{Evaluation, evaluate};
 
 fn fixture(name: &str) -> PathBuf {

@@ -4,6 +4,8 @@
 pub mod directory;
 pub mod messaging;
 pub mod notify;
+#[cfg(test)]
+mod placement_tests;
 
 pub use directory::MERGE_SET_MAX;
 

@@ -42,7 +42,6 @@ pub mod args;
 mod report;
 
 pub use report::Report;
-pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Write;
@@ -63,7 +62,7 @@ use dedupd_store::locks::{ContactLocks, FileLocks, FileLocksHeld, RedisLocks, Re
 use dedupd_store::merge_journal::{Event, FileJournal, MergeJournal, RunMark, SettledOutcome};
 
 use crate::shared::fs::{AtomicFile, write_json};
-use crate::shared::plan_file::{Cluster, Plan};
+use crate::shared::plan_file::{Cluster, Plan, PlanFile};
 
 /// Fewest records any merge takes.
 const MIN_MERGE_IDS: usize = 2;
@@ -384,7 +383,7 @@ async fn apply_cluster<D: CustomerDirectory>(
 ) -> anyhow::Result<Counted> {
     let ids = cluster.sorted_ids();
     let key = ids_key('c', ids.iter().map(String::as_str));
-    let ovr = D::place(&value::merge_values(cluster));
+    let ovr = D::place(&cluster.merge_values());
     let mut work = Work {
         cluster,
         key: key.clone(),
@@ -930,7 +929,7 @@ pub async fn run_on<D: CustomerDirectory>(
             let ids = cluster.sorted_ids();
             let key = ids_key('c', ids.iter().map(String::as_str));
             let history = journal.history(&key)?;
-            let ovr = D::place(&value::merge_values(cluster));
+            let ovr = D::place(&cluster.merge_values());
             let (outcome, requests) = if history.is_final() {
                 report.skipped += 1;
                 (Outcome::Skipped, 0)

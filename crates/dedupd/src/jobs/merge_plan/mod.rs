@@ -24,7 +24,8 @@ mod html;
 use crate::shared::feed::{self as read, Row, RowSink};
 use crate::shared::fs::AtomicFile;
 use crate::shared::plan_file::{
-    Cluster, FieldComparison, Fields, Member, PLAN_VERSION, PairExplanation, Plan, cluster_id,
+    Cluster, FieldComparison, Fields, Member, PLAN_VERSION, PairExplanation, Plan, PlanFile,
+    cluster_id,
 };
 
 /// Input file format.
