@@ -163,8 +163,10 @@ pub enum ContactSource {
 pub struct ForwardOptions {
     /// Integration id.
     pub integration_id: String,
-    /// Base URL or region.
-    pub endpoint: dedupd_genesys::Endpoint,
+    /// API base URL (wins over `region`); checked when the options are resolved.
+    pub base_url: Option<String>,
+    /// Genesys Cloud region or its domain.
+    pub region: Option<String>,
     /// OAuth client id.
     pub client_id: String,
     /// Requests per minute.
@@ -324,23 +326,25 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
                 .integration_id
                 .or(section.integration_id)
                 .context("--forward genesys needs --integration-id (or GENESYS_INTEGRATION_ID)")?;
-            let endpoint = match (
+            let (base_url, region) = (
                 args.base_url.or(section.base_url),
                 args.region.or(section.region),
-            ) {
-                (Some(url), _) => dedupd_genesys::Endpoint::base_url(&url)?,
-                (None, Some(r)) => dedupd_genesys::Endpoint::region(&r)?,
+            );
+            match (&base_url, &region) {
+                (Some(url), _) => drop(dedupd_genesys::Endpoint::base_url(url)?),
+                (None, Some(r)) => drop(dedupd_genesys::Endpoint::region(r)?),
                 (None, None) => bail!(
                     "--forward genesys needs --base-url (GENESYS_BASE_URL) or --region (GENESYS_REGION)"
                 ),
-            };
+            }
             let client_id = args
                 .client_id
                 .or(section.client_id)
                 .context("--forward genesys needs --client-id (or GENESYS_CLIENT_ID)")?;
             Some(ForwardOptions {
                 integration_id,
-                endpoint,
+                base_url,
+                region,
                 client_id,
                 rate: section.rate.unwrap_or(300),
                 redis: redis_url,
@@ -458,15 +462,18 @@ pub async fn run_with(
 
     let (forwarder, forward_worker) = match &opts.forward {
         Some(f) => {
-            let secret = secret_from_env("GENESYS_CLIENT_SECRET")
-                .context("GENESYS_CLIENT_SECRET is not set (read from the environment only)")?;
-            let mut config =
-                dedupd_genesys::ClientConfig::new(f.endpoint.clone(), f.client_id.clone(), secret);
-            config.requests_per_minute = f.rate;
-            config.redis = f.redis.clone().map(|url| dedupd_genesys::RedisBudget {
-                url,
-                key: format!("dedupd:{{budget}}:{}", f.client_id),
-            });
+            let platform = crate::shared::platform::PlatformArgs {
+                base_url: f.base_url.clone(),
+                region: f.region.clone(),
+                client_id: f.client_id.clone(),
+                rate: f.rate,
+                redis: f.redis.clone(),
+                redis_key: None,
+                give_up_after: None,
+            };
+            let mut config = platform.client_config(false)?;
+            // The forwarder runs for the life of the server: it never gives up on the platform.
+            config.give_up_after = None;
             let client = dedupd_genesys::GenesysClient::new(config)
                 .await
                 .context("connecting to Genesys Cloud")?;
