@@ -70,6 +70,21 @@ impl PlatformArgs {
         let some = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
         let (base_url, region) = (some(&self.base_url), some(&self.region));
         let id = some(&Some(self.client_id.clone()));
+        if !dry_run {
+            // Say which flag is missing, as clap would, before the client's own lookup does.
+            anyhow::ensure!(
+                base_url.is_some() || region.is_some(),
+                "say where the platform is: --base-url (or GENESYS_BASE_URL) or --region (or GENESYS_REGION)"
+            );
+            anyhow::ensure!(
+                id.is_some(),
+                "--client-id (or GENESYS_CLIENT_ID) is required"
+            );
+            anyhow::ensure!(
+                env(ENV_CLIENT_SECRET).is_some_and(|s| !s.is_empty()),
+                "GENESYS_CLIENT_SECRET is not set (the client secret is read from the environment only)"
+            );
+        }
         let rate = self.rate.to_string();
         let lookup = |name: &str| -> Option<String> {
             match name {
@@ -132,7 +147,18 @@ mod tests {
 
     #[test]
     fn a_real_run_needs_the_secret_and_a_dry_run_needs_nothing() {
-        assert!(args().client_config_with(false, |_| None).is_err());
+        let err = |a: &PlatformArgs, env: Option<&str>| {
+            a.client_config_with(false, |_| env.map(str::to_owned))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&args(), None).contains("GENESYS_CLIENT_SECRET is not set"));
+        let mut no_id = args();
+        no_id.client_id = String::new();
+        assert!(err(&no_id, Some("s")).contains("--client-id"));
+        let mut nowhere = args();
+        nowhere.region = None;
+        assert!(err(&nowhere, Some("s")).contains("--base-url"));
         let mut a = args();
         a.region = None;
         a.client_id = String::new();
