@@ -61,7 +61,7 @@ pub struct RawConfig {
     pub sources: Vec<SourceConfig>,
     /// `dedupd serve` settings (read by `serve`; accepted here so one file can hold both).
     #[serde(default)]
-    pub serve: Option<crate::jobs::serve::ServeSection>,
+    pub serve: Option<super::serve_section::ServeSection>,
     /// `[notifications]` (read by `serve` and `relay`; accepted here so one file can hold all).
     #[serde(default)]
     pub notifications: Option<dedupd_notify::NotifyConfig>,
