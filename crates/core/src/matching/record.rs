@@ -116,7 +116,51 @@ pub struct Dropped {
     pub reason: &'static str,
 }
 
+/// Why a row gave no record or lost a value: the field and the reason, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowIssue {
+    /// Our field name (`record_id`, `updated_at`, `email`, …).
+    pub field: &'static str,
+    /// A short reason, free of personal data.
+    pub reason: String,
+}
+
 impl Record {
+    /// The record of one input row (a file's row or a platform's customer record): `raw` in
+    /// [`COLUMNS`] order, `default_country` standing in for an empty country, `updated_at` as
+    /// the caller parsed it (a parse error is an issue; the record is kept without it). No
+    /// record when the row has no id; every value left out is an issue.
+    pub fn from_row<'a>(
+        mut raw: [&'a str; 11],
+        default_country: &'a str,
+        updated_at: Result<Option<DateTime<Utc>>, String>,
+    ) -> (Option<Record>, Vec<RowIssue>) {
+        if raw[Column::Country.index()].trim().is_empty() {
+            raw[Column::Country.index()] = default_country;
+        }
+        let mut issues = Vec::new();
+        if raw[Column::RecordId.index()].trim().is_empty() {
+            issues.push(RowIssue {
+                field: "record_id",
+                reason: "missing: every record needs an id".into(),
+            });
+            return (None, issues);
+        }
+        let updated_at = updated_at.unwrap_or_else(|e| {
+            issues.push(RowIssue {
+                field: "updated_at",
+                reason: format!("{e}; value ignored, record kept"),
+            });
+            None
+        });
+        let (record, dropped) = Record::from_raw(raw, updated_at);
+        issues.extend(dropped.into_iter().map(|d| RowIssue {
+            field: d.column.name(),
+            reason: format!("{}; value ignored, record kept", d.reason),
+        }));
+        (Some(record), issues)
+    }
+
     /// Builds a record from raw column values (in [`COLUMNS`] order), normalizing each value with
     /// the same `core` functions every job uses: names by [`normalize_name`], e-mails by
     /// [`normalize_email`], phones to E.164 by [`phone::normalize_phone_as`] with the record's
@@ -219,6 +263,41 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row<'a>(id: &'a str, email: &'a str, country: &'a str) -> [&'a str; 11] {
+        [id, "crm", "Ann", "Lee", email, "", "", "", "", "", country]
+    }
+
+    #[test]
+    fn a_row_without_an_id_gives_no_record() {
+        let (r, issues) = Record::from_row(row("  ", "a@b.co", ""), "", Ok(None));
+        assert!(r.is_none());
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].field, "record_id");
+    }
+
+    #[test]
+    fn refused_values_and_timestamps_are_issues_and_the_record_is_kept() {
+        let (r, issues) = Record::from_row(
+            row("C1", "not-an-address", ""),
+            "IE",
+            Err("not RFC 3339".into()),
+        );
+        let r = r.unwrap();
+        assert_eq!(r.get(Column::Email), None);
+        assert_eq!(r.get(Column::Country), Some("IE"), "the default stands in");
+        let fields: Vec<&str> = issues.iter().map(|i| i.field).collect();
+        assert_eq!(fields, ["updated_at", "email"]);
+        assert!(issues.iter().all(|i| !i.reason.contains("not-an-address")));
+        assert!(issues[0].reason.ends_with("value ignored, record kept"));
+    }
+
+    #[test]
+    fn a_row_country_wins_over_the_default() {
+        let (r, issues) = Record::from_row(row("C2", "a@b.co", "fr"), "IE", Ok(None));
+        assert!(issues.is_empty());
+        assert_eq!(r.unwrap().get(Column::Country), Some("FR"));
+    }
 
     #[test]
     fn normalizes_with_the_shared_functions() {

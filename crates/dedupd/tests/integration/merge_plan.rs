@@ -457,9 +457,9 @@ fn plans_straight_from_external_contacts() {
         html_limit: 100,
     };
     let done = plan::run_from(
-        &plan::Source::Genesys {
-            client: Box::new(cfg),
-            division: None,
+        &plan::Source::Directory {
+            platform: dedupd::shared::platform::Platform::Genesys(Box::new(cfg)),
+            scope: None,
         },
         &opts,
     )

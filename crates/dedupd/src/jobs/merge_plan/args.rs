@@ -50,11 +50,9 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         None => super::MergeConfig::default(),
     };
     let source = if from_genesys {
-        let mut client = platform.client_config(false)?;
-        client.give_up_after = platform.give_up_after(0);
-        super::Source::Genesys {
-            client: Box::new(client),
-            division,
+        super::Source::Directory {
+            platform: platform.platform(false, 0)?,
+            scope: division,
         }
     } else {
         super::Source::File(input.or_else(|| cfg.input.path.clone()).context(
@@ -63,7 +61,7 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
     };
     let name = match &source {
         super::Source::File(p) => p.clone(),
-        super::Source::Genesys { .. } => PathBuf::from("genesys:externalcontacts"),
+        super::Source::Directory { platform, .. } => PathBuf::from(platform.directory_label()),
     };
     let opts = super::Options {
         input: name,

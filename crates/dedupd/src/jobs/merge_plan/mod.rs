@@ -12,9 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
-use dedupd_core::matching::{
-    self, COLUMNS, Column, MatchConfig, Matcher, Record, cluster::Cluster as CoreCluster, resolve,
-};
+use dedupd_core::matching::{self, COLUMNS, Column, MatchConfig, Matcher, Record};
 use dedupd_core::time::{TimestampFormat, parse_timestamp};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -24,9 +22,10 @@ mod html;
 use crate::shared::feed::{self as read, Row, RowSink};
 use crate::shared::fs::AtomicFile;
 use crate::shared::plan_file::{
-    Cluster, FieldComparison, Fields, Member, PLAN_VERSION, PairExplanation, Plan, PlanFile,
-    cluster_id,
+    Cluster, MatchContext, PLAN_VERSION, Plan, PlanFile, cluster_id, keep_most_doubtful,
 };
+use crate::shared::platform::{DirectoryJob, Platform};
+use dedupd_platform::directory::CustomerDirectory;
 
 /// Input file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -248,56 +247,15 @@ impl Layout {
     /// Normalizes one row given each slot's value: the record (unless it has no id) and what
     /// was refused in it. Pure, so rows are normalized in parallel.
     fn parse<'a>(&self, line: u64, get: impl Fn(usize) -> &'a str) -> Parsed {
-        let mut vals: [&str; COLUMNS.len()] = std::array::from_fn(&get);
-        if vals[Column::Country as usize].trim().is_empty() {
-            vals[Column::Country as usize] = &self.default_country;
-        }
-        let mut rejects = Vec::new();
-        let id = vals[Column::RecordId as usize].trim();
-        if id.is_empty() {
-            rejects.push(Reject {
-                line,
-                record_id: None,
-                field: "record_id".into(),
-                reason: "missing: every record needs an id".into(),
-            });
-            return Parsed {
-                line,
-                record: None,
-                rejects,
-            };
-        }
         let raw_ts = get(UPDATED_AT).trim();
         let ts = if raw_ts.is_empty() {
-            None
+            Ok(None)
         } else {
-            match parse_timestamp(raw_ts, &self.ts_format) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    rejects.push(Reject {
-                        line,
-                        record_id: Some(id.to_owned()),
-                        field: "updated_at".into(),
-                        reason: format!("{e}; value ignored, record kept"),
-                    });
-                    None
-                }
-            }
+            parse_timestamp(raw_ts, &self.ts_format)
+                .map(Some)
+                .map_err(|e| e.to_string())
         };
-        let (record, dropped) = Record::from_raw(vals, ts);
-        for d in dropped {
-            rejects.push(Reject {
-                line,
-                record_id: Some(id.to_owned()),
-                field: d.column.name().into(),
-                reason: format!("{}; value ignored, record kept", d.reason),
-            });
-        }
-        Parsed {
-            line,
-            record: Some(record),
-            rejects,
-        }
+        Parsed::row(line, std::array::from_fn(&get), &self.default_country, ts)
     }
 }
 
@@ -396,6 +354,32 @@ struct Parsed {
     line: u64,
     record: Option<Record>,
     rejects: Vec<Reject>,
+}
+
+impl Parsed {
+    /// One row through the core's row rules ([`Record::from_row`]), its issues as rejects.
+    fn row<'a>(
+        line: u64,
+        raw: [&'a str; 11],
+        default_country: &'a str,
+        updated_at: Result<Option<DateTime<Utc>>, String>,
+    ) -> Parsed {
+        let id = raw[Column::RecordId as usize].trim().to_owned();
+        let (record, issues) = Record::from_row(raw, default_country, updated_at);
+        Parsed {
+            line,
+            rejects: issues
+                .into_iter()
+                .map(|i| Reject {
+                    line,
+                    record_id: record.as_ref().map(|_| id.clone()),
+                    field: i.field.into(),
+                    reason: i.reason,
+                })
+                .collect(),
+            record,
+        }
+    }
 }
 
 impl Loaded {
@@ -514,12 +498,13 @@ pub struct Report {
 pub enum Source {
     /// An export file (`-` for stdin).
     File(PathBuf),
-    /// The External Contacts API, scanned whole (or one division).
-    Genesys {
-        /// The client settings (endpoint, credentials, budget).
-        client: Box<dedupd_genesys::ClientConfig>,
-        /// Only this division.
-        division: Option<String>,
+    /// A platform's customer directory, scanned whole (or one part of it, such as a Genesys
+    /// Cloud division).
+    Directory {
+        /// The platform.
+        platform: Platform,
+        /// Only this part of the directory.
+        scope: Option<String>,
     },
 }
 
@@ -555,21 +540,17 @@ pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
     let t = Instant::now();
     let loaded = match source {
         Source::File(path) => load(path, &opts.config.input)?,
-        Source::Genesys { client, division } => {
+        Source::Directory { platform, scope } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(async {
-                let client = dedupd_genesys::GenesysClient::new((**client).clone())
-                    .await
-                    .context("cannot set up the Genesys Cloud client")?;
-                load_from_directory(
-                    &client,
-                    division.as_deref(),
-                    opts.config.input.default_country.as_deref(),
-                )
-                .await
-            })?
+            rt.block_on(platform.run_directory(
+                false,
+                Scan {
+                    scope: scope.as_deref(),
+                    default_country: opts.config.input.default_country.as_deref(),
+                },
+            ))?
         }
     };
     seconds.insert("read_normalize", t.elapsed().as_secs_f64());
@@ -623,7 +604,7 @@ pub fn plan_records(
     stage("estimate", seconds);
     let clustering = matcher.cluster(&features, &candidates, &patterns, &model);
     stage("cluster", seconds);
-    let ctx = ClusterContext {
+    let ctx = MatchContext {
         records,
         features: &features,
         model: &model,
@@ -651,7 +632,7 @@ pub fn plan_records(
         let built: Vec<(Cluster, Result<String>)> = chunk
             .par_iter()
             .map(|c| {
-                let cluster = build_cluster(c, &ctx);
+                let cluster = Cluster::from_matched(c, &ctx);
                 let json = serde_json::to_string(&cluster).with_context(|| {
                     format!(
                         "cannot serialize cluster {} into plan.json",
@@ -729,109 +710,6 @@ pub fn plan_records(
     Ok(report)
 }
 
-/// Keeps the `n` least confident clusters.
-fn keep_most_doubtful(clusters: &mut Vec<Cluster>, n: usize) {
-    clusters.sort_by(|a, b| {
-        a.confidence
-            .total_cmp(&b.confidence)
-            .then_with(|| a.cluster_id.cmp(&b.cluster_id))
-    });
-    clusters.truncate(n);
-}
-
-struct ClusterContext<'a> {
-    records: &'a [Record],
-    features: &'a [matching::Features],
-    model: &'a matching::Model,
-    /// Candidate pairs, sorted, and their patterns.
-    pairs: &'a [(u32, u32)],
-    patterns: &'a [matching::Pattern],
-}
-
-impl ClusterContext<'_> {
-    fn pattern(&self, a: u32, b: u32) -> matching::Pattern {
-        match self.pairs.binary_search(&(a, b)) {
-            Ok(i) => self.patterns[i],
-            Err(_) => matching::compare(&self.features[a as usize], &self.features[b as usize]),
-        }
-    }
-}
-
-fn fields_of(r: &Record) -> Fields {
-    let mut f = Fields::default();
-    for &c in matching::DATA_COLUMNS {
-        f.set(c.name(), r.get(c).map(str::to_owned));
-    }
-    f
-}
-
-fn build_cluster(c: &CoreCluster, ctx: &ClusterContext<'_>) -> Cluster {
-    let (records, features, model) = (ctx.records, ctx.features, ctx.model);
-    let members: Vec<&Record> = c.members.iter().map(|&i| &records[i as usize]).collect();
-    let member_features: Vec<&matching::Features> =
-        c.members.iter().map(|&i| &features[i as usize]).collect();
-    let res = resolve::resolve(&members, &member_features);
-    let mut resolved = Fields::default();
-    for (col, v) in &res.resolved {
-        resolved.set(col.name(), Some(v.clone()));
-    }
-    let by_name = |m: &BTreeMap<Column, Vec<String>>| {
-        m.iter()
-            .map(|(col, vs)| (col.name().to_owned(), vs.clone()))
-            .collect()
-    };
-    let (extra_values, generic_values) = (by_name(&res.extra_values), by_name(&res.generic_values));
-    let pairs = c
-        .links
-        .iter()
-        .map(|&(a, b, p)| {
-            let pat = ctx.pattern(a, b);
-            let (fa, fb) = (&features[a as usize], &features[b as usize]);
-            let mut fields: Vec<FieldComparison> = matching::explain(model, pat)
-                .into_iter()
-                .map(|e| FieldComparison {
-                    field: e.field.to_owned(),
-                    level: e.level.to_owned(),
-                    weight: (e.weight * 100.0).round() / 100.0,
-                })
-                .collect();
-            let tf = model.tf_adjustment(pat, fa, fb);
-            if tf != 0.0 {
-                fields.push(FieldComparison {
-                    field: "name_frequency".into(),
-                    level: if tf > 0.0 { "rare" } else { "common" }.into(),
-                    weight: (tf * 100.0).round() / 100.0,
-                });
-            }
-            PairExplanation {
-                a: records[a as usize].id().to_owned(),
-                b: records[b as usize].id().to_owned(),
-                probability: (p * 10_000.0).round() / 10_000.0,
-                weight: ((model.score(pat) + tf) * 100.0).round() / 100.0,
-                fields,
-            }
-        })
-        .collect();
-    Cluster {
-        cluster_id: cluster_id(members.iter().map(|r| r.id())),
-        confidence: (c.confidence * 10_000.0).round() / 10_000.0,
-        survivor: members[res.survivor].id().to_owned(),
-        members: members
-            .iter()
-            .map(|r| Member {
-                record_id: r.id().to_owned(),
-                source: r.get(Column::Source).map(str::to_owned),
-                updated_at: r.updated_at_utc(),
-                fields: fields_of(r),
-            })
-            .collect(),
-        resolved,
-        extra_values,
-        generic_values,
-        pairs,
-    }
-}
-
 fn write_clusters_csv(
     path: &Path,
     records: &[Record],
@@ -862,13 +740,28 @@ fn write_ndjson<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
 
 pub use crate::shared::feed::read_labels;
 
+/// Reading a whole customer directory, as a job on any platform.
+struct Scan<'a> {
+    scope: Option<&'a str>,
+    default_country: Option<&'a str>,
+}
+
+impl DirectoryJob for Scan<'_> {
+    type Output = Loaded;
+
+    async fn run<D: CustomerDirectory>(self, dir: Option<&D>) -> Result<Loaded> {
+        let dir = dir.context("planning from a platform needs a connection to it")?;
+        load_from_directory(dir, self.scope, self.default_country).await
+    }
+}
+
 /// Reads every live record of a customer directory (Genesys Cloud: every External Contact
 /// of an org, or of one division, with the cursor scan), for planning straight from the
 /// platform. Records merged into another are left out: only canonical records can be merged
 /// again. Each record keeps its id, names, one e-mail and one phone (see
 /// [`CustomerRecord`](dedupd_platform::directory::CustomerRecord)), its address and when it
 /// was last modified; the other values stay on the platform, which keeps them through a merge.
-pub async fn load_from_directory<D: dedupd_platform::directory::CustomerDirectory>(
+pub async fn load_from_directory<D: CustomerDirectory>(
     dir: &D,
     scope: Option<&str>,
     default_country: Option<&str>,
@@ -900,10 +793,6 @@ fn parse_customer_record(
     c: dedupd_platform::directory::CustomerRecord,
     default_country: Option<&str>,
 ) -> Parsed {
-    let country = c
-        .country
-        .or_else(|| default_country.map(str::to_owned))
-        .unwrap_or_default();
     let vals: [String; 11] = [
         c.id,
         c.source,
@@ -915,33 +804,12 @@ fn parse_customer_record(
         c.city,
         c.region,
         c.postcode,
-        country,
+        c.country.unwrap_or_default(),
     ];
-    if vals[0].is_empty() {
-        return Parsed {
-            line: n,
-            record: None,
-            rejects: vec![Reject {
-                line: n,
-                record_id: None,
-                field: "id".into(),
-                reason: "the platform returned a contact without an id".into(),
-            }],
-        };
-    }
-    let refs: [&str; 11] = std::array::from_fn(|i| vals[i].as_str());
-    let (record, dropped) = Record::from_raw(refs, c.updated_at);
-    Parsed {
-        line: n,
-        rejects: dropped
-            .into_iter()
-            .map(|d| Reject {
-                line: n,
-                record_id: Some(vals[0].clone()),
-                field: d.column.name().into(),
-                reason: format!("{}; value ignored, record kept", d.reason),
-            })
-            .collect(),
-        record: Some(record),
-    }
+    Parsed::row(
+        n,
+        std::array::from_fn(|i| vals[i].as_str()),
+        default_country.unwrap_or_default(),
+        Ok(c.updated_at),
+    )
 }

@@ -14,6 +14,9 @@ use thiserror::Error;
 
 use crate::merge_values::MergeValues;
 
+mod build;
+pub use build::{MatchContext, keep_most_doubtful};
+
 pub const PLAN_VERSION: u32 = 1;
 
 /// File name of the plan inside the plan directory.
