@@ -15,10 +15,11 @@ use dedupd_genesys::{
     ClientConfig, Endpoint, ExternalContact, GenesysClient, PhoneNumber, SecretString,
 };
 
-use dedupd::jobs::merge_apply::{self as apply, Options, planned_requests};
+use dedupd::jobs::merge_apply::{self as apply, Options};
 use dedupd::shared::plan_file::{
     Cluster, Fields, Member, PLAN_VERSION, Plan, PlanFile, cluster_id,
 };
+use dedupd_merge::planned_requests;
 use dedupd_testdata::clusters::{self as synthetic, Seed};
 
 /// Contacts per bulk add while seeding.
@@ -155,10 +156,10 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
         tmp.path().to_owned(),
         tmp.path().join("state"),
         tmp.path().join("out"),
-        client,
+        dedupd::shared::platform::Platform::Genesys(Box::new(client)),
     );
     opts.concurrency = s.concurrency;
-    opts.max_ids_per_merge = s.max_ids_per_merge;
+    opts.max_ids_per_merge = Some(s.max_ids_per_merge);
     opts.progress = s.progress;
     let started = Instant::now();
     let report = apply::run(&opts).await?;
@@ -178,7 +179,7 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
         report.contacts,
         report.merge_requests,
         s.rate,
-        report.api_calls,
+        report.calls.api_calls,
         stats.too_many_requests_sent,
         report.merged,
         100.0 * per_minute / ceiling,

@@ -56,7 +56,7 @@ pub(crate) fn run(
             state_dir: tmp.path().join("state"),
             out_dir: tmp.path().join("out"),
             target: dedupd::jobs::sync::Target::List(list_id.clone()),
-            client,
+            platform: dedupd::shared::platform::Platform::Genesys(Box::new(client)),
             batch_size,
             concurrency,
             dry_run: false,
@@ -68,7 +68,7 @@ pub(crate) fn run(
         // Evenly paced at the limit, each add-contacts request after the first API call (the
         // list check) needs one interval of 60/rate seconds: that is the least time the budget
         // allows for the send phase.
-        let requests = report.api_calls;
+        let requests = report.calls.api_calls;
         let minimum = report.batches as f64 * 60.0 / f64::from(rate);
         println!(
             "| contacts | batch | rate/min | API calls | 429s | on the list | wall s | send s | theoretical min s | budget used |"

@@ -112,16 +112,6 @@ enum MergeCommand {
     Apply(Box<jobs::merge_apply::args::ApplyArgs>),
 }
 
-/// Whether a run failed because the platform was unreachable (exit 3: run again later).
-fn is_unreachable(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<dedupd_platform::PlatformError>()
-            .is_some_and(|p| p.kind == dedupd_platform::ErrorKind::Unreachable)
-            || c.downcast_ref::<dedupd_genesys::Error>()
-                .is_some_and(dedupd_genesys::Error::is_unreachable)
-    })
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     dedupd::shared::init_logging(cli.verbose);
@@ -129,7 +119,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if is_unreachable(&e) {
+            if dedupd::shared::platform::is_unreachable(&e) {
                 ExitCode::from(EXIT_INCOMPLETE)
             } else {
                 ExitCode::from(2)

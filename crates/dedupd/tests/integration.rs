@@ -1022,7 +1022,7 @@ mod sync_tests {
             state_dir: dir.join("state"),
             out_dir: dir.join("sync-out"),
             target,
-            client,
+            platform: dedupd::shared::platform::Platform::Genesys(Box::new(client)),
             batch_size: batch,
             concurrency: 4,
             dry_run: false,
@@ -1198,7 +1198,10 @@ mod sync_tests {
             stats.faults_injected.values().sum::<u64>() > 0,
             "faults were injected: {stats:?}"
         );
-        assert!(report.retries > 0 && report.rate_limited > 0, "{report:?}");
+        assert!(
+            report.calls.retries > 0 && report.calls.rate_limited > 0,
+            "{report:?}"
+        );
         assert_eq!(
             (report.accepted, report.remaining, report.rejected),
             (200, 0, 0),

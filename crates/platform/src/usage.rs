@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
-/// Calls made through one platform session (all its clones), retries included.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+use serde::{Serialize, Serializer};
+
+/// Calls made through one platform session (all its clones), retries included. Jobs flatten it
+/// into their reports (`budget_wait` is written as `budget_wait_seconds`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct CallStats {
     /// HTTP requests sent, retries included.
     pub api_calls: u64,
@@ -19,7 +22,12 @@ pub struct CallStats {
     /// Token requests.
     pub token_requests: u64,
     /// Time spent waiting for the rate budget, summed over requests.
+    #[serde(rename = "budget_wait_seconds", serialize_with = "seconds")]
     pub budget_wait: Duration,
+}
+
+fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 /// What every seam implementation tells its job about the session behind it.

@@ -6,16 +6,146 @@
 //!
 //! A command adopts it by flattening the struct in place of its own `--base-url`, `--region`,
 //! `--client-id`, `--rate`, `--redis`, `--redis-key` and `--give-up-after` flags, then calling
-//! `client_config(dry_run)` and applying the command's own give-up default
-//! ([`PlatformArgs::give_up_after`]).
+//! [`PlatformArgs::platform`] with the command's own give-up default.
+//!
+//! This is also the one place that names the platforms: [`Platform`] is a configured platform,
+//! and a job hands it a job generic over a seam ([`DirectoryJob`], [`ListJob`]); the platform
+//! builds its client and runs the job on it. No job asks which platform it runs on.
 
+use std::future::Future;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 use dedupd_genesys::{
     ClientConfig, ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_REGION,
-    ENV_REQUESTS_PER_MINUTE, RedisBudget,
+    ENV_REQUESTS_PER_MINUTE, GenesysClient, RedisBudget,
 };
+use dedupd_platform::contact_list::ContactListSink;
+use dedupd_platform::directory::CustomerDirectory;
+
+/// Seconds without any answer from the platform after which a run stops, unless a command or
+/// its config says otherwise.
+pub const DEFAULT_GIVE_UP_AFTER: u64 = 120;
+
+/// A contact-center platform, configured: which one, where, and who we are on it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Platform {
+    /// Genesys Cloud CX.
+    Genesys(Box<ClientConfig>),
+}
+
+/// A job that works on a platform's customer directory, whatever the platform.
+pub trait DirectoryJob {
+    /// What the job returns.
+    type Output;
+    /// Checks the job's options against what `D` can do, before anything is contacted.
+    fn check<D: CustomerDirectory>(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Runs the job on `dir`; `None` in a dry run (nothing is contacted; the job may still use
+    /// the directory's capabilities and placement rules, which need no connection).
+    fn run<D: CustomerDirectory>(
+        self,
+        dir: Option<&D>,
+    ) -> impl Future<Output = anyhow::Result<Self::Output>>;
+}
+
+/// A job that works on a platform's contact lists, whatever the platform.
+pub trait ListJob {
+    /// What the job returns.
+    type Output;
+    /// Checks the job's options against what `S` can do, before anything is contacted.
+    fn check<S: ContactListSink>(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Runs the job on `sink`; `None` in a dry run (as for [`DirectoryJob::run`]).
+    fn run<S: ContactListSink>(
+        self,
+        sink: Option<&S>,
+    ) -> impl Future<Output = anyhow::Result<Self::Output>>;
+}
+
+impl Platform {
+    /// Names the platform's customer directory as the input of a plan read from it.
+    pub fn directory_label(&self) -> &'static str {
+        match self {
+            Platform::Genesys(_) => "genesys:externalcontacts",
+        }
+    }
+
+    /// The API budget we may use, requests per minute.
+    pub fn requests_per_minute(&self) -> u32 {
+        match self {
+            Platform::Genesys(c) => c.requests_per_minute,
+        }
+    }
+
+    /// The Redis shared with other dedupd processes (budget, merge locks), if any.
+    pub fn shared_redis(&self) -> Option<&str> {
+        match self {
+            Platform::Genesys(c) => c.redis.as_ref().map(|r| r.url.as_str()),
+        }
+    }
+
+    /// Who we are on the platform (the OAuth client id): it namespaces what dedupd shares
+    /// between processes, such as lock keys. Not a secret.
+    pub fn account(&self) -> &str {
+        match self {
+            Platform::Genesys(c) => &c.client_id,
+        }
+    }
+
+    /// Runs `job` on the platform's customer directory (`dry_run`: without connecting).
+    pub async fn run_directory<J: DirectoryJob>(
+        &self,
+        dry_run: bool,
+        job: J,
+    ) -> anyhow::Result<J::Output> {
+        match self {
+            Platform::Genesys(c) => {
+                job.check::<GenesysClient>()?;
+                if dry_run {
+                    job.run(None::<&GenesysClient>).await
+                } else {
+                    job.run(Some(&genesys(c).await?)).await
+                }
+            }
+        }
+    }
+
+    /// Runs `job` on the platform's contact lists (`dry_run`: without connecting).
+    pub async fn run_list<J: ListJob>(&self, dry_run: bool, job: J) -> anyhow::Result<J::Output> {
+        match self {
+            Platform::Genesys(c) => {
+                job.check::<GenesysClient>()?;
+                if dry_run {
+                    job.run(None::<&GenesysClient>).await
+                } else {
+                    job.run(Some(&genesys(c).await?)).await
+                }
+            }
+        }
+    }
+}
+
+async fn genesys(config: &ClientConfig) -> anyhow::Result<GenesysClient> {
+    GenesysClient::new(config.clone())
+        .await
+        .context("cannot set up the Genesys Cloud client")
+}
+
+/// Whether a run failed because the platform was unreachable (the CLI then exits 3: run again
+/// later), whichever platform's error says so.
+pub fn is_unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<dedupd_platform::PlatformError>()
+            .is_some_and(|p| p.kind == dedupd_platform::ErrorKind::Unreachable)
+            || c.downcast_ref::<dedupd_genesys::Error>()
+                .is_some_and(dedupd_genesys::Error::is_unreachable)
+    })
+}
 
 /// Where the platform is, who we are on it, and how much of its API budget we may use.
 #[derive(Debug, Clone, Args)]
@@ -109,6 +239,14 @@ impl PlatformArgs {
                 .unwrap_or_else(|| format!("dedupd:{{budget}}:{}", self.client_id)),
         });
         Ok(config)
+    }
+
+    /// The platform these flags configure, with the give-up time the flag sets, else
+    /// `give_up_default` seconds (0 = never). A dry run needs no endpoint, id or secret.
+    pub fn platform(&self, dry_run: bool, give_up_default: u64) -> anyhow::Result<Platform> {
+        let mut config = self.client_config(dry_run)?;
+        config.give_up_after = self.give_up_after(give_up_default);
+        Ok(Platform::Genesys(Box::new(config)))
     }
 
     /// The give-up time: the flag, else `default` seconds; 0 = never.

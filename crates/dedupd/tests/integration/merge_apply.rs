@@ -12,6 +12,7 @@ use dedupd::jobs::merge_apply::{self as apply, Options, Report};
 use dedupd::shared::plan_file::{
     Cluster, Fields, Member, PLAN_VERSION, Plan, PlanFile, cluster_id,
 };
+use dedupd::shared::platform::Platform;
 use dedupd_emulator::{EmulatorConfig, FaultKind, FaultProfile, FaultRule, RunningEmulator};
 use dedupd_genesys::{
     ClientConfig, Endpoint, ExternalContact, GenesysClient, OpenIdType, OpenInboundChannel,
@@ -146,11 +147,22 @@ fn write_plan(dir: &Path, clusters: &[Vec<String>]) {
 }
 
 fn options(emu: &RunningEmulator, dir: &Path) -> Options {
+    options_with(emu, dir, |_| {})
+}
+
+/// Options whose client config `f` adjusted first.
+fn options_with(
+    emu: &RunningEmulator,
+    dir: &Path,
+    f: impl FnOnce(&mut dedupd_genesys::ClientConfig),
+) -> Options {
+    let mut client = client_config(emu, ID, 60_000);
+    f(&mut client);
     Options::new(
         dir.join("plan"),
         dir.join("state"),
         dir.join("out"),
-        client_config(emu, ID, 60_000),
+        Platform::Genesys(Box::new(client)),
     )
 }
 
@@ -280,7 +292,7 @@ async fn dry_run_writes_the_requests_and_sends_nothing() {
     let before = emu.state().stats().total_requests;
     let mut opts = options(&emu, tmp.path());
     opts.dry_run = true;
-    opts.max_ids_per_merge = 3;
+    opts.max_ids_per_merge = Some(3);
     let report = apply::run(&opts).await.unwrap();
     assert!(report.dry_run);
     // 2 → one request; 7 with 3 per request → 3, then canonical + 2, then canonical + 2.
@@ -414,7 +426,7 @@ async fn a_504_after_the_merge_was_applied_is_read_back_not_resent() {
     let tmp = tempfile::tempdir().unwrap();
     write_plan(&tmp.path().join("plan"), &clusters);
     let mut opts = options(&emu, tmp.path());
-    opts.max_ids_per_merge = 4; // the 6-member cluster takes two merges, both answered 504
+    opts.max_ids_per_merge = Some(4); // the 6-member cluster takes two merges, both answered 504
     let report = apply::run(&opts).await.unwrap();
     assert_eq!((report.merged, report.remaining), (3, 0), "{report:?}");
     assert_eq!(report.merge_requests, 4);
@@ -444,7 +456,7 @@ async fn merged_contacts_are_recognised_missing_ones_quarantined_and_big_cluster
     let tmp = tempfile::tempdir().unwrap();
     write_plan(&tmp.path().join("plan"), &plan);
     let mut opts = options(&emu, tmp.path());
-    opts.max_ids_per_merge = 5;
+    opts.max_ids_per_merge = Some(5);
     let before = merge_calls(&emu);
     let report = apply::run(&opts).await.unwrap();
     assert_eq!(report.already_merged, 1, "{report:?}");
@@ -481,12 +493,14 @@ async fn two_concurrent_appliers_on_one_plan_never_merge_twice() {
     let clusters = seed(&setup, &sizes).await;
     let tmp = tempfile::tempdir().unwrap();
     write_plan(&tmp.path().join("plan"), &clusters);
-    let (mut a, mut b) = (options(&emu, tmp.path()), options(&emu, tmp.path()));
+    // A slow budget, so that both runs are busy at the same time.
+    let slow = |c: &mut dedupd_genesys::ClientConfig| c.requests_per_minute = 1_200;
+    let (mut a, mut b) = (
+        options_with(&emu, tmp.path(), slow),
+        options_with(&emu, tmp.path(), slow),
+    );
     a.out_dir = tmp.path().join("out-a");
     b.out_dir = tmp.path().join("out-b");
-    // A slow budget, so that both runs are busy at the same time.
-    a.client.requests_per_minute = 1_200;
-    b.client.requests_per_minute = 1_200;
     let (ra, rb) = tokio::join!(apply::run(&a), apply::run(&b));
     let (ra, rb): (Report, Report) = (ra.unwrap(), rb.unwrap());
     assert_eq!(ra.merge_requests + rb.merge_requests, 16, "{ra:?} {rb:?}");
@@ -532,13 +546,14 @@ async fn two_machines_sharing_redis_never_merge_twice() {
     write_plan(&tmp.path().join("plan"), &clusters);
     let key = format!("dedupd-test:{{budget}}:merge:{}", std::process::id());
     let machine = |name: &str| {
-        let mut o = options(&emu, &tmp.path().join(name));
-        o.plan_dir = tmp.path().join("plan");
-        o.client.requests_per_minute = 1_200;
-        o.client.redis = Some(dedupd_genesys::RedisBudget {
-            url: redis_url.clone(),
-            key: key.clone(),
+        let mut o = options_with(&emu, &tmp.path().join(name), |c| {
+            c.requests_per_minute = 1_200;
+            c.redis = Some(dedupd_genesys::RedisBudget {
+                url: redis_url.clone(),
+                key: key.clone(),
+            });
         });
+        o.plan_dir = tmp.path().join("plan");
         o
     };
     let (a, b) = (machine("a"), machine("b"));

@@ -4,11 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::shared::platform::{DEFAULT_GIVE_UP_AFTER, PlatformArgs};
 use anyhow::Context;
 use clap::Args;
-use dedupd_genesys::ClientConfig;
-
-use crate::shared::platform::PlatformArgs;
 
 use super::{Options, Report, run as apply};
 
@@ -27,9 +25,10 @@ pub struct ApplyArgs {
     /// Platform endpoint, credentials and budget (`--redis` also shares the contact locks).
     #[command(flatten)]
     pub platform: PlatformArgs,
-    /// Contact ids per merge request (2–25; the platform's limit is 25).
-    #[arg(long, default_value_t = dedupd_genesys::MAX_MERGE_IDS)]
-    pub max_ids_per_merge: usize,
+    /// Contact ids per merge request, at most the platform's limit (Genesys Cloud: 2–25)
+    /// [default: the platform's limit].
+    #[arg(long)]
+    pub max_ids_per_merge: Option<usize>,
     /// Clusters worked on at once (they share the budget).
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -47,11 +46,10 @@ pub fn run(args: ApplyArgs, progress: bool) -> anyhow::Result<Report> {
         .state
         .clone()
         .unwrap_or_else(|| args.plan.join(crate::shared::STATE_DIR));
-    let mut client = args.platform.client_config(args.dry_run)?;
-    client.give_up_after = args
+    let platform = args
         .platform
-        .give_up_after(ClientConfig::DEFAULT_GIVE_UP_AFTER.as_secs());
-    let mut opts = Options::new(args.plan.clone(), state_dir, args.out.clone(), client);
+        .platform(args.dry_run, DEFAULT_GIVE_UP_AFTER)?;
+    let mut opts = Options::new(args.plan.clone(), state_dir, args.out.clone(), platform);
     opts.max_ids_per_merge = args.max_ids_per_merge;
     opts.concurrency = args.concurrency;
     opts.dry_run = args.dry_run;

@@ -1,5 +1,6 @@
 //! What `dedupd merge apply` reports: `apply_report.json` and the summary on stderr.
 
+use dedupd_platform::CallStats;
 use serde::Serialize;
 
 /// What a run did (`apply_report.json`).
@@ -40,20 +41,12 @@ pub struct Report {
     pub read_backs_applied: u64,
     /// Plan values that found no slot in a valueOverride.
     pub unplaced_values: u64,
-    /// HTTP requests to the Platform API, retries included.
-    pub api_calls: u64,
-    /// Retried attempts.
-    pub retries: u64,
-    /// 429 responses seen.
-    pub rate_limited: u64,
-    /// 5xx responses seen.
-    pub server_errors: u64,
-    /// OAuth token requests.
-    pub token_requests: u64,
+    /// The platform calls the run made (API calls, retries, 429s, 5xx, unknown outcomes,
+    /// token requests, seconds waiting for the rate budget).
+    #[serde(flatten)]
+    pub calls: CallStats,
     /// The configured budget, requests per minute.
     pub requests_per_minute: u32,
-    /// Time spent waiting for the rate budget, summed over requests, seconds.
-    pub budget_wait_seconds: f64,
     /// Wall time, seconds.
     pub elapsed_seconds: f64,
     /// Set when the run gave up on the platform: no request had an answer for the give-up time.
@@ -89,10 +82,10 @@ pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
         r.merge_requests,
         r.conflicts,
         r.read_backs,
-        r.api_calls,
-        r.retries,
-        r.rate_limited,
-        r.budget_wait_seconds
+        r.calls.api_calls,
+        r.calls.retries,
+        r.calls.rate_limited,
+        r.calls.budget_wait.as_secs_f64()
     );
     if r.quarantined_contacts > 0 {
         eprintln!(

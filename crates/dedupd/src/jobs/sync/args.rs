@@ -60,12 +60,12 @@ pub fn main(args: SyncArgs, progress: bool) -> anyhow::Result<ExitCode> {
 
     let cfg = Config::load(&config)?;
     let state_dir = state.unwrap_or_else(|| default_state_dir(&config));
-    let mut client = platform.client_config(dry_run)?;
-    client.give_up_after = platform.give_up_after(
+    let platform = platform.platform(
+        dry_run,
         cfg.sync
             .give_up_after
-            .unwrap_or(dedupd_genesys::ClientConfig::DEFAULT_GIVE_UP_AFTER.as_secs()),
-    );
+            .unwrap_or(crate::shared::platform::DEFAULT_GIVE_UP_AFTER),
+    )?;
     let target = match (contact_list, create_list) {
         (Some(id), _) => super::Target::List(id),
         (None, Some(name)) => super::Target::Create(name),
@@ -76,7 +76,7 @@ pub fn main(args: SyncArgs, progress: bool) -> anyhow::Result<ExitCode> {
         state_dir,
         out_dir: out.clone(),
         target,
-        client,
+        platform,
         batch_size,
         concurrency,
         dry_run,

@@ -16,7 +16,7 @@
 //!   `sync_rejects.ndjson` with its code and message and stay pending; a batch whose retries
 //!   ran out stays pending for the next run (exit status 3).
 //! - **Unreachable platform**: when no request has had an answer for the give-up time
-//!   ([`ClientConfig::give_up_after`], `--give-up-after`), the client stops sending; the run
+//!   (`--give-up-after`), the client stops sending; the run
 //!   starts no other batch, lets those in flight settle, keeps what was accepted, writes its
 //!   report with `platform_unreachable` and the CLI exits 3.
 
@@ -31,7 +31,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use dedupd_genesys::{ClientConfig, GenesysClient};
 use dedupd_platform::ErrorKind;
 use dedupd_platform::contact_list::{
     ContactListSink, ListLayout, ListRow, ListTarget, payload_hash,
@@ -42,6 +41,7 @@ use serde::Serialize;
 
 use crate::shared::feeds::Config;
 use crate::shared::fs::AtomicFile;
+use crate::shared::platform::{ListJob, Platform};
 
 /// Which contact list to write to.
 #[derive(Debug, Clone)]
@@ -63,8 +63,8 @@ pub struct Options {
     pub out_dir: PathBuf,
     /// The contact list.
     pub target: Target,
-    /// API client settings (endpoint, credentials, budget, retries).
-    pub client: ClientConfig,
+    /// The platform (endpoint, credentials, budget, retries).
+    pub platform: Platform,
     /// Contacts per add-contacts request (1–1,000).
     pub batch_size: usize,
     /// Requests in flight at once (they share one rate budget).
@@ -109,16 +109,27 @@ fn target(t: &Target) -> ListTarget {
     }
 }
 
-/// Runs a sync against Genesys Cloud, the platform `opts.client` configures.
+/// Runs a sync on the platform `opts.platform` configures.
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
-    if opts.dry_run {
-        return plan::<GenesysClient>(opts);
+    opts.platform.run_list(opts.dry_run, Sync(opts)).await
+}
+
+/// `sync` as a job on any platform's contact lists.
+struct Sync<'a>(&'a Options);
+
+impl ListJob for Sync<'_> {
+    type Output = Report;
+
+    fn check<S: ContactListSink>(&self) -> anyhow::Result<()> {
+        check_batch::<S>(self.0.batch_size)
     }
-    check_batch::<GenesysClient>(opts.batch_size)?;
-    let client = GenesysClient::new(opts.client.clone())
-        .await
-        .context("cannot set up the Genesys Cloud client")?;
-    run_on(&client, opts).await
+
+    async fn run<S: ContactListSink>(self, sink: Option<&S>) -> anyhow::Result<Report> {
+        match sink {
+            Some(sink) => run_on(sink, self.0).await,
+            None => plan::<S>(self.0),
+        }
+    }
 }
 
 fn check_batch<S: ContactListSink>(batch_size: usize) -> anyhow::Result<()> {
@@ -163,7 +174,7 @@ pub fn plan<S: ContactListSink>(opts: &Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Runs a sync into `sink`'s contact list (`opts.client` and `opts.dry_run` are not used).
+/// Runs a sync into `sink`'s contact list (`opts.platform` and `opts.dry_run` are not used).
 pub async fn run_on<S: ContactListSink>(sink: &S, opts: &Options) -> anyhow::Result<Report> {
     let started = Instant::now();
     check_batch::<S>(opts.batch_size)?;
@@ -285,14 +296,7 @@ pub async fn run_on<S: ContactListSink>(sink: &S, opts: &Options) -> anyhow::Res
         report.remaining = left.saturating_sub(report.rejected);
     }
 
-    let s = sink.usage();
-    report.api_calls = s.api_calls;
-    report.retries = s.retries;
-    report.rate_limited = s.rate_limited;
-    report.server_errors = s.server_errors;
-    report.outcome_unknown = s.outcome_unknown;
-    report.token_requests = s.token_requests;
-    report.budget_wait_seconds = s.budget_wait.as_secs_f64();
+    report.calls = sink.usage();
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     crate::shared::fs::write_json(&opts.out_dir.join("sync_report.json"), &report)?;
     if let Some(e) = fatal {

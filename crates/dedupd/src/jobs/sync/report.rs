@@ -1,5 +1,6 @@
 //! What `dedupd sync` reports: `sync_report.json` and the summary on stderr.
 
+use dedupd_platform::CallStats;
 use serde::Serialize;
 
 /// What a sync run did (`sync_report.json`).
@@ -25,20 +26,10 @@ pub struct Report {
     pub batches: u64,
     /// Batches that failed after their retries ran out.
     pub failed_batches: u64,
-    /// HTTP requests to the Platform API, retries included.
-    pub api_calls: u64,
-    /// Retried attempts.
-    pub retries: u64,
-    /// 429 responses seen.
-    pub rate_limited: u64,
-    /// 5xx responses seen.
-    pub server_errors: u64,
-    /// Calls whose outcome stayed unknown (504 / timeout after sending).
-    pub outcome_unknown: u64,
-    /// OAuth token requests.
-    pub token_requests: u64,
-    /// Time spent waiting for the rate budget, summed over requests, seconds.
-    pub budget_wait_seconds: f64,
+    /// The platform calls the run made (API calls, retries, 429s, 5xx, unknown outcomes,
+    /// token requests, seconds waiting for the rate budget).
+    #[serde(flatten)]
+    pub calls: CallStats,
     /// From the first add-contacts request to the last answer, seconds.
     pub send_seconds: f64,
     /// Wall time, seconds.
@@ -74,7 +65,11 @@ pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
     );
     eprintln!(
         "{} API calls, {} retries, {} 429s, {} 5xx; {:.1} s waiting for the rate budget.",
-        r.api_calls, r.retries, r.rate_limited, r.server_errors, r.budget_wait_seconds
+        r.calls.api_calls,
+        r.calls.retries,
+        r.calls.rate_limited,
+        r.calls.server_errors,
+        r.calls.budget_wait.as_secs_f64()
     );
     if r.remaining > 0 && r.platform_unreachable.is_none() {
         eprintln!("Run dedupd sync again to send the rest.");
