@@ -17,8 +17,8 @@ pub struct EvalArgs {
 
 /// Prints the scores of `clusters` against `truth`.
 pub fn main(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let predicted = crate::shared::feed::read_labels(&args.clusters)?;
-    let truth = crate::shared::feed::read_labels(&args.truth)?;
+    let predicted = dedupd_feed::read::read_labels(&args.clusters)?;
+    let truth = dedupd_feed::read::read_labels(&args.truth)?;
     let e = dedupd_core::matching::eval::evaluate(&predicted, &truth);
     println!("{}", serde_json::to_string_pretty(&e)?);
     Ok(ExitCode::SUCCESS)

@@ -1,8 +1,7 @@
-//! What the jobs share: the atomic file writer, the feed decoder and CSV reader, the feeds
-//! config, the plan file, the platform arguments, the state directory, the shutdown signal and
+//! What the jobs share: the atomic file writer, the config file (`feeds`; its readers are the
+//! `dedupd-feed` crate), the plan file, the platform arguments, the state directory, the shutdown signal and
 //! progress bars. Jobs never import each other; what two jobs need lives here.
 
-pub mod feed;
 pub mod feeds;
 pub mod fs;
 pub mod notifications;

@@ -24,9 +24,9 @@ use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::shared::feed::{self as read, Row, RowSink};
-pub use crate::shared::feed::{Reason, Reject};
 use crate::shared::feeds::{Config, Format, Source};
+use dedupd_feed::read::{self as read, Row, RowSink};
+pub use dedupd_feed::read::{Reason, Reject};
 
 pub use dedupd_core::ChangeKind;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::shared::feed::Reason;
+use dedupd_feed::read::Reason;
 
 /// What a run did (`report.json`).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]

@@ -12,31 +12,19 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
-use dedupd_core::matching::{self, COLUMNS, Column, MatchConfig, Matcher, Record};
-use dedupd_core::time::{TimestampFormat, parse_timestamp};
+use dedupd_core::matching::{self, Column, MatchConfig, Matcher, Record};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub mod args;
 mod html;
-use crate::shared::feed::{self as read, Row, RowSink};
 use crate::shared::fs::AtomicFile;
 use crate::shared::plan_file::{
     Cluster, MatchContext, PLAN_VERSION, Plan, PlanFile, cluster_id, keep_most_doubtful,
 };
 use crate::shared::platform::{DirectoryJob, Platform};
+pub use dedupd_feed::export::{InputConfig, InputFormat, Loaded, Reject, load};
 use dedupd_platform::directory::CustomerDirectory;
-
-/// Input file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum InputFormat {
-    /// Comma-separated (or another delimiter) with a header line.
-    #[default]
-    Csv,
-    /// One JSON object per line.
-    Ndjson,
-}
 
 /// The `merge plan` config file (TOML). Every key is optional; without a file the input's
 /// column names must be the defaults (`record_id`, `first_name`, …, `updated_at`).
@@ -49,31 +37,6 @@ pub struct MergeConfig {
     /// Matcher settings.
     #[serde(default)]
     pub matching: MatchingConfig,
-}
-
-/// `[input]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InputConfig {
-    /// The export file (relative to the config file); `--input` overrides it.
-    pub path: Option<PathBuf>,
-    /// `csv` or `ndjson` [default: from the file extension, else csv].
-    pub format: Option<InputFormat>,
-    /// CSV delimiter [default: `,`].
-    pub delimiter: Option<char>,
-    /// The file's character encoding, a WHATWG label (`windows-1252`, `iso-8859-1`, …)
-    /// [default: UTF-8].
-    pub encoding: Option<String>,
-    /// Country for records without one (national phone numbers need it).
-    pub default_country: Option<String>,
-    /// How `updated_at` is written: `rfc3339` [default], `epoch_seconds`, `epoch_millis` or a
-    /// strftime pattern such as `%d.%m.%Y %H:%M`.
-    pub timestamp_format: Option<String>,
-    /// UTC offset of pattern timestamps without one [default: `+00:00`].
-    pub timestamp_offset: Option<String>,
-    /// Our column name → the input's column name, for layouts other than the defaults.
-    #[serde(default)]
-    pub columns: BTreeMap<String, String>,
 }
 
 /// `[matching]`: every knob of the matcher. The defaults need no tuning per data set.
@@ -116,7 +79,7 @@ impl MergeConfig {
         }
         // Every option is checked now, not when the first row is read.
         cfg.input
-            .settings()
+            .check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(cfg)
     }
@@ -142,314 +105,6 @@ impl MergeConfig {
         }
         m
     }
-}
-
-/// A record that could not be used, with where and why. Never carries the record's data.
-#[derive(Debug, Clone, Serialize)]
-pub struct Reject {
-    /// 1-based line of the input.
-    pub line: u64,
-    /// The record id, when there was one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record_id: Option<String>,
-    /// The field at fault.
-    pub field: String,
-    /// Why.
-    pub reason: String,
-}
-
-/// Records read from an export, plus what was refused.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    /// The records, in input order.
-    pub records: Vec<Record>,
-    /// Refused records (the record is left out) and dropped values (the record is kept).
-    pub rejects: Vec<Reject>,
-}
-
-/// `[input]` options once checked: what the reader and the normalizer use.
-struct InputSettings {
-    delimiter: u8,
-    encoding: &'static encoding_rs::Encoding,
-    timestamp: TimestampFormat,
-}
-
-impl InputConfig {
-    /// Checks the options that need parsing; an error names the key at fault.
-    fn settings(&self) -> Result<InputSettings> {
-        let delimiter =
-            crate::shared::feeds::csv_delimiter(&self.delimiter.unwrap_or(',').to_string())
-                .map_err(|reason| anyhow::anyhow!("`input.delimiter`: {reason}"))?;
-        let encoding = match &self.encoding {
-            Some(label) => crate::shared::feeds::text_encoding(label)
-                .map_err(|reason| anyhow::anyhow!("`input.encoding`: {reason}"))?,
-            None => encoding_rs::UTF_8,
-        };
-        let timestamp = crate::shared::feeds::timestamp_format(
-            self.timestamp_format.as_deref().unwrap_or("rfc3339"),
-            self.timestamp_offset.as_deref(),
-        )
-        .map_err(|(key, reason)| anyhow::anyhow!("`input.{key}`: {reason}"))?;
-        Ok(InputSettings {
-            delimiter,
-            encoding,
-            timestamp,
-        })
-    }
-}
-
-/// Our columns in `COLUMNS` order, then `updated_at`.
-const SLOTS: usize = COLUMNS.len() + 1;
-const UPDATED_AT: usize = COLUMNS.len();
-
-fn slot_name(i: usize) -> &'static str {
-    COLUMNS.get(i).map_or("updated_at", |c| c.name())
-}
-
-struct Layout {
-    /// The input's name of each slot's column, when the input has it.
-    names: [Option<String>; SLOTS],
-    ts_format: TimestampFormat,
-    default_country: String,
-}
-
-impl Layout {
-    /// `header`: a CSV file's column names; `None` for NDJSON, where any key may be present.
-    fn new(
-        header: Option<&[String]>,
-        cfg: &InputConfig,
-        ts_format: TimestampFormat,
-    ) -> Result<Layout, String> {
-        let theirs = |ours: &str| {
-            cfg.columns
-                .get(ours)
-                .map_or(ours, String::as_str)
-                .to_owned()
-        };
-        let names: [Option<String>; SLOTS] = std::array::from_fn(|i| {
-            let name = theirs(slot_name(i));
-            header.is_none_or(|h| h.contains(&name)).then_some(name)
-        });
-        if names[Column::RecordId as usize].is_none() {
-            return Err(format!(
-                "the input has no record id column `{}` (map another column with [input.columns] record_id = \"…\"; {})",
-                theirs("record_id"),
-                crate::shared::feed::describe_header(header.unwrap_or_default())
-            ));
-        }
-        Ok(Layout {
-            names,
-            ts_format,
-            default_country: cfg.default_country.clone().unwrap_or_default(),
-        })
-    }
-
-    /// Normalizes one row given each slot's value: the record (unless it has no id) and what
-    /// was refused in it. Pure, so rows are normalized in parallel.
-    fn parse<'a>(&self, line: u64, get: impl Fn(usize) -> &'a str) -> Parsed {
-        let raw_ts = get(UPDATED_AT).trim();
-        let ts = if raw_ts.is_empty() {
-            Ok(None)
-        } else {
-            parse_timestamp(raw_ts, &self.ts_format)
-                .map(Some)
-                .map_err(|e| e.to_string())
-        };
-        Parsed::row(line, std::array::from_fn(&get), &self.default_country, ts)
-    }
-}
-
-/// One row's values, copied out of the reader's buffer: one string, cut at `ends` per slot.
-struct RawRow {
-    line: u64,
-    text: String,
-    ends: [usize; SLOTS],
-}
-
-impl RawRow {
-    fn get(&self, slot: usize) -> &str {
-        let start = if slot == 0 { 0 } else { self.ends[slot - 1] };
-        &self.text[start..self.ends[slot]]
-    }
-}
-
-/// Takes rows from ingest's readers (one CSV and one JSON reader for every job) and normalizes
-/// them in parallel batches.
-struct Collect<'a> {
-    cfg: &'a InputConfig,
-    ts_format: &'a TimestampFormat,
-    layout: Option<Layout>,
-    batch: Vec<RawRow>,
-    out: Loaded,
-    seen: rustc_hash::FxHashSet<Box<str>>,
-}
-
-impl Collect<'_> {
-    fn flush(&mut self) {
-        let Self {
-            layout,
-            batch,
-            out,
-            seen,
-            ..
-        } = self;
-        if let Some(layout) = layout {
-            let parsed: Vec<Parsed> = batch
-                .par_iter()
-                .map(|r| layout.parse(r.line, |i| r.get(i)))
-                .collect();
-            out.extend(parsed, seen);
-        }
-        batch.clear();
-    }
-}
-
-impl RowSink for Collect<'_> {
-    fn header(&mut self, names: &[String]) -> Result<(), String> {
-        self.layout = Some(Layout::new(Some(names), self.cfg, self.ts_format.clone())?);
-        Ok(())
-    }
-
-    fn row(&mut self, line: u64, row: &dyn Row) {
-        let Some(layout) = &self.layout else {
-            return;
-        };
-        let mut text = String::new();
-        let mut ends = [0; SLOTS];
-        for (i, name) in layout.names.iter().enumerate() {
-            if let Some(name) = name {
-                match row.get(name) {
-                    Ok(Some(v)) => text.push_str(&v),
-                    Ok(None) => {}
-                    Err((_, reason)) => {
-                        self.out.rejects.push(Reject {
-                            line,
-                            record_id: None,
-                            field: slot_name(i).into(),
-                            reason,
-                        });
-                        return;
-                    }
-                }
-            }
-            ends[i] = text.len();
-        }
-        self.batch.push(RawRow { line, text, ends });
-        if self.batch.len() == BATCH {
-            self.flush();
-        }
-    }
-
-    fn reject(&mut self, reject: crate::shared::feed::Reject) {
-        self.out.rejects.push(Reject {
-            line: reject.line,
-            record_id: None,
-            field: reject.field.unwrap_or_else(|| "(row)".into()),
-            reason: reject.message,
-        });
-    }
-}
-
-struct Parsed {
-    line: u64,
-    record: Option<Record>,
-    rejects: Vec<Reject>,
-}
-
-impl Parsed {
-    /// One row through the core's row rules ([`Record::from_row`]), its issues as rejects.
-    fn row<'a>(
-        line: u64,
-        raw: [&'a str; 11],
-        default_country: &'a str,
-        updated_at: Result<Option<DateTime<Utc>>, String>,
-    ) -> Parsed {
-        let id = raw[Column::RecordId as usize].trim().to_owned();
-        let (record, issues) = Record::from_row(raw, default_country, updated_at);
-        Parsed {
-            line,
-            rejects: issues
-                .into_iter()
-                .map(|i| Reject {
-                    line,
-                    record_id: record.as_ref().map(|_| id.clone()),
-                    field: i.field.into(),
-                    reason: i.reason,
-                })
-                .collect(),
-            record,
-        }
-    }
-}
-
-impl Loaded {
-    /// Takes parsed rows in input order; the first record of an id wins.
-    fn extend(&mut self, parsed: Vec<Parsed>, seen: &mut rustc_hash::FxHashSet<Box<str>>) {
-        for p in parsed {
-            self.rejects.extend(p.rejects);
-            if let Some(r) = p.record {
-                if seen.insert(r.id().into()) {
-                    self.records.push(r);
-                } else {
-                    self.rejects.push(Reject {
-                        line: p.line,
-                        record_id: Some(r.id().to_owned()),
-                        field: "record_id".into(),
-                        reason: "duplicate id: only the first record with this id is used".into(),
-                    });
-                }
-            }
-        }
-    }
-}
-
-/// Rows normalized per parallel batch.
-const BATCH: usize = 1 << 15;
-
-/// Reads an export with ingest's readers: the same line ends (LF, CRLF, bare CR), quoting,
-/// field-count check and decoding, and rejects with their line.
-pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded> {
-    let format = cfg
-        .format
-        .unwrap_or_else(|| match path.extension().and_then(|e| e.to_str()) {
-            Some("ndjson" | "jsonl") => InputFormat::Ndjson,
-            _ => InputFormat::Csv,
-        });
-    let settings = cfg.settings()?;
-    // UTF-8 passes through (bad bytes are found per row), any declared encoding is decoded on
-    // the fly.
-    let file = read::open((path.as_os_str() != "-").then_some(path), settings.encoding)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let name = path.display().to_string();
-    let mut sink = Collect {
-        cfg,
-        ts_format: &settings.timestamp,
-        layout: None,
-        batch: Vec::with_capacity(BATCH),
-        out: Loaded::default(),
-        seen: rustc_hash::FxHashSet::default(),
-    };
-    match format {
-        InputFormat::Csv => {
-            read::read_csv(&name, file, settings.delimiter, &mut sink, |_| {})
-                .with_context(|| format!("reading {name}"))?;
-            if sink.layout.is_none() {
-                bail!("{name} is empty: it has no header row");
-            }
-        }
-        InputFormat::Ndjson => {
-            sink.layout = Some(
-                Layout::new(None, cfg, settings.timestamp.clone()).map_err(anyhow::Error::msg)?,
-            );
-            read::read_ndjson(&name, file, &mut sink, |_| {})
-                .with_context(|| format!("reading {name}"))?;
-        }
-    }
-    sink.flush();
-    let mut out = sink.out;
-    // Reader rejects come as they are met, normalizer rejects per batch: report in line order.
-    out.rejects.sort_by_key(|r| r.line);
-    Ok(out)
 }
 
 /// Seconds per stage, and sizes.
@@ -738,7 +393,7 @@ fn write_ndjson<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
     file.commit()
 }
 
-pub use crate::shared::feed::read_labels;
+pub use dedupd_feed::read::read_labels;
 
 /// Reading a whole customer directory, as a job on any platform.
 struct Scan<'a> {
@@ -771,45 +426,34 @@ pub async fn load_from_directory<D: CustomerDirectory>(
         ..Default::default()
     };
     let mut out = Loaded::default();
-    let mut seen = rustc_hash::FxHashSet::default();
     let mut n = 0u64;
     while let Some(page) = dir
         .scan_page(&mut scan)
         .await
         .context("scanning the customer directory")?
     {
-        let mut parsed = Vec::with_capacity(page.len());
         for c in page {
             n += 1;
-            parsed.push(parse_customer_record(n, c, default_country));
+            let vals: [String; 11] = [
+                c.id,
+                c.source,
+                c.first_name,
+                c.last_name,
+                c.email,
+                c.phone,
+                c.street,
+                c.city,
+                c.region,
+                c.postcode,
+                c.country.unwrap_or_default(),
+            ];
+            out.push_row(
+                n,
+                std::array::from_fn(|i| vals[i].as_str()),
+                default_country.unwrap_or_default(),
+                Ok(c.updated_at),
+            );
         }
-        out.extend(parsed, &mut seen);
     }
     Ok(out)
-}
-
-fn parse_customer_record(
-    n: u64,
-    c: dedupd_platform::directory::CustomerRecord,
-    default_country: Option<&str>,
-) -> Parsed {
-    let vals: [String; 11] = [
-        c.id,
-        c.source,
-        c.first_name,
-        c.last_name,
-        c.email,
-        c.phone,
-        c.street,
-        c.city,
-        c.region,
-        c.postcode,
-        c.country.unwrap_or_default(),
-    ];
-    Parsed::row(
-        n,
-        std::array::from_fn(|i| vals[i].as_str()),
-        default_country.unwrap_or_default(),
-        Ok(c.updated_at),
-    )
 }

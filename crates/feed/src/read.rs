@@ -42,7 +42,7 @@ pub struct Reject {
 }
 
 impl Reject {
-    pub(crate) fn new(
+    pub fn new(
         source: &str,
         line: u64,
         field: Option<&str>,
@@ -60,14 +60,14 @@ impl Reject {
 }
 
 /// A row's field lookup, whatever the format.
-pub(crate) trait Row {
+pub trait Row {
     /// The value under `spec` (a CSV header name, a JSON key or JSON pointer); `Ok(None)` when
     /// absent, null or empty; `Err` (a reason and message) when present but unreadable.
     fn get(&self, spec: &str) -> Result<Option<Cow<'_, str>>, (Reason, String)>;
 }
 
 /// Receives rows and rejects as they are read.
-pub(crate) trait RowSink {
+pub trait RowSink {
     /// A CSV file's header (names trimmed), before its first row. An `Err` (a message naming
     /// no values) stops the read: the file does not fit the configuration.
     fn header(&mut self, _names: &[String]) -> Result<(), String> {
@@ -174,7 +174,7 @@ impl Lines {
 
 /// Opens a feed for reading: the file at `path`, or stdin when `path` is `None`, decoded from
 /// `encoding` (see [`decoded`]). The one way every job opens its input.
-pub(crate) fn open(
+pub fn open(
     path: Option<&std::path::Path>,
     encoding: &'static encoding_rs::Encoding,
 ) -> std::io::Result<Box<dyn BufRead + Send>> {
@@ -187,7 +187,7 @@ pub(crate) fn open(
 
 /// Wraps the input so that UTF-8 sources pass through untouched (invalid bytes are found per
 /// field, with their line) and others are decoded to UTF-8 on the fly. A UTF-8 BOM is dropped.
-pub(crate) fn decoded(
+pub fn decoded(
     input: Box<dyn Read + Send>,
     encoding: &'static encoding_rs::Encoding,
 ) -> Box<dyn BufRead + Send> {
@@ -339,7 +339,7 @@ impl LineSource {
 /// line is rejected and reading resumes on the line after it, so one stray quote never
 /// swallows the rest of the file. Every line holding data is a row, a reject, or part of a
 /// multi-line row.
-pub(crate) fn read_csv(
+pub fn read_csv(
     source: &str,
     input: Box<dyn BufRead + Send>,
     delimiter: u8,
@@ -466,7 +466,7 @@ fn eol_of_last(spans: &[(u64, usize, Eol)]) -> Eol {
 /// when the line looks like column names, the first few of them. A line holding values (an
 /// e-mail address, a number of three or more digits, a long or unreadable cell: a file
 /// without a header row, or in another encoding) is not quoted at all.
-pub(crate) fn describe_header(names: &[String]) -> String {
+pub fn describe_header(names: &[String]) -> String {
     const SHOWN: usize = 12;
     const LONGEST: usize = 40;
     let value_like = |n: &str| {
@@ -563,7 +563,7 @@ impl ClassifyName for serde_json::Error {
 
 /// Reads one JSON object per line (lines end at LF, CRLF or a bare CR: JSON text holds no raw
 /// line break inside a string); blank lines are skipped.
-pub(crate) fn read_ndjson(
+pub fn read_ndjson(
     source: &str,
     input: Box<dyn BufRead + Send>,
     sink: &mut dyn RowSink,
@@ -586,7 +586,7 @@ pub(crate) fn read_ndjson(
 /// Streams the elements of one top-level JSON array: each element is cut out by a small
 /// scanner (strings, escapes and nesting tracked) and parsed on its own, so memory stays flat
 /// and a malformed element is rejected alone with the line it starts on.
-pub(crate) fn read_json_array(
+pub fn read_json_array(
     source: &str,
     mut input: Box<dyn BufRead + Send>,
     sink: &mut dyn RowSink,
@@ -705,12 +705,44 @@ pub(crate) fn read_json_array(
     Ok(())
 }
 
+/// A labels file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabelsError {
+    /// The file could not be opened.
+    #[error("opening {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file could not be read to the end.
+    #[error("reading {name}: {source}")]
+    Read {
+        /// The file's name.
+        name: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A row without an id, or one the reader refused.
+    #[error("{name}: line {line}: {message}")]
+    Row {
+        /// The file's name.
+        name: String,
+        /// 1-based line.
+        line: u64,
+        /// Why (names fields, never values).
+        message: String,
+    },
+}
+
 /// Reads the first two columns of a CSV file with a header row (a `clusters.csv` of
 /// `record_id,cluster_id`, or a truth file such as `record_id,entity_id,…`) as
 /// `(record id, label)` pairs, through [`read_csv`]: the same decoding, line ends and quoting as
 /// every other CSV dedupd reads. A row without an id, or that the reader refuses, is an error
 /// naming the file and line.
-pub fn read_labels(path: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+pub fn read_labels(path: &std::path::Path) -> Result<Vec<(String, String)>, LabelsError> {
     struct Labels {
         columns: Option<(String, String)>,
         pairs: Vec<(String, String)>,
@@ -755,18 +787,26 @@ pub fn read_labels(path: &std::path::Path) -> anyhow::Result<Vec<(String, String
             }
         }
     }
-    let input = open(Some(path), encoding_rs::UTF_8)
-        .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+    let input = open(Some(path), encoding_rs::UTF_8).map_err(|source| LabelsError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
     let name = path.display().to_string();
     let mut sink = Labels {
         columns: None,
         pairs: Vec::new(),
         error: None,
     };
-    read_csv(&name, input, b',', &mut sink, |_| {})
-        .map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
+    read_csv(&name, input, b',', &mut sink, |_| {}).map_err(|source| LabelsError::Read {
+        name: name.clone(),
+        source,
+    })?;
     if let Some((line, message)) = sink.error {
-        anyhow::bail!("{name}: line {line}: {message}");
+        return Err(LabelsError::Row {
+            name,
+            line,
+            message,
+        });
     }
     Ok(sink.pairs)
 }
