@@ -29,6 +29,9 @@ pub enum EmulatorError {
     /// A fault profile is malformed; the message names the key.
     #[error("invalid fault profile: {0}")]
     InvalidFaults(String),
+    /// A seed body (CXone admin seed) is invalid; the message names the item and field.
+    #[error("invalid seed: {0}")]
+    InvalidSeed(String),
     /// The listener could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {

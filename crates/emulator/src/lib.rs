@@ -1,4 +1,4 @@
-//! # dedupd-emulator: an in-memory Genesys Cloud Platform API v2 emulator
+//! # dedupd-emulator: in-memory emulators of Genesys Cloud (this page) and NICE CXone ([`cxone`])
 //!
 //! A local stand-in for the Genesys Cloud endpoints dedupd uses, on the **real paths, bodies,
 //! status codes and error codes** (`shared/genesys/openapi-excerpt.json`; the route table
@@ -78,8 +78,9 @@
 //! moves forward: a test expires a token without waiting.
 //!
 //! The gate (tokens, budget, faults, outages, counters, clock), the listener and these shared
-//! admin routes ([`SHARED_ADMIN_ROUTES`]) are platform-neutral (module `gate`): every
-//! platform's emulator runs behind the same machinery, with the same profile keys and header.
+//! admin routes ([`SHARED_ADMIN_ROUTES`]) are platform-neutral (module `gate`): the NICE
+//! CXone emulator ([`cxone`], `RunningCxoneEmulator`) runs behind the same machinery, with the
+//! same profile keys and header.
 //!
 //! `crates/emulator/fault-profiles/sync-chaos.toml` is the profile of the sync acceptance run
 //! (10 % 429, 5 % 5xx, 2 % 504-but-applied, tokens expiring every 30 s).
@@ -138,6 +139,7 @@ mod agentless;
 mod associations;
 mod config;
 mod conversations;
+pub mod cxone;
 mod error;
 mod external;
 mod gate;

@@ -215,6 +215,15 @@ impl Gate {
         now.checked_add(self.clock_offset).unwrap_or(now)
     }
 
+    /// The wall-clock time on the emulator's clock (UTC), for timestamps in answers.
+    pub(crate) fn wall_now(&self) -> chrono::DateTime<chrono::Utc> {
+        let now = chrono::Utc::now();
+        chrono::Duration::from_std(self.clock_offset)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(now)
+    }
+
     /// Moves the emulator's clock forward by `by`.
     pub(crate) fn advance_clock(&mut self, by: Duration) {
         self.clock_offset = self.clock_offset.saturating_add(by);
