@@ -958,6 +958,56 @@ fn emulator_subcommand_serves_oauth_on_an_ephemeral_port() {
     );
 }
 
+#[test]
+fn emulator_subcommand_serves_cxone_with_the_password_grant() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args([
+            "emulator",
+            "--platform",
+            "cxone",
+            "--port",
+            "0",
+            "--client-id",
+            "cli-test",
+        ])
+        .env("DEDUPD_EMULATOR_CLIENT_SECRET", "s3cret-value")
+        .env("DEDUPD_EMULATOR_ACCESS_KEY_SECRET", "key-s3cret")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).unwrap();
+    assert!(
+        banner.contains("NICE CXone") && !banner.contains("s3cret"),
+        "named, and no secret printed: {banner}"
+    );
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("banner names the URL");
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    // Basic base64("cli-test:s3cret-value"); the default access key id.
+    let body = "grant_type=password&username=dedupd-demo-key&password=key-s3cret";
+    write!(
+        conn,
+        "POST /auth/token HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic Y2xpLXRlc3Q6czNjcmV0LXZhbHVl\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.contains("\"id_token\"") && resp.contains("\"refresh_token\""),
+        "{resp}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // sync, against the in-process emulator over real HTTP
 
