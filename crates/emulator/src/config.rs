@@ -169,6 +169,23 @@ fn one() -> f64 {
     1.0
 }
 
+impl FaultRule {
+    /// A rule of `kind` firing with `probability`, on every method and the API paths, with the
+    /// kind's defaults; set the other fields as needed.
+    pub fn new(kind: FaultKind, probability: f64) -> FaultRule {
+        FaultRule {
+            kind,
+            probability,
+            methods: Vec::new(),
+            paths: Vec::new(),
+            statuses: None,
+            delay_ms: None,
+            burst: None,
+            retry_after_secs: None,
+        }
+    }
+}
+
 /// Fault kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -18,6 +18,7 @@ use crate::gate::middleware::{GateError, Platform, RateInfo};
 use crate::gate::{Gate, GateConfig};
 use crate::schema::{Mode, SwaggerDoc};
 use crate::state::{EmulatorState, Inner};
+use crate::util::{BodyProblem, json_body};
 
 /// Largest request body accepted (bigger → 413 `request.entity.too.large`).
 pub(crate) const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -51,11 +52,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
 impl Params {
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        crate::util::last_value(&self.0, name)
     }
 
     /// All values of a list parameter, split on commas, empty pieces dropped.
@@ -117,7 +114,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_ascii_lowercase);
+            .map(str::to_owned);
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
@@ -129,28 +126,24 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 ApiError::bad_request(format!("Could not read the request body: {e}"))
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Body(None));
-        }
-        if let Some(ct) = &content_type
-            && !(ct.starts_with("application/json") || ct.contains("+json"))
-        {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported.media.type",
-                format!(
-                    "Unsupported Media Type - Unsupported or incorrect media type, such as an incorrect Content-Type value in the header. Got {ct}"
-                ),
-            ));
-        }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::bad_request(format!(
-                "The request could not be understood by the server due to malformed syntax. {e}"
-            ))
-        })?;
-        if value.is_null() {
-            return Ok(Body(None));
-        }
+        let value = match json_body(&bytes, content_type.as_deref()) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(Body(None)),
+            Err(BodyProblem::NotJson(ct)) => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported.media.type",
+                    format!(
+                        "Unsupported Media Type - Unsupported or incorrect media type, such as an incorrect Content-Type value in the header. Got {ct}"
+                    ),
+                ));
+            }
+            Err(BodyProblem::Malformed(e)) => {
+                return Err(ApiError::bad_request(format!(
+                    "The request could not be understood by the server due to malformed syntax. {e}"
+                )));
+            }
+        };
         if let Some(t) = template {
             let doc = SwaggerDoc::excerpt();
             if let Some(schema) = doc.request_body_schema(method.as_str(), &t) {

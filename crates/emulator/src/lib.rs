@@ -165,7 +165,7 @@ pub use outbound::MAX_CONTACTS_PER_REQUEST;
 pub use routes::{ROUTES, router};
 pub use state::EmulatorState;
 
-use gate::server::Listening;
+use gate::server::{Listening, StartSpec};
 
 /// An emulator serving on a local port, in a background task.
 #[derive(Debug)]
@@ -185,18 +185,18 @@ impl RunningEmulator {
         cfg: EmulatorConfig,
         addr: SocketAddr,
     ) -> Result<RunningEmulator, EmulatorError> {
-        cfg.faults.validate()?;
-        let (listener, local) = Listening::bind(addr).await?;
-        let state = EmulatorState::new(&cfg);
-        let app = router(state.clone());
-        let server = Listening::serve(
-            listener,
-            local,
-            app,
-            cfg.header_timeout,
-            cfg.max_connections,
-        );
-        tracing::info!(%local, "Genesys Cloud emulator listening");
+        let spec = StartSpec {
+            addr,
+            faults: &cfg.faults,
+            header_timeout: cfg.header_timeout,
+            max_connections: cfg.max_connections,
+            label: "Genesys Cloud emulator",
+        };
+        let (server, state) = gate::server::start(spec, |_| {
+            let state = EmulatorState::new(&cfg);
+            (state.clone(), router(state))
+        })
+        .await?;
         Ok(RunningEmulator { server, state })
     }
 

@@ -1,15 +1,14 @@
 //! `POST /oauth/token`, the client-credentials grant.
 
-use axum::extract::{Form, FromRequest, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::gate::constant_time_eq;
+use crate::gate::token::{TokenRequest, known_client};
 use crate::http::ok_json;
 use crate::state::EmulatorState;
-use crate::util::parse_basic_auth;
 
 fn oauth_error(
     status: StatusCode,
@@ -30,12 +29,7 @@ fn oauth_error(
 /// `client_secret` form fields). The secret is compared, never logged.
 pub(crate) async fn token(State(st): State<EmulatorState>, req: Request) -> Response {
     st.lock().gate.stats.token_requests += 1;
-    let basic = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_basic_auth);
-    let Ok(Form(form)) = Form::<Vec<(String, String)>>::from_request(req, &()).await else {
+    let Some(treq) = TokenRequest::read(req).await else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "bad.request",
@@ -43,8 +37,7 @@ pub(crate) async fn token(State(st): State<EmulatorState>, req: Request) -> Resp
             "The token request must be a form body (application/x-www-form-urlencoded).",
         );
     };
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    match field("grant_type").as_deref() {
+    match treq.field("grant_type").as_deref() {
         Some("client_credentials") => {}
         Some(_) => {
             return oauth_error(
@@ -63,8 +56,7 @@ pub(crate) async fn token(State(st): State<EmulatorState>, req: Request) -> Resp
             );
         }
     }
-    let creds = basic.or_else(|| Some((field("client_id")?, field("client_secret")?)));
-    let Some((client_id, secret)) = creds else {
+    let (Some(client_id), Some(secret)) = treq.client() else {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "bad.credentials",
@@ -72,12 +64,7 @@ pub(crate) async fn token(State(st): State<EmulatorState>, req: Request) -> Resp
             "Invalid login credentials.",
         );
     };
-    let known = st
-        .shared
-        .clients
-        .iter()
-        .any(|(id, s)| *id == client_id && constant_time_eq(s.as_bytes(), secret.as_bytes()));
-    if !known {
+    if !known_client(&st.shared.clients, &client_id, &secret) {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "bad.credentials",

@@ -2,8 +2,8 @@
 //! `POST /auth/token` (access-key password grant and refresh), `GET /auth/jwks`,
 //! `GET /.well-known/cxone-configuration?tenantId=…`.
 
-use axum::extract::{Form, FromRequest, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,8 +14,7 @@ use super::error::{CxError, CxResult};
 use super::extract::Q;
 use super::state::{CxoneState, RefreshRec};
 use super::wire::ok;
-use crate::gate::constant_time_eq;
-use crate::util::parse_basic_auth;
+use crate::gate::token::{TokenRequest, known_client as known_client_in};
 
 /// The key the `id_token` is signed with (HS256). Clients decode the token without verifying
 /// it (api-notes §2); the key only makes the signature honest.
@@ -96,36 +95,17 @@ fn invalid_client() -> CxError {
 /// compared, never logged or echoed.
 pub(crate) async fn token(State(st): State<CxoneState>, req: Request) -> CxResult<Response> {
     st.lock().gate.stats.token_requests += 1;
-    let basic = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_basic_auth);
-    let Ok(Form(form)) = Form::<Vec<(String, String)>>::from_request(req, &()).await else {
+    let Some(treq) = TokenRequest::read(req).await else {
         return Err(oauth(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "The token request must be a form body (application/x-www-form-urlencoded).",
         ));
     };
-    let field = |name: &str| {
-        form.iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let field = |name: &str| treq.field(name);
     let grant = field("grant_type");
-    // Client authentication: Basic wins; otherwise the form fields.
-    let (client_id, secret) = match basic {
-        Some((id, secret)) => (Some(id), Some(secret)),
-        None => (field("client_id"), field("client_secret")),
-    };
-    let known_client = |id: &str, secret: &str| {
-        st.shared
-            .clients
-            .iter()
-            .any(|(cid, s)| cid == id && constant_time_eq(s.as_bytes(), secret.as_bytes()))
-    };
+    let (client_id, secret) = treq.client();
+    let known_client = |id: &str, secret: &str| known_client_in(&st.shared.clients, id, secret);
     match grant.as_deref() {
         None => Err(oauth(
             StatusCode::BAD_REQUEST,
@@ -146,9 +126,7 @@ pub(crate) async fn token(State(st): State<CxoneState>, req: Request) -> CxResul
                     "username (access key id) and password (access key secret) are required.",
                 ));
             };
-            let key_ok = st.shared.access_keys.iter().any(|(id, s)| {
-                *id == key_id && constant_time_eq(s.as_bytes(), key_secret.as_bytes())
-            });
+            let key_ok = known_client_in(&st.shared.access_keys, &key_id, &key_secret);
             if !key_ok {
                 return Err(oauth(
                     StatusCode::BAD_REQUEST,

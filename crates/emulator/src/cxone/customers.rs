@@ -74,12 +74,7 @@ pub(crate) async fn search(State(st): State<CxoneState>, q: Q) -> CxResult<Respo
     };
     let size = page_size(&q, st.shared.max_page_size)?;
     let search = format!("customers|{raw_query}|{order_by}|{desc}");
-    let after = match q.get("scrollToken").filter(|t| !t.is_empty()) {
-        Some(t) => Some(paging::decode(&search, t).ok_or_else(|| {
-            CxError::dfo_invalid("scrollToken", "scrollToken is invalid for this search.")
-        })?),
-        None => None,
-    };
+    let after = paging::after(&q, &search)?;
     let inner = st.lock();
     let mut hits: Vec<(String, u64, &CustomerRec)> = inner
         .customers
@@ -97,9 +92,7 @@ pub(crate) async fn search(State(st): State<CxoneState>, q: Q) -> CxResult<Respo
         "hits": total,
         "data": page.into_iter().map(wire::customer).collect::<Vec<_>>(),
     });
-    if let Some(c) = next {
-        out["scrollToken"] = Value::String(paging::encode(&search, &c));
-    }
+    paging::attach(&mut out, &search, next);
     Ok(ok(out))
 }
 

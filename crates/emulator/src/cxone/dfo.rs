@@ -553,11 +553,7 @@ fn message_text(m: &MessageRec) -> String {
 pub(crate) async fn search_messages(State(st): State<CxoneState>, q: Q) -> CxResult<Response> {
     let ext_ids = q.list("idOnExternalPlatform");
     let channels = q.list("channel");
-    let authors: Vec<String> = q
-        .list("authorIdOnExternalPlatform")
-        .iter()
-        .map(|a| a.to_lowercase())
-        .collect();
+    let authors = q.list_lower("authorIdOnExternalPlatform");
     let direction = q.get("direction").filter(|d| !d.is_empty());
     if let Some(d) = direction
         && d != "inbound"
@@ -680,21 +676,12 @@ pub(crate) async fn search_threads(State(st): State<CxoneState>, q: Q) -> CxResu
 pub(crate) async fn search_contacts(State(st): State<CxoneState>, q: Q) -> CxResult<Response> {
     let channels = q.list("channel");
     let statuses = q.list("status");
-    let users: Vec<String> = q
-        .list("endUserIdOnExternalPlatform")
-        .iter()
-        .map(|u| u.to_lowercase())
-        .collect();
+    let users = q.list_lower("endUserIdOnExternalPlatform");
     let queues = q.list("routingQueueId");
     let query = q.get("query").unwrap_or_default().trim().to_lowercase();
     let size = page_size(&q, st.shared.max_page_size)?;
     let search = format!("contacts|{channels:?}|{statuses:?}|{users:?}|{queues:?}|{query}");
-    let after = match q.get("scrollToken").filter(|t| !t.is_empty()) {
-        Some(t) => Some(paging::decode(&search, t).ok_or_else(|| {
-            CxError::dfo_invalid("scrollToken", "scrollToken is invalid for this search.")
-        })?),
-        None => None,
-    };
+    let after = paging::after(&q, &search)?;
     let inner = st.lock();
     let hits: Vec<&CaseRec> = inner
         .cases
@@ -720,9 +707,7 @@ pub(crate) async fn search_contacts(State(st): State<CxoneState>, q: Q) -> CxRes
     let (page, next) = paging::page(keyed, after.as_ref(), false, size);
     let data: Vec<Value> = page.into_iter().map(|c| wire::case(&inner, c)).collect();
     let mut out = json!({"hits": total, "data": data});
-    if let Some(c) = next {
-        out["scrollToken"] = Value::String(paging::encode(&search, &c));
-    }
+    paging::attach(&mut out, &search, next);
     Ok(ok(out))
 }
 

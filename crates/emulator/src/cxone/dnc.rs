@@ -263,10 +263,7 @@ pub(crate) async fn list_records(
     Pth((_v, raw)): Pth<(String, String)>,
 ) -> CxResult<Response> {
     let max = st.shared.max_page_size;
-    let skip = usize::try_from(q.int("skip", 0)?.max(0)).unwrap_or(0);
-    let top = usize::try_from(q.int("top", max as i64)?.max(0))
-        .unwrap_or(max)
-        .min(max);
+    let (skip, top) = q.skip_top(max, max)?;
     let inner = st.lock();
     let id = group_id(&inner, &raw)?;
     let Some(g) = inner.dnc_groups.get(&id) else {
@@ -284,7 +281,7 @@ pub(crate) async fn list_records(
     ))
 }
 
-/// The `dncGroupRecords` of a body: `(raw phoneNumber, optional expiredDate)`.
+/// The `dncGroupRecords` of a body.
 fn body_records(body: Option<Value>) -> CxResult<Vec<Value>> {
     body.as_ref()
         .and_then(|b| b.get("dncGroupRecords"))
@@ -303,6 +300,104 @@ fn result(phone: &str, success: bool, error: Option<&str>) -> Value {
     json!({"phoneNumber": phone, "formattedPhone": phone, "success": success, "error": error})
 }
 
+/// What one record write does to its group (the number is valid and not failed by injection);
+/// `Err` names the per-record error.
+type RecordWrite = fn(&mut DncGroup, &Value, &str, DateTime<Utc>) -> Result<(), &'static str>;
+
+/// Applies `write` to each record of a `dncGroupRecords` body on group `raw`: malformed
+/// numbers and injected record failures are per-record errors, as are `write`'s. Returns
+/// `(errorCount, recordResults)`.
+fn write_records(
+    st: &CxoneState,
+    ctx: &ReqCtx,
+    raw: &str,
+    body: Option<Value>,
+    write: RecordWrite,
+) -> CxResult<(u64, Vec<Value>)> {
+    let items = body_records(body)?;
+    let mut inner = st.lock();
+    let id = group_id(&inner, raw)?;
+    let now = inner.gate.wall_now();
+    let mut results = Vec::with_capacity(items.len());
+    let mut errors = 0u64;
+    for (i, item) in items.iter().enumerate() {
+        let outcome = match item.get("phoneNumber").and_then(normalize_phone) {
+            None => Err((String::new(), "InvalidPhoneNumber")),
+            Some(phone) if ctx.record_failure(&mut inner.gate, i, &phone).is_some() => {
+                Err((phone, "ProcessingError"))
+            }
+            Some(phone) => match inner.dnc_groups.get_mut(&id) {
+                None => Err((phone, "InvalidDncGroupId")),
+                Some(g) => match write(g, item, &phone, now) {
+                    Ok(()) => {
+                        g.updated_at = iso(now);
+                        Ok(phone)
+                    }
+                    Err(e) => Err((phone, e)),
+                },
+            },
+        };
+        match outcome {
+            Ok(phone) => results.push(result(&phone, true, None)),
+            Err((phone, e)) => {
+                errors += 1;
+                results.push(result(&phone, false, Some(e)));
+            }
+        }
+    }
+    Ok((errors, results))
+}
+
+/// Adds one number: a malformed `expiredDate` or a number already active is an error; an
+/// expired one is renewed.
+fn add_one(
+    g: &mut DncGroup,
+    item: &Value,
+    phone: &str,
+    now: DateTime<Utc>,
+) -> Result<(), &'static str> {
+    let expires = match item.get("expiredDate") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(parse_date(s).ok_or("InvalidExpiredDate")?),
+        Some(_) => return Err("InvalidExpiredDate"),
+    };
+    if g.records.get(phone).is_some_and(|r| r.active_at(now)) {
+        return Err("DuplicateRecord");
+    }
+    g.records.insert(
+        phone.to_owned(),
+        DncRecord {
+            phone: phone.to_owned(),
+            expired_at: expires,
+            collected_at: iso(now),
+            updated_at: iso(now),
+        },
+    );
+    Ok(())
+}
+
+/// Expires one number, creating an expired record when the group does not hold it.
+fn expire_one(
+    g: &mut DncGroup,
+    _item: &Value,
+    phone: &str,
+    now: DateTime<Utc>,
+) -> Result<(), &'static str> {
+    let rec = g
+        .records
+        .entry(phone.to_owned())
+        .or_insert_with(|| DncRecord {
+            phone: phone.to_owned(),
+            expired_at: None,
+            collected_at: iso(now),
+            updated_at: iso(now),
+        });
+    rec.expired_at = Some(now);
+    rec.updated_at = iso(now);
+    Ok(())
+}
+
 /// `POST /dnc-groups/{groupId}/records` `{dncGroupRecords:[{phoneNumber, expiredDate?}]}` →
 /// 200 `{resultSet:{errorCount, recordResults}}`. Per record: a malformed number or date, or
 /// an injected record failure, is `success:false`; a number **already active** in the group is
@@ -314,61 +409,7 @@ pub(crate) async fn add_records(
     Pth((_v, raw)): Pth<(String, String)>,
     J(body): J,
 ) -> CxResult<Response> {
-    let items = body_records(body)?;
-    let mut inner = st.lock();
-    let id = group_id(&inner, &raw)?;
-    let now = inner.gate.wall_now();
-    let now_iso = iso(now);
-    let mut results = Vec::with_capacity(items.len());
-    let mut errors = 0u64;
-    for (i, item) in items.iter().enumerate() {
-        let Some(phone) = item.get("phoneNumber").and_then(normalize_phone) else {
-            errors += 1;
-            results.push(result("", false, Some("InvalidPhoneNumber")));
-            continue;
-        };
-        let expires = match item.get("expiredDate") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) => match parse_date(s) {
-                Some(d) => Some(d),
-                None => {
-                    errors += 1;
-                    results.push(result(&phone, false, Some("InvalidExpiredDate")));
-                    continue;
-                }
-            },
-            Some(_) => {
-                errors += 1;
-                results.push(result(&phone, false, Some("InvalidExpiredDate")));
-                continue;
-            }
-        };
-        if ctx.record_failure(&mut inner.gate, i, &phone).is_some() {
-            errors += 1;
-            results.push(result(&phone, false, Some("ProcessingError")));
-            continue;
-        }
-        let Some(g) = inner.dnc_groups.get_mut(&id) else {
-            return Err(bad("InvalidDncGroupId", "No such group."));
-        };
-        if g.records.get(&phone).is_some_and(|r| r.active_at(now)) {
-            errors += 1;
-            results.push(result(&phone, false, Some("DuplicateRecord")));
-            continue;
-        }
-        g.records.insert(
-            phone.clone(),
-            DncRecord {
-                phone: phone.clone(),
-                expired_at: expires,
-                collected_at: now_iso.clone(),
-                updated_at: now_iso.clone(),
-            },
-        );
-        g.updated_at = now_iso.clone();
-        results.push(result(&phone, true, None));
-    }
+    let (errors, results) = write_records(&st, &ctx, &raw, body, add_one)?;
     Ok(ok(
         json!({"resultSet": {"errorCount": errors, "recordResults": results}}),
     ))
@@ -384,38 +425,7 @@ pub(crate) async fn expire_records(
     Pth((_v, raw)): Pth<(String, String)>,
     J(body): J,
 ) -> CxResult<Response> {
-    let items = body_records(body)?;
-    let mut inner = st.lock();
-    let id = group_id(&inner, &raw)?;
-    let now = inner.gate.wall_now();
-    let now_iso = iso(now);
-    let mut results = Vec::with_capacity(items.len());
-    let mut errors = 0u64;
-    for (i, item) in items.iter().enumerate() {
-        let Some(phone) = item.get("phoneNumber").and_then(normalize_phone) else {
-            errors += 1;
-            results.push(result("", false, Some("InvalidPhoneNumber")));
-            continue;
-        };
-        if ctx.record_failure(&mut inner.gate, i, &phone).is_some() {
-            errors += 1;
-            results.push(result(&phone, false, Some("ProcessingError")));
-            continue;
-        }
-        let Some(g) = inner.dnc_groups.get_mut(&id) else {
-            return Err(bad("InvalidDncGroupId", "No such group."));
-        };
-        let rec = g.records.entry(phone.clone()).or_insert_with(|| DncRecord {
-            phone: phone.clone(),
-            expired_at: None,
-            collected_at: now_iso.clone(),
-            updated_at: now_iso.clone(),
-        });
-        rec.expired_at = Some(now);
-        rec.updated_at = now_iso.clone();
-        g.updated_at = now_iso.clone();
-        results.push(result(&phone, true, None));
-    }
+    let (errors, results) = write_records(&st, &ctx, &raw, body, expire_one)?;
     Ok(ok(json!({"errorCount": errors, "recordResults": results})))
 }
 

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::{CxError, Family};
+use crate::util::{BodyProblem, json_body};
 
 /// Path parameters; a malformed path is a 400.
 pub(crate) struct Pth<T>(pub(crate) T);
@@ -74,11 +75,7 @@ impl Q {
 
     /// The last value of `name`, if any.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        crate::util::last_value(&self.pairs, name)
     }
 
     /// Every value of list parameter `name` (`name[]=a&name[]=b`, `name=a&name=b`).
@@ -88,6 +85,25 @@ impl Q {
             .filter(|(k, _)| k == name || k.strip_suffix("[]") == Some(name))
             .map(|(_, v)| v.clone())
             .collect()
+    }
+
+    /// [`Q::list`], lower-cased (for case-blind matching).
+    pub(crate) fn list_lower(&self, name: &str) -> Vec<String> {
+        self.list(name).iter().map(|v| v.to_lowercase()).collect()
+    }
+
+    /// `skip` (default 0) and `top` (default `default_top`, at most `cap`); negative = 0.
+    pub(crate) fn skip_top(
+        &self,
+        default_top: usize,
+        cap: usize,
+    ) -> Result<(usize, usize), CxError> {
+        let skip = usize::try_from(self.int("skip", 0)?.max(0)).unwrap_or(0);
+        let top = match self.get("top").filter(|t| !t.is_empty()) {
+            None => default_top,
+            Some(_) => usize::try_from(self.int("top", 0)?.max(0)).unwrap_or(usize::MAX),
+        };
+        Ok((skip, top.min(cap)))
     }
 
     /// A whole number, `default` when absent or empty.
@@ -123,7 +139,7 @@ impl<S: Send + Sync> FromRequest<S> for J {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_ascii_lowercase);
+            .map(str::to_owned);
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             CxError::new(
                 family,
@@ -132,28 +148,21 @@ impl<S: Send + Sync> FromRequest<S> for J {
                 format!("Could not read the request body: {e}"),
             )
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(J(None));
-        }
-        if let Some(ct) = &content_type
-            && !(ct.starts_with("application/json") || ct.contains("+json"))
-        {
-            return Err(CxError::new(
+        match json_body(&bytes, content_type.as_deref()) {
+            Ok(v) => Ok(J(v)),
+            Err(BodyProblem::NotJson(ct)) => Err(CxError::new(
                 family,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
                 format!("Content-Type {ct} is not supported; send application/json."),
-            ));
-        }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            CxError::new(
+            )),
+            Err(BodyProblem::Malformed(e)) => Err(CxError::new(
                 family,
                 StatusCode::BAD_REQUEST,
                 "InvalidBody",
                 format!("The request body is not valid JSON: {e}"),
-            )
-        })?;
-        Ok(J((!value.is_null()).then_some(value)))
+            )),
+        }
     }
 }
 

@@ -151,8 +151,7 @@ pub(crate) fn record_json(r: &ListRecord) -> Value {
 
 /// `GET /lists/call-lists`: `{totalRecords, _links, callingLists[…]}`; `skip`/`top` page it.
 pub(crate) async fn list_lists(State(st): State<CxoneState>, q: Q) -> CxResult<Response> {
-    let skip = usize::try_from(q.int("skip", 0)?.max(0)).unwrap_or(0);
-    let top = usize::try_from(q.int("top", i64::MAX)?.max(0)).unwrap_or(usize::MAX);
+    let (skip, top) = q.skip_top(usize::MAX, usize::MAX)?;
     let inner = st.lock();
     let lists: Vec<Value> = inner
         .lists
@@ -512,8 +511,7 @@ pub(crate) fn job_json(j: &JobRec) -> Value {
 
 /// `GET /lists/call-lists/jobs`: every job (a status read of each pending one); `skip`/`top`.
 pub(crate) async fn list_jobs(State(st): State<CxoneState>, q: Q) -> CxResult<Response> {
-    let skip = usize::try_from(q.int("skip", 0)?.max(0)).unwrap_or(0);
-    let top = usize::try_from(q.int("top", i64::MAX)?.max(0)).unwrap_or(usize::MAX);
+    let (skip, top) = q.skip_top(usize::MAX, usize::MAX)?;
     let mut inner = st.lock();
     let ids: Vec<i64> = inner.jobs.keys().copied().collect();
     for id in ids {
@@ -607,10 +605,7 @@ pub(crate) async fn download(
         return Err(bad("InvalidUpdatedSince", "updatedSince is not a date."));
     }
     let max = st.shared.max_page_size;
-    let skip = usize::try_from(q.int("skip", 0)?.max(0)).unwrap_or(0);
-    let top = usize::try_from(q.int("top", max as i64)?.max(0))
-        .unwrap_or(max)
-        .min(max);
+    let (skip, top) = q.skip_top(max, max)?;
     let inner = st.lock();
     let id = list_id(&inner, &raw)?;
     let Some(l) = inner.lists.get(&id) else {

@@ -177,7 +177,7 @@ pub use state::CxoneState;
 #[cfg(doc)]
 use crate::FaultProfile;
 use crate::error::EmulatorError;
-use crate::gate::server::{Listening, base_url_of};
+use crate::gate::server::{Listening, StartSpec};
 
 /// A CXone emulator serving on a local port, in a background task.
 #[derive(Debug)]
@@ -197,18 +197,18 @@ impl RunningCxoneEmulator {
         cfg: CxoneEmulatorConfig,
         addr: SocketAddr,
     ) -> Result<RunningCxoneEmulator, EmulatorError> {
-        cfg.faults.validate()?;
-        let (listener, local) = Listening::bind(addr).await?;
-        let state = CxoneState::new(&cfg, &base_url_of(local));
-        let app = cxone_router(state.clone());
-        let server = Listening::serve(
-            listener,
-            local,
-            app,
-            cfg.header_timeout,
-            cfg.max_connections,
-        );
-        tracing::info!(%local, "NICE CXone emulator listening");
+        let spec = StartSpec {
+            addr,
+            faults: &cfg.faults,
+            header_timeout: cfg.header_timeout,
+            max_connections: cfg.max_connections,
+            label: "NICE CXone emulator",
+        };
+        let (server, state) = crate::gate::server::start(spec, |base| {
+            let state = CxoneState::new(&cfg, base);
+            (state.clone(), cxone_router(state))
+        })
+        .await?;
         Ok(RunningCxoneEmulator { server, state })
     }
 

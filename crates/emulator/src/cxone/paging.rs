@@ -4,7 +4,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
 
+use super::error::{CxError, CxResult};
+use super::extract::Q;
 use crate::util::stable_hash;
 
 /// Where a page ended.
@@ -34,6 +37,24 @@ pub(crate) fn decode(search: &str, token: &str) -> Option<Cursor> {
     let seq = parts.next()?.parse().ok()?;
     let key = parts.next()?.to_owned();
     Some(Cursor { key, seq })
+}
+
+/// The cursor of the request's `scrollToken`, if any; one of another search (or garbage) is
+/// a 400 naming `scrollToken`.
+pub(crate) fn after(q: &Q, search: &str) -> CxResult<Option<Cursor>> {
+    match q.get("scrollToken").filter(|t| !t.is_empty()) {
+        Some(t) => decode(search, t).map(Some).ok_or_else(|| {
+            CxError::dfo_invalid("scrollToken", "scrollToken is invalid for this search.")
+        }),
+        None => Ok(None),
+    }
+}
+
+/// Adds `scrollToken` to a search answer when a next page may exist.
+pub(crate) fn attach(out: &mut Value, search: &str, next: Option<Cursor>) {
+    if let Some(c) = next {
+        out["scrollToken"] = Value::String(encode(search, &c));
+    }
 }
 
 /// One page of `items` (already sorted by `(key, seq)`, ascending or descending as `desc`

@@ -10,6 +10,7 @@
 pub(crate) mod admin;
 pub(crate) mod middleware;
 pub(crate) mod server;
+pub(crate) mod token;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};

@@ -33,7 +33,7 @@ impl Listening {
     }
 
     /// Serves `app` on `listener` until shut down.
-    pub(crate) fn serve(
+    fn serve(
         listener: tokio::net::TcpListener,
         local: SocketAddr,
         app: Router,
@@ -87,6 +87,36 @@ impl Listening {
             task.abort();
         }
     }
+}
+
+/// What an emulator needs to start: its fault profile (checked first), listener limits, and
+/// how to build its state and router once the base URL is known.
+pub(crate) struct StartSpec<'a> {
+    pub(crate) addr: SocketAddr,
+    pub(crate) faults: &'a crate::config::FaultProfile,
+    pub(crate) header_timeout: Duration,
+    pub(crate) max_connections: usize,
+    /// For the log line, e.g. "NICE CXone emulator".
+    pub(crate) label: &'static str,
+}
+
+/// Checks the faults, binds, builds `(state, router)` with `build(base_url)` and serves.
+pub(crate) async fn start<S>(
+    spec: StartSpec<'_>,
+    build: impl FnOnce(&str) -> (S, Router),
+) -> Result<(Listening, S), EmulatorError> {
+    spec.faults.validate()?;
+    let (listener, local) = Listening::bind(spec.addr).await?;
+    let (state, app) = build(&base_url_of(local));
+    let server = Listening::serve(
+        listener,
+        local,
+        app,
+        spec.header_timeout,
+        spec.max_connections,
+    );
+    tracing::info!(%local, "{} listening", spec.label);
+    Ok((server, state))
 }
 
 /// `http://ADDR`, an unspecified bind address shown as 127.0.0.1.

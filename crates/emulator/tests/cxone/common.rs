@@ -4,8 +4,7 @@
 
 use base64::Engine;
 use dedupd_emulator::cxone::{CxoneEmulatorConfig, CxoneSeed, RunningCxoneEmulator};
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 pub(crate) const CLIENT_ID: &str = "dedupd-demo";
@@ -14,32 +13,11 @@ pub(crate) const KEY_ID: &str = "dedupd-demo-key";
 pub(crate) const KEY_SECRET: &str = "dedupd-demo-key-secret";
 pub(crate) const V: &str = "/inContactAPI/services/v30.0";
 
-/// A response.
-#[derive(Debug)]
-pub(crate) struct Resp {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    /// `Value::Null` when the body is empty or not JSON.
-    pub(crate) body: Value,
-    pub(crate) raw: String,
-}
+#[path = "../support/resp.rs"]
+mod resp;
+pub(crate) use resp::{Resp, to_resp};
 
 impl Resp {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    #[track_caller]
-    pub(crate) fn expect(self, status: u16) -> Value {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.raw
-        );
-        self.body
-    }
-
     /// A DFO error: `{"errors":[{"message", "errorCode", …}], "uid"}`.
     #[track_caller]
     pub(crate) fn expect_dfo_error(self, status: u16) -> Value {
@@ -123,19 +101,6 @@ pub(crate) async fn start(cfg: CxoneEmulatorConfig) -> Cx {
 
 pub(crate) async fn start_default() -> Cx {
     start(roomy()).await
-}
-
-pub(crate) async fn to_resp(r: reqwest::Response) -> Resp {
-    let status = r.status();
-    let headers = r.headers().clone();
-    let raw = r.text().await.expect("body read");
-    let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        body,
-        raw,
-    }
 }
 
 impl Cx {

@@ -8,19 +8,6 @@ use serde_json::json;
 
 use crate::common::{Cx, V, outbound, roomy, start, start_default};
 
-fn rule(kind: FaultKind, probability: f64) -> FaultRule {
-    FaultRule {
-        kind,
-        probability,
-        methods: Vec::new(),
-        paths: Vec::new(),
-        statuses: None,
-        delay_ms: None,
-        burst: None,
-        retry_after_secs: None,
-    }
-}
-
 fn profile(seed: u64, rules: Vec<FaultRule>) -> FaultProfile {
     FaultProfile {
         seed: Some(seed),
@@ -110,7 +97,7 @@ async fn injected_429s_with_and_without_retry_after() {
     assert!(r.header("retry-after").is_none());
     r.expect_dfo_error(429);
     // From the profile: a burst of 2 without Retry-After, then served.
-    let mut burst = rule(FaultKind::RateLimitBurst, 1.0);
+    let mut burst = FaultRule::new(FaultKind::RateLimitBurst, 1.0);
     burst.burst = Some(2);
     burst.retry_after_secs = Some(0);
     burst.paths = vec!["/dfo/3.0/customers".into()];
@@ -151,7 +138,7 @@ async fn server_errors_timeouts_and_slow_answers() {
     assert_eq!(cx.faults("gateway_timeout_applied"), 1);
     assert_eq!(cx.faults("server_error"), 4);
     // The token endpoint is only affected when a rule names it.
-    let mut on_token = rule(FaultKind::ServerError, 1.0);
+    let mut on_token = FaultRule::new(FaultKind::ServerError, 1.0);
     on_token.paths = vec!["/auth/token".into()];
     on_token.statuses = Some(vec![503]);
     cx.emu.state().set_faults(profile(3, vec![on_token]));
@@ -188,13 +175,13 @@ async fn server_errors_timeouts_and_slow_answers() {
 async fn run(seed: u64) -> Vec<u16> {
     let cx = start_default().await;
     let ch = cx.seed_channel();
-    let mut se = rule(FaultKind::ServerError, 0.3);
+    let mut se = FaultRule::new(FaultKind::ServerError, 0.3);
     se.statuses = Some(vec![500, 503]);
-    let mut applied = rule(FaultKind::GatewayTimeoutApplied, 0.2);
+    let mut applied = FaultRule::new(FaultKind::GatewayTimeoutApplied, 0.2);
     applied.methods = vec!["POST".into()];
     cx.emu.state().set_faults(profile(
         seed,
-        vec![rule(FaultKind::RateLimitBurst, 0.1), se, applied],
+        vec![FaultRule::new(FaultKind::RateLimitBurst, 0.1), se, applied],
     ));
     let mut out = Vec::new();
     for _ in 0..40 {
