@@ -249,6 +249,11 @@ impl CustomerQuery {
         Ok(CustomerQuery { clauses })
     }
 
+    /// Whether the query has no clause (it matches every card).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.clauses.is_empty()
+    }
+
     /// Whether customer `c` satisfies every clause.
     pub(crate) fn matches(&self, c: &CustomerRec) -> bool {
         self.clauses.iter().all(|cl| clause_matches(cl, c))

@@ -232,6 +232,8 @@ pub(crate) struct CxInner {
     pub(crate) field_defs: BTreeMap<String, Value>,
     pub(crate) customers: HashMap<String, CustomerRec>,
     pub(crate) customer_seq: u64,
+    /// Creation order → id of the live cards (the default search order, without sorting).
+    pub(crate) customer_order: BTreeMap<u64, String>,
     /// Lower-cased identity id → customers holding it, in the order they got it.
     pub(crate) identity_index: HashMap<String, Vec<String>>,
     pub(crate) merged: HashMap<String, MergedRec>,
@@ -259,6 +261,7 @@ impl CxInner {
             field_defs: BTreeMap::new(),
             customers: HashMap::new(),
             customer_seq: 0,
+            customer_order: BTreeMap::new(),
             identity_index: HashMap::new(),
             merged: HashMap::new(),
             threads: HashMap::new(),
@@ -304,6 +307,7 @@ impl CxInner {
         rec.seq = self.customer_seq;
         let id = rec.id.clone();
         let ids: Vec<String> = rec.identities.iter().map(|i| i.id.clone()).collect();
+        self.customer_order.insert(rec.seq, id.clone());
         self.customers.insert(id.clone(), rec);
         for i in ids {
             self.index_identity(&i, &id);
