@@ -55,11 +55,12 @@ enum Command {
     /// stay pending after their retries, or the platform was unreachable for --give-up-after
     /// (run again); 2 on a configuration, auth or I/O error.
     Sync(sync::args::SyncArgs),
-    /// Run the Genesys Cloud emulator alone (for demos, dry runs and benchmarks).
+    /// Run a platform emulator alone (for demos, dry runs and benchmarks).
     ///
-    /// Serves POST /oauth/token and the /api/v2 paths dedupd uses on http://127.0.0.1:PORT,
-    /// with a per-token rate limit and optional seeded fault injection; its admin API is under
-    /// /__emulator/. Stops on Ctrl-C.
+    /// --platform genesys (default) serves POST /oauth/token and the /api/v2 paths dedupd uses;
+    /// --platform cxone serves the NICE CXone issuer, tenant discovery, /dfo/3.0 and the Admin
+    /// lists and DNC paths. One port (http://127.0.0.1:PORT), a per-token rate limit, optional
+    /// seeded fault injection; the admin API is under /__emulator/. Stops on Ctrl-C.
     Emulator(jobs::emulator::EmulatorArgs),
     /// Find duplicate contacts and merge them (plan, review, apply).
     Merge {

@@ -917,43 +917,96 @@ fn kill_dash_nine_mid_ingest_then_the_rerun_reports_every_change() {
     );
 }
 
-#[test]
-fn emulator_subcommand_serves_oauth_on_an_ephemeral_port() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dedupd"))
-        .args(["emulator", "--port", "0", "--client-id", "cli-test"])
-        .env("DEDUPD_EMULATOR_CLIENT_SECRET", "s3cret-value")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Starts `dedupd emulator ARGS` with `envs`; returns the child, its banner line and the
+/// `host:port` the banner names.
+fn spawn_emulator(args: &[&str], envs: &[(&str, &str)]) -> (std::process::Child, String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dedupd"));
+    cmd.arg("emulator").args(args).stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut banner = String::new();
     stderr.read_line(&mut banner).unwrap();
-    assert!(
-        !banner.contains("s3cret-value"),
-        "the secret is never printed: {banner}"
-    );
-    let url = banner
+    let host = banner
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
-        .expect("banner names the URL");
-    let host = url.trim_start_matches("http://").trim_end_matches('/');
+        .expect("banner names the URL")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    (child, banner, host)
+}
+
+/// A form POST over a raw HTTP/1.1 connection with Basic `cli-test:s3cret-value`; the whole
+/// response as text.
+fn post_form_basic(host: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect(host).unwrap();
     // Basic base64("cli-test:s3cret-value")
-    let body = "grant_type=client_credentials";
     write!(
         conn,
-        "POST /oauth/token HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic Y2xpLXRlc3Q6czNjcmV0LXZhbHVl\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic Y2xpLXRlc3Q6czNjcmV0LXZhbHVl\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut resp = String::new();
     conn.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+#[test]
+fn emulator_subcommand_serves_oauth_on_an_ephemeral_port() {
+    let (mut child, banner, host) = spawn_emulator(
+        &["--port", "0", "--client-id", "cli-test"],
+        &[("DEDUPD_EMULATOR_CLIENT_SECRET", "s3cret-value")],
+    );
+    assert!(
+        !banner.contains("s3cret-value"),
+        "the secret is never printed: {banner}"
+    );
+    let resp = post_form_basic(&host, "/oauth/token", "grant_type=client_credentials");
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(
         resp.contains("\"access_token\"") && resp.contains("\"expires_in\""),
+        "{resp}"
+    );
+}
+
+#[test]
+fn emulator_subcommand_serves_cxone_with_the_password_grant() {
+    let (mut child, banner, host) = spawn_emulator(
+        &[
+            "--platform",
+            "cxone",
+            "--port",
+            "0",
+            "--client-id",
+            "cli-test",
+        ],
+        &[
+            ("DEDUPD_EMULATOR_CLIENT_SECRET", "s3cret-value"),
+            ("DEDUPD_EMULATOR_ACCESS_KEY_SECRET", "key-s3cret"),
+        ],
+    );
+    assert!(
+        banner.contains("NICE CXone") && !banner.contains("s3cret"),
+        "named, and no secret printed: {banner}"
+    );
+    let resp = post_form_basic(
+        &host,
+        "/auth/token",
+        "grant_type=password&username=dedupd-demo-key&password=key-s3cret",
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.contains("\"id_token\"") && resp.contains("\"refresh_token\""),
         "{resp}"
     );
 }

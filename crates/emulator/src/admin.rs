@@ -1,25 +1,29 @@
-//! The admin API under `/__emulator/` (no auth, no faults, not counted in stats).
+//! The Genesys admin API under `/__emulator/` (no auth, no faults, not counted in stats): the
+//! shared routes of [`crate::gate::admin`] plus seeding and reading Genesys data.
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
-use crate::config::FaultProfile;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{P, json_response, ok_json};
+use crate::http::{P, ok_json};
 use crate::state::EmulatorState;
 
 /// Admin routes, for documentation and tests.
 pub const ADMIN_ROUTES: &[(&str, &str)] = &[
-    ("POST", "/__emulator/seed"),
+    // shared by every platform (crate::gate::admin::SHARED_ADMIN_ROUTES)
     ("GET", "/__emulator/stats"),
     ("POST", "/__emulator/reset"),
     ("GET", "/__emulator/faults"),
     ("PUT", "/__emulator/faults"),
     ("POST", "/__emulator/revoke-tokens"),
+    ("POST", "/__emulator/clock/advance"),
+    ("PUT", "/__emulator/outage"),
+    ("DELETE", "/__emulator/outage"),
+    // Genesys
+    ("POST", "/__emulator/seed"),
     ("GET", "/__emulator/contactlists/{contactListId}/contacts"),
     (
         "PUT",
@@ -34,12 +38,8 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
 ];
 
 pub(crate) fn router() -> Router<EmulatorState> {
-    Router::new()
+    crate::gate::admin::router::<EmulatorState>()
         .route("/__emulator/seed", post(seed))
-        .route("/__emulator/stats", get(stats))
-        .route("/__emulator/reset", post(reset))
-        .route("/__emulator/faults", get(get_faults).put(put_faults))
-        .route("/__emulator/revoke-tokens", post(revoke))
         .route(
             "/__emulator/contactlists/{contactListId}/contacts",
             get(list_contacts),
@@ -130,47 +130,6 @@ async fn seed(State(st): State<EmulatorState>, AdminJson(body): AdminJson) -> Ap
         "externalContacts": ext,
         "conversations": convs,
     })))
-}
-
-async fn stats(State(st): State<EmulatorState>) -> Response {
-    match serde_json::to_value(st.stats()) {
-        Ok(v) => ok_json(v),
-        Err(e) => ApiError::server_error(500, None)
-            .with_detail("internal.server.error", &e.to_string(), None)
-            .into_response(),
-    }
-}
-
-async fn reset(State(st): State<EmulatorState>) -> Response {
-    st.reset();
-    json_response(StatusCode::OK, &json!({"reset": true}))
-}
-
-async fn get_faults(State(st): State<EmulatorState>) -> ApiResult<Response> {
-    serde_json::to_value(st.faults())
-        .map(ok_json)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
-/// Replaces the fault profile (JSON with the TOML file's keys); invalid → 400 naming the key.
-async fn put_faults(
-    State(st): State<EmulatorState>,
-    AdminJson(body): AdminJson,
-) -> ApiResult<Response> {
-    let profile: FaultProfile = serde_json::from_value(body)
-        .map_err(|e| ApiError::invalid_value(format!("Invalid fault profile: {e}")))?;
-    profile
-        .validate()
-        .map_err(|e| ApiError::invalid_value(e.to_string()))?;
-    st.set_faults(profile.clone());
-    serde_json::to_value(profile)
-        .map(ok_json)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
-async fn revoke(State(st): State<EmulatorState>) -> Response {
-    let n = st.revoke_tokens();
-    ok_json(json!({"revoked": n}))
 }
 
 async fn list_contacts(State(st): State<EmulatorState>, P(id): P<String>) -> ApiResult<Response> {

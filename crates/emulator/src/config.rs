@@ -81,7 +81,7 @@ impl EmulatorConfig {
 /// kind = "rate_limit_burst"     # 429 with Retry-After, for `burst` consecutive requests of a token
 /// probability = 0.10
 /// burst = 3
-/// retry_after_secs = 1
+/// retry_after_secs = 1          # 0 = 429s without a Retry-After header
 ///
 /// [[rules]]
 /// kind = "server_error"         # 500/502/503 picked uniformly from `statuses`
@@ -159,13 +159,31 @@ pub struct FaultRule {
     /// `rate_limit_burst`: number of consecutive 429s for the token (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
-    /// `rate_limit_burst` (default 1) and `server_error` with 503: the `Retry-After` value.
+    /// `rate_limit_burst` (default 1) and `server_error` with 503: the `Retry-After` value;
+    /// 0 = the answer carries no `Retry-After` header (a 429 the client must time itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
 }
 
 fn one() -> f64 {
     1.0
+}
+
+impl FaultRule {
+    /// A rule of `kind` firing with `probability`, on every method and the API paths, with the
+    /// kind's defaults; set the other fields as needed.
+    pub fn new(kind: FaultKind, probability: f64) -> FaultRule {
+        FaultRule {
+            kind,
+            probability,
+            methods: Vec::new(),
+            paths: Vec::new(),
+            statuses: None,
+            delay_ms: None,
+            burst: None,
+            retry_after_secs: None,
+        }
+    }
 }
 
 /// Fault kinds.
@@ -316,9 +334,12 @@ impl FaultProfile {
                 return bad(k("delay_ms"), format!("at most 600000, got {d}"));
             }
             if let Some(s) = r.retry_after_secs
-                && !(1..=3600).contains(&s)
+                && s > 3600
             {
-                return bad(k("retry_after_secs"), format!("must be 1..=3600, got {s}"));
+                return bad(
+                    k("retry_after_secs"),
+                    format!("must be 0..=3600 (0 = no Retry-After header), got {s}"),
+                );
             }
         }
         Ok(())

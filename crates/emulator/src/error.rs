@@ -1,12 +1,10 @@
 //! Errors: the library's own [`EmulatorError`], and [`ApiError`], the platform's `ErrorBody`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::util::stable_hash;
+use crate::gate::middleware::current_correlation_id;
 
 /// Errors of the emulator library (configuration, binding).
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +29,9 @@ pub enum EmulatorError {
     /// A fault profile is malformed; the message names the key.
     #[error("invalid fault profile: {0}")]
     InvalidFaults(String),
+    /// A seed body (CXone admin seed) is invalid; the message names the item and field.
+    #[error("invalid seed: {0}")]
+    InvalidSeed(String),
     /// The listener could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -39,39 +40,6 @@ pub enum EmulatorError {
         /// The cause.
         source: std::io::Error,
     },
-}
-
-tokio::task_local! {
-    /// The correlation id of the request being served (`ININ-Correlation-Id`, `contextId`).
-    pub(crate) static CORRELATION_ID: String;
-}
-
-static CORRELATION_COUNTER: AtomicU64 = AtomicU64::new(1);
-
-/// A fresh correlation id (GUID-shaped; unique within the process).
-pub(crate) fn new_correlation_id() -> String {
-    let n = CORRELATION_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let a = stable_hash(&[&n.to_le_bytes(), &nanos.to_le_bytes()]);
-    let b = stable_hash(&[&a.to_le_bytes()]);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        0x8000 | (b >> 48 & 0x3fff),
-        b & 0xffff_ffff_ffff
-    )
-}
-
-/// The correlation id of the current request, or a fresh one outside a request.
-pub(crate) fn current_correlation_id() -> String {
-    CORRELATION_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| new_correlation_id())
 }
 
 /// A platform error, rendered as the real `ErrorBody`
@@ -148,15 +116,21 @@ impl ApiError {
         )
     }
 
-    pub(crate) fn too_many_requests(retry_after: u64) -> Self {
+    /// 429 `too.many.requests.retry.after`; `None` = no `Retry-After` header (and no number
+    /// of seconds in the message).
+    pub(crate) fn too_many_requests(retry_after: Option<u64>) -> Self {
+        let message = match retry_after {
+            Some(secs) => {
+                format!("Rate limit exceeded the maximum. Retry the request in [{secs}] seconds")
+            }
+            None => "Rate limit exceeded the maximum.".to_owned(),
+        };
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too.many.requests.retry.after",
-            format!(
-                "Rate limit exceeded the maximum. Retry the request in [{retry_after}] seconds"
-            ),
+            message,
         );
-        e.retry_after = Some(retry_after);
+        e.retry_after = retry_after;
         e
     }
 
@@ -266,7 +240,7 @@ mod tests {
 
     #[test]
     fn error_body_has_the_platform_shape() {
-        let e = ApiError::too_many_requests(7);
+        let e = ApiError::too_many_requests(Some(7));
         let b = e.body("ctx-1");
         assert_eq!(b["code"], "too.many.requests.retry.after");
         assert_eq!(b["status"], 429);
@@ -285,13 +259,5 @@ mod tests {
         let b = e.body("c");
         assert_eq!(b["entityId"], "c1");
         assert_eq!(b["details"][0]["fieldName"], "data");
-    }
-
-    #[test]
-    fn correlation_ids_are_unique_guids() {
-        let a = new_correlation_id();
-        let b = new_correlation_id();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 36);
     }
 }

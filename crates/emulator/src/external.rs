@@ -936,7 +936,9 @@ pub(crate) async fn merge(
         let injected = !flagged && ctx.merge_conflict(id, i == 0);
         if flagged || injected {
             if injected {
-                inner.count_fault(crate::config::FaultKind::MergeConflict.as_str());
+                inner
+                    .gate
+                    .count_fault(crate::config::FaultKind::MergeConflict.as_str());
             }
             return Err(ApiError::conflict(format!(
                 "Contact {id} cannot be merged: it has active associations (e.g. open conversations)."
@@ -1079,7 +1081,7 @@ fn bulk_entities(body: &Value) -> ApiResult<Vec<Value>> {
 
 /// Shuffles results (seeded) and computes `errorCount` / `errorIndexes`.
 fn bulk_response(inner: &mut Inner, mut results: Vec<Value>) -> Response {
-    results.shuffle(&mut inner.fault_rng);
+    results.shuffle(&mut inner.gate.fault_rng);
     let error_indexes: Vec<usize> = results
         .iter()
         .enumerate()
@@ -1186,7 +1188,7 @@ pub(crate) async fn bulk_fetch(
 ) -> ApiResult<Response> {
     bulk_each(&st, body, |inner, i, e| {
         let id = entity_id(e).ok_or_else(|| missing_id("id is required.", None))?;
-        if let Some(status) = ctx.record_failure(inner, i, id) {
+        if let Some(status) = ctx.record_failure(&mut inner.gate, i, id) {
             return Err(injected_failure(Some(id), status, Some(json!({"id": id}))));
         }
         let r = resolve(inner, id).map_err(|_| not_found_result(id))?;
@@ -1209,9 +1211,11 @@ pub(crate) async fn bulk_add(
                 .and_then(Value::as_str);
             rejected(None, 400, &err, Some(e.clone()), field)
         })?;
-        if let Some(status) =
-            ctx.record_failure(inner, i, &Value::Object(fields.clone()).to_string())
-        {
+        if let Some(status) = ctx.record_failure(
+            &mut inner.gate,
+            i,
+            &Value::Object(fields.clone()).to_string(),
+        ) {
             return Err(injected_failure(None, status, Some(e.clone())));
         }
         let id = insert_new(inner, fields, None)
@@ -1233,7 +1237,7 @@ pub(crate) async fn bulk_update(
         let head = resolve_head(inner, id)?;
         let fields =
             normalize(e).map_err(|err| rejected(Some(id), 400, &err, Some(e.clone()), None))?;
-        if let Some(status) = ctx.record_failure(inner, i, id) {
+        if let Some(status) = ctx.record_failure(&mut inner.gate, i, id) {
             return Err(injected_failure(Some(id), status, Some(e.clone())));
         }
         let ent = replace_fields(inner, &head, fields).map_err(|_| not_found_result(id))?;
@@ -1250,7 +1254,7 @@ pub(crate) async fn bulk_remove(
     bulk_each(&st, body, |inner, i, e| {
         let id = entity_id(e).ok_or_else(|| missing_id("id is required.", None))?;
         let head = resolve_head(inner, id)?;
-        if let Some(status) = ctx.record_failure(inner, i, id) {
+        if let Some(status) = ctx.record_failure(&mut inner.gate, i, id) {
             return Err(injected_failure(Some(id), status, Some(json!({"id": id}))));
         }
         if let Some(r) = inner.ext.get_mut(&head) {

@@ -1,4 +1,4 @@
-//! # dedupd-emulator: an in-memory Genesys Cloud Platform API v2 emulator
+//! # dedupd-emulator: in-memory emulators of Genesys Cloud (this page) and NICE CXone ([`cxone`])
 //!
 //! A local stand-in for the Genesys Cloud endpoints dedupd uses, on the **real paths, bodies,
 //! status codes and error codes** (`shared/genesys/openapi-excerpt.json`; the route table
@@ -61,7 +61,7 @@
 //! Declared in a TOML file ([`FaultProfile`], example there), replaced at run time with
 //! `PUT /__emulator/faults` (same keys, JSON) or [`EmulatorState::set_faults`], and per request
 //! with the emulator-only header `x-emulator-fault` (`;`- or `,`-separated):
-//! `429[=secs]`, `500`, `502`, `503[=retry-after]`, `504` (not applied), `504-applied` (the
+//! `429[=secs]` (`429=0`: no `Retry-After`), `500`, `502`, `503[=retry-after]`, `504` (not applied), `504-applied` (the
 //! write is applied, then 504 `request.timeout`), `slow=MS`, `timeout=MS` (wait, then 504,
 //! nothing applied), `record-failure=INDEX` (repeatable), `merge-conflict`, `revoke-token`.
 //! Decisions per request are drawn from one RNG seeded with the seed, so a given seed and
@@ -70,7 +70,17 @@
 //!
 //! **Outages**: [`EmulatorState::outage_after`] lets the next N `/api/v2` requests through and
 //! then answers every request (the token endpoint's too) with 503 until
-//! [`EmulatorState::end_outage`]: the platform going away part-way through a run.
+//! [`EmulatorState::end_outage`]: the platform going away part-way through a run
+//! (`PUT /__emulator/outage {"after": N}`, `DELETE /__emulator/outage` over HTTP).
+//!
+//! **Clock**: token lifetimes, revocation periods and rate windows run on the emulator's own
+//! clock, which [`EmulatorState::advance_clock`] (`POST /__emulator/clock/advance {"secs": N}`)
+//! moves forward: a test expires a token without waiting.
+//!
+//! The gate (tokens, budget, faults, outages, counters, clock), the listener and these shared
+//! admin routes ([`SHARED_ADMIN_ROUTES`]) are platform-neutral (module `gate`): the NICE
+//! CXone emulator ([`cxone`], `RunningCxoneEmulator`) runs behind the same machinery, with the
+//! same profile keys and header.
 //!
 //! `crates/emulator/fault-profiles/sync-chaos.toml` is the profile of the sync acceptance run
 //! (10 % 429, 5 % 5xx, 2 % 504-but-applied, tokens expiring every 30 s).
@@ -129,8 +139,10 @@ mod agentless;
 mod associations;
 mod config;
 mod conversations;
+pub mod cxone;
 mod error;
 mod external;
+mod gate;
 mod http;
 mod oauth;
 mod outbound;
@@ -140,28 +152,26 @@ mod state;
 mod util;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
-
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub use admin::ADMIN_ROUTES;
 pub use agentless::AGENTLESS_ROUTES;
 pub use config::{EmulatorConfig, FaultKind, FaultProfile, FaultRule, RateLimitScope};
 pub use error::EmulatorError;
 pub use external::{MERGE_MAX, MERGE_MIN, MERGE_SET_MAX};
-pub use http::FAULT_HEADER;
+pub use gate::admin::SHARED_ADMIN_ROUTES;
+pub use gate::middleware::FAULT_HEADER;
+pub use gate::{ClientStats, Stats, TokenStats};
 pub use outbound::MAX_CONTACTS_PER_REQUEST;
 pub use routes::{ROUTES, router};
-pub use state::{ClientStats, EmulatorState, Stats, TokenStats};
+pub use state::EmulatorState;
+
+use gate::server::{Listening, StartSpec};
 
 /// An emulator serving on a local port, in a background task.
 #[derive(Debug)]
 pub struct RunningEmulator {
-    addr: SocketAddr,
+    server: Listening,
     state: EmulatorState,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
 }
 
 impl RunningEmulator {
@@ -175,54 +185,29 @@ impl RunningEmulator {
         cfg: EmulatorConfig,
         addr: SocketAddr,
     ) -> Result<RunningEmulator, EmulatorError> {
-        cfg.faults.validate()?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| EmulatorError::Bind { addr, source })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| EmulatorError::Bind { addr, source })?;
-        let state = EmulatorState::new(&cfg);
-        let (cfg_header_timeout, cfg_max_connections) = (cfg.header_timeout, cfg.max_connections);
-        let app = router(state.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            // A header-read timeout and a connection cap, like dedupd serve's listener.
-            let limits = dedupd_http::Limits {
-                header_timeout: cfg_header_timeout,
-                max_connections: cfg_max_connections,
-                reserve_paths: Vec::new(),
-                ..dedupd_http::Limits::default()
-            };
-            let served = dedupd_http::serve(listener, app, limits, async {
-                let _ = stopped.await;
-            })
-            .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "emulator server stopped with an error");
-            }
-        });
-        tracing::info!(%local, "Genesys Cloud emulator listening");
-        Ok(RunningEmulator {
-            addr: local,
-            state,
-            stop: Some(stop),
-            task: Some(task),
+        let spec = StartSpec {
+            addr,
+            faults: &cfg.faults,
+            header_timeout: cfg.header_timeout,
+            max_connections: cfg.max_connections,
+            label: "Genesys Cloud emulator",
+        };
+        let (server, state) = gate::server::start(spec, |_| {
+            let state = EmulatorState::new(&cfg);
+            (state.clone(), router(state))
         })
+        .await?;
+        Ok(RunningEmulator { server, state })
     }
 
     /// `http://127.0.0.1:PORT` (an unspecified bind address is shown as 127.0.0.1).
     pub fn base_url(&self) -> String {
-        let mut addr = self.addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(Ipv4Addr::LOCALHOST.into());
-        }
-        format!("http://{addr}")
+        self.server.base_url()
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.server.local_addr()
     }
 
     /// A handle on the state, for in-process inspection.
@@ -232,27 +217,7 @@ impl RunningEmulator {
 
     /// Stops accepting, lets in-flight requests finish for up to 2 s, then stops the task
     /// (requests held by a `timeout` fault are cut).
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(Duration::from_secs(2), &mut task)
-                .await
-                .is_err()
-        {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for RunningEmulator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }

@@ -491,7 +491,7 @@ pub(crate) async fn add_contacts(
         let key = id
             .clone()
             .unwrap_or_else(|| Value::Object(data.clone()).to_string());
-        if let Some(status) = ctx.record_failure(&mut inner, *i, &key) {
+        if let Some(status) = ctx.record_failure(&mut inner.gate, *i, &key) {
             let what = match id {
                 Some(id) => format!("contact [{i}] (id {id})"),
                 None => format!("contact [{i}]"),
@@ -560,7 +560,7 @@ pub(crate) async fn put_contact(
         m.insert("id".into(), json!(id));
     }
     let data = check_contact(list, None, &with_id)?;
-    if let Some(status) = ctx.record_failure(&mut inner, 0, &id) {
+    if let Some(status) = ctx.record_failure(&mut inner.gate, 0, &id) {
         let e = if status < 500 {
             ApiError::invalid_value(format!(
                 "contact {id} was rejected: Value is not valid for contact data."

@@ -5,9 +5,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
-use crate::http::{
-    MAX_BODY_BYTES, genesys_middleware, method_not_allowed_fallback, not_found_fallback,
-};
+use crate::gate::middleware::{gate_middleware, method_not_allowed_fallback, not_found_fallback};
+use crate::http::MAX_BODY_BYTES;
 use crate::state::EmulatorState;
 use crate::{admin, conversations, external, oauth, outbound};
 
@@ -145,9 +144,12 @@ pub fn router(state: EmulatorState) -> Router {
         api = api.route(path, h);
     }
     let api = api
-        .fallback(not_found_fallback)
-        .method_not_allowed_fallback(method_not_allowed_fallback)
-        .layer(from_fn_with_state(state.clone(), genesys_middleware));
+        .fallback(not_found_fallback::<EmulatorState>)
+        .method_not_allowed_fallback(method_not_allowed_fallback::<EmulatorState>)
+        .layer(from_fn_with_state(
+            state.clone(),
+            gate_middleware::<EmulatorState>,
+        ));
     api.merge(admin::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -101,6 +101,42 @@ pub(crate) fn parse_basic_auth(header: &str) -> Option<(String, String)> {
     Some((id.to_owned(), secret.to_owned()))
 }
 
+/// The last value of query parameter `name` in `pairs`.
+pub(crate) fn last_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Why a JSON request body was refused.
+pub(crate) enum BodyProblem {
+    /// `Content-Type` present and not JSON (the lower-cased value).
+    NotJson(String),
+    /// Not valid JSON (the parser's message).
+    Malformed(String),
+}
+
+/// A JSON request body: `None` when empty (whitespace only) or the literal `null`; a
+/// `Content-Type` that is present must be JSON (`application/json…` or `…+json`).
+pub(crate) fn json_body(
+    bytes: &[u8],
+    content_type: Option<&str>,
+) -> Result<Option<serde_json::Value>, BodyProblem> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if let Some(ct) = content_type.map(str::to_ascii_lowercase)
+        && !(ct.starts_with("application/json") || ct.contains("+json"))
+    {
+        return Err(BodyProblem::NotJson(ct));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| BodyProblem::Malformed(e.to_string()))?;
+    Ok((!value.is_null()).then_some(value))
+}
+
 /// Parses `Authorization: Bearer TOKEN`.
 pub(crate) fn parse_bearer(header: &str) -> Option<&str> {
     let (scheme, rest) = header.trim().split_once(' ')?;

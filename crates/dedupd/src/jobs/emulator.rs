@@ -1,13 +1,26 @@
-//! `dedupd emulator`: the platform emulator alone, on a fixed port, until Ctrl-C.
+//! `dedupd emulator`: a platform emulator alone, on a fixed port, until Ctrl-C.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
+/// Which platform to emulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmulatedPlatform {
+    /// Genesys Cloud: `POST /oauth/token` and the `/api/v2` paths dedupd uses.
+    Genesys,
+    /// NICE CXone: the issuer (`/.well-known/…`, `/auth/token`), DFO (`/dfo/3.0/…`) and the
+    /// Admin lists and DNC paths (`/inContactAPI/services/vNN.0/…`), all on one port.
+    Cxone,
+}
+
 /// Flags of `dedupd emulator`.
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
+    /// The platform to emulate.
+    #[arg(long, value_enum, default_value_t = EmulatedPlatform::Genesys)]
+    pub platform: EmulatedPlatform,
     /// Port on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 8787)]
     pub port: u16,
@@ -29,40 +42,80 @@ pub struct EmulatorArgs {
         hide_env_values = true
     )]
     pub client_secret: String,
+    /// CXone only: the access key id the password grant accepts (its `username`).
+    #[arg(
+        long,
+        env = "DEDUPD_EMULATOR_ACCESS_KEY_ID",
+        default_value = "dedupd-demo-key"
+    )]
+    pub access_key_id: String,
+    /// CXone only: the access key secret (the password grant's `password`; never printed).
+    #[arg(
+        long,
+        env = "DEDUPD_EMULATOR_ACCESS_KEY_SECRET",
+        default_value = "dedupd-demo-key-secret",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub access_key_secret: String,
 }
 
 /// Runs the emulator until Ctrl-C.
 pub fn main(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
-    let EmulatorArgs {
-        port,
-        faults,
-        rate_limit,
-        client_id,
-        client_secret,
-    } = args;
-
-    let mut cfg = dedupd_emulator::EmulatorConfig {
-        rate_limit_per_minute: rate_limit,
-        clients: vec![(client_id.clone(), client_secret)],
-        ..Default::default()
+    let faults = match &args.faults {
+        Some(path) => Some(dedupd_emulator::FaultProfile::from_file(path)?),
+        None => None,
     };
-    if let Some(path) = &faults {
-        cfg.faults = dedupd_emulator::FaultProfile::from_file(path)?;
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let emu = dedupd_emulator::RunningEmulator::start_on(cfg, addr)
-            .await
-            .with_context(|| format!("cannot start the emulator on {addr}"))?;
-        eprintln!(
-            "Genesys Cloud emulator on {} (client id `{client_id}`, {rate_limit} requests/min per token). Ctrl-C stops it.",
-            emu.base_url()
-        );
-        tokio::signal::ctrl_c().await?;
-        emu.shutdown().await;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
+        let started = || format!("cannot start the emulator on {addr}");
+        let rate = args.rate_limit;
+        match args.platform {
+            EmulatedPlatform::Genesys => {
+                let cfg = dedupd_emulator::EmulatorConfig {
+                    rate_limit_per_minute: rate,
+                    clients: vec![(args.client_id.clone(), args.client_secret)],
+                    faults: faults.unwrap_or_default(),
+                    ..Default::default()
+                };
+                let emu = dedupd_emulator::RunningEmulator::start_on(cfg, addr)
+                    .await
+                    .with_context(started)?;
+                eprintln!(
+                    "Genesys Cloud emulator on {} (client id `{}`, {rate} requests/min per token). Ctrl-C stops it.",
+                    emu.base_url(),
+                    args.client_id
+                );
+                tokio::signal::ctrl_c().await?;
+                emu.shutdown().await;
+            }
+            EmulatedPlatform::Cxone => {
+                use dedupd_emulator::cxone::{CxoneEmulatorConfig, RunningCxoneEmulator};
+                let cfg = CxoneEmulatorConfig {
+                    rate_limit_per_minute: rate,
+                    clients: vec![(args.client_id.clone(), args.client_secret)],
+                    access_keys: vec![(args.access_key_id.clone(), args.access_key_secret)],
+                    faults: faults.unwrap_or_default(),
+                    ..Default::default()
+                };
+                let emu = RunningCxoneEmulator::start_on(cfg, addr)
+                    .await
+                    .with_context(started)?;
+                let tenant = emu.state().tenant();
+                eprintln!(
+                    "NICE CXone emulator on {} (issuer, API and DFO base; tenant `{}`; client id `{}`, access key id `{}`; {rate} requests/min per token). Ctrl-C stops it.",
+                    emu.base_url(),
+                    tenant.tenant_id,
+                    args.client_id,
+                    args.access_key_id
+                );
+                tokio::signal::ctrl_c().await?;
+                emu.shutdown().await;
+            }
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -66,22 +66,26 @@ async fn token_flow_bad_credentials_and_missing_bearer() {
 #[tokio::test]
 async fn tokens_expire_after_their_ttl_and_a_new_one_works() {
     let cfg = EmulatorConfig {
-        token_ttl: Duration::from_millis(300),
+        token_ttl: Duration::from_secs(300),
         ..EmulatorConfig::default()
     };
     let e = start(cfg).await;
     e.get("/api/v2/outbound/contactlists").await.expect(200);
-    // The emulator's token clock is its own (not Tokio's): a condition wait, at most 100
-    // polls 20 ms apart, until the token is refused, not a delay.
-    let mut after = e.get("/api/v2/outbound/contactlists").await;
-    for _ in 0..100 {
-        if after.status.as_u16() != 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        after = e.get("/api/v2/outbound/contactlists").await;
-    }
-    after.expect_error(401, "authentication.required");
+    // The emulator's clock is its own: moved forward, not waited for.
+    e.emu.state().advance_clock(Duration::from_secs(299));
+    e.get("/api/v2/outbound/contactlists").await.expect(200);
+    let advanced = e
+        .admin(
+            Method::POST,
+            "/__emulator/clock/advance",
+            Some(json!({"secs": 1})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(advanced["advancedSecs"], 300.0);
+    e.get("/api/v2/outbound/contactlists")
+        .await
+        .expect_error(401, "authentication.required");
     let fresh = e.new_token().await;
     e.call_with(
         Method::GET,
@@ -111,14 +115,12 @@ async fn fault_profile_token_ttl_and_periodic_revocation() {
         "the profile's ttl is what expires_in says"
     );
 
-    // Every 0.3 s all older tokens are revoked, whatever expires_in said.
+    // Every 90 s all older tokens are revoked, whatever expires_in said.
     e.emu.state().set_faults(FaultProfile {
-        revoke_tokens_every_secs: Some(0.3),
+        revoke_tokens_every_secs: Some(90.0),
         ..FaultProfile::default()
     });
     let t = e.new_token().await;
-    // A condition wait (at most 100 polls, 20 ms apart) until the revocation tick refuses the
-    // token, not a delay.
     let call = || {
         e.call_with(
             Method::GET,
@@ -128,15 +130,9 @@ async fn fault_profile_token_ttl_and_periodic_revocation() {
             &[],
         )
     };
-    let mut after = call().await;
-    for _ in 0..100 {
-        if after.status.as_u16() != 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        after = call().await;
-    }
-    after.expect_error(401, "authentication.required");
+    call().await.expect(200);
+    e.emu.state().advance_clock(Duration::from_secs(90));
+    call().await.expect_error(401, "authentication.required");
 }
 
 #[tokio::test]

@@ -3,40 +3,17 @@
 #![allow(dead_code)]
 
 use dedupd_emulator::{EmulatorConfig, RunningEmulator};
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 pub(crate) const CLIENT_ID: &str = "dedupd-demo";
 pub(crate) const CLIENT_SECRET: &str = "dedupd-demo-secret";
 
-/// A JSON response.
-#[derive(Debug)]
-pub(crate) struct Resp {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    /// `Value::Null` when the body is empty.
-    pub(crate) body: Value,
-    pub(crate) raw: String,
-}
+#[path = "../support/resp.rs"]
+mod resp;
+pub(crate) use resp::{Resp, to_resp};
 
 impl Resp {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts the status and returns the body.
-    #[track_caller]
-    pub(crate) fn expect(self, status: u16) -> Value {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.raw
-        );
-        self.body
-    }
-
     /// Asserts an `ErrorBody` with `status` and `code`.
     #[track_caller]
     pub(crate) fn expect_error(self, status: u16, code: &str) -> Value {
@@ -168,23 +145,6 @@ impl Emu {
         self.post("/api/v2/externalcontacts/contacts", body)
             .await
             .expect(200)
-    }
-}
-
-pub(crate) async fn to_resp(r: reqwest::Response) -> Resp {
-    let status = r.status();
-    let headers = r.headers().clone();
-    let raw = r.text().await.expect("body read");
-    let body = if raw.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&raw).unwrap_or_else(|e| panic!("response is not JSON ({e}): {raw}"))
-    };
-    Resp {
-        status,
-        headers,
-        body,
-        raw,
     }
 }
 

@@ -8,19 +8,6 @@ use serde_json::{Value, json};
 
 use crate::common::{Emu, contact, start, start_default};
 
-fn rule(kind: FaultKind, probability: f64) -> FaultRule {
-    FaultRule {
-        kind,
-        probability,
-        methods: Vec::new(),
-        paths: Vec::new(),
-        statuses: None,
-        delay_ms: None,
-        burst: None,
-        retry_after_secs: None,
-    }
-}
-
 fn profile(rules: Vec<FaultRule>) -> FaultProfile {
     FaultProfile {
         rules,
@@ -86,7 +73,7 @@ async fn gateway_timeout_applied_does_the_write_then_answers_504() {
     );
 
     // From a profile, restricted to POSTs on contacts: a GET is untouched.
-    let mut r = rule(FaultKind::GatewayTimeoutApplied, 1.0);
+    let mut r = FaultRule::new(FaultKind::GatewayTimeoutApplied, 1.0);
     r.methods = vec!["POST".into()];
     r.paths = vec!["/api/v2/outbound/contactlists/*/contacts".into()];
     e.emu.state().set_faults(profile(vec![r]));
@@ -123,7 +110,7 @@ async fn server_errors_from_header_and_profile() {
         assert_eq!(r.status.as_str(), status);
         assert_eq!(r.body["status"].to_string(), status);
     }
-    let mut r = rule(FaultKind::ServerError, 1.0);
+    let mut r = FaultRule::new(FaultKind::ServerError, 1.0);
     r.statuses = Some(vec![503]);
     r.retry_after_secs = Some(2);
     e.emu.state().set_faults(profile(vec![r]));
@@ -133,7 +120,7 @@ async fn server_errors_from_header_and_profile() {
     assert_eq!(faults(&e, "server_error"), 4);
     // The token endpoint is left alone unless a rule names it.
     e.new_token().await;
-    let mut r = rule(FaultKind::ServerError, 1.0);
+    let mut r = FaultRule::new(FaultKind::ServerError, 1.0);
     r.paths = vec!["/oauth/token".into()];
     e.emu.state().set_faults(profile(vec![r]));
     let t = e
@@ -150,7 +137,7 @@ async fn server_errors_from_header_and_profile() {
 #[tokio::test]
 async fn rate_limit_bursts() {
     let e = start_default().await;
-    let mut r = rule(FaultKind::RateLimitBurst, 1.0);
+    let mut r = FaultRule::new(FaultKind::RateLimitBurst, 1.0);
     r.burst = Some(3);
     r.retry_after_secs = Some(2);
     r.paths = vec!["/api/v2/externalcontacts/**".into()];
@@ -238,7 +225,7 @@ async fn slow_and_timeout() {
     )
     .await
     .expect_error(504, "request.timeout");
-    let mut r = rule(FaultKind::Slow, 1.0);
+    let mut r = FaultRule::new(FaultKind::Slow, 1.0);
     r.delay_ms = Some(10);
     e.emu.state().set_faults(profile(vec![r]));
     e.get("/api/v2/outbound/contactlists").await.expect(200);
@@ -287,7 +274,7 @@ async fn per_record_failures_in_batches() {
     assert_eq!(failed["error"]["retryable"], false);
 
     // From a profile: 4xx record failures are a property of the record, stable across retries.
-    let mut rf = rule(FaultKind::RecordFailure, 0.3);
+    let mut rf = FaultRule::new(FaultKind::RecordFailure, 0.3);
     rf.paths = vec!["/api/v2/outbound/contactlists/*/contacts".into()];
     e.emu.state().set_faults(FaultProfile {
         seed: Some(11),
@@ -384,7 +371,7 @@ async fn merge_conflicts_on_sources_with_active_associations() {
     // From a profile with probability 1, every source conflicts.
     e.emu
         .state()
-        .set_faults(profile(vec![rule(FaultKind::MergeConflict, 1.0)]));
+        .set_faults(profile(vec![FaultRule::new(FaultKind::MergeConflict, 1.0)]));
     merge(json!([ids[0], ids[1]]), None)
         .await
         .expect_error(409, "general.conflict");
@@ -398,7 +385,7 @@ async fn merge_conflicts_on_sources_with_active_associations() {
 #[tokio::test]
 async fn same_seed_same_faults_for_the_same_request_order() {
     async fn run(seed: u64) -> Vec<u16> {
-        let mut r = rule(FaultKind::ServerError, 0.5);
+        let mut r = FaultRule::new(FaultKind::ServerError, 0.5);
         r.statuses = Some(vec![500, 502, 503]);
         let e = start(EmulatorConfig {
             seed,
@@ -485,7 +472,7 @@ async fn faults_over_the_admin_api_and_from_a_file() {
     std::fs::remove_dir_all(&dir).ok();
     // An invalid profile in the config is refused at start.
     let cfg = EmulatorConfig {
-        faults: profile(vec![rule(FaultKind::Slow, 2.0)]),
+        faults: profile(vec![FaultRule::new(FaultKind::Slow, 2.0)]),
         ..EmulatorConfig::default()
     };
     assert!(dedupd_emulator::RunningEmulator::start(cfg).await.is_err());
