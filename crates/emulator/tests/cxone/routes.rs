@@ -59,3 +59,32 @@ async fn every_listed_route_reaches_its_handler() {
         );
     }
 }
+
+#[tokio::test]
+async fn routing_is_by_path_whatever_the_host() {
+    let cx = start_default().await;
+    for host in [
+        "api-de-na1.niceincontact.com",
+        "api-na1.niceincontact.com",
+        "cxone.niceincontact.com",
+    ] {
+        cx.call_with(
+            Method::GET,
+            "/dfo/3.0/channels",
+            None,
+            Some(&cx.token),
+            &[("host", host)],
+        )
+        .await
+        .expect(200);
+        cx.call_with(
+            Method::GET,
+            "/inContactAPI/services/v30.0/dnc-groups",
+            None,
+            Some(&cx.token),
+            &[("host", host)],
+        )
+        .await
+        .expect(200);
+    }
+}
