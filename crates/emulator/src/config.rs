@@ -401,6 +401,25 @@ paths = ["/api/v2/outbound/contactlists/*/contacts"]
     }
 
     #[test]
+    fn the_cxone_profile_is_valid() {
+        let p = FaultProfile::from_file(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fault-profiles/cxone-chaos.toml"
+        ))
+        .expect("the shipped profile is valid");
+        assert_eq!(p.token_ttl_secs, Some(30.0));
+        assert_eq!(
+            p.rules
+                .iter()
+                .filter(|r| r.kind == FaultKind::RateLimitBurst)
+                .map(|r| r.retry_after_secs)
+                .collect::<Vec<_>>(),
+            vec![Some(1), Some(0)],
+            "429s with and without Retry-After"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = FaultProfile::from_toml_str("[[rules]]\nkind = \"slow\"\nprobabilty = 0.5\n")
             .expect_err("typo must be rejected")

@@ -15,3 +15,5 @@ mod dnc;
 mod faults;
 #[path = "cxone/lists.rs"]
 mod lists;
+#[path = "cxone/routes.rs"]
+mod routes;

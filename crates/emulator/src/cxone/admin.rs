@@ -29,6 +29,7 @@ use crate::util::iso;
 /// [`SHARED_ADMIN_ROUTES`](crate::SHARED_ADMIN_ROUTES)).
 pub const CXONE_ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/__emulator/seed"),
+    ("GET", "/__emulator/channels"),
     ("GET", "/__emulator/customers"),
     ("GET", "/__emulator/customers/{customerId}"),
     ("GET", "/__emulator/messages"),
@@ -458,6 +459,11 @@ impl CxoneState {
         Ok(out)
     }
 
+    /// Every channel as stored, by id.
+    pub fn channels(&self) -> Vec<Value> {
+        self.lock().channels.values().cloned().collect()
+    }
+
     /// Customer cards as the API renders them, in creation order; with `include_merged`, the
     /// merged-away cards too (as they were, plus `mergedInto` and `mergedAt`).
     pub fn customers(&self, include_merged: bool) -> Vec<Value> {
@@ -644,6 +650,7 @@ fn list_admin(inner: &super::state::CxInner, id: i64) -> Option<Value> {
 pub(crate) fn router() -> Router<CxoneState> {
     crate::gate::admin::router::<CxoneState>()
         .route("/__emulator/seed", post(seed))
+        .route("/__emulator/channels", get(channels))
         .route("/__emulator/customers", get(customers))
         .route("/__emulator/customers/{customerId}", get(customer))
         .route("/__emulator/messages", get(messages))
@@ -670,6 +677,10 @@ async fn seed(State(st): State<CxoneState>, bytes: Bytes) -> CxResult<Response> 
     serde_json::to_value(outcome)
         .map(ok)
         .map_err(|e| admin_err(GateError::InvalidValue(e.to_string())))
+}
+
+async fn channels(State(st): State<CxoneState>) -> Response {
+    ok(Value::Array(st.channels()))
 }
 
 async fn customers(State(st): State<CxoneState>, q: Q) -> CxResult<Response> {

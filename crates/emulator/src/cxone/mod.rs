@@ -35,7 +35,7 @@
 //! |---|---|
 //! | issuer (`CXONE_ISSUER`) | `B` (OIDC discovery at `B/.well-known/openid-configuration`; its `token_endpoint` is `B/auth/token`) |
 //! | API endpoint override | `B` (what tenant discovery returns as `api_endpoint`; Admin paths are `B/inContactAPI/services/v30.0/…`) |
-//! | DFO base override | `B` (DFO paths are `B/dfo/3.0/…`). The real DFO host is *built* as `https://api-de-{area}.{domain}`; discovery answers `domain = cxone-emulator.invalid`, a name that never resolves, so a client that builds it instead of taking the override fails at once |
+//! | DFO base override | `B`: the notes' `{dfo}` (`https://api-de-{area}.{domain}/dfo/3.0`, which NICE's SDK *builds*) becomes `B/dfo/3.0`. Discovery answers `domain = cxone-emulator.invalid`, a name that never resolves, so a client that builds the host instead of taking the override fails at once |
 //! | client id / secret (`CXONE_CLIENT_ID`, `CXONE_CLIENT_SECRET`) | `dedupd-demo` / `dedupd-demo-secret` |
 //! | access key id / secret (`CXONE_ACCESS_KEY_ID`, `CXONE_ACCESS_KEY_SECRET`) | `dedupd-demo-key` / `dedupd-demo-key-secret` |
 //! | tenant (`CXONE_TENANT_ID`; also the `tenantId` claim of the `id_token`) | `11eb0c8f-0000-4000-8000-00000000e0e1`, area `na1`, cluster `C32` |
@@ -89,7 +89,8 @@
 //! `record_failure` rules (and `record-failure=N`) fail rows of an upload (counted invalid,
 //! keyed by external id, so a bad row stays bad) and DNC records (`success:false`);
 //! `merge_conflict` rules (and `merge-conflict`) refuse a merge with 409. No CXone rate-limit
-//! headers are sent (none are documented).
+//! headers are sent (none are documented). `crates/emulator/fault-profiles/cxone-chaos.toml`
+//! is a profile for acceptance runs (both kinds of 429, 5xx, 504-after-the-work, 30 s tokens).
 //!
 //! ## Behaviours the platform does not document, and what the emulator does
 //! Each is the least forgiving plausible reading, so that a client safe here is safe there.

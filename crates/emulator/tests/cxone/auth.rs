@@ -97,6 +97,17 @@ async fn a_client_discovers_logs_in_finds_its_tenant_and_calls_the_api() {
     .await
     .expect(200);
 
+    let jwks = to_resp(
+        cx.http
+            .get(format!("{}/auth/jwks", cx.base))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(jwks["keys"], serde_json::json!([]));
+
     let unknown = to_resp(
         cx.http
             .get(format!(
