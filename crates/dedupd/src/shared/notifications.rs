@@ -11,6 +11,8 @@ use dedupd_notify::{
 };
 use dedupd_store::outbox::{EmbeddedOutbox, Outbox, OutboxStore, PgOutbox};
 
+use crate::shared::platform::Platform;
+
 /// Reads the `[notifications]` section of a TOML file (absent: the defaults) and validates it.
 pub fn load_section(path: &Path) -> anyhow::Result<NotifyConfig> {
     let text =
@@ -71,33 +73,17 @@ pub async fn build_senders(cfg: &NotifyConfig) -> anyhow::Result<Senders> {
             )?),
             ProviderConfig::GenesysAgentless { from } => {
                 // `{:#}` prints "Genesys provider: <cause>"; the cause stays in the chain.
-                let mut client_cfg =
-                    dedupd_genesys::ClientConfig::from_env().context("Genesys provider")?;
-                client_cfg.request_timeout = timeout;
-                client_cfg.retry = relay_retry_policy();
-                let client = dedupd_genesys::GenesysClient::new(client_cfg)
+                Platform::genesys_from_env()
+                    .context("Genesys provider")?
+                    .for_relay(timeout)
+                    .notification_sender(from)
                     .await
-                    .context("Genesys provider")?;
-                Arc::new(dedupd_genesys::seams::notify::AgentlessSender::new(
-                    client,
-                    from.clone(),
-                ))
+                    .context("Genesys provider")?
             }
         };
         out.insert(name.clone(), sender);
     }
     Ok(out)
-}
-
-/// The Genesys client's own retries inside one relay attempt: a few quick ones (429 with
-/// `Retry-After`, 5xx on reads); the relay's backoff does the rest.
-fn relay_retry_policy() -> dedupd_genesys::RetryPolicy {
-    dedupd_genesys::RetryPolicy {
-        base_delay: std::time::Duration::from_millis(200),
-        max_delay: std::time::Duration::from_secs(5),
-        max_total: std::time::Duration::from_secs(15),
-        max_attempts: 3,
-    }
 }
 
 /// The notification flags of `dedupd serve`.

@@ -12,17 +12,22 @@
 //! and a job hands it a job generic over a seam ([`DirectoryJob`], [`ListJob`]); the platform
 //! builds its client and runs the job on it. No job asks which platform it runs on.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use dedupd_core::notification::Channel;
 use dedupd_genesys::{
     ClientConfig, ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_REGION,
     ENV_REQUESTS_PER_MINUTE, GenesysClient, RedisBudget,
 };
 use dedupd_platform::contact_list::ContactListSink;
 use dedupd_platform::directory::CustomerDirectory;
+use dedupd_platform::messaging::MessageIngress;
+use dedupd_platform::notify::NotificationSender;
 
 /// Seconds without any answer from the platform after which a run stops, unless a command or
 /// its config says otherwise.
@@ -126,6 +131,61 @@ impl Platform {
                     job.run(Some(&genesys(c).await?)).await
                 }
             }
+        }
+    }
+}
+
+impl Platform {
+    /// Genesys Cloud configured from the environment alone (`GENESYS_CLIENT_ID`,
+    /// `GENESYS_CLIENT_SECRET`, `GENESYS_BASE_URL` or `GENESYS_REGION`, …): for what a config
+    /// file names by type, such as a notification provider.
+    pub fn genesys_from_env() -> anyhow::Result<Platform> {
+        Ok(Platform::Genesys(Box::new(ClientConfig::from_env()?)))
+    }
+
+    /// Tuned for one attempt of the relay: `timeout` per request and a few quick retries (429
+    /// with `Retry-After`, 5xx on reads); the relay's own backoff does the rest.
+    pub fn for_relay(self, timeout: Duration) -> Platform {
+        match self {
+            Platform::Genesys(mut c) => {
+                c.request_timeout = timeout;
+                c.retry = dedupd_genesys::RetryPolicy {
+                    base_delay: Duration::from_millis(200),
+                    max_delay: Duration::from_secs(5),
+                    max_total: Duration::from_secs(15),
+                    max_attempts: 3,
+                };
+                Platform::Genesys(c)
+            }
+        }
+    }
+
+    /// The platform's inbound messaging, for the gateway's forwarder. `channel` is where
+    /// messages go in (Genesys Cloud: the Open Messaging integration id).
+    pub async fn message_ingress(&self, channel: &str) -> anyhow::Result<Arc<dyn MessageIngress>> {
+        match self {
+            Platform::Genesys(c) => Ok(Arc::new(
+                dedupd_genesys::seams::messaging::OpenMessagingIngress::new(
+                    genesys(c).await?,
+                    channel.to_owned(),
+                ),
+            )),
+        }
+    }
+
+    /// The platform's sender of notifications. `from` says, per channel, who they come from
+    /// (Genesys Cloud agentless messages: the sender address or number).
+    pub async fn notification_sender(
+        &self,
+        from: &BTreeMap<Channel, String>,
+    ) -> anyhow::Result<Arc<dyn NotificationSender>> {
+        match self {
+            Platform::Genesys(c) => Ok(Arc::new(
+                dedupd_genesys::seams::notify::AgentlessSender::new(
+                    genesys(c).await?,
+                    from.clone(),
+                ),
+            )),
         }
     }
 }
@@ -247,6 +307,17 @@ impl PlatformArgs {
         let mut config = self.client_config(dry_run)?;
         config.give_up_after = self.give_up_after(give_up_default);
         Ok(Platform::Genesys(Box::new(config)))
+    }
+
+    /// Checks where the platform is (the base URL or region), before anything needs the
+    /// secret.
+    pub fn check_endpoint(&self) -> anyhow::Result<()> {
+        match (&self.base_url, &self.region) {
+            (Some(url), _) => drop(dedupd_genesys::Endpoint::base_url(url)?),
+            (None, Some(r)) => drop(dedupd_genesys::Endpoint::region(r)?),
+            (None, None) => {}
+        }
+        Ok(())
     }
 
     /// The give-up time: the flag, else `default` seconds; 0 = never.

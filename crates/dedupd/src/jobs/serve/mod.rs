@@ -28,6 +28,8 @@ use serde::Deserialize;
 pub use crate::shared::serve_section::ServeSection;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::shared::platform::PlatformArgs;
+
 /// Command-line flags of `dedupd serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
@@ -101,21 +103,14 @@ pub enum ContactSource {
     None,
 }
 
-/// Forwarding settings (the secret comes from `GENESYS_CLIENT_SECRET` at start).
+/// Forwarding settings (the secret comes from the environment at start).
 #[derive(Debug, Clone)]
 pub struct ForwardOptions {
-    /// Integration id.
-    pub integration_id: String,
-    /// API base URL (wins over `region`); checked when the options are resolved.
-    pub base_url: Option<String>,
-    /// Genesys Cloud region or its domain.
-    pub region: Option<String>,
-    /// OAuth client id.
-    pub client_id: String,
-    /// Requests per minute.
-    pub rate: u32,
-    /// Shares the API budget through this Redis when set.
-    pub redis: Option<String>,
+    /// Where messages go in (Genesys Cloud: the Open Messaging integration id).
+    pub channel: String,
+    /// The platform: where, who, budget (its endpoint and id checked when the options are
+    /// resolved).
+    pub platform: PlatformArgs,
 }
 
 /// Everything `serve` needs, resolved and validated.
@@ -273,24 +268,28 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
                 args.base_url.or(section.base_url),
                 args.region.or(section.region),
             );
-            match (&base_url, &region) {
-                (Some(url), _) => drop(dedupd_genesys::Endpoint::base_url(url)?),
-                (None, Some(r)) => drop(dedupd_genesys::Endpoint::region(r)?),
-                (None, None) => bail!(
+            if base_url.is_none() && region.is_none() {
+                bail!(
                     "--forward genesys needs --base-url (GENESYS_BASE_URL) or --region (GENESYS_REGION)"
-                ),
+                );
             }
             let client_id = args
                 .client_id
                 .or(section.client_id)
                 .context("--forward genesys needs --client-id (or GENESYS_CLIENT_ID)")?;
-            Some(ForwardOptions {
-                integration_id,
+            let platform = PlatformArgs {
                 base_url,
                 region,
                 client_id,
                 rate: section.rate.unwrap_or(300),
                 redis: redis_url,
+                redis_key: None,
+                give_up_after: None,
+            };
+            platform.check_endpoint()?;
+            Some(ForwardOptions {
+                channel: integration_id,
+                platform,
             })
         }
         Some(other) => bail!("serve.forward: {other:?} is not genesys"),
@@ -405,27 +404,14 @@ pub async fn run_with(
 
     let (forwarder, forward_worker) = match &opts.forward {
         Some(f) => {
-            let platform = crate::shared::platform::PlatformArgs {
-                base_url: f.base_url.clone(),
-                region: f.region.clone(),
-                client_id: f.client_id.clone(),
-                rate: f.rate,
-                redis: f.redis.clone(),
-                redis_key: None,
-                give_up_after: None,
-            };
-            let mut config = platform.client_config(false)?;
             // The forwarder runs for the life of the server: it never gives up on the platform.
-            config.give_up_after = None;
-            let client = dedupd_genesys::GenesysClient::new(config)
+            let ingress = f
+                .platform
+                .platform(false, 0)?
+                .message_ingress(&f.channel)
                 .await
-                .context("connecting to Genesys Cloud")?;
-            let ingress = dedupd_genesys::seams::messaging::OpenMessagingIngress::new(
-                client,
-                f.integration_id.clone(),
-            );
-            let (fw, worker) =
-                Forwarder::start(Arc::new(ingress), window.clone(), ForwardConfig::default());
+                .context("connecting to the platform to forward to")?;
+            let (fw, worker) = Forwarder::start(ingress, window.clone(), ForwardConfig::default());
             (Some(fw), Some(worker))
         }
         None => (None, None),
