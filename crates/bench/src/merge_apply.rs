@@ -134,6 +134,7 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
                 members,
                 extra_values: Default::default(),
                 generic_values: Default::default(),
+                doubtful: Vec::new(),
                 pairs: Vec::new(),
             }
         })

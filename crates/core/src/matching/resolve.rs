@@ -1,17 +1,63 @@
-//! Survivor choice and field resolution, following Genesys Cloud's merge rules (api-notes §3):
-//! non-null values fill nulls; where several members have a value, the survivor keeps its own;
-//! nothing is silently dropped (every other distinct value is listed, and the platform moves
-//! extra e-mails and phones into free slots).
+//! Survivor choice and field resolution: one rule for every place that resolves a cluster
+//! (`merge plan` from the matcher's records, `merge apply` from the decided members of a
+//! plan, the review page's preview of a decision).
 //!
-//! Generic values (placeholders, or a phone or e-mail shared by many people, as blocking marks
-//! them on the [`Features`]) are no contact data: they are never the resolved value and never an
-//! extra value, so a merge never carries one into another record. They are listed apart, in
-//! [`Resolution::generic_values`].
+//! The platforms' merge keeps the survivor's own values unless the request overrides them
+//! (Genesys Cloud's `valueOverride`, api-notes §3), and dedupd always sends the override, so the
+//! merged value of each field is chosen by this rule, in order:
+//! 1. a value a person chose in review (an override) wins;
+//! 2. never a generic value (a placeholder such as `+10000000000`, or a phone or e-mail shared
+//!    by many people, as blocking marks them) while any member has a real one: generic values
+//!    are no contact data, they are never the resolved value and never an extra value, and are
+//!    listed apart in [`Resolution::generic_values`];
+//! 3. the value most members agree on;
+//! 4. then the value of the most recently updated member holding it;
+//! 5. then the survivor's own value, then the value seen first.
+//!
+//! Nothing is silently dropped: every other distinct value is listed as an extra value (the
+//! platform moves extra e-mails and phones into free slots). A field whose winner was chosen by
+//! recency between values equally many members hold is *doubtful* ([`Resolution::doubtful`]):
+//! the review page says so.
 
 use std::collections::BTreeMap;
 
 use super::features::Features;
 use super::record::{Column, DATA_COLUMNS, Record};
+
+/// One member of a cluster, as the resolver sees it.
+pub trait Candidate {
+    /// The record id.
+    fn id(&self) -> &str;
+    /// When it was last updated (UTC epoch seconds), if known.
+    fn updated_at(&self) -> Option<i64>;
+    /// Its value of a data column.
+    fn value(&self, col: Column) -> Option<&str>;
+    /// Whether its value of `col` is generic (no contact data).
+    fn is_generic(&self, col: Column) -> bool;
+    /// How many data columns have a value.
+    fn filled(&self) -> usize {
+        DATA_COLUMNS
+            .iter()
+            .filter(|&&c| self.value(c).is_some())
+            .count()
+    }
+}
+
+/// A matcher record with its features (after blocking marked the generic values).
+impl Candidate for (&Record, &Features) {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn updated_at(&self) -> Option<i64> {
+        self.0.updated_at
+    }
+    fn value(&self, col: Column) -> Option<&str> {
+        self.0.get(col)
+    }
+    fn is_generic(&self, col: Column) -> bool {
+        self.1.is_generic(col)
+    }
+}
 
 /// The resolved contact of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,53 +70,104 @@ pub struct Resolution {
     pub extra_values: BTreeMap<Column, Vec<String>>,
     /// Distinct generic values of the members, per column: neither resolved nor extra.
     pub generic_values: BTreeMap<Column, Vec<String>>,
+    /// Columns whose winner was decided by recency between values equally many members hold.
+    pub doubtful: Vec<Column>,
 }
 
-/// Resolves a cluster. The survivor is the most complete record (most filled data columns), then
-/// the most recently updated, then the smallest id; fields the survivor lacks come from the most
-/// recently updated member that has them. `features` are the members' features, in the same
-/// order, after blocking marked the generic values; a value they mark generic is passed over.
-pub fn resolve(members: &[&Record], features: &[&Features]) -> Resolution {
-    let generic = |i: usize, col: Column| features.get(i).is_some_and(|f| f.is_generic(col));
-    let survivor = (0..members.len())
+/// The survivor the rule picks: the most complete record (most filled data columns), then the
+/// most recently updated, then the smallest id.
+pub fn pick_survivor<C: Candidate>(members: &[C]) -> usize {
+    (0..members.len())
         .max_by(|&x, &y| {
-            let (a, b) = (members[x], members[y]);
+            let (a, b) = (&members[x], &members[y]);
             a.filled()
                 .cmp(&b.filled())
-                .then(a.updated_at.cmp(&b.updated_at))
+                .then(a.updated_at().cmp(&b.updated_at()))
                 .then(b.id().cmp(a.id()))
         })
-        .unwrap_or(0);
-    // Donors for missing fields: newest first, ties by id.
+        .unwrap_or(0)
+}
+
+/// Resolves a cluster by the rule above, with the survivor [`pick_survivor`] picks.
+pub fn resolve<C: Candidate>(members: &[C]) -> Resolution {
+    resolve_with(members, None, &BTreeMap::new())
+}
+
+/// Resolves a cluster by the rule above, with a survivor and values a person chose: `survivor`
+/// (an index into `members`) replaces the rule's pick, and `overrides` win in their columns.
+pub fn resolve_with<C: Candidate>(
+    members: &[C],
+    survivor: Option<usize>,
+    overrides: &BTreeMap<Column, String>,
+) -> Resolution {
+    let survivor = survivor
+        .filter(|&s| s < members.len())
+        .unwrap_or_else(|| pick_survivor(members));
+    // The survivor first, then the others newest first, ties by id.
     let mut order: Vec<usize> = (0..members.len()).filter(|&i| i != survivor).collect();
     order.sort_by(|&x, &y| {
         members[y]
-            .updated_at
-            .cmp(&members[x].updated_at)
+            .updated_at()
+            .cmp(&members[x].updated_at())
             .then(members[x].id().cmp(members[y].id()))
     });
+    order.insert(0, survivor);
     let mut resolved = BTreeMap::new();
     let mut extra_values: BTreeMap<Column, Vec<String>> = BTreeMap::new();
     let mut generic_values: BTreeMap<Column, Vec<String>> = BTreeMap::new();
-    let everyone = || std::iter::once(survivor).chain(order.iter().copied());
+    let mut doubtful = Vec::new();
     for &col in DATA_COLUMNS {
-        let held: Vec<String> = distinct(
+        let held = distinct(
             col,
-            everyone()
-                .filter(|&i| generic(i, col))
-                .filter_map(|i| members[i].get(col)),
+            order
+                .iter()
+                .filter(|&&i| members[i].is_generic(col))
+                .filter_map(|&i| members[i].value(col)),
         );
         if !held.is_empty() {
             generic_values.insert(col, held);
         }
-        let mut usable = everyone()
-            .filter(|&i| !generic(i, col))
-            .filter_map(|i| members[i].get(col));
-        let Some(chosen) = usable.next() else {
-            continue;
+        // Each distinct real value: how many members hold it, the newest holder, whether the
+        // survivor holds it; in order of first appearance.
+        let mut tally: Vec<(String, usize, Option<i64>, bool)> = Vec::new();
+        for &i in &order {
+            let m = &members[i];
+            let Some(v) = m.value(col).filter(|_| !m.is_generic(col)) else {
+                continue;
+            };
+            match tally.iter_mut().find(|t| same_value(col, &t.0, v)) {
+                Some(t) => {
+                    t.1 += 1;
+                    t.2 = t.2.max(m.updated_at());
+                    t.3 |= i == survivor;
+                }
+                None => tally.push((v.to_owned(), 1, m.updated_at(), i == survivor)),
+            }
+        }
+        let chosen = match overrides.get(&col) {
+            Some(v) => v.clone(),
+            None => {
+                let Some(best) = (0..tally.len()).max_by(|&x, &y| {
+                    let (a, b) = (&tally[x], &tally[y]);
+                    a.1.cmp(&b.1)
+                        .then(a.2.cmp(&b.2))
+                        .then(a.3.cmp(&b.3))
+                        .then(y.cmp(&x))
+                }) else {
+                    continue;
+                };
+                if tally.iter().filter(|t| t.1 == tally[best].1).count() > 1 {
+                    doubtful.push(col);
+                }
+                tally[best].0.clone()
+            }
         };
-        resolved.insert(col, chosen.to_owned());
-        let extras = distinct(col, usable.filter(|v| !same_value(col, v, chosen)));
+        let extras: Vec<String> = tally
+            .into_iter()
+            .map(|t| t.0)
+            .filter(|v| !same_value(col, v, &chosen))
+            .collect();
+        resolved.insert(col, chosen);
         if !extras.is_empty() {
             extra_values.insert(col, extras);
         }
@@ -80,6 +177,7 @@ pub fn resolve(members: &[&Record], features: &[&Features]) -> Resolution {
         resolved,
         extra_values,
         generic_values,
+        doubtful,
     }
 }
 
@@ -118,8 +216,8 @@ mod tests {
     /// counts).
     fn resolve_alone(members: &[&Record]) -> Resolution {
         let features: Vec<Features> = members.iter().map(|r| Features::of(r)).collect();
-        let refs: Vec<&Features> = features.iter().collect();
-        resolve(members, &refs)
+        let pairs: Vec<(&Record, &Features)> = members.iter().copied().zip(&features).collect();
+        resolve(&pairs)
     }
 
     #[test]
@@ -169,18 +267,46 @@ mod tests {
     }
 
     #[test]
-    fn survivor_keeps_its_values_and_nulls_are_filled() {
+    fn the_value_most_members_hold_wins_then_the_newest() {
         let a = rec("a", "Ann", "ann@x.com", "", 10);
         let b = rec("b", "Anne", "", "+14155552671", 20);
         let c = rec("c", "Ann", "ann.lee@y.com", "+14155552671", 5);
         let r = resolve_alone(&[&a, &b, &c]);
         // `c` is the most complete record.
         assert_eq!(r.survivor, 2);
-        assert_eq!(r.resolved[&Column::Email], "ann.lee@y.com");
+        // Two members say Ann, one (the newest) says Anne: the majority wins.
         assert_eq!(r.resolved[&Column::FirstName], "Ann");
-        assert_eq!(r.extra_values[&Column::Email], vec!["ann@x.com".to_owned()]);
         assert_eq!(r.extra_values[&Column::FirstName], vec!["Anne".to_owned()]);
+        // One member each: the newer holder's e-mail wins over the survivor's, and the field
+        // is doubtful.
+        assert_eq!(r.resolved[&Column::Email], "ann@x.com");
+        assert_eq!(
+            r.extra_values[&Column::Email],
+            vec!["ann.lee@y.com".to_owned()]
+        );
+        assert!(r.doubtful.contains(&Column::Email));
+        assert!(!r.doubtful.contains(&Column::FirstName));
         assert!(!r.extra_values.contains_key(&Column::Phone));
+    }
+
+    #[test]
+    fn a_chosen_survivor_and_an_override_win() {
+        let a = rec("a", "Ann", "ann@x.com", "+14155552671", 10);
+        let b = rec("b", "Ann", "ann@x.com", "+14155550000", 20);
+        let c = rec("c", "Ann", "ann.lee@y.com", "+14155550000", 5);
+        let features: Vec<Features> = [&a, &b, &c].iter().map(|r| Features::of(r)).collect();
+        let pairs: Vec<(&Record, &Features)> = [&a, &b, &c].into_iter().zip(&features).collect();
+        let overrides = BTreeMap::from([(Column::Phone, "+14155552671".to_owned())]);
+        let r = resolve_with(&pairs, Some(2), &overrides);
+        assert_eq!(r.survivor, 2);
+        assert_eq!(r.resolved[&Column::Phone], "+14155552671");
+        assert_eq!(
+            r.extra_values[&Column::Phone],
+            vec!["+14155550000".to_owned()]
+        );
+        // Not overridden: the majority still wins over the chosen survivor's own value.
+        assert_eq!(r.resolved[&Column::Email], "ann@x.com");
+        assert!(r.doubtful.is_empty());
     }
 
     #[test]

@@ -56,9 +56,12 @@ impl Cluster {
     pub fn from_matched(c: &Matched, ev: &MatchContext<'_>) -> Cluster {
         let (records, features, model) = (ev.records, ev.features, ev.model);
         let members: Vec<&Record> = c.members.iter().map(|&i| &records[i as usize]).collect();
-        let member_features: Vec<&Features> =
-            c.members.iter().map(|&i| &features[i as usize]).collect();
-        let res = resolve::resolve(&members, &member_features);
+        let candidates: Vec<(&Record, &Features)> = c
+            .members
+            .iter()
+            .map(|&i| (&records[i as usize], &features[i as usize]))
+            .collect();
+        let res = resolve::resolve(&candidates);
         let mut resolved = Fields::default();
         for (col, v) in &res.resolved {
             resolved.set(col.name(), Some(v.clone()));
@@ -117,6 +120,7 @@ impl Cluster {
             resolved,
             extra_values,
             generic_values,
+            doubtful: res.doubtful.iter().map(|c| c.name().to_owned()).collect(),
             pairs,
         }
     }

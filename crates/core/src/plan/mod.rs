@@ -15,7 +15,12 @@ use thiserror::Error;
 use crate::merge_values::MergeValues;
 
 mod build;
+mod decide;
 pub use build::{MatchContext, keep_most_doubtful};
+pub use decide::{
+    Action, Approval, Basis, DECISIONS_FILE, DECISIONS_VERSION, Decided, DecidedCluster, Decision,
+    DecisionError, Decisions, Group, NotMerged,
+};
 
 pub const PLAN_VERSION: u32 = 1;
 
@@ -70,6 +75,10 @@ pub struct Cluster {
     /// never resolved, never extra values, and `merge apply` never sends them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub generic_values: BTreeMap<String, Vec<String>>,
+    /// Fields whose merged value won only by recency, between values equally many members
+    /// hold: a person should look ([`crate::matching::resolve`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub doubtful: Vec<String>,
     /// Why the members matched, pair by pair.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pairs: Vec<PairExplanation>,

@@ -131,6 +131,7 @@ fn write_plan(dir: &Path, clusters: &[Vec<String>]) {
                 resolved,
                 extra_values: extra,
                 generic_values: Default::default(),
+                doubtful: Vec::new(),
                 pairs: vec![],
             }
         })
@@ -887,6 +888,7 @@ async fn the_sample_contacts_true_clusters_are_merged_once_under_faults() {
                 members,
                 extra_values: extra,
                 generic_values: Default::default(),
+                doubtful: Vec::new(),
                 pairs: vec![],
             }
         })

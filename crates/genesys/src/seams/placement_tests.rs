@@ -31,6 +31,7 @@ fn cluster(resolved: Fields, extra: &[(&str, &[&str])]) -> Cluster {
             .map(|(k, v)| ((*k).to_owned(), v.iter().map(|s| (*s).to_owned()).collect()))
             .collect(),
         generic_values: BTreeMap::new(),
+        doubtful: Vec::new(),
         pairs: vec![],
     }
 }
