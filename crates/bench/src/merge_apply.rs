@@ -159,6 +159,7 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
         tmp.path().join("out"),
         dedupd::shared::platform::Platform::Genesys(Box::new(client)),
     );
+    opts.approve = dedupd::jobs::merge_apply::Approve::All;
     opts.concurrency = s.concurrency;
     opts.max_ids_per_merge = Some(s.max_ids_per_merge);
     opts.progress = s.progress;

@@ -111,6 +111,14 @@ enum MergeCommand {
     /// Exit status: 0 when every cluster is settled (merged, already merged or quarantined);
     /// 3 when some are left for the next run; 2 on a plan, configuration, auth or I/O error.
     Apply(Box<jobs::merge_apply::args::ApplyArgs>),
+    /// Review a merge plan in a browser and record a decision per cluster.
+    ///
+    /// Serves the plan's review page on 127.0.0.1 (a free port unless --port; the address is
+    /// printed; no browser is opened): every cluster, least confident first, with paging,
+    /// filters, search and keyboard navigation. Approve, reject, split a cluster, choose
+    /// another survivor or another merged value: each decision is saved at once into
+    /// DIR/decisions.json, and `merge apply` merges only what it approves.
+    Review(jobs::merge_review::ReviewArgs),
 }
 
 fn main() -> ExitCode {
@@ -140,6 +148,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Merge {
             command: MergeCommand::Apply(args),
         } => jobs::merge_apply::args::main(*args, progress),
+        Command::Merge {
+            command: MergeCommand::Review(args),
+        } => jobs::merge_review::main(args),
         Command::Eval(args) => jobs::eval::main(args),
         Command::Serve(args) => jobs::serve::main(args),
         Command::Relay(args) => jobs::relay::main(args),

@@ -18,6 +18,8 @@ mod merge_apply;
 mod merge_plan;
 #[path = "integration/notify.rs"]
 mod notify;
+#[path = "integration/review.rs"]
+mod review;
 #[path = "integration/serve.rs"]
 mod serve;
 

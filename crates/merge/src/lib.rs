@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use dedupd_core::keys::ids_key;
-use dedupd_core::plan::Cluster;
+use dedupd_core::plan::{Basis, Cluster, DecidedCluster};
 use dedupd_platform::directory::{CustomerDirectory, DirectoryCapabilities, Resolved};
 use dedupd_platform::{ErrorKind, PlatformError};
 use dedupd_store::StoreError;
@@ -79,6 +79,12 @@ pub enum Outcome {
     Remaining,
     /// Dry run: what would be sent is in `apply_dry_run.ndjson`.
     Planned,
+    /// A reviewer rejected it: never merged (set by the job from the decisions, never by the
+    /// engine).
+    Rejected,
+    /// Not approved for this run: no review decision for its member set, or below
+    /// `--min-confidence` (set by the job, never by the engine).
+    NotApproved,
 }
 
 impl From<SettledOutcome> for Outcome {
@@ -345,6 +351,8 @@ fn locks_error(e: StoreError) -> Stop {
 /// The outcome of one cluster under construction.
 struct Work<'c> {
     cluster: &'c Cluster,
+    /// The decision the cluster carries out (recorded when it settles).
+    basis: &'c Basis,
     key: String,
     merge_requests: u64,
     conflicts: u64,
@@ -396,12 +404,14 @@ where
     /// Applies one cluster of the plan: locks its contacts, reads the journal, pre-flights,
     /// merges, settles. An `Err` concerns every cluster (the run stops); everything else is an
     /// outcome.
-    pub async fn apply(&self, cluster: &Cluster) -> Result<Applied, ApplyError> {
+    pub async fn apply(&self, decided: &DecidedCluster) -> Result<Applied, ApplyError> {
+        let cluster = &decided.cluster;
         let ids = cluster.sorted_ids();
         let key = ids_key('c', ids.iter().map(String::as_str));
         let ovr = D::place(&cluster.merge_values());
         let mut work = Work {
             cluster,
+            basis: &decided.basis,
             key: key.clone(),
             merge_requests: 0,
             conflicts: 0,
@@ -629,6 +639,7 @@ where
                     .map(|q| q.record_id.clone())
                     .collect(),
                 run: Some(self.run.id.clone()),
+                decision: Some(work.basis.clone()),
             },
         )?;
         Ok(())

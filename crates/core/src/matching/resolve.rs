@@ -16,13 +16,22 @@
 //!
 //! Nothing is silently dropped: every other distinct value is listed as an extra value (the
 //! platform moves extra e-mails and phones into free slots). A field whose winner was chosen by
-//! recency between values equally many members hold is *doubtful* ([`Resolution::doubtful`]):
-//! the review page says so.
+//! recency between values equally many members hold is *doubtful* when it names or reaches the
+//! customer (name, e-mail, phone; [`Resolution::doubtful`]): the review page says so.
 
 use std::collections::BTreeMap;
 
 use super::features::Features;
 use super::record::{Column, DATA_COLUMNS, Record};
+
+/// The columns whose doubtful winner a person should see: who the customer is and how to
+/// reach them. (Conflicting address parts are shown in the review too, not flagged.)
+const IDENTIFYING: [Column; 4] = [
+    Column::FirstName,
+    Column::LastName,
+    Column::Email,
+    Column::Phone,
+];
 
 /// One member of a cluster, as the resolver sees it.
 pub trait Candidate {
@@ -156,7 +165,9 @@ pub fn resolve_with<C: Candidate>(
                 }) else {
                     continue;
                 };
-                if tally.iter().filter(|t| t.1 == tally[best].1).count() > 1 {
+                if IDENTIFYING.contains(&col)
+                    && tally.iter().filter(|t| t.1 == tally[best].1).count() > 1
+                {
                     doubtful.push(col);
                 }
                 tally[best].0.clone()

@@ -255,6 +255,14 @@ impl Plan {
     }
 }
 
+/// What one decision merges of one cluster (the check `merge review` runs before it saves a
+/// decision, with the merged values as `merge apply` will send them).
+pub fn decide_cluster(cluster: &Cluster, decision: &Decision) -> Result<Decided, DecisionError> {
+    let mut out = Decided::default();
+    decide_one(cluster, decision, &mut out)?;
+    Ok(out)
+}
+
 fn decide_one(
     cluster: &Cluster,
     decision: &Decision,

@@ -19,7 +19,7 @@ mod decide;
 pub use build::{MatchContext, keep_most_doubtful};
 pub use decide::{
     Action, Approval, Basis, DECISIONS_FILE, DECISIONS_VERSION, Decided, DecidedCluster, Decision,
-    DecisionError, Decisions, Group, NotMerged,
+    DecisionError, Decisions, Group, NotMerged, decide_cluster,
 };
 
 pub const PLAN_VERSION: u32 = 1;

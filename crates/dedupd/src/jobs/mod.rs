@@ -6,6 +6,7 @@ pub mod eval;
 pub mod ingest;
 pub mod merge_apply;
 pub mod merge_plan;
+pub mod merge_review;
 pub mod relay;
 pub mod serve;
 pub mod sync;

@@ -8,6 +8,7 @@ pub mod notifications;
 pub mod plan_file;
 pub mod platform;
 pub(crate) mod progress;
+pub mod review;
 pub mod serve_section;
 
 use std::path::{Path, PathBuf};

@@ -32,6 +32,22 @@ pub enum PlanError {
         /// Where and what (line and column included).
         source: serde_json::Error,
     },
+    /// The decisions file is not valid JSON of its format.
+    #[error("{path}: not a valid decisions file: {source}")]
+    ParseDecisions {
+        /// The decisions file.
+        path: PathBuf,
+        /// Where and what (line and column included).
+        source: serde_json::Error,
+    },
+    /// A review decision cannot be carried out on the plan.
+    #[error("{path}: {source}")]
+    Decision {
+        /// The decisions file.
+        path: PathBuf,
+        /// Which decision and key, and why.
+        source: DecisionError,
+    },
     /// The plan breaks a rule `merge apply` relies on.
     #[error("{path}: {source}")]
     Invalid {
@@ -75,6 +91,50 @@ impl PlanFile for Plan {
 
     fn save(&self, dir: &Path) -> Result<PathBuf, PlanError> {
         let path = Self::path_in(dir);
+        crate::shared::fs::write_json(&path, self).map_err(|e| PlanError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(format!("{e:#}")),
+        })?;
+        Ok(path)
+    }
+}
+
+/// `decisions.json` in a plan directory: the review's decisions (`dedupd merge review` writes
+/// it, `dedupd merge apply` honours it).
+pub trait DecisionsFile: Sized {
+    /// Path of the decisions file inside a plan directory.
+    fn path_in(dir: &Path) -> PathBuf;
+    /// Reads `DIR/decisions.json`; `None` when there is none.
+    fn load(dir: &Path) -> Result<Option<Self>, PlanError>;
+    /// Writes `DIR/decisions.json` (synced, renamed into place).
+    fn save(&self, dir: &Path) -> Result<PathBuf, PlanError>;
+}
+
+impl DecisionsFile for Decisions {
+    fn path_in(dir: &Path) -> PathBuf {
+        dir.join(DECISIONS_FILE)
+    }
+
+    fn load(dir: &Path) -> Result<Option<Decisions>, PlanError> {
+        let path = <Self as DecisionsFile>::path_in(dir);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(PlanError::Io { path, source }),
+        };
+        let decisions: Decisions =
+            serde_json::from_slice(&bytes).map_err(|source| PlanError::ParseDecisions {
+                path: path.clone(),
+                source,
+            })?;
+        decisions
+            .check_version()
+            .map_err(|source| PlanError::Decision { path, source })?;
+        Ok(Some(decisions))
+    }
+
+    fn save(&self, dir: &Path) -> Result<PathBuf, PlanError> {
+        let path = <Self as DecisionsFile>::path_in(dir);
         crate::shared::fs::write_json(&path, self).map_err(|e| PlanError::Io {
             path: path.clone(),
             source: std::io::Error::other(format!("{e:#}")),

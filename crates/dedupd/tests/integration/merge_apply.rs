@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::Utc;
-use dedupd::jobs::merge_apply::{self as apply, Options, Report};
+use dedupd::jobs::merge_apply::{self as apply, Approve, Options, Report};
 use dedupd::shared::plan_file::{
     Cluster, Fields, Member, PLAN_VERSION, Plan, PlanFile, cluster_id,
 };
@@ -20,13 +20,13 @@ use dedupd_genesys::{
 };
 use serde_json::Value;
 
-const ID: &str = "merge-test";
-const SECRET: &str = "merge-test-secret";
+pub(super) const ID: &str = "merge-test";
+pub(super) const SECRET: &str = "merge-test-secret";
 /// Setup calls use their own client and token, so they never touch the budget under test.
 const SETUP_ID: &str = "merge-test-setup";
 const MERGE_ROUTE: &str = "POST /api/v2/externalcontacts/contacts/merge";
 
-fn emulator_config() -> EmulatorConfig {
+pub(super) fn emulator_config() -> EmulatorConfig {
     EmulatorConfig {
         rate_limit_per_minute: 60_000,
         clients: vec![(ID.into(), SECRET.into()), (SETUP_ID.into(), SECRET.into())],
@@ -51,7 +51,7 @@ fn client_config(emu: &RunningEmulator, client_id: &str, rate: u32) -> ClientCon
     c
 }
 
-async fn setup_client(emu: &RunningEmulator) -> GenesysClient {
+pub(super) async fn setup_client(emu: &RunningEmulator) -> GenesysClient {
     GenesysClient::new(client_config(emu, SETUP_ID, 60_000))
         .await
         .unwrap()
@@ -59,7 +59,7 @@ async fn setup_client(emu: &RunningEmulator) -> GenesysClient {
 
 /// Creates `sizes.len()` clusters of contacts (cluster `c`, member `m` gets e-mail
 /// `p{c}.{m}@example.com` and phone `+1555{c:03}{m:04}`) and returns their ids per cluster.
-async fn seed(setup: &GenesysClient, sizes: &[usize]) -> Vec<Vec<String>> {
+pub(super) async fn seed(setup: &GenesysClient, sizes: &[usize]) -> Vec<Vec<String>> {
     let api = setup.external_contacts();
     let mut out = Vec::new();
     for (c, &n) in sizes.iter().enumerate() {
@@ -81,7 +81,7 @@ async fn seed(setup: &GenesysClient, sizes: &[usize]) -> Vec<Vec<String>> {
 
 /// A plan with one cluster per id list: survivor = first id, resolved = the survivor's values,
 /// the other e-mails and phones as extra values.
-fn write_plan(dir: &Path, clusters: &[Vec<String>]) {
+pub(super) fn write_plan(dir: &Path, clusters: &[Vec<String>]) {
     let clusters = clusters
         .iter()
         .enumerate()
@@ -159,12 +159,15 @@ fn options_with(
 ) -> Options {
     let mut client = client_config(emu, ID, 60_000);
     f(&mut client);
-    Options::new(
+    let mut opts = Options::new(
         dir.join("plan"),
         dir.join("state"),
         dir.join("out"),
         Platform::Genesys(Box::new(client)),
-    )
+    );
+    // These tests are about the engine, not the review: every planned cluster is approved.
+    opts.approve = Approve::All;
+    opts
 }
 
 fn merge_calls(emu: &RunningEmulator) -> u64 {
@@ -176,12 +179,12 @@ fn merge_calls(emu: &RunningEmulator) -> u64 {
         .unwrap_or(0)
 }
 
-fn contact(emu: &RunningEmulator, id: &str) -> Value {
+pub(super) fn contact(emu: &RunningEmulator, id: &str) -> Value {
     emu.state().external_contact(id).unwrap()
 }
 
 /// The canonical contact `id` was merged into (following `mergedTo` to the head).
-fn head(emu: &RunningEmulator, id: &str) -> String {
+pub(super) fn head(emu: &RunningEmulator, id: &str) -> String {
     let mut cur = id.to_owned();
     for _ in 0..60 {
         match contact(emu, &cur)["mergedTo"]["id"].as_str() {
@@ -194,7 +197,7 @@ fn head(emu: &RunningEmulator, id: &str) -> String {
 
 /// Every id is in one merge tree whose set holds exactly the ids plus the `steps` canonical
 /// contacts the merges created: nothing merged twice, nothing left out.
-fn assert_merged_once(emu: &RunningEmulator, ids: &[String], steps: usize) -> String {
+pub(super) fn assert_merged_once(emu: &RunningEmulator, ids: &[String], steps: usize) -> String {
     let heads: BTreeSet<String> = ids.iter().map(|id| head(emu, id)).collect();
     assert_eq!(
         heads.len(),
@@ -208,12 +211,12 @@ fn assert_merged_once(emu: &RunningEmulator, ids: &[String], steps: usize) -> St
     h
 }
 
-fn assert_untouched(emu: &RunningEmulator, id: &str) {
+pub(super) fn assert_untouched(emu: &RunningEmulator, id: &str) {
     let c = contact(emu, id);
     assert!(c.get("mergedTo").is_none(), "{id} was not merged: {c}");
 }
 
-fn ndjson(path: &Path) -> Vec<Value> {
+pub(super) fn ndjson(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -730,7 +733,7 @@ async fn kill_dash_nine_at_random_points_then_every_cluster_is_merged_exactly_on
     let kills = tokio::task::spawn_blocking(move || {
         let apply = || {
             let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
-            c.args(["--quiet", "merge", "apply", "--plan"])
+            c.args(["--quiet", "merge", "apply", "--approve-all", "--plan"])
                 .arg(d.join("plan"))
                 .arg("--state")
                 .arg(d.join("state"))
@@ -939,7 +942,7 @@ async fn merge_apply_gives_up_when_the_platform_is_unreachable_and_keeps_what_wa
     let base = emu.base_url();
     let apply = move |give_up: Option<&str>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
-        c.args(["--quiet", "merge", "apply", "--plan"])
+        c.args(["--quiet", "merge", "apply", "--approve-all", "--plan"])
             .arg(d.join("plan"))
             .arg("--state")
             .arg(d.join("state"))
@@ -1029,7 +1032,14 @@ fn cli_rejects_a_broken_plan_naming_the_cluster_and_exits_2() {
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_dedupd"))
-        .args(["--quiet", "merge", "apply", "--dry-run", "--plan"])
+        .args([
+            "--quiet",
+            "merge",
+            "apply",
+            "--approve-all",
+            "--dry-run",
+            "--plan",
+        ])
         .arg(tmp.path())
         .arg("--out")
         .arg(tmp.path().join("out"))
@@ -1057,7 +1067,7 @@ async fn kill_dash_nine_after_merges_then_the_rerun_reports_them_as_merged() {
     let out_dir = d.join("out");
     let apply = move || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
-        c.args(["--quiet", "merge", "apply", "--plan"])
+        c.args(["--quiet", "merge", "apply", "--approve-all", "--plan"])
             .arg(d.join("plan"))
             .arg("--state")
             .arg(d.join("state"))

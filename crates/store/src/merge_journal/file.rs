@@ -184,6 +184,7 @@ mod tests {
                     canonical: None,
                     quarantined: vec!["q".into()],
                     run: None,
+                    decision: None,
                 },
             )
             .unwrap();
@@ -273,6 +274,7 @@ mod tests {
                     canonical: Some("X".into()),
                     quarantined: vec![],
                     run: Some("r1".into()),
+                    decision: None,
                 },
             )
             .unwrap();

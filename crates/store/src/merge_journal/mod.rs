@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use file::FileJournal;
 
 use crate::StoreError;
+use dedupd_core::plan::Basis;
 
 /// How a cluster ended in a run, as the journal stores it (`settled` events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,11 +84,15 @@ pub enum Event {
         /// The run that settled it (absent in journals written before runs were named).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         run: Option<String>,
+        /// The decision the run carried out: a review's approval or split, or the run's
+        /// `--approve-all` / `--min-confidence` (absent in journals written before reviews).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<Basis>,
     },
 }
 
 /// The last `settled` event of a cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settlement {
     /// How it ended.
     pub outcome: SettledOutcome,
@@ -97,6 +102,8 @@ pub struct Settlement {
     pub quarantined: Vec<String>,
     /// The run that settled it, when named.
     pub run: Option<String>,
+    /// The decision it carried out, when recorded.
+    pub decision: Option<Basis>,
 }
 
 /// What a cluster's journal says.
@@ -149,6 +156,7 @@ impl History {
                 canonical,
                 quarantined,
                 run,
+                decision,
                 ..
             } => {
                 self.settled = Some(Settlement {
@@ -156,6 +164,7 @@ impl History {
                     canonical,
                     quarantined,
                     run,
+                    decision,
                 });
             }
         }

@@ -4,6 +4,8 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use dedupd_core::plan::Basis;
+
 use super::{Event, History, MergeJournal, SettledOutcome, Settlement};
 
 fn at(s: i64) -> DateTime<Utc> {
@@ -23,6 +25,7 @@ fn settled(outcome: SettledOutcome, canonical: Option<&str>, quarantined: &[&str
         canonical: canonical.map(str::to_owned),
         quarantined: ids(quarantined),
         run: Some("r-suite".into()),
+        decision: Some(Basis::ApproveAll),
     }
 }
 
@@ -190,6 +193,7 @@ fn settlements(journal: &impl MergeJournal) {
                 canonical: Some("Z".into()),
                 quarantined: ids(quarantined),
                 run: Some("r-suite".into()),
+                decision: Some(Basis::ApproveAll),
             }),
             "{cluster}: the settlement reads back as written"
         );

@@ -8,7 +8,7 @@ use crate::shared::platform::{DEFAULT_GIVE_UP_AFTER, PlatformArgs};
 use anyhow::Context;
 use clap::Args;
 
-use super::{Options, Report, run as apply};
+use super::{Approve, Options, Report, run as apply};
 
 /// Flags of `dedupd merge apply`.
 #[derive(Debug, Args)]
@@ -38,6 +38,20 @@ pub struct ApplyArgs {
     /// Write the merge requests that would be sent (apply_dry_run.ndjson); contact nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Merge every planned cluster without review (by default only what DIR/decisions.json
+    /// approves is merged).
+    #[arg(long, conflicts_with = "min_confidence")]
+    pub approve_all: bool,
+    /// Merge, without review, every planned cluster of at least this confidence (0..=1).
+    #[arg(long, value_name = "X", value_parser = confidence)]
+    pub min_confidence: Option<f64>,
+}
+
+fn confidence(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a confidence between 0 and 1")),
+    }
 }
 
 /// Runs `merge apply` from its flags and prints a summary.
@@ -55,6 +69,11 @@ pub fn run(args: ApplyArgs, progress: bool) -> anyhow::Result<Report> {
     opts.dry_run = args.dry_run;
     opts.progress = progress;
     opts.lock_wait = Duration::from_secs(args.lock_wait_secs);
+    opts.approve = match (args.approve_all, args.min_confidence) {
+        (true, _) => Approve::All,
+        (false, Some(x)) => Approve::MinConfidence(x),
+        (false, None) => Approve::Reviewed,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -31,7 +31,9 @@ use dedupd_store::locks::{FileLocks, RedisLocks};
 use dedupd_store::merge_journal::{FileJournal, MergeJournal};
 
 use crate::shared::fs::{AtomicFile, write_json};
-use crate::shared::plan_file::{Plan, PlanFile};
+use crate::shared::plan_file::{
+    Approval, Cluster, Decided, Decisions, DecisionsFile, NotMerged, Plan, PlanError, PlanFile,
+};
 use crate::shared::platform::{DirectoryJob, Platform};
 
 /// Options of one `merge apply` run.
@@ -59,11 +61,24 @@ pub struct Options {
     pub lock_wait: Duration,
     /// Redis locks (with `--redis`): how long a lock outlives a holder that stopped renewing it.
     pub redis_lock_lease: Duration,
+    /// Which clusters of the plan to merge.
+    pub approve: Approve,
+}
+
+/// Which clusters of the plan a run merges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Approve {
+    /// What the review decided (`DIR/decisions.json`, which must exist).
+    Reviewed,
+    /// Every cluster as planned, without review (`--approve-all`).
+    All,
+    /// Every cluster at or above this confidence, as planned (`--min-confidence`).
+    MinConfidence(f64),
 }
 
 impl Options {
     /// Options with the defaults: the platform's most ids per merge, 4 clusters at once,
-    /// 120 s lock wait, 120 s Redis lease.
+    /// 120 s lock wait, 120 s Redis lease, the reviewed decisions.
     pub fn new(
         plan_dir: PathBuf,
         state_dir: PathBuf,
@@ -81,6 +96,7 @@ impl Options {
             progress: false,
             lock_wait: Duration::from_secs(120),
             redis_lock_lease: Duration::from_secs(120),
+            approve: Approve::Reviewed,
         }
     }
 }
@@ -138,6 +154,37 @@ pub async fn run_on<D: CustomerDirectory>(
     let started = Instant::now();
     let cap = ids_per_merge::<D>(opts)?;
     let plan = Plan::load(&opts.plan_dir)?;
+    let decisions: Decisions;
+    let (approval, label) = match opts.approve {
+        Approve::Reviewed => {
+            decisions = Decisions::load(&opts.plan_dir)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} not found: nothing is approved. Review the plan first (dedupd merge review --plan {}), \
+                     or merge without review with --approve-all or --min-confidence X",
+                    <Decisions as DecisionsFile>::path_in(&opts.plan_dir).display(),
+                    opts.plan_dir.display()
+                )
+            })?;
+            (
+                Approval::Reviewed(&decisions),
+                format!(
+                    "reviewed ({})",
+                    <Decisions as DecisionsFile>::path_in(&opts.plan_dir).display()
+                ),
+            )
+        }
+        Approve::All => (Approval::All, "approve_all (no review)".to_owned()),
+        Approve::MinConfidence(x) => (
+            Approval::MinConfidence(x),
+            format!("min_confidence {x} (no review)"),
+        ),
+    };
+    let decided = plan
+        .decide(approval)
+        .map_err(|source| PlanError::Decision {
+            path: <Decisions as DecisionsFile>::path_in(&opts.plan_dir),
+            source,
+        })?;
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("cannot create output directory {}", opts.out_dir.display()))?;
     let journal = FileJournal::open(&opts.state_dir)
@@ -152,11 +199,13 @@ pub async fn run_on<D: CustomerDirectory>(
         requests_per_minute: opts.platform.requests_per_minute(),
         ..Report::default()
     };
+    report.count_decisions(label, &decided);
 
     let Some(dir) = dir else {
         let mut lines = AtomicFile::create(&opts.out_dir.join("apply_dry_run.ndjson"))?;
         let mut outcomes = AtomicFile::create(&opts.out_dir.join("apply_clusters.ndjson"))?;
-        for cluster in &plan.clusters {
+        for decided in &decided.merge {
+            let cluster = &decided.cluster;
             let ids = cluster.sorted_ids();
             let key = ids_key('c', ids.iter().map(String::as_str));
             let history = journal.history(&key)?;
@@ -199,6 +248,7 @@ pub async fn run_on<D: CustomerDirectory>(
             serde_json::to_writer(&mut *outcomes.writer(), &line)?;
             outcomes.writer().write_all(b"\n")?;
         }
+        write_not_merged(&mut outcomes, &decided)?;
         lines.commit()?;
         outcomes.commit()?;
         AtomicFile::create(&opts.out_dir.join("quarantine.ndjson"))?.commit()?;
@@ -237,12 +287,12 @@ pub async fn run_on<D: CustomerDirectory>(
 
     let bar = crate::shared::progress::bar(report.clusters, opts.progress, "clusters", "merge");
 
-    let mut outcomes: Vec<Option<ClusterOutcome>> = vec![None; plan.clusters.len()];
+    let mut outcomes: Vec<Option<ClusterOutcome>> = vec![None; decided.merge.len()];
     let mut fatal: Option<anyhow::Error> = None;
     {
         // Once the client gives up on the platform, no other cluster starts.
-        let clusters = plan
-            .clusters
+        let clusters = decided
+            .merge
             .iter()
             .enumerate()
             .take_while(|_| dir.gave_up().is_none());
@@ -279,7 +329,8 @@ pub async fn run_on<D: CustomerDirectory>(
 
     let mut quarantine = AtomicFile::create(&opts.out_dir.join("quarantine.ndjson"))?;
     let mut lines = AtomicFile::create(&opts.out_dir.join("apply_clusters.ndjson"))?;
-    for (cluster, outcome) in plan.clusters.iter().zip(outcomes) {
+    for (decided, outcome) in decided.merge.iter().zip(outcomes) {
+        let cluster = &decided.cluster;
         let outcome = outcome.unwrap_or_else(|| ClusterOutcome {
             cluster_id: cluster.cluster_id.clone(),
             key: ids_key('c', cluster.members.iter().map(|m| m.record_id.as_str())),
@@ -298,6 +349,7 @@ pub async fn run_on<D: CustomerDirectory>(
             Outcome::Skipped => report.skipped += 1,
             Outcome::Quarantined => report.quarantined += 1,
             Outcome::Remaining | Outcome::Planned => report.remaining += 1,
+            Outcome::Rejected | Outcome::NotApproved => {}
         }
         report.merge_requests += outcome.merge_requests;
         report.quarantined_contacts += outcome.quarantined.len() as u64;
@@ -313,6 +365,7 @@ pub async fn run_on<D: CustomerDirectory>(
         serde_json::to_writer(&mut *lines.writer(), &outcome)?;
         lines.writer().write_all(b"\n")?;
     }
+    write_not_merged(&mut lines, &decided)?;
     quarantine.commit()?;
     lines.commit()?;
 
@@ -327,4 +380,43 @@ pub async fn run_on<D: CustomerDirectory>(
         return Err(e.context("merge apply stopped"));
     }
     Ok(report)
+}
+
+/// One line per planned cluster this run does not merge (rejected, or not approved), after the
+/// lines of the clusters it merges.
+fn write_not_merged(out: &mut AtomicFile, decided: &Decided) -> anyhow::Result<()> {
+    for (cluster, why) in &decided.not_merged {
+        let line = not_merged_outcome(cluster, *why);
+        serde_json::to_writer(&mut *out.writer(), &line)?;
+        out.writer().write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn not_merged_outcome(cluster: &Cluster, why: NotMerged) -> ClusterOutcome {
+    let (outcome, detail) = match why {
+        NotMerged::Rejected => (Outcome::Rejected, "rejected in review".to_owned()),
+        NotMerged::Undecided => (
+            Outcome::NotApproved,
+            "no review decision for these members".to_owned(),
+        ),
+        NotMerged::BelowConfidence => (
+            Outcome::NotApproved,
+            format!(
+                "confidence {} is below --min-confidence",
+                cluster.confidence
+            ),
+        ),
+    };
+    ClusterOutcome {
+        cluster_id: cluster.cluster_id.clone(),
+        key: ids_key('c', cluster.members.iter().map(|m| m.record_id.as_str())),
+        outcome,
+        canonical: None,
+        members: cluster.members.len(),
+        merge_requests: 0,
+        quarantined: Vec::new(),
+        unplaced: BTreeMap::new(),
+        detail: Some(detail),
+    }
 }

@@ -1,6 +1,8 @@
 //! What `dedupd merge apply` reports: `apply_report.json` and the summary on stderr.
 
 use dedupd_platform::CallStats;
+
+use crate::shared::plan_file::{Decided, NotMerged};
 use serde::Serialize;
 
 /// What a run did (`apply_report.json`).
@@ -14,6 +16,23 @@ pub struct Report {
     pub clusters: u64,
     /// Contacts in the plan.
     pub contacts: u64,
+    /// Which clusters this run merges: the review's decisions, or `--approve-all` /
+    /// `--min-confidence` without review.
+    pub approval: String,
+    /// Clusters this run merges (a split cluster counts once per group it merges).
+    pub to_merge: u64,
+    /// Planned clusters a reviewer rejected: never merged.
+    pub rejected: u64,
+    /// Their cluster ids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected_clusters: Vec<String>,
+    /// Planned clusters not approved: no decision for their members, or below
+    /// `--min-confidence`.
+    pub not_approved: u64,
+    /// Members a split left out of every group (left as they are).
+    pub split_off_members: u64,
+    /// Decisions made on clusters the plan no longer has (re-planned since the review).
+    pub stale_decisions: u64,
     /// Clusters merged whole.
     pub merged: u64,
     /// Clusters merged except quarantined members.
@@ -55,20 +74,49 @@ pub struct Report {
     pub platform_unreachable: Option<String>,
 }
 
+impl Report {
+    /// Counts what the approval decided.
+    pub(crate) fn count_decisions(&mut self, label: String, decided: &Decided) {
+        self.approval = label;
+        self.to_merge = decided.merge.len() as u64;
+        for (cluster, why) in &decided.not_merged {
+            match why {
+                NotMerged::Rejected => {
+                    self.rejected += 1;
+                    self.rejected_clusters.push(cluster.cluster_id.clone());
+                }
+                NotMerged::Undecided | NotMerged::BelowConfidence => self.not_approved += 1,
+            }
+        }
+        self.split_off_members = decided.split_off.len() as u64;
+        self.stale_decisions = decided.stale_decisions.len() as u64;
+    }
+}
+
 pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
+    eprintln!(
+        "Approval: {}. {} of {} planned clusters to merge; {} rejected, {} not approved, {} members split off.",
+        r.approval, r.to_merge, r.clusters, r.rejected, r.not_approved, r.split_off_members
+    );
+    if r.stale_decisions > 0 {
+        eprintln!(
+            "{} decisions are for clusters the plan no longer has (it was re-planned); review the undecided clusters.",
+            r.stale_decisions
+        );
+    }
     if r.dry_run {
         eprintln!(
             "Dry run: {} merge requests for {} clusters ({} settled earlier); see {}.",
             r.merge_requests,
-            r.clusters - r.skipped,
+            r.to_merge - r.skipped,
             r.skipped,
             out.join("apply_dry_run.ndjson").display()
         );
         return;
     }
     eprintln!(
-        "{} clusters: {} merged, {} partially merged, {} already merged, {} settled earlier, {} quarantined, {} left for the next run ({:.1} s).",
-        r.clusters,
+        "{} clusters to merge: {} merged, {} partially merged, {} already merged, {} settled earlier, {} quarantined, {} left for the next run ({:.1} s).",
+        r.to_merge,
         r.merged,
         r.partially_merged,
         r.already_merged,

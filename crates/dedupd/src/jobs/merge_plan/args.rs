@@ -18,8 +18,9 @@ pub struct PlanArgs {
     /// Output directory (created if missing).
     #[arg(long, short, default_value = "merge-plan")]
     pub out: PathBuf,
-    /// Most clusters on plan.html (the least confident first; plan.json has all).
-    #[arg(long, default_value_t = 2000)]
+    /// Most clusters on plan.html, the least confident first; the page says when it holds
+    /// fewer than the plan (plan.json and `dedupd merge review` have them all).
+    #[arg(long, default_value_t = 10_000)]
     pub html_limit: usize,
     /// Read the contacts from Genesys Cloud External Contacts (a cursor scan of every
     /// contact) instead of a file. Credentials as for `sync`: GENESYS_CLIENT_ID,

@@ -17,12 +17,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub mod args;
-mod html;
 use crate::shared::fs::AtomicFile;
 use crate::shared::plan_file::{
-    Cluster, MatchContext, PLAN_VERSION, Plan, PlanFile, cluster_id, keep_most_doubtful,
+    Cluster, Decisions, DecisionsFile, MatchContext, PLAN_VERSION, Plan, PlanFile, cluster_id,
+    keep_most_doubtful,
 };
 use crate::shared::platform::{DirectoryJob, Platform};
+use crate::shared::review::{self, PageMeta};
 pub use dedupd_feed::export::{InputConfig, InputFormat, Loaded, Reject, load};
 use dedupd_platform::directory::CustomerDirectory;
 
@@ -354,13 +355,11 @@ pub fn plan_records(
         prior: model.prior,
         threshold: mc.cluster.threshold,
     };
-    let shown = Plan {
-        version: PLAN_VERSION,
-        generated_at,
-        input: input.to_owned(),
-        clusters: doubtful,
-    };
-    html::write(&out.join("plan.html"), &shown, &report, html_limit)?;
+    // Decisions of an earlier review in this directory carry over to the clusters whose
+    // members did not change (the page matches them by member set).
+    let decisions = Decisions::load(out)?.unwrap_or_default();
+    let meta = PageMeta::new(input, generated_at, ids.len(), doubtful.len(), false);
+    review::write_file(&out.join("plan.html"), &meta, &doubtful, &decisions)?;
     stage("write", seconds);
     Ok(report)
 }
