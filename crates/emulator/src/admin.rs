@@ -83,53 +83,67 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for AdminJson {
 ///   "conversations":[{"id"?, "integrationId"?, "fromId"?, "state"?, "participants":[…]}]}`.
 /// Items are applied in order; on an error, the items before it stay.
 async fn seed(State(st): State<EmulatorState>, AdminJson(body): AdminJson) -> ApiResult<Response> {
-    let mut inner = st.lock();
-    let mut lists = Vec::new();
-    for l in body
-        .get("contactLists")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let mut l = l.clone();
-        let contacts = l
-            .as_object_mut()
-            .and_then(|m| m.remove("contacts"))
-            .and_then(|c| c.as_array().cloned())
-            .unwrap_or_default();
-        let id = l.get("id").and_then(Value::as_str).map(str::to_owned);
-        let created = crate::outbound::create_list(&mut inner, l, id)?;
-        let id = created
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        crate::outbound::seed_contacts(&mut inner, &id, &contacts)?;
-        lists.push(id);
+    Ok(ok_json(st.seed_body(&body)?))
+}
+
+impl EmulatorState {
+    /// Seeds data, as `POST /__emulator/seed` does (same body); answers with the ids created,
+    /// or the message of the first item refused (the items before it stay).
+    pub fn seed(&self, body: &Value) -> Result<Value, String> {
+        self.seed_body(body).map_err(|e| e.message.clone())
     }
-    let mut ext = Vec::new();
-    for c in body
-        .get("externalContacts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        ext.push(crate::external::seed_contact(&mut inner, c)?);
+
+    fn seed_body(&self, body: &Value) -> ApiResult<Value> {
+        let st = self;
+
+        let mut inner = st.lock();
+        let mut lists = Vec::new();
+        for l in body
+            .get("contactLists")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut l = l.clone();
+            let contacts = l
+                .as_object_mut()
+                .and_then(|m| m.remove("contacts"))
+                .and_then(|c| c.as_array().cloned())
+                .unwrap_or_default();
+            let id = l.get("id").and_then(Value::as_str).map(str::to_owned);
+            let created = crate::outbound::create_list(&mut inner, l, id)?;
+            let id = created
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            crate::outbound::seed_contacts(&mut inner, &id, &contacts)?;
+            lists.push(id);
+        }
+        let mut ext = Vec::new();
+        for c in body
+            .get("externalContacts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            ext.push(crate::external::seed_contact(&mut inner, c)?);
+        }
+        let mut convs = Vec::new();
+        for c in body
+            .get("conversations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            convs.push(crate::conversations::seed_conversation(&mut inner, c)?);
+        }
+        Ok(json!({
+            "contactLists": lists,
+            "externalContacts": ext,
+            "conversations": convs,
+        }))
     }
-    let mut convs = Vec::new();
-    for c in body
-        .get("conversations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        convs.push(crate::conversations::seed_conversation(&mut inner, c)?);
-    }
-    Ok(ok_json(json!({
-        "contactLists": lists,
-        "externalContacts": ext,
-        "conversations": convs,
-    })))
 }
 
 async fn list_contacts(State(st): State<EmulatorState>, P(id): P<String>) -> ApiResult<Response> {

@@ -58,6 +58,53 @@ pub struct EmulatorArgs {
         hide_env_values = true
     )]
     pub access_key_secret: String,
+    /// Genesys only: load External Contacts from a contact export (the CSV or NDJSON
+    /// `merge plan --input` reads, default layout), each with its `record_id` as the External
+    /// Contact id, so that a plan made from the same file can be applied to this emulator.
+    #[arg(long, value_name = "FILE")]
+    pub seed_external_contacts: Option<PathBuf>,
+}
+
+/// The External Contacts of a contact export, as the emulator's seed body: the record id as
+/// the contact id, names, the e-mail as work e-mail, the phone as cell phone, the address.
+fn external_contacts(path: &std::path::Path) -> anyhow::Result<(serde_json::Value, usize)> {
+    use dedupd_core::matching::Column;
+    let loaded = dedupd_feed::export::load(path, &dedupd_feed::export::InputConfig::default())
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let contacts: Vec<serde_json::Value> = loaded
+        .records
+        .iter()
+        .map(|r| {
+            let mut c = serde_json::json!({"id": r.id()});
+            let mut put = |key: &str, v: Option<&str>| {
+                if let Some(v) = v {
+                    c[key] = v.into();
+                }
+            };
+            put("firstName", r.get(Column::FirstName));
+            put("lastName", r.get(Column::LastName));
+            put("workEmail", r.get(Column::Email));
+            if let Some(phone) = r.get(Column::Phone) {
+                c["cellPhone"] = serde_json::json!({"e164": phone});
+            }
+            let address: serde_json::Map<String, serde_json::Value> = [
+                ("address1", Column::Street),
+                ("city", Column::City),
+                ("state", Column::Region),
+                ("postalCode", Column::Postcode),
+                ("countryCode", Column::Country),
+            ]
+            .into_iter()
+            .filter_map(|(k, col)| r.get(col).map(|v| (k.to_owned(), v.into())))
+            .collect();
+            if !address.is_empty() {
+                c["address"] = address.into();
+            }
+            c
+        })
+        .collect();
+    let refused = loaded.rejects.len();
+    Ok((serde_json::json!({ "externalContacts": contacts }), refused))
 }
 
 /// Runs the emulator until Ctrl-C.
@@ -84,6 +131,17 @@ pub fn main(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
                 let emu = dedupd_emulator::RunningEmulator::start_on(cfg, addr)
                     .await
                     .with_context(started)?;
+                if let Some(path) = &args.seed_external_contacts {
+                    let (body, rejects) = external_contacts(path)?;
+                    let seeded = emu.state().seed(&body).map_err(|e| {
+                        anyhow::anyhow!("cannot seed the External Contacts of {}: {e}", path.display())
+                    })?;
+                    eprintln!(
+                        "Seeded {} External Contacts from {} ({rejects} rows or values refused, as merge plan refuses them).",
+                        seeded["externalContacts"].as_array().map_or(0, Vec::len),
+                        path.display()
+                    );
+                }
                 eprintln!(
                     "Genesys Cloud emulator on {} (client id `{}`, {rate} requests/min per token). Ctrl-C stops it.",
                     emu.base_url(),
@@ -94,6 +152,9 @@ pub fn main(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
             }
             EmulatedPlatform::Cxone => {
                 use dedupd_emulator::cxone::{CxoneEmulatorConfig, RunningCxoneEmulator};
+                if args.seed_external_contacts.is_some() {
+                    anyhow::bail!("--seed-external-contacts seeds Genesys Cloud External Contacts: use it with --platform genesys");
+                }
                 let cfg = CxoneEmulatorConfig {
                     rate_limit_per_minute: rate,
                     clients: vec![(args.client_id.clone(), args.client_secret)],

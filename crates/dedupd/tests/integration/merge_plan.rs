@@ -109,10 +109,8 @@ fn sample_reaches_the_accuracy_floor_with_the_defaults() {
 
 /// The data the review page embeds.
 fn page_data(html: &str) -> serde_json::Value {
-    let start = html
-        .find(r#"<script id=data type="application/json">"#)
-        .unwrap()
-        + 41;
+    let marker = r#"<script id=data type="application/json">"#;
+    let start = html.find(marker).unwrap() + marker.len();
     let end = start + html[start..].find("</script>").unwrap();
     serde_json::from_str(&html[start..end]).unwrap()
 }
