@@ -285,7 +285,7 @@ pub async fn run_on<D: CustomerDirectory>(
         lock_wait: opts.lock_wait,
     };
 
-    let bar = crate::shared::progress::bar(report.clusters, opts.progress, "clusters", "merge");
+    let bar = crate::shared::progress::bar(report.to_merge, opts.progress, "clusters", "merge");
 
     let mut outcomes: Vec<Option<ClusterOutcome>> = vec![None; decided.merge.len()];
     let mut fatal: Option<anyhow::Error> = None;
