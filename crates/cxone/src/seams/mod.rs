@@ -1,0 +1,1 @@
+//! NICE CXone behind dedupd's platform seams (`dedupd-platform`).
