@@ -375,6 +375,25 @@ mod tests {
     }
 
     #[test]
+    fn grant_debug_is_redacted() {
+        let grant = TokenGrant::password(
+            Url::parse("http://127.0.0.1:9/auth/token").unwrap(),
+            "app",
+            SecretString::from("app-secret"),
+            "key-id",
+            SecretString::from("key-secret"),
+            Duration::from_secs(300),
+        );
+        let printed = format!("{grant:?}");
+        assert!(!printed.contains("app-secret"), "{printed}");
+        assert!(!printed.contains("key-secret"), "{printed}");
+        assert!(
+            printed.contains("key-id") && printed.contains("password"),
+            "{printed}"
+        );
+    }
+
+    #[test]
     fn token_debug_is_redacted() {
         let token = AccessToken {
             secret: SecretString::from("tok-abc"),
