@@ -94,3 +94,50 @@ pub(crate) fn summary(e: &Error, values: &[&str]) -> String {
         Error::Unreachable(u) => u.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ApiError, CxoneErrorBody};
+    use reqwest::{Method, StatusCode};
+
+    fn api(status: u16, body: &str) -> Error {
+        Error::Api(Box::new(ApiError {
+            method: Method::PUT,
+            path: "/customers/C1/merge".into(),
+            status: StatusCode::from_u16(status).unwrap(),
+            body: serde_json::from_str::<CxoneErrorBody>(body).unwrap_or_default(),
+            retry_after: None,
+            attempts: 1,
+        }))
+    }
+
+    #[test]
+    fn errors_map_to_the_kinds_a_job_acts_on_without_values() {
+        for (status, kind) in [
+            (400, ErrorKind::Permanent),
+            (401, ErrorKind::Auth),
+            (403, ErrorKind::Auth),
+            (404, ErrorKind::NotFound),
+            (409, ErrorKind::Conflict),
+            (429, ErrorKind::Transient),
+            (503, ErrorKind::Transient),
+        ] {
+            assert_eq!(kind_of(&api(status, "{}")), kind, "{status}");
+        }
+        assert_eq!(kind_of(&Error::Config("x".into())), ErrorKind::Config);
+        // The platform's words (which can echo the request) stay out of the message and go to
+        // `platform_message`.
+        let e = api(
+            400,
+            r#"{"errors":[{"message":"+14155550100 is not valid","errorCode":"InvalidRecipient"}]}"#,
+        );
+        let pe = platform_error(&e, "sending", &["+14155550100"]);
+        assert_eq!(pe.message, "sending: 400 Bad Request (InvalidRecipient)");
+        assert_eq!(
+            pe.platform_message.as_deref(),
+            Some("+14155550100 is not valid")
+        );
+        assert_eq!(pe.status, Some(400));
+    }
+}

@@ -258,3 +258,32 @@ async fn two_clients_draw_from_one_budget_in_redis() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_platform_that_answers_nothing_is_given_up_on_and_every_clone_stops() {
+    let emu = default_emulator().await;
+    let mut config = config_for(&emu);
+    config.give_up_after = Some(Duration::from_millis(300));
+    config.retry = dedupd_cxone::RetryPolicy {
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_total: Duration::from_secs(30),
+        max_attempts: u32::MAX,
+    };
+    let client = CxoneClient::connect(config).await.unwrap();
+    emu.state().outage_after(0); // every API request is a 503 from now on
+    let err = client.dfo().channels().await.unwrap_err();
+    assert!(err.is_unreachable(), "{err:?}");
+    let clone = client.clone();
+    let sent = emu.state().stats().total_requests;
+    let again = clone.dfo().customer("C1").await.unwrap_err();
+    assert!(again.is_unreachable());
+    assert_eq!(
+        emu.state().stats().total_requests,
+        sent,
+        "nothing more is sent"
+    );
+    let gave_up = dedupd_platform::Session::gave_up(&client).unwrap();
+    assert!(gave_up.contains("unreachable"), "{gave_up}");
+    emu.state().end_outage();
+}
