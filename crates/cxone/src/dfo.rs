@@ -301,9 +301,19 @@ pub struct DfoApi<'a> {
 }
 
 impl DfoApi<'_> {
-    /// `GET /channels`: the tenant's digital channels (a bare array).
+    /// `GET /channels`: the tenant's digital channels (a bare array; a `{data: […]}` page is
+    /// read too, since the spec's shape was seen only second-hand).
     pub async fn channels(&self) -> Result<Vec<Channel>, Error> {
-        self.client.dfo_json(Call::get(path(&["channels"]))).await
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Channels {
+            Bare(Vec<Channel>),
+            Page { data: Vec<Channel> },
+        }
+        let channels: Channels = self.client.dfo_json(Call::get(path(&["channels"]))).await?;
+        Ok(match channels {
+            Channels::Bare(c) | Channels::Page { data: c } => c,
+        })
     }
 
     /// `POST /channels/{channelId}/outbound`: sends a message to a customer. **Not
