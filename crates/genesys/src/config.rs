@@ -13,6 +13,8 @@ use reqwest::Url;
 use secrecy::SecretString;
 
 use crate::error::Error;
+pub use dedupd_http_client::RetryPolicy;
+pub(crate) use dedupd_http_client::redact_url;
 
 /// Environment variable holding the OAuth client id (required by [`ClientConfig::from_env`]).
 pub const ENV_CLIENT_ID: &str = "GENESYS_CLIENT_ID";
@@ -150,46 +152,6 @@ impl FromStr for Endpoint {
     }
 }
 
-/// When and how long to retry transient failures.
-///
-/// Delays follow exponential backoff with full jitter: before retry `n` (1-based) the client sleeps
-/// a uniformly random duration in `[0, min(max_delay, base_delay * 2^(n-1))]`, unless the response
-/// carried `Retry-After`, which always wins. A request gives up when it has made `max_attempts`
-/// attempts or when the next sleep would take the time spent since the first attempt past
-/// `max_total`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Scale of the first backoff.
-    pub base_delay: Duration,
-    /// Cap of a single backoff (not of `Retry-After`).
-    pub max_delay: Duration,
-    /// Cap on the total time a request may spend, first attempt to last, including sleeps.
-    pub max_total: Duration,
-    /// Attempts at most, the first included (1 = never retry).
-    pub max_attempts: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_total: Duration::from_secs(300),
-            max_attempts: 10,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// A policy that never retries.
-    pub fn never() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
-        }
-    }
-}
-
 /// A rate budget shared across processes through Redis.
 #[derive(Clone)]
 pub struct RedisBudget {
@@ -207,20 +169,6 @@ impl fmt::Debug for RedisBudget {
             .field("url", &redact_url(&self.url))
             .field("key", &self.key)
             .finish()
-    }
-}
-
-/// Prints a URL with any user info replaced by `[REDACTED]`.
-pub(crate) fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            // Both setters only fail for URLs that cannot have credentials at all.
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(Some("[REDACTED]"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "[unparseable URL]".to_owned(),
     }
 }
 

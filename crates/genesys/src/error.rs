@@ -16,10 +16,8 @@
 //!   rest of the batch; see [`OutboundApi::add_contacts`](crate::OutboundApi::add_contacts).
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use dedupd_http_client::ApiErrorBody;
 use serde::{Deserialize, Serialize};
 
 /// The Platform API's error body (`ErrorBody` in the API's schema).
@@ -117,7 +115,9 @@ impl ErrorBody {
             nested.collect_entity_ids(ids);
         }
     }
+}
 
+impl ApiErrorBody for ErrorBody {
     fn summary(&self) -> String {
         match (&self.code, &self.message) {
             (Some(code), Some(message)) => format!("{code}: {message}"),
@@ -126,230 +126,37 @@ impl ErrorBody {
             (None, None) => "no error body".to_owned(),
         }
     }
+
+    fn reference(&self) -> Option<String> {
+        self.context_id.as_ref().map(|c| format!("contextId {c}"))
+    }
+
+    fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    fn entity_ids(&self) -> Vec<String> {
+        ErrorBody::entity_ids(self)
+    }
 }
 
 /// An error response of the Platform API (or of the token endpoint).
-#[derive(Clone, Debug)]
-pub struct ApiError {
-    /// Method of the failed request.
-    pub method: Method,
-    /// Path of the failed request, without the query string.
-    pub path: String,
-    /// Response status.
-    pub status: StatusCode,
-    /// Parsed body; fields are `None` when the body was not an `ErrorBody`.
-    pub body: ErrorBody,
-    /// `Retry-After` of the last response, if any.
-    pub retry_after: Option<Duration>,
-    /// Attempts made, the first included.
-    pub attempts: u32,
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} failed with {} after {} attempt(s): {}",
-            self.method,
-            self.path,
-            self.status,
-            self.attempts,
-            self.body.summary()
-        )?;
-        if let Some(context) = &self.body.context_id {
-            write!(f, " (contextId {context})")?;
-        }
-        Ok(())
-    }
-}
-
+pub type ApiError = dedupd_http_client::ApiError<ErrorBody>;
 /// A request whose effect is unknown: it may or may not have been applied.
-#[derive(Clone, Debug)]
-pub struct OutcomeUnknown {
-    /// Method of the request.
-    pub method: Method,
-    /// Path of the request, without the query string.
-    pub path: String,
-    /// `Some(504)` for a gateway timeout; `None` when our own timeout fired after sending.
-    pub status: Option<StatusCode>,
-    /// Error body of the 504, if any.
-    pub body: Option<ErrorBody>,
-    /// Attempts made, the first included.
-    pub attempts: u32,
-}
-
-impl fmt::Display for OutcomeUnknown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cause = match self.status {
-            Some(status) => format!("the platform answered {status}"),
-            None => "the request timed out after it was sent".to_owned(),
-        };
-        write!(
-            f,
-            "outcome unknown for {} {} after {} attempt(s): {cause}; the work may have been applied, \
-             reconcile before resending",
-            self.method, self.path, self.attempts
-        )
-    }
-}
-
-/// The client gave up on the platform: no request got an answer for
-/// [`ClientConfig::give_up_after`](crate::ClientConfig::give_up_after). Carries no secret and no
-/// customer data: the base URL, how long, and what the last failure was.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Unreachable {
-    /// The platform's base URL, without credentials or trailing slash.
-    pub base_url: String,
-    /// How long no request got an answer when the client gave up.
-    pub down_for: Duration,
-    /// The last failure, e.g. `connection failed` or `server error 503 Service Unavailable`.
-    pub last_failure: String,
-}
-
-impl fmt::Display for Unreachable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the platform at {} was unreachable for {} s (no request succeeded; last failure: {})",
-            self.base_url,
-            self.down_for.as_secs(),
-            self.last_failure
-        )
-    }
-}
-
-/// Errors of the Genesys client.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The API answered with an error status (after retries, when the status was transient).
-    #[error("{0}")]
-    Api(Box<ApiError>),
-    /// The token endpoint refused to issue a token (bad credentials, or it kept failing).
-    #[error("cannot get an access token: {0}")]
-    Token(Box<ApiError>),
-    /// The request may or may not have taken effect. See the module docs.
-    #[error("{0}")]
-    OutcomeUnknown(Box<OutcomeUnknown>),
-    /// The HTTP exchange failed (connect, reset, timeout before sending, …).
-    #[error("{method} {path} failed after {attempts} attempt(s): {source}")]
-    Transport {
-        /// Method of the request.
-        method: Method,
-        /// Path of the request.
-        path: String,
-        /// Attempts made.
-        attempts: u32,
-        /// Whether sending again may succeed.
-        transient: bool,
-        /// The underlying error.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// No request got an answer for the configured give-up time: the client stopped sending.
-    /// Every later call of this client (and of its clones) fails the same way at once.
-    #[error("{0}")]
-    Unreachable(Box<Unreachable>),
-    /// A success response whose body did not match the expected schema.
-    #[error("{method} {path}: cannot decode the {status} response: {source}")]
-    Decode {
-        /// Method of the request.
-        method: Method,
-        /// Path of the request.
-        path: String,
-        /// Response status.
-        status: StatusCode,
-        /// The decoding error.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The shared rate budget (Redis) could not be consulted.
-    #[error("the shared rate budget in Redis is unavailable: {0}")]
-    Budget(#[source] redis::RedisError),
-    /// The request was refused before sending because it breaks a documented API limit.
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
-    /// Invalid configuration.
-    #[error("invalid Genesys client configuration: {0}")]
-    Config(String),
-}
-
-impl From<Unreachable> for Error {
-    fn from(u: Unreachable) -> Error {
-        Error::Unreachable(Box::new(u))
-    }
-}
-
-impl Error {
-    /// HTTP status of the response, when there was one.
-    pub fn status(&self) -> Option<StatusCode> {
-        match self {
-            Error::Api(e) | Error::Token(e) => Some(e.status),
-            Error::OutcomeUnknown(e) => e.status,
-            Error::Decode { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// The parsed error body, when the platform sent one.
-    pub fn error_body(&self) -> Option<&ErrorBody> {
-        match self {
-            Error::Api(e) | Error::Token(e) => Some(&e.body),
-            Error::OutcomeUnknown(e) => e.body.as_ref(),
-            _ => None,
-        }
-    }
-
-    /// The failure may pass: sending the same request again later may succeed, and doing so is
-    /// safe. `false` for [`Error::OutcomeUnknown`] (not safe before reconciling) and for every
-    /// permanent error (4xx validation, 501, bad credentials, decoding).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Api(e) | Error::Token(e) => is_transient_status(e.status),
-            Error::Transport { transient, .. } => *transient,
-            Error::Budget(_) | Error::Unreachable(_) => true,
-            Error::OutcomeUnknown(_)
-            | Error::Decode { .. }
-            | Error::InvalidRequest(_)
-            | Error::Config(_) => false,
-        }
-    }
-
-    /// The client gave up on the platform ([`Error::Unreachable`]): stop scheduling work, let
-    /// what is in flight settle, keep what was accepted, and run again later.
-    pub fn is_unreachable(&self) -> bool {
-        matches!(self, Error::Unreachable(_))
-    }
-
-    /// The request may have been applied although it failed (a 504 "but the work was done", or a
-    /// timeout after a non-idempotent request was sent). Read back the state before resending.
-    pub fn is_outcome_unknown(&self) -> bool {
-        matches!(self, Error::OutcomeUnknown(_))
-    }
-
-    /// For a permanent 4xx error of a batch call: the ids of the records the platform named as
-    /// the cause (the body's `entityId`, `details[].entityId` and nested errors). Empty when the
-    /// error names no record (then the whole request is at fault) or is not a permanent 4xx.
-    pub fn rejected_entity_ids(&self) -> Vec<String> {
-        match self {
-            Error::Api(e) if e.status.is_client_error() && !is_transient_status(e.status) => {
-                e.body.entity_ids()
-            }
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// Statuses worth retrying: 408, 429 and every 5xx except 501 (Not Implemented).
-pub(crate) fn is_transient_status(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)
-}
+pub type OutcomeUnknown = dedupd_http_client::OutcomeUnknown<ErrorBody>;
+/// Errors of the Genesys client (the shared client's errors with Genesys's error body).
+pub type Error = dedupd_http_client::Error<ErrorBody>;
+pub use dedupd_http_client::Unreachable;
+pub(crate) use dedupd_http_client::is_transient_status;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::{Method, StatusCode};
 
     fn api(status: u16, body: ErrorBody) -> Error {
         Error::Api(Box::new(ApiError {
@@ -375,19 +182,6 @@ mod tests {
         assert!(err.is_transient());
         assert!(err.rejected_entity_ids().is_empty());
         assert!(err.to_string().contains("contextId c-1"), "{err}");
-    }
-
-    #[test]
-    fn transient_statuses() {
-        for s in [408, 429, 500, 502, 503, 504] {
-            assert!(is_transient_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-        for s in [400, 401, 403, 404, 409, 413, 415, 422, 501] {
-            assert!(
-                !is_transient_status(StatusCode::from_u16(s).unwrap()),
-                "{s}"
-            );
-        }
     }
 
     #[test]

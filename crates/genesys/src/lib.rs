@@ -1,4 +1,6 @@
-//! A client for the Genesys Cloud Platform API v2, built to survive what the real platform does:
+//! A client for the Genesys Cloud Platform API v2, built to survive what the real platform does
+//! (the request loop, token cache, rate budget, retries and reachability circuit are
+//! `dedupd-http-client`'s, shared with the CXone client):
 //! token expiry, 429s, 5xx, timeouts, 504s whose work was done anyway, and batch calls that
 //! succeed for some records only.
 //!
@@ -59,8 +61,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod agentless;
-mod auth;
-mod budget;
 mod client;
 mod common;
 mod config;
@@ -68,13 +68,8 @@ mod conversations;
 mod error;
 mod external;
 mod outbound;
-mod reachability;
-mod retry;
 pub mod seams;
-mod stats;
 
-pub use auth::REFRESH_AT;
-pub use budget::{HEADROOM, RateBudget, RedisGcra, emission_interval};
 pub use client::GenesysClient;
 pub use common::{CursorPage, Cursors, EntityRef, Page};
 pub use config::{
@@ -84,6 +79,10 @@ pub use config::{
 pub use conversations::{
     Conversation, ConversationsApi, OpenIdType, OpenInboundChannel, OpenInboundMessage,
     OpenMessageNormalized, OpenMessagingFrom, Participant,
+};
+pub use dedupd_http_client::{
+    ClientStats, HEADROOM, REFRESH_AT, RateBudget, RedisGcra, RetryAction, StatsSnapshot,
+    classify_status, classify_transport, emission_interval, parse_retry_after,
 };
 pub use error::{ApiError, Error, ErrorBody, ErrorDetail, ErrorLimit, OutcomeUnknown, Unreachable};
 pub use external::{
@@ -99,6 +98,4 @@ pub use outbound::{
     MAX_CONTACTS_PER_ADD, MAX_PAGE_SIZE, OutboundApi, PhoneColumn, PhoneNumberStatus,
     RejectedContact, SearchCriteria, WritableDialerContact,
 };
-pub use retry::{RetryAction, classify_status, classify_transport, parse_retry_after};
 pub use secrecy::SecretString;
-pub use stats::{ClientStats, StatsSnapshot};

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dedupd_core::notification::NotificationRequest;
-use dedupd_genesys::{RetryAction, classify_status, parse_retry_after};
+use dedupd_http_client::{RetryAction, classify_status, parse_retry_after};
 use dedupd_platform::messaging::BoxFuture;
 pub use dedupd_platform::notify::{
     Ambiguity, NotificationSender, Readback, SendResult, SenderCapabilities,

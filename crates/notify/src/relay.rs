@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dedupd_core::notification::{NotificationRequest, Status};
-use dedupd_genesys::RetryPolicy;
 use dedupd_http::{Readiness, ReadyCheck};
+use dedupd_http_client::RetryPolicy;
 use dedupd_store::outbox::{Claimed, Outbox, OutboxStore, Outcome, Work};
 use futures_util::future::join_all;
 

@@ -1,8 +1,9 @@
-//! Counters of what the client did, for reports (`sync` prints them) and tests.
+//! Counters of what the client did, for reports (jobs print them) and tests.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use dedupd_platform::CallStats;
 use serde::Serialize;
 
 /// Live counters, shared by all clones of a client. Read them with [`ClientStats::snapshot`].
@@ -49,6 +50,19 @@ impl StatsSnapshot {
     /// Total time spent waiting for the rate budget.
     pub fn budget_wait(&self) -> Duration {
         Duration::from_millis(self.budget_wait_ms)
+    }
+
+    /// The counters every job reports, whatever the platform.
+    pub fn call_stats(&self) -> CallStats {
+        CallStats {
+            api_calls: self.api_calls,
+            retries: self.retries,
+            rate_limited: self.rate_limited,
+            server_errors: self.server_errors,
+            outcome_unknown: self.outcome_unknown,
+            token_requests: self.token_requests,
+            budget_wait: self.budget_wait(),
+        }
     }
 }
 

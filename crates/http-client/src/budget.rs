@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::config::redact_url;
-use crate::error::Error;
+use crate::redact_url;
 
 /// Share of the configured requests per minute the client actually uses.
 pub const HEADROOM: f64 = 0.98;
@@ -85,16 +84,17 @@ impl RateBudget {
     /// A budget of `requests_per_minute` shared through the Redis key `key` by every process
     /// that uses the same URL and key. Connects now, so a missing Redis fails here rather than
     /// on the first request.
-    pub async fn redis(url: &str, key: &str, requests_per_minute: u32) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(Error::Budget)?;
+    pub async fn redis(
+        url: &str,
+        key: &str,
+        requests_per_minute: u32,
+    ) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(2);
-        let connection = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(Error::Budget)?;
+        let connection = client.get_connection_manager_with_config(config).await?;
         let interval_micros =
             u64::try_from(emission_interval(requests_per_minute).as_micros()).unwrap_or(u64::MAX);
         Ok(RateBudget::Redis(Arc::new(RedisGcra {
@@ -107,7 +107,7 @@ impl RateBudget {
     }
 
     /// Waits until one request may be sent. Returns how long it waited.
-    pub async fn acquire(&self) -> Result<Duration, Error> {
+    pub async fn acquire(&self) -> Result<Duration, redis::RedisError> {
         let started = Instant::now();
         match self {
             RateBudget::Local(limiter) => limiter.until_ready().await,
@@ -124,7 +124,7 @@ impl RateBudget {
 
 impl RedisGcra {
     /// Reserves the next slot; returns how long until it.
-    async fn reserve(&self) -> Result<Duration, Error> {
+    async fn reserve(&self) -> Result<Duration, redis::RedisError> {
         let mut connection = self.connection.clone();
         let wait_micros: i64 = self
             .script
@@ -132,8 +132,7 @@ impl RedisGcra {
             .arg(self.interval_micros)
             .arg(1u32)
             .invoke_async(&mut connection)
-            .await
-            .map_err(Error::Budget)?;
+            .await?;
         Ok(Duration::from_micros(
             u64::try_from(wait_micros).unwrap_or(0),
         ))

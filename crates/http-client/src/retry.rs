@@ -10,7 +10,45 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
-use crate::config::RetryPolicy;
+/// When and how long to retry transient failures.
+///
+/// Delays follow exponential backoff with full jitter: before retry `n` (1-based) the client sleeps
+/// a uniformly random duration in `[0, min(max_delay, base_delay * 2^(n-1))]`, unless the response
+/// carried `Retry-After`, which always wins. A request gives up when it has made `max_attempts`
+/// attempts or when the next sleep would take the time spent since the first attempt past
+/// `max_total`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Scale of the first backoff.
+    pub base_delay: Duration,
+    /// Cap of a single backoff (not of `Retry-After`).
+    pub max_delay: Duration,
+    /// Cap on the total time a request may spend, first attempt to last, including sleeps.
+    pub max_total: Duration,
+    /// Attempts at most, the first included (1 = never retry).
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_total: Duration::from_secs(300),
+            max_attempts: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that never retries.
+    pub fn never() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+}
 
 /// What to do after one attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
