@@ -18,7 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// One real customer = one contact; one inbound message = one conversation; one business event
 /// = one notification.
 #[derive(Debug, Parser)]
-#[command(name = "dedupd", version, about, long_about = None, propagate_version = true)]
+#[command(name = "dedupd", version = dedupd::VERSION, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -84,6 +84,22 @@ enum Command {
     /// Delivers accepted notifications from the outbox (without the HTTP server): run several
     /// against one PostgreSQL outbox to scale out.
     Relay(jobs::relay::RelayArgs),
+    /// Print a shell completion script on stdout.
+    ///
+    /// bash: `dedupd completions bash > ~/.local/share/bash-completion/completions/dedupd`;
+    /// zsh: `dedupd completions zsh > "${fpath[1]}/_dedupd"`; fish: `dedupd completions fish >
+    /// ~/.config/fish/completions/dedupd.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `dedupd man > dedupd.1; man ./dedupd.1`.
+    Man,
+    /// Ask a running `dedupd serve` whether it is alive: exit 0 when GET URL answers 200, else 1.
+    ///
+    /// For container health checks on images without curl or a shell (deploy/Containerfile).
+    Healthcheck(jobs::healthcheck::HealthcheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,7 +143,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", dedupd::shared::error_chain(&e));
             if dedupd::shared::platform::is_unreachable(&e) {
                 ExitCode::from(EXIT_INCOMPLETE)
             } else {
@@ -155,5 +171,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => jobs::serve::main(args),
         Command::Relay(args) => jobs::relay::main(args),
         Command::Emulator(args) => jobs::emulator::main(args),
+        Command::Healthcheck(args) => jobs::healthcheck::main(args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "dedupd", &mut script);
+            print_all(&script)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            print_all(&page)
+        }
+    }
+}
+
+/// Writes `bytes` to stdout; a reader that stopped early (`dedupd man | head`) is no error.
+fn print_all(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
 }

@@ -10,6 +10,8 @@ use dedupd::jobs::ingest::{self, Reason, Report};
 use dedupd::shared::feeds::Config;
 use serde_json::Value;
 
+#[path = "integration/first_hour.rs"]
+mod first_hour;
 #[path = "integration/forward.rs"]
 mod forward;
 #[path = "integration/merge_apply.rs"]

@@ -639,6 +639,13 @@ impl Gateway {
         }
     }
 
+    /// Registers the gateway's metric series (every channel and reason, the backend's latency
+    /// and errors) with the installed recorder, so `/metrics` lists them before the first
+    /// message. Without it they are registered on the first message.
+    pub fn register_metrics(&self) {
+        let _ = self.metrics();
+    }
+
     fn metrics(&self) -> &telemetry::Handles {
         self.inner
             .metrics

@@ -20,6 +20,44 @@ pub const FORWARDS: &str = "dedupd_gateway_forwards_total";
 /// `no_conversation`, `dropped`).
 pub const DUPLICATE_ATTRIBUTES: &str = "dedupd_gateway_duplicate_attributes_total";
 
+/// Describes every gateway metric and registers the series that exist without traffic at zero
+/// (the per-decision counters are registered by [`crate::Gateway::register_metrics`]). Call once
+/// the recorder is installed.
+pub fn describe() {
+    metrics::describe_counter!(
+        DECISIONS,
+        "Messages decided, by channel, decision (PROCESS, SUPPRESS) and reason."
+    );
+    metrics::describe_histogram!(
+        BACKEND_SECONDS,
+        metrics::Unit::Seconds,
+        "Latency of one dedup window claim, by backend."
+    );
+    metrics::describe_counter!(
+        BACKEND_ERRORS,
+        "Dedup window calls that failed, by backend."
+    );
+    metrics::describe_gauge!(WINDOW_ENTRIES, "Entries held by the embedded dedup window.");
+    metrics::describe_gauge!(
+        WINDOW_EFFECTIVE_SECONDS,
+        metrics::Unit::Seconds,
+        "How far back the embedded window really reaches (less than configured when the cap evicts)."
+    );
+    metrics::describe_counter!(FORWARDS, "Forwards to the platform, by result.");
+    metrics::describe_counter!(
+        DUPLICATE_ATTRIBUTES,
+        "Duplicate-recording attribute updates on the first conversation, by result."
+    );
+    for result in ["sent", "failed", "outcome_unknown", "dropped"] {
+        metrics::counter!(FORWARDS, "result" => result).increment(0);
+    }
+    for result in ["set", "failed", "no_conversation", "dropped"] {
+        metrics::counter!(DUPLICATE_ATTRIBUTES, "result" => result).increment(0);
+    }
+    metrics::gauge!(WINDOW_ENTRIES).increment(0.0);
+    metrics::gauge!(WINDOW_EFFECTIVE_SECONDS).increment(0.0);
+}
+
 /// The channels that get their own `channel` label; any other is `other` (the last label).
 const CHANNELS: &[&str] = &[
     "sms",
@@ -115,6 +153,7 @@ impl Handles {
                 ));
             }
         }
+        metrics::counter!(BACKEND_ERRORS, "backend" => backend).increment(0);
         Handles {
             decisions,
             backend_seconds: metrics::histogram!(BACKEND_SECONDS, "backend" => backend),

@@ -91,7 +91,10 @@ pub fn compose(
     // The library fills `contact` and `license` with its own author and licence by default.
     let mut contact = utoipa::openapi::info::Contact::new();
     contact.name = Some("dedupd".to_owned());
-    contact.url = Some(env!("CARGO_PKG_REPOSITORY").to_owned());
+    // The repository's URL, once the package names one (no placeholder).
+    contact.url = Some(env!("CARGO_PKG_REPOSITORY"))
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
     doc.info.contact = Some(contact);
     let mut license = utoipa::openapi::info::License::new(env!("CARGO_PKG_LICENSE"));
     license.identifier = Some(env!("CARGO_PKG_LICENSE").to_owned());
@@ -183,11 +186,10 @@ mod tests {
         let info = &doc["info"];
         assert_eq!(info["title"], "dedupd");
         assert_eq!(info["contact"]["name"], "dedupd", "{info}");
-        assert_eq!(
-            info["contact"]["url"],
-            env!("CARGO_PKG_REPOSITORY"),
-            "{info}"
-        );
+        match env!("CARGO_PKG_REPOSITORY") {
+            "" => assert!(info["contact"].get("url").is_none(), "{info}"),
+            url => assert_eq!(info["contact"]["url"], url, "{info}"),
+        }
         assert_eq!(info["license"]["name"], env!("CARGO_PKG_LICENSE"), "{info}");
         assert!(info["contact"].get("email").is_none(), "{info}");
     }

@@ -52,6 +52,23 @@ pub const HEADER_TIMEOUTS: &str = "dedupd_http_header_timeouts_total";
 /// Gauge: open connections (regular and reserve).
 pub const OPEN: &str = "dedupd_http_connections_open";
 
+/// Describes the listener's metrics and registers them at zero. Call once the recorder is
+/// installed.
+pub fn describe() {
+    metrics::describe_counter!(
+        OVER_CAP,
+        "Connections accepted past max_connections (health checks only, or 503)."
+    );
+    metrics::describe_counter!(
+        HEADER_TIMEOUTS,
+        "Connections closed for not sending a whole request head within header_timeout."
+    );
+    metrics::describe_gauge!(OPEN, "Connections open now.");
+    metrics::counter!(OVER_CAP).increment(0);
+    metrics::counter!(HEADER_TIMEOUTS).increment(0);
+    metrics::gauge!(OPEN).increment(0.0);
+}
+
 /// The server's bounds.
 #[derive(Debug, Clone)]
 pub struct Limits {

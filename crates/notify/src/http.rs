@@ -25,16 +25,17 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use dedupd_core::notification::{
     Channel, NotificationRequest, RequestError, content_guard_key, fingerprint, valid_key,
 };
 pub use dedupd_http::ApiError;
-use dedupd_http::{envelope_layer, parse_json};
+use dedupd_http::{ErrorEnvelope, envelope_layer, parse_json};
 use dedupd_store::outbox::{
     AcceptOptions, Accepted, GuardMode, NewNotification, Notification, Outbox, OutboxStore,
 };
 use serde_json::{Map, Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::clock::Clock;
 use crate::config::NotifyConfig;
@@ -184,14 +185,20 @@ impl NotifyApi {
     }
 }
 
+/// The two routes with their OpenAPI paths and the body limit: what `dedupd serve` composes
+/// with the other APIs (so `/openapi.json` lists them).
+pub fn routes(api: NotifyApi) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(status))
+        .layer(dedupd_http::BodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(api)
+}
+
 /// The two routes, with the body limit. Merge it into a service that adds the envelope for
 /// unmatched routes, or use [`app`].
 pub fn router(api: NotifyApi) -> Router {
-    Router::new()
-        .route("/v1/notifications", post(create))
-        .route("/v1/notifications/{key}", get(status))
-        .layer(dedupd_http::BodyLimitLayer::new(MAX_BODY_BYTES))
-        .with_state(api)
+    routes(api).into()
 }
 
 /// [`router`] as a whole application: 404 and 405 in the envelope, every other error answer
@@ -264,6 +271,27 @@ fn accepted_response(n: &Notification, replayed: bool) -> Response {
     resp
 }
 
+/// Accept a notification for delivery, once per `Idempotency-Key`.
+///
+/// The body: `channel` (`sms`, `email`, `voice`, `whatsapp`), `to` (E.164 or e-mail), `text`
+/// or `template` + `params`, optional `customer_id`, `event_type`, `provider`, `not_after`.
+#[utoipa::path(
+    post,
+    path = "/v1/notifications",
+    tag = "notifications",
+    params(("Idempotency-Key" = String, Header, description = "The producer's key: 1 to 255 visible ASCII characters")),
+    request_body(content = Object, content_type = "application/json", description = "The notification"),
+    responses(
+        (status = 202, description = "Accepted (or the first response replayed, with `Idempotent-Replayed: true`)"),
+        (status = 400, description = "No or a malformed Idempotency-Key, or not JSON", body = ErrorEnvelope),
+        (status = 401, description = "Missing or invalid bearer token / signature", body = ErrorEnvelope),
+        (status = 409, description = "The first request with this key is still being accepted; retry", body = ErrorEnvelope),
+        (status = 413, description = "Body over the size cap", body = ErrorEnvelope),
+        (status = 415, description = "Not application/json", body = ErrorEnvelope),
+        (status = 422, description = "A field is invalid, or the key was used with another body", body = ErrorEnvelope),
+        (status = 503, description = "The outbox is unavailable; retry with the same key", body = ErrorEnvelope),
+    )
+)]
 async fn create(
     State(api): State<NotifyApi>,
     headers: HeaderMap,
@@ -348,15 +376,18 @@ async fn create(
     let now = api.inner.clock.now();
     match api.inner.outbox.accept(new, opts, now).await {
         Ok(Accepted::Created(n)) => {
+            metrics::counter!(crate::telemetry::ACCEPTED, "result" => "created").increment(1);
             tracing::info!(key = %n.key, id = %n.id, channel = %n.channel, provider = %n.provider,
                 duplicate_of = ?n.duplicate_of, status = %n.status, "Accepted a notification");
             Ok(accepted_response(&n, false))
         }
         Ok(Accepted::Replay(n)) => {
+            metrics::counter!(crate::telemetry::ACCEPTED, "result" => "replayed").increment(1);
             tracing::debug!(key = %n.key, id = %n.id, "Replayed a notification response");
             Ok(accepted_response(&n, true))
         }
         Ok(Accepted::Mismatch(n)) => {
+            metrics::counter!(crate::telemetry::ACCEPTED, "result" => "mismatch").increment(1);
             tracing::info!(key = %n.key, id = %n.id, "Idempotency-Key reused with another body");
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -369,6 +400,19 @@ async fn create(
     }
 }
 
+/// The status of the notification accepted under `key`.
+#[utoipa::path(
+    get,
+    path = "/v1/notifications/{key}",
+    tag = "notifications",
+    params(("key" = String, Path, description = "The Idempotency-Key it was accepted under")),
+    responses(
+        (status = 200, description = "Its status: pending, sending, delivered, failed, unknown or expired"),
+        (status = 401, description = "Missing or invalid bearer token / signature", body = ErrorEnvelope),
+        (status = 404, description = "No notification under this key (or it was forgotten)", body = ErrorEnvelope),
+        (status = 503, description = "The outbox is unavailable", body = ErrorEnvelope),
+    )
+)]
 async fn status(
     State(api): State<NotifyApi>,
     key: Result<Path<String>, PathRejection>,

@@ -43,6 +43,7 @@ pub mod config;
 mod http;
 pub mod provider;
 mod relay;
+pub mod telemetry;
 
 use std::path::Path;
 
@@ -52,6 +53,7 @@ pub use clock::Clock;
 pub use config::{NotifyConfig, ProviderConfig, RelayConfig};
 pub use http::{
     ApiError, InFlight, InFlightGuard, MAX_BODY_BYTES, NotifyApi, REPLAYED_HEADER, app, router,
+    routes,
 };
 pub use provider::{
     Ambiguity, HttpProvider, NotificationSender, Readback, SendResult, SenderCapabilities, Senders,

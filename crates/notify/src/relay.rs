@@ -41,12 +41,13 @@ use futures_util::future::join_all;
 use crate::clock::Clock;
 use crate::config::RelayConfig;
 use crate::provider::{Ambiguity, Readback, SendResult, Senders};
+use crate::telemetry;
 
 /// How far before the first claim a read-back looks (clock skew between us and the platform).
 const READBACK_SKEW: chrono::Duration = chrono::Duration::minutes(2);
 
 /// The metric: 1 while a provider is paused, 0 otherwise (label `provider`).
-pub const PROVIDER_PAUSED_METRIC: &str = "dedupd_notify_provider_paused";
+pub const PROVIDER_PAUSED_METRIC: &str = telemetry::PROVIDER_PAUSED;
 
 /// The relay. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -112,7 +113,7 @@ impl ProviderHealth {
     fn new(cfg: &RelayConfig, names: impl Iterator<Item = String>) -> Self {
         let mut map = BTreeMap::new();
         for name in names {
-            metrics::gauge!(PROVIDER_PAUSED_METRIC, "provider" => name.clone()).set(0.0);
+            telemetry::register_provider(&name);
             map.insert(name, Breaker::default());
         }
         Self {
@@ -264,16 +265,23 @@ impl Relay {
         tokio::pin!(stop);
         let idle = Duration::from_millis(self.cfg.poll_ms);
         let mut purged_at = self.clock.now();
+        telemetry::refresh_backlog(&self.outbox, purged_at).await;
+        let mut backlog_at = purged_at;
         loop {
             let pause = match self.round().await {
                 Ok(s) if s.claimed > 0 => Duration::ZERO,
                 Ok(_) => idle,
                 Err(e) => {
+                    metrics::counter!(telemetry::RELAY_ERRORS).increment(1);
                     tracing::warn!(error = %e, "Relay round failed; retrying");
                     idle.max(Duration::from_secs(1))
                 }
             };
             let now = self.clock.now();
+            if now - backlog_at >= to_chrono(telemetry::BACKLOG_EVERY) {
+                backlog_at = now;
+                telemetry::refresh_backlog(&self.outbox, now).await;
+            }
             if now - purged_at > chrono::Duration::minutes(10) {
                 purged_at = now;
                 match self.outbox.purge_expired(now).await {
@@ -298,10 +306,21 @@ impl Relay {
         let (outcome, work) = self.decide(&c).await;
         let now = self.clock.now();
         tracing::debug!(key = %n.key, id = %n.id, outcome = ?outcome_name(&outcome), sent = work.sent, "Relay outcome");
+        let name = outcome_name(&outcome);
         let recorded = self
             .outbox
             .finish(&n.key, &lease, outcome, work, now)
             .await?;
+        if work.sent {
+            metrics::counter!(telemetry::RELAY_ATTEMPTS, "provider" => n.provider.clone())
+                .increment(1);
+        }
+        if work.read_back {
+            metrics::counter!(telemetry::RELAY_READBACKS, "provider" => n.provider.clone())
+                .increment(1);
+        }
+        let label = if recorded { name } else { "lease_lost" };
+        metrics::counter!(telemetry::RELAY_OUTCOMES, "outcome" => label).increment(1);
         if !recorded {
             tracing::warn!(key = %n.key, id = %n.id, "Lease lost before the outcome was recorded");
         }

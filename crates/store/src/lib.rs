@@ -68,6 +68,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether this is an embedded store that another process (or another open in this one)
+    /// holds: redb allows one process per file.
+    pub fn is_locked(&self) -> bool {
+        match self {
+            StoreError::Open { source, .. } => matches!(
+                source.downcast_ref::<redb::DatabaseError>(),
+                Some(redb::DatabaseError::DatabaseAlreadyOpen)
+            ),
+            _ => false,
+        }
+    }
+
     pub(crate) fn backend(
         op: &'static str,
         at: impl Into<String>,

@@ -3,6 +3,7 @@
 
 pub mod emulator;
 pub mod eval;
+pub mod healthcheck;
 pub mod ingest;
 pub mod merge_apply;
 pub mod merge_plan;

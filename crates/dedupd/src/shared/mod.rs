@@ -34,6 +34,25 @@ pub fn peak_rss_bytes() -> Option<u64> {
 /// clusters not settled) or gave up on an unreachable platform: run it again.
 pub const EXIT_INCOMPLETE: u8 = 3;
 
+/// The error and its causes on one line, `outer: cause: root`, leaving out a cause whose words
+/// the line already holds: many messages embed their source (`cannot open X: No such file or
+/// directory (os error 2)`), and printing the chain as it is would say it twice.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line
+}
+
 /// Logs to stderr: `warn` by default, `info` with one `-v`, `debug` with more; `RUST_LOG`
 /// overrides. Colours only on a terminal.
 pub fn init_logging(verbose: u8) {
@@ -51,4 +70,22 @@ pub fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone (os error 2)");
+        let inner = anyhow::Error::new(io).context("cannot open x.redb: gone (os error 2)");
+        let e = inner.context("loading the state");
+        assert_eq!(
+            error_chain(&e),
+            "loading the state: cannot open x.redb: gone (os error 2)"
+        );
+        let e = anyhow::anyhow!("root cause").context("what failed");
+        assert_eq!(error_chain(&e), "what failed: root cause");
+    }
 }

@@ -121,12 +121,15 @@ pub async fn serve_parts(
         None => false,
     };
     if !(args.notifications || has_section || args.postgres.is_some() || args.outbox.is_some()) {
-        return Ok((Vec::new(), health));
+        return Ok((vec![notifications_off()], health));
     }
     let cfg = match config {
         Some(path) => load_section(path)?,
         None => NotifyConfig::default(),
     };
+    // The relay registers its series as it is built: the recorder must be there first.
+    dedupd_http::metrics::install();
+    dedupd_notify::telemetry::describe();
     let state_dir =
         config.map_or_else(|| PathBuf::from(super::STATE_DIR), super::default_state_dir);
     let outbox = open(
@@ -156,9 +159,26 @@ pub async fn serve_parts(
         }
     }
     let api = dedupd_notify::NotifyApi::new(outbox, &cfg, Clock::System);
-    let router = dedupd_notify::router(api).route_layer(axum::middleware::from_fn_with_state(
-        Arc::new(auth),
-        dedupd_http::require_auth,
-    ));
-    Ok((vec![router.into()], health))
+    Ok((
+        vec![dedupd_http::guard(dedupd_notify::routes(api), auth)],
+        health,
+    ))
+}
+
+/// What the notification routes answer when `serve` runs without notifications: a 404 in the
+/// envelope that says they are off and how to turn them on (not "no such route"). Not in the
+/// OpenAPI document: the running service does not serve them.
+fn notifications_off() -> utoipa_axum::router::OpenApiRouter {
+    async fn off() -> dedupd_http::ApiError {
+        dedupd_http::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "notifications_disabled",
+            "notifications are off in this server: start `dedupd serve` with a config that has \
+             a [notifications] section (--config FILE; see examples/serve.toml), or with \
+             --notifications, --postgres URL or --outbox DIR",
+        )
+    }
+    utoipa_axum::router::OpenApiRouter::new()
+        .route("/v1/notifications", axum::routing::any(off))
+        .route("/v1/notifications/{key}", axum::routing::any(off))
 }

@@ -17,8 +17,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, Wr
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AcceptOptions, Accepted, Claimed, GuardMode, NewNotification, Notification, Outcome, Work,
-    apply_outcome, lease_token,
+    AcceptOptions, Accepted, Backlog, Claimed, GuardMode, NewNotification, Notification, Outcome,
+    Work, apply_outcome, lease_token,
 };
 use crate::StoreError;
 
@@ -280,6 +280,26 @@ impl OutboxStore for EmbeddedOutbox {
             .map_err(|e| StoreError::backend("read", self.at(), e))?;
         let n = v.map(|v| decode(key, v.value())).transpose()?;
         Ok(n.filter(|n| n.expires_at > now))
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        let err = |e: redb::Error| StoreError::backend("backlog", self.at(), e);
+        let r = self.db.begin_read().map_err(|e| err(e.into()))?;
+        let due = r.open_table(DUE).map_err(|e| err(e.into()))?;
+        let notif = r.open_table(NOTIF).map_err(|e| err(e.into()))?;
+        let mut out = Backlog::default();
+        // The due index holds exactly the notifications with work ahead.
+        for entry in due.iter().map_err(|e| err(e.into()))? {
+            let (k, _) = entry.map_err(|e| err(e.into()))?;
+            let (_, key) = k.value();
+            let Some(v) = notif.get(key).map_err(|e| err(e.into()))? else {
+                continue;
+            };
+            let n = decode(key, v.value())?;
+            out.count += 1;
+            out.oldest = Some(out.oldest.map_or(n.created_at, |o| o.min(n.created_at)));
+        }
+        Ok(out)
     }
 
     async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {

@@ -254,6 +254,16 @@ pub struct Work {
     pub read_back: bool,
 }
 
+/// The work still ahead of the relays: for the outbox depth and age metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Notifications still to be worked: `pending`, `sending` (under a lease) or `unknown`
+    /// awaiting a recheck.
+    pub count: u64,
+    /// When the oldest of them was accepted.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 /// An outbox backend. Every method is one atomic operation; time is passed in.
 pub trait OutboxStore: Send + Sync {
     /// The backend's name (`embedded`, `postgres`), for logs and reports.
@@ -309,6 +319,9 @@ pub trait OutboxStore: Send + Sync {
         &self,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The notifications that still need a relay's work (see [`Backlog`]); reads only those.
+    fn backlog(&self) -> impl Future<Output = Result<Backlog, StoreError>> + Send;
 
     /// How many notifications are in each status.
     fn counts(&self) -> impl Future<Output = Result<BTreeMap<Status, u64>, StoreError>> + Send;
@@ -398,6 +411,13 @@ impl OutboxStore for Outbox {
         match self {
             Outbox::Embedded(b) => b.purge_expired(now).await,
             Outbox::Postgres(b) => b.purge_expired(now).await,
+        }
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        match self {
+            Outbox::Embedded(b) => b.backlog().await,
+            Outbox::Postgres(b) => b.backlog().await,
         }
     }
 

@@ -23,8 +23,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::{
-    AcceptOptions, Accepted, Claimed, GuardMode, NewNotification, Notification, OutboxStore,
-    Outcome, Work, lease_token,
+    AcceptOptions, Accepted, Backlog, Claimed, GuardMode, NewNotification, Notification,
+    OutboxStore, Outcome, Work, lease_token,
 };
 use crate::{StoreError, redact_url};
 
@@ -390,6 +390,23 @@ impl OutboxStore for PgOutbox {
         .await
         .map_err(db("purge", &self.addr))?;
         Ok(done.rows_affected())
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS n, min(created_at) AS oldest FROM notifications \
+             WHERE next_attempt_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("backlog", &self.addr))?;
+        let n: i64 = row.try_get("n").map_err(db("backlog", &self.addr))?;
+        let oldest: Option<DateTime<Utc>> =
+            row.try_get("oldest").map_err(db("backlog", &self.addr))?;
+        Ok(Backlog {
+            count: u64::try_from(n).unwrap_or(0),
+            oldest,
+        })
     }
 
     async fn counts(&self) -> Result<BTreeMap<Status, u64>, StoreError> {

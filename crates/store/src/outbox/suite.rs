@@ -6,7 +6,8 @@ use dedupd_core::notification::{Channel, Status, content_guard_key};
 use serde_json::json;
 
 use super::{
-    AcceptOptions, Accepted, GuardMode, NewNotification, Notification, OutboxStore, Outcome, Work,
+    AcceptOptions, Accepted, Backlog, GuardMode, NewNotification, Notification, OutboxStore,
+    Outcome, Work,
 };
 
 const SENT: Work = Work {
@@ -57,6 +58,8 @@ pub async fn run<O: OutboxStore + Clone + 'static>(o: &O) {
     let now = t0();
     let opts = AcceptOptions::default();
     let lease = Duration::seconds(30);
+
+    assert_eq!(o.backlog().await.expect("backlog"), Backlog::default());
 
     // Insert-or-get by key with the fingerprint.
     let first = created(o, new_notification("k1", "hello"), opts, now).await;
@@ -117,6 +120,14 @@ pub async fn run<O: OutboxStore + Clone + 'static>(o: &O) {
     };
     let unguarded = created(o, new_notification("k5", "hello"), off, now).await;
     assert_eq!(unguarded.duplicate_of, None);
+    assert_eq!(
+        o.backlog().await.expect("backlog"),
+        Backlog {
+            count: 4,
+            oldest: Some(now)
+        },
+        "k1, k2, k4, k5 have work ahead; the suppressed k3 has none"
+    );
 
     // Claims: due work only, leases, take-over after the lease.
     let mut other = new_notification("k6", "other text");
@@ -183,6 +194,11 @@ pub async fn run<O: OutboxStore + Clone + 'static>(o: &O) {
         "once"
     );
     let k1 = o.get("k1", now).await.expect("get").expect("k1");
+    assert_eq!(
+        o.backlog().await.expect("backlog").count,
+        4,
+        "k1 delivered leaves k2, k4, k5, k6 (k2, k5, k6 leased)"
+    );
     assert_eq!(k1.status, Status::Delivered);
     assert_eq!(k1.provider_message_id.as_deref(), Some("pm-1"));
     assert_eq!(k1.delivered_at, Some(now));

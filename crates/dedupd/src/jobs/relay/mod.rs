@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use dedupd_notify::{Clock, Relay};
+use dedupd_store::StoreError;
 use dedupd_store::outbox::OutboxStore;
 
 use crate::shared::notifications::{build_senders, load_section, open};
@@ -28,14 +29,18 @@ pub struct RelayArgs {
 pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     let cfg = load_section(&args.config)?;
     let state_dir = crate::shared::default_state_dir(&args.config);
-    let outbox = open(
+    let outbox = match open(
         &cfg,
         args.postgres.as_deref(),
         args.postgres_schema.as_deref(),
         args.outbox.as_deref(),
         &state_dir,
     )
-    .await?;
+    .await
+    {
+        Ok(outbox) => outbox,
+        Err(e) => return Err(explain_locked(e)),
+    };
     let providers = build_senders(&cfg).await?;
     tracing::info!(
         backend = outbox.backend(),
@@ -46,6 +51,24 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     relay.run(dedupd_http::shutdown_signal()).await;
     tracing::info!("Relay stopped");
     Ok(())
+}
+
+/// The embedded outbox allows one process: when another holds it (a running `dedupd serve`
+/// delivers it with its own relay), say that separate relays need PostgreSQL and how to set it,
+/// instead of the store's lock error.
+fn explain_locked(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<StoreError>() {
+        Some(locked @ StoreError::Open { path, .. }) if locked.is_locked() => {
+            anyhow::anyhow!(
+                "the embedded notification outbox {path} is in use by another process (a running \
+                 `dedupd serve` delivers it with its own relay). A separate `dedupd relay` needs \
+                 the PostgreSQL outbox: set `postgres = \"postgres://…\"` in [notifications] (or \
+                 pass --postgres URL, or set DEDUPD_POSTGRES_URL) for `dedupd serve` and every \
+                 `dedupd relay`"
+            )
+        }
+        _ => e,
+    }
 }
 
 /// Runs `dedupd relay` until SIGTERM or Ctrl-C.

@@ -387,6 +387,9 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     let contacts = load_contacts(&opts)?;
     let metrics = common::metrics::install();
+    // Every series from the start, described, not only after the first message.
+    common::server::describe();
+    dedupd_gateway::telemetry::describe();
     let _upkeep = common::metrics::spawn_upkeep(metrics.clone(), Duration::from_secs(5));
 
     let (window, embedded) = match &opts.redis {
@@ -430,6 +433,7 @@ pub async fn run_with(
         );
     }
     let gateway = Gateway::new(opts.gateway.clone(), contacts, window, forwarder);
+    gateway.register_metrics();
     if opts.redis.is_some() {
         // Say at once when the shared window is unusable; a refused password is logged as an
         // error by the check itself.
