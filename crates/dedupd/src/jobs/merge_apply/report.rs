@@ -126,14 +126,15 @@ pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
         r.elapsed_seconds
     );
     eprintln!(
-        "{} merge requests, {} conflicts, {} read-backs; {} API calls, {} retries, {} 429s; {:.1} s waiting for the rate budget.",
+        "{} merge requests, {} conflicts, {} read-backs; {} API calls, {} retries, {} 429s; the requests waited {:.1} s in all for the rate budget (summed over the clusters worked on at once, so it can exceed the run's {:.1} s).",
         r.merge_requests,
         r.conflicts,
         r.read_backs,
         r.calls.api_calls,
         r.calls.retries,
         r.calls.rate_limited,
-        r.calls.budget_wait.as_secs_f64()
+        r.calls.budget_wait.as_secs_f64(),
+        r.elapsed_seconds
     );
     if r.quarantined_contacts > 0 {
         eprintln!(
