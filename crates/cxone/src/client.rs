@@ -98,12 +98,9 @@ impl CxoneClient {
     /// `config.redis` is set, connects to Redis now and shares the rate budget through it.
     pub async fn connect(config: CxoneConfig) -> Result<Self, Error> {
         config.validate()?;
-        let budget = match &config.redis {
-            Some(redis) => RateBudget::redis(&redis.url, &redis.key, config.requests_per_minute)
-                .await
-                .map_err(Error::Budget)?,
-            None => RateBudget::local(config.requests_per_minute),
-        };
+        let budget = RateBudget::configured(config.redis.as_ref(), config.requests_per_minute)
+            .await
+            .map_err(Error::Budget)?;
         Self::connect_with_budget(config, budget).await
     }
 

@@ -4,9 +4,9 @@
 //! logged whole. Nothing here is read from anywhere but the environment (or a lookup standing
 //! in for it).
 
-use std::fmt;
 use std::time::Duration;
 
+pub use dedupd_http_client::RedisBudget;
 use dedupd_http_client::{RetryPolicy, redact_url};
 use reqwest::Url;
 use secrecy::SecretString;
@@ -42,24 +42,6 @@ pub const DEFAULT_ISSUER: &str = "https://cxone.niceincontact.com";
 pub const DEFAULT_ADMIN_VERSION: &str = "v30.0";
 
 /// A rate budget shared across processes through Redis.
-#[derive(Clone)]
-pub struct RedisBudget {
-    /// `redis://[:password@]host:port[/db]`. Treated as secret when printed.
-    pub url: String,
-    /// The Redis key holding the budget's state; every process sharing one tenant's budget
-    /// uses the same key.
-    pub key: String,
-}
-
-impl fmt::Debug for RedisBudget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisBudget")
-            .field("url", &redact_url(&self.url))
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
 /// Everything [`CxoneClient::connect`](crate::CxoneClient::connect) needs.
 #[derive(Clone, Debug)]
 pub struct CxoneConfig {

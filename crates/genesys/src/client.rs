@@ -38,12 +38,9 @@ impl GenesysClient {
     /// fails here) and shares the rate budget through it; otherwise the budget is in-process.
     pub async fn new(config: ClientConfig) -> Result<Self, Error> {
         config.validate()?;
-        let budget = match &config.redis {
-            Some(redis) => RateBudget::redis(&redis.url, &redis.key, config.requests_per_minute)
-                .await
-                .map_err(Error::Budget)?,
-            None => RateBudget::local(config.requests_per_minute),
-        };
+        let budget = RateBudget::configured(config.redis.as_ref(), config.requests_per_minute)
+            .await
+            .map_err(Error::Budget)?;
         Self::with_budget(config, budget)
     }
 

@@ -13,8 +13,8 @@ use reqwest::Url;
 use secrecy::SecretString;
 
 use crate::error::Error;
-pub use dedupd_http_client::RetryPolicy;
 pub(crate) use dedupd_http_client::redact_url;
+pub use dedupd_http_client::{RedisBudget, RetryPolicy};
 
 /// Environment variable holding the OAuth client id (required by [`ClientConfig::from_env`]).
 pub const ENV_CLIENT_ID: &str = "GENESYS_CLIENT_ID";
@@ -153,25 +153,6 @@ impl FromStr for Endpoint {
 }
 
 /// A rate budget shared across processes through Redis.
-#[derive(Clone)]
-pub struct RedisBudget {
-    /// `redis://[:password@]host:port[/db]`. Treated as secret when printed.
-    pub url: String,
-    /// The Redis key holding the budget's state. Every process that must share one budget
-    /// (one Genesys org) uses the same key. Use a `{hash tag}` if you want related keys of your
-    /// own to share its Redis Cluster slot; the budget itself only ever touches this one key.
-    pub key: String,
-}
-
-impl fmt::Debug for RedisBudget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisBudget")
-            .field("url", &redact_url(&self.url))
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
 /// Everything [`GenesysClient::new`](crate::GenesysClient::new) needs.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {

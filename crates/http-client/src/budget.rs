@@ -72,7 +72,39 @@ pub struct RedisGcra {
     url_for_display: String,
 }
 
+/// Where a rate budget shared by several processes lives: every process sharing one account's
+/// budget (one Genesys org, one CXone tenant) uses the same Redis and key.
+#[derive(Clone)]
+pub struct RedisBudget {
+    /// `redis://[:password@]host:port[/db]`. Treated as secret when printed.
+    pub url: String,
+    /// The Redis key holding the budget's state. Use a `{hash tag}` if related keys of your
+    /// own should share its Redis Cluster slot; the budget itself only ever touches this key.
+    pub key: String,
+}
+
+impl std::fmt::Debug for RedisBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBudget")
+            .field("url", &redact_url(&self.url))
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
 impl RateBudget {
+    /// The budget a client's configuration asks for: shared through `redis` when set (connected
+    /// now, so a missing Redis fails here), else in-process.
+    pub async fn configured(
+        redis: Option<&RedisBudget>,
+        requests_per_minute: u32,
+    ) -> Result<Self, redis::RedisError> {
+        match redis {
+            Some(r) => RateBudget::redis(&r.url, &r.key, requests_per_minute).await,
+            None => Ok(RateBudget::local(requests_per_minute)),
+        }
+    }
+
     /// An in-process budget of `requests_per_minute`.
     pub fn local(requests_per_minute: u32) -> Self {
         let quota = Quota::with_period(emission_interval(requests_per_minute))

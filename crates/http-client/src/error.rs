@@ -210,6 +210,25 @@ impl<B: ApiErrorBody> From<EncodeError> for Error<B> {
 }
 
 impl<B: ApiErrorBody> Error<B> {
+    /// What a job must do about this error, as the platform seams name it: unreachable,
+    /// outcome unknown (it may have been applied), auth, config, transient, not found,
+    /// conflict, or permanent. One mapping for every platform client.
+    pub fn seam_kind(&self) -> dedupd_platform::ErrorKind {
+        use dedupd_platform::ErrorKind;
+        let status = self.status().map(|s| s.as_u16());
+        match self {
+            Error::Unreachable(_) => ErrorKind::Unreachable,
+            Error::OutcomeUnknown(_) | Error::Decode { .. } => ErrorKind::OutcomeUnknown,
+            Error::Token(_) => ErrorKind::Auth,
+            Error::Config(_) => ErrorKind::Config,
+            _ if matches!(status, Some(401 | 403)) => ErrorKind::Auth,
+            _ if self.is_transient() => ErrorKind::Transient,
+            _ if status == Some(404) => ErrorKind::NotFound,
+            _ if status == Some(409) => ErrorKind::Conflict,
+            _ => ErrorKind::Permanent,
+        }
+    }
+
     /// HTTP status of the response, when there was one.
     pub fn status(&self) -> Option<StatusCode> {
         match self {

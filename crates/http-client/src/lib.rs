@@ -41,7 +41,7 @@ mod retry;
 mod stats;
 
 pub use auth::{FormValue, REFRESH_AT, TokenGrant};
-pub use budget::{HEADROOM, RateBudget, RedisGcra, emission_interval};
+pub use budget::{HEADROOM, RateBudget, RedisBudget, RedisGcra, emission_interval};
 pub use client::{Call, HttpClient, HttpConfig, Success, path};
 pub use error::{
     ApiError, ApiErrorBody, EncodeError, Error, OutcomeUnknown, Unreachable, is_transient_status,

@@ -31,20 +31,9 @@ impl Session for CxoneClient {
     }
 }
 
-/// How a job must treat `e`.
+/// How a job must treat `e` (the shared mapping, [`Error::seam_kind`]).
 pub(crate) fn kind_of(e: &Error) -> ErrorKind {
-    let status = e.status().map(|s| s.as_u16());
-    match e {
-        Error::Unreachable(_) => ErrorKind::Unreachable,
-        Error::OutcomeUnknown(_) | Error::Decode { .. } => ErrorKind::OutcomeUnknown,
-        Error::Token(_) => ErrorKind::Auth,
-        Error::Config(_) => ErrorKind::Config,
-        _ if matches!(status, Some(401 | 403)) => ErrorKind::Auth,
-        _ if e.is_transient() => ErrorKind::Transient,
-        _ if status == Some(404) => ErrorKind::NotFound,
-        _ if status == Some(409) => ErrorKind::Conflict,
-        _ => ErrorKind::Permanent,
-    }
+    e.seam_kind()
 }
 
 /// `e` as a seam error about `what`: its kind, status, `Retry-After`, a value-free message

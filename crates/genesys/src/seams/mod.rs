@@ -9,7 +9,7 @@ mod placement_tests;
 
 pub use directory::MERGE_SET_MAX;
 
-use dedupd_platform::{ErrorKind, PlatformError};
+use dedupd_platform::PlatformError;
 
 use crate::Error;
 
@@ -19,17 +19,7 @@ use crate::Error;
 /// is kept apart in `platform_message` for reports).
 pub(crate) fn platform_error(e: &Error, what: &str, values: &[&str]) -> PlatformError {
     let status = e.status().map(|s| s.as_u16());
-    let kind = match e {
-        Error::Unreachable(_) => ErrorKind::Unreachable,
-        Error::OutcomeUnknown(_) | Error::Decode { .. } => ErrorKind::OutcomeUnknown,
-        Error::Token(_) => ErrorKind::Auth,
-        Error::Config(_) => ErrorKind::Config,
-        _ if matches!(status, Some(401 | 403)) => ErrorKind::Auth,
-        _ if e.is_transient() => ErrorKind::Transient,
-        _ if status == Some(404) => ErrorKind::NotFound,
-        _ if status == Some(409) => ErrorKind::Conflict,
-        _ => ErrorKind::Permanent,
-    };
+    let kind = e.seam_kind();
     let body = e.error_body();
     let entities = body.map(crate::ErrorBody::entity_ids).unwrap_or_default();
     let platform_message = body.and_then(|b| b.message.clone());
