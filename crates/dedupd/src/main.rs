@@ -155,6 +155,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = !cli.quiet && std::io::stderr().is_terminal();
+    dedupd::shared::progress::set_lines(!cli.quiet && !std::io::stderr().is_terminal());
     match cli.command {
         Command::Ingest(args) => ingest::args::main(args, progress),
         Command::Sync(args) => sync::args::main(args, progress),

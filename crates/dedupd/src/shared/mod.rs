@@ -7,7 +7,7 @@ pub mod fs;
 pub mod notifications;
 pub mod plan_file;
 pub mod platform;
-pub(crate) mod progress;
+pub mod progress;
 pub mod review;
 pub mod serve_section;
 

@@ -1143,3 +1143,46 @@ async fn kill_dash_nine_after_merges_then_the_rerun_reports_them_as_merged() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_not_on_a_terminal_prints_progress_lines_unless_quiet() {
+    let emu = RunningEmulator::start(emulator_config()).await.unwrap();
+    let clusters = seed(&setup_client(&emu).await, &[2, 3, 2]).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_owned();
+    write_plan(&d.join("plan"), &clusters);
+    let base = emu.base_url();
+    let (loud, quiet) = tokio::task::spawn_blocking(move || {
+        let run = |quiet: bool, out: &str| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
+            if quiet {
+                c.arg("--quiet");
+            }
+            c.args(["merge", "apply", "--approve-all", "--plan"])
+                .arg(d.join("plan"))
+                .arg("--state")
+                .arg(d.join(format!("state-{out}")))
+                .arg("--out")
+                .arg(d.join(out))
+                .env("GENESYS_BASE_URL", &base)
+                .env("GENESYS_CLIENT_ID", ID)
+                .env("GENESYS_CLIENT_SECRET", SECRET)
+                // A line on every cluster instead of every 30 s.
+                .env("DEDUPD_PROGRESS_SECS", "0")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let out = c.output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stderr).unwrap()
+        };
+        (run(false, "loud"), run(true, "quiet"))
+    })
+    .await
+    .unwrap();
+    // stderr is a pipe here, as under a service manager: lines, not a bar.
+    assert!(loud.contains("merge: 1/3 clusters"), "{loud}");
+    assert!(loud.contains("merge: 3/3 clusters"), "{loud}");
+    assert!(!loud.contains('\u{1b}'), "no terminal escapes: {loud:?}");
+    assert!(!quiet.contains("merge: 1/3"), "{quiet}");
+}
