@@ -267,7 +267,7 @@ fn inbound(fingerprint: &str, from: &str) -> InboundMessage {
             kind: SenderKind::Phone,
         },
         sent_at: Utc::now(),
-        message_id: None,
+        message_id: Some(fingerprint.into()),
         text: "Where is my order?".into(),
         metadata: BTreeMap::from([("dedupd.fingerprint".to_owned(), fingerprint.to_owned())]),
     }
