@@ -13,7 +13,9 @@
 //!
 //! Annotations (the gateway's note of later duplicates) go on the customer card of the
 //! conversation's end user, as custom fields, since a DFO case has no attributes of its own
-//! that the API writes.
+//! that the API writes. A card is one per customer, not per conversation: the note also
+//! names the case it is about ([`CASE_FIELD`]), so a card whose customer wrote two first
+//! messages says which one its count belongs to (the newest note wins).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,9 @@ use crate::{
     CustomField, CxoneClient, ExternalAttribute, Identity, InboundByocMessage, MessageContent,
     ThreadRef,
 };
+
+/// The custom field naming the case (digital contact) a card's duplicate note is about.
+pub const CASE_FIELD: &str = "dedupd_duplicateCase";
 
 /// The thread of a forwarded message: `dedupd-m-{fingerprint}`.
 pub fn thread_id(fingerprint: &str) -> String {
@@ -99,8 +104,10 @@ impl ByocIngress {
                 let unknown = platform_error(&e, &what, &values);
                 match dfo.find_messages(&self.channel_id, &key).await {
                     Ok(found) => match found.into_iter().next() {
+                        // The case the message opened or joined, so that duplicates can be
+                        // noted on its customer card as after a clean answer.
                         Some(msg) => Ok(Forwarded {
-                            conversation_id: None,
+                            conversation_id: msg.contact_number,
                             message_id: msg.id,
                         }),
                         None => Err(unknown),
@@ -135,6 +142,10 @@ impl ByocIngress {
                 ident: field_ident(k),
                 value: v.clone(),
             })
+            .chain(std::iter::once(CustomField {
+                ident: CASE_FIELD.to_owned(),
+                value: conversation_id.to_owned(),
+            }))
             .collect();
         let idents: Vec<&str> = fields.iter().map(|f| f.ident.as_str()).collect();
         self.client

@@ -324,6 +324,8 @@ async fn a_forward_becomes_one_byoc_message_and_duplicates_are_noted_on_the_card
         .await
         .unwrap();
     assert!(fwd.message_id.is_some());
+    // …and names its case, so that its duplicates can still be noted on the card.
+    assert!(fwd.conversation_id.is_some(), "{fwd:?}");
     emu.state().set_faults(faults(Vec::new()));
     let count = |fp: &str| {
         emu.state()
