@@ -206,13 +206,18 @@ async fn cxone_the_20k_sample_is_planned_and_merged_once_each_under_faults_and_k
             let finished = super::kill_after_requests(&state, after, &mut apply());
             killed.push((after, finished));
         }
-        let mut last = apply();
-        let status = last.status().unwrap();
-        assert!(
-            status.success(),
-            "the final run completes: {status}; kills {killed:?} (DEDUPD_KILL_SEED={seed})"
-        );
-        killed
+        // Under the faults a run may leave clusters for the next (an outcome that stayed
+        // unknown, retries run out): exit status 4, run again, as an operator would.
+        let mut runs = Vec::new();
+        for _ in 0..4 {
+            let out = apply().stderr(Stdio::piped()).output().unwrap();
+            let done = out.status.success();
+            runs.push((out.status, String::from_utf8_lossy(&out.stderr).into_owned()));
+            if done {
+                return killed;
+            }
+        }
+        panic!("the runs after the kills never completed: {runs:?}; kills {killed:?} (DEDUPD_KILL_SEED={seed})");
     })
     .await
     .unwrap();
