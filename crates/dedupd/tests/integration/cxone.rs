@@ -59,7 +59,7 @@ fn chaos() -> FaultProfile {
 }
 
 /// `dedupd` with the CXone credentials of the emulator in its environment.
-fn dedupd(base: &str) -> Command {
+fn dedupd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dedupd"));
     c.env("CXONE_CLIENT_ID", CLIENT_ID)
         .env("CXONE_CLIENT_SECRET", CLIENT_SECRET)
@@ -75,7 +75,6 @@ fn dedupd(base: &str) -> Command {
         .args(["--quiet"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let _ = base;
     c
 }
 
@@ -126,7 +125,7 @@ async fn cxone_the_20k_sample_is_planned_and_merged_once_each_under_faults_and_k
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_owned();
 
-    let plan = dedupd(&base)
+    let plan = dedupd()
         .args([
             "merge",
             "plan",
@@ -174,7 +173,7 @@ async fn cxone_the_20k_sample_is_planned_and_merged_once_each_under_faults_and_k
     let dir = d.clone();
     let kills = tokio::task::spawn_blocking(move || {
         let apply = || {
-            let mut c = dedupd(&base);
+            let mut c = dedupd();
             c.args([
                 "merge",
                 "apply",
@@ -293,7 +292,7 @@ async fn cxone_sync_leaves_the_calling_list_exact_after_kills() {
     let dir = d.clone();
     let kills = tokio::task::spawn_blocking(move || {
         let sync = || {
-            let mut c = dedupd(&base);
+            let mut c = dedupd();
             c.args(["sync", "--platform", "cxone", "--config"])
                 .arg(super::repo().join("examples/feeds.toml"))
                 .arg("--state")
@@ -707,7 +706,7 @@ poll_ms = 50
     let base = emu.base_url();
     let (cfg_path, pg_url, schema_name) = (config.clone(), url.clone(), schema.clone());
     let cmd = move || {
-        let mut c = dedupd(&base);
+        let mut c = dedupd();
         c.args(["relay", "--config"])
             .arg(&cfg_path)
             .args(["--postgres", &pg_url, "--postgres-schema", &schema_name])
