@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use dedupd::shared::platform::PlatformKind;
 
 /// The same allocator as the `dedupd` binary (see its main.rs), so what runs in this process
 /// (the gateway servers, the outbox, the emulator) costs what it costs in `dedupd`.
@@ -85,6 +86,9 @@ enum BenchJob {
         /// Requests in flight at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// The platform whose emulator the job syncs to.
+        #[arg(long, value_enum, default_value_t = PlatformKind::Genesys)]
+        platform: PlatformKind,
     },
     /// Time `dedupd merge apply` of N clusters through the in-process emulator at a rate
     /// budget: clusters per minute against the most that budget allows.
@@ -101,9 +105,12 @@ enum BenchJob {
         /// Clusters worked on at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
-        /// Contact ids per merge request.
+        /// Contact ids per merge request (CXone takes 2: the survivor and one source).
         #[arg(long, default_value_t = 25)]
         max_ids_per_merge: usize,
+        /// The platform whose emulator the job merges on.
+        #[arg(long, value_enum, default_value_t = PlatformKind::Genesys)]
+        platform: PlatformKind,
     },
     /// Time `dedupd ingest` on N synthetic multi-source records.
     Ingest {
@@ -164,13 +171,15 @@ fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             rate,
             batch_size,
             concurrency,
-        } => sync::run(contacts, rate, batch_size, concurrency, progress),
+            platform,
+        } => sync::run(contacts, rate, batch_size, concurrency, progress, platform),
         BenchJob::MergeApply {
             clusters,
             max_size,
             rate,
             concurrency,
             max_ids_per_merge,
+            platform,
         } => merge_apply::run(&merge_apply::Settings {
             clusters,
             max_size,
@@ -178,6 +187,7 @@ fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             concurrency,
             max_ids_per_merge,
             progress,
+            platform,
         }),
         BenchJob::Ingest {
             records,

@@ -6,6 +6,12 @@
 //! `--max-ids-per-merge` ids, so at `R` requests per minute the ceiling is
 //! `R / (1 + merges per cluster)` clusters per minute. Seeding uses a second OAuth client with
 //! its own budget, so it does not count.
+//!
+//! `--platform cxone` runs the same job (`dedupd::jobs::merge_apply::run`, generic over the
+//! directory seam) on the CXone emulator, its cards seeded through the admin seed (no API
+//! cost). There a merge takes one source card, and each costs more than one request (the
+//! survivor's `dedupd_absorbed` mark, the merge, the resolved values), and the pre-flight
+//! reads one card per request: the figure to compare is the share of the budget used.
 
 use std::time::Instant;
 
@@ -40,6 +46,64 @@ pub(crate) struct Settings {
     pub(crate) max_ids_per_merge: usize,
     /// Progress bar.
     pub(crate) progress: bool,
+    /// Whose emulator.
+    pub(crate) platform: dedupd::shared::platform::PlatformKind,
+}
+
+/// The stand-in the run merges on.
+enum Stand {
+    Genesys(RunningEmulator, Endpoint),
+    Cxone(dedupd_emulator::cxone::RunningCxoneEmulator),
+}
+
+impl Stand {
+    fn stats(&self) -> dedupd_emulator::Stats {
+        match self {
+            Stand::Genesys(e, _) => e.state().stats(),
+            Stand::Cxone(e) => e.state().stats(),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Stand::Genesys(e, _) => e.shutdown().await,
+            Stand::Cxone(e) => e.shutdown().await,
+        }
+    }
+}
+
+/// CXone: the clusters' cards seeded through the emulator's admin seed (ids `B<cluster>-<m>`).
+async fn seed_cxone(s: &Settings, sizes: &[usize]) -> anyhow::Result<(Stand, Vec<Vec<String>>)> {
+    use dedupd_emulator::cxone::{
+        CxoneEmulatorConfig, CxoneSeed, RunningCxoneEmulator, SeedCustomer,
+    };
+    let emu = RunningCxoneEmulator::start(CxoneEmulatorConfig {
+        rate_limit_per_minute: s.rate,
+        ..CxoneEmulatorConfig::default()
+    })
+    .await?;
+    let mut customers = Vec::new();
+    let mut ids = Vec::new();
+    for seed in synthetic::seeds(sizes) {
+        let id = format!("B{:06}-{}", seed.cluster, seed.member);
+        if ids.len() <= seed.cluster {
+            ids.resize(seed.cluster + 1, Vec::new());
+        }
+        ids[seed.cluster].push(id.clone());
+        customers.push(SeedCustomer {
+            id: Some(id),
+            first_name: Some(seed.first_name.clone()),
+            surname: Some(seed.last_name.clone()),
+            emails: vec![seed.email.clone()],
+            phones: vec![seed.phone.clone()],
+            ..SeedCustomer::default()
+        });
+    }
+    emu.state().seed(&CxoneSeed {
+        customers,
+        ..CxoneSeed::default()
+    })?;
+    Ok((Stand::Cxone(emu), ids))
 }
 
 /// Runs the benchmark and prints a Markdown table row.
@@ -54,7 +118,20 @@ pub(crate) fn run(s: &Settings) -> anyhow::Result<()> {
 }
 
 async fn bench(s: &Settings) -> anyhow::Result<()> {
+    let sizes = synthetic::sizes(s.clusters, s.max_size);
+    let seeded = std::time::Instant::now();
+    let (stand, ids) = match s.platform {
+        dedupd::shared::platform::PlatformKind::Genesys => seed_genesys(s, &sizes).await?,
+        dedupd::shared::platform::PlatformKind::Cxone => seed_cxone(s, &sizes).await?,
+    };
+    let seed_seconds = seeded.elapsed().as_secs_f64();
+    apply_on(s, stand, ids, seed_seconds).await
+}
+
+/// Genesys: the clusters' contacts created through the API by a second client.
+async fn seed_genesys(s: &Settings, sizes: &[usize]) -> anyhow::Result<(Stand, Vec<Vec<String>>)> {
     let (id, secret, setup_id) = ("bench", "bench-secret", "bench-setup");
+    // `id` is the client the run merges with (see `apply_on`), `setup_id` the seeding one.
     let emu = RunningEmulator::start(EmulatorConfig {
         rate_limit_per_minute: s.rate,
         clients: vec![(id.into(), secret.into()), (setup_id.into(), secret.into())],
@@ -67,10 +144,8 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
     let mut setup_cfg = ClientConfig::new(endpoint.clone(), setup_id, SecretString::from(secret));
     setup_cfg.requests_per_minute = s.rate.max(60_000);
     let setup = GenesysClient::new(setup_cfg).await?;
-    let sizes = synthetic::sizes(s.clusters, s.max_size);
-    let seeded = std::time::Instant::now();
     let mut ids: Vec<Vec<Option<String>>> = sizes.iter().map(|n| vec![None; *n]).collect();
-    let all = synthetic::seeds(&sizes);
+    let all = synthetic::seeds(sizes);
     for chunk in all.chunks(SEED_BATCH) {
         let contacts: Vec<ExternalContact> = chunk
             .iter()
@@ -105,8 +180,16 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
         .map(|members| members.into_iter().collect::<Option<Vec<_>>>())
         .collect::<Option<_>>()
         .context("seeding failed: some contacts were not created")?;
-    let seed_seconds = seeded.elapsed().as_secs_f64();
+    Ok((Stand::Genesys(emu, endpoint), ids))
+}
 
+/// Plans the seeded clusters and runs `merge apply` on the stand-in.
+async fn apply_on(
+    s: &Settings,
+    stand: Stand,
+    ids: Vec<Vec<String>>,
+    seed_seconds: f64,
+) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let clusters: Vec<Cluster> = ids
         .into_iter()
@@ -151,32 +234,74 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
     }
     .save(tmp.path())?;
 
-    let mut client = ClientConfig::new(endpoint, id, SecretString::from(secret));
-    client.requests_per_minute = s.rate;
+    let platform = match &stand {
+        Stand::Genesys(_, endpoint) => {
+            let mut client = ClientConfig::new(
+                endpoint.clone(),
+                "bench",
+                SecretString::from("bench-secret"),
+            );
+            client.requests_per_minute = s.rate;
+            dedupd::shared::platform::Platform::Genesys(Box::new(client))
+        }
+        Stand::Cxone(emu) => {
+            let mut c = dedupd_cxone::CxoneConfig::stand_in(
+                &emu.base_url(),
+                "dedupd-demo",
+                "dedupd-demo-secret".to_owned(),
+                "dedupd-demo-key",
+                "dedupd-demo-key-secret".to_owned(),
+            )?;
+            c.requests_per_minute = s.rate;
+            dedupd::shared::platform::Platform::Cxone(Box::new(
+                dedupd::shared::platform::CxoneSetup {
+                    config: c,
+                    skill_id: None,
+                    dnc_group_id: None,
+                },
+            ))
+        }
+    };
     let mut opts = Options::new(
         tmp.path().to_owned(),
         tmp.path().join("state"),
         tmp.path().join("out"),
-        dedupd::shared::platform::Platform::Genesys(Box::new(client)),
+        platform,
     );
     opts.approve = dedupd::jobs::merge_apply::Approve::All;
     opts.concurrency = s.concurrency;
-    opts.max_ids_per_merge = Some(s.max_ids_per_merge);
+    // CXone takes one source per merge: its capability sets the cap.
+    opts.max_ids_per_merge = matches!(stand, Stand::Genesys(..)).then_some(s.max_ids_per_merge);
     opts.progress = s.progress;
     let started = Instant::now();
     let report = apply::run(&opts).await?;
     let seconds = started.elapsed().as_secs_f64();
-    let stats = emu.state().stats();
-    // One pre-flight fetch per cluster plus its merges, evenly paced at the budget.
-    let needed = s.clusters + merges;
-    let ceiling = s.clusters as f64 * f64::from(s.rate) / needed as f64;
+    let stats = stand.stats();
     let per_minute = report.merged as f64 * 60.0 / seconds;
+    let used = report.calls.api_calls as f64 * 60.0 / seconds / f64::from(s.rate);
+    // Genesys: one pre-flight fetch per cluster plus its merges, evenly paced at the budget.
+    // CXone: no fixed count per cluster (see the module docs): the budget used says it.
+    let (ceiling, of_ceiling) = match &stand {
+        Stand::Genesys(..) => {
+            let needed = s.clusters + merges;
+            let ceiling = s.clusters as f64 * f64::from(s.rate) / needed as f64;
+            (
+                format!("{ceiling:.1}"),
+                format!("{:.1} %", 100.0 * per_minute / ceiling),
+            )
+        }
+        Stand::Cxone(_) => ("—".to_owned(), "—".to_owned()),
+    };
+    let name = match &stand {
+        Stand::Genesys(..) => "genesys",
+        Stand::Cxone(_) => "cxone",
+    };
     println!(
-        "| clusters | contacts | merges | rate/min | API calls | 429s | merged | wall s | clusters/min | ceiling/min | of ceiling | seed s |"
+        "| platform | clusters | contacts | merges | rate/min | API calls | 429s | merged | wall s | clusters/min | ceiling/min | of ceiling | budget used | seed s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {} | {} | {} | {} | {} | {seconds:.1} | {per_minute:.1} | {ceiling:.1} | {:.1} % | {seed_seconds:.1} |",
+        "| {name} | {} | {} | {} | {} | {} | {} | {} | {seconds:.1} | {per_minute:.1} | {ceiling} | {of_ceiling} | {:.1} % | {seed_seconds:.1} |",
         report.clusters,
         report.contacts,
         report.merge_requests,
@@ -184,9 +309,9 @@ async fn bench(s: &Settings) -> anyhow::Result<()> {
         report.calls.api_calls,
         stats.too_many_requests_sent,
         report.merged,
-        100.0 * per_minute / ceiling,
+        100.0 * used,
     );
-    emu.shutdown().await;
+    stand.shutdown().await;
     if report.merged != report.clusters {
         anyhow::bail!(
             "only {} of {} clusters were merged: {report:?}",

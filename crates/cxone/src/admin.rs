@@ -316,6 +316,14 @@ impl AdminApi<'_> {
         Ok(jobs.upload_jobs.into_iter().next())
     }
 
+    /// `DELETE /lists/call-lists/jobs/{jobId}`: cancels a pending or processing upload (its
+    /// rows never arrive). A finished job answers 400.
+    pub async fn cancel_upload_job(&self, job_id: &str) -> Result<(), Error> {
+        self.client
+            .admin_unit(Call::delete(path(&["lists", "call-lists", "jobs", job_id])))
+            .await
+    }
+
     /// `GET /lists/call-lists/jobs`: every upload job.
     pub async fn upload_jobs(&self) -> Result<Vec<UploadJob>, Error> {
         let jobs: Jobs = self

@@ -261,6 +261,10 @@ impl CxoneClient {
     pub(crate) async fn admin_json<T: DeserializeOwned>(&self, call: Call) -> Result<T, Error> {
         self.http.json(&self.admin, call).await
     }
+
+    pub(crate) async fn admin_unit(&self, call: Call) -> Result<(), Error> {
+        self.http.unit(&self.admin, call).await
+    }
 }
 
 fn user_agent() -> String {

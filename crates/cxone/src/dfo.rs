@@ -164,6 +164,9 @@ pub struct Message {
     pub direction: Option<String>,
     /// The thread's external id.
     pub thread_id_on_external_platform: Option<String>,
+    /// The case (digital contact) the message belongs to, when the answer names it.
+    #[serde(deserialize_with = "lenient_id")]
+    pub contact_number: Option<String>,
 }
 
 /// A digital contact (case).

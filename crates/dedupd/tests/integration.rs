@@ -10,6 +10,8 @@ use dedupd::jobs::ingest::{self, Reason, Report};
 use dedupd::shared::feeds::Config;
 use serde_json::Value;
 
+#[path = "integration/cxone.rs"]
+mod cxone;
 #[path = "integration/first_hour.rs"]
 mod first_hour;
 #[path = "integration/forward.rs"]
@@ -63,18 +65,8 @@ fn kill_points(seed: u64, n: usize, max: u64) -> Vec<u64> {
 ///
 /// The wait is a condition wait, not a delay: it polls the child and the emulator's outage
 /// counter every 2 ms, for at most 60 s.
-fn kill_after_requests(
-    emu: &dedupd_emulator::EmulatorState,
-    after: u64,
-    cmd: &mut Command,
-) -> bool {
-    let refused = || {
-        emu.stats()
-            .faults_injected
-            .get("outage")
-            .copied()
-            .unwrap_or(0)
-    };
+fn kill_after_requests(emu: &impl Outage, after: u64, cmd: &mut Command) -> bool {
+    let refused = || emu.refused();
     let before = refused();
     emu.outage_after(after);
     let mut child = cmd.spawn().unwrap();
@@ -98,6 +90,32 @@ fn kill_after_requests(
     child.wait().unwrap();
     emu.end_outage();
     finished
+}
+
+/// An emulator that can refuse every request after a number of them (a scheduled outage).
+trait Outage {
+    /// Serves `after` more requests, then refuses every one.
+    fn outage_after(&self, after: u64);
+    /// Serves again.
+    fn end_outage(&self);
+    /// Requests refused by outages so far.
+    fn refused(&self) -> u64;
+}
+
+impl Outage for dedupd_emulator::EmulatorState {
+    fn outage_after(&self, after: u64) {
+        dedupd_emulator::EmulatorState::outage_after(self, after);
+    }
+    fn end_outage(&self) {
+        dedupd_emulator::EmulatorState::end_outage(self);
+    }
+    fn refused(&self) -> u64 {
+        self.stats()
+            .faults_injected
+            .get("outage")
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 fn repo() -> PathBuf {

@@ -282,7 +282,8 @@ where
     }
 
     /// Did a merge of `ids` happen? Only if every id now resolves to one contact that is none
-    /// of them.
+    /// of them, or, where a merge keeps the survivor's id
+    /// ([`DirectoryCapabilities::merge_keeps_survivor_id`]), one of them.
     async fn read_back(&self, ids: &[String]) -> Result<ReadBack, Stop> {
         let heads = self.heads(ids).await?;
         let mut found = BTreeSet::new();
@@ -297,7 +298,7 @@ where
             }
         }
         match found.into_iter().collect::<Vec<_>>().as_slice() {
-            [h] if !ids.contains(h) => Ok(ReadBack::Applied(h.clone(), set)),
+            [h] if merged_into::<D>(ids, h) => Ok(ReadBack::Applied(h.clone(), set)),
             _ => Ok(ReadBack::NotApplied),
         }
     }
@@ -546,7 +547,7 @@ where
         if work.quarantined.is_empty()
             && by_head.len() == 1
             && let Some(head) = by_head.keys().next().cloned()
-            && !member_set.contains(head.as_str())
+            && merged_into::<D>(ids, &head)
         {
             let outcome = if merged_before {
                 SettledOutcome::Merged
@@ -856,6 +857,16 @@ where
     }
 }
 
+/// Whether `ids` (two or more) all resolving to `head` means they were merged into it: `head`
+/// is a new record, or one of them where the platform's merge keeps the survivor's id.
+fn merged_into<D: CustomerDirectory>(ids: &[String], head: &str) -> bool {
+    if D::CAPABILITIES.merge_keeps_survivor_id {
+        ids.len() >= MIN_MERGE_IDS
+    } else {
+        !ids.iter().any(|i| i == head)
+    }
+}
+
 /// The merge requests of a cluster as if none of its members were merged yet; later steps name
 /// the previous step's canonical contact `<canonical of step N>`.
 pub fn planned_requests(ids: &[String], cap: usize) -> Vec<Vec<String>> {
@@ -925,6 +936,7 @@ mod tests {
             min_ids_per_merge: 2,
             max_merge_set: Some(52),
             merge_reversible: false,
+            merge_keeps_survivor_id: false,
             max_ids_per_fetch: 25,
         };
         assert_eq!(

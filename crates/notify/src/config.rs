@@ -109,6 +109,15 @@ pub enum ProviderConfig {
         /// The sender per channel (for SMS a provisioned number).
         from: BTreeMap<Channel, String>,
     },
+    /// NICE CXone Digital (DFO) outbound messages, one DFO channel per notification channel.
+    /// Credentials come from the environment (`CXONE_CLIENT_ID`, `CXONE_CLIENT_SECRET`,
+    /// `CXONE_ACCESS_KEY_ID`, `CXONE_ACCESS_KEY_SECRET`, `CXONE_TENANT_ID` or `CXONE_ISSUER`
+    /// for a stand-in). CXone takes no idempotency key: an ambiguous send is read back by its
+    /// thread before anything is sent again.
+    CxoneDfo {
+        /// The DFO channel id per notification channel (`sms = "chat_…"`).
+        channels: BTreeMap<Channel, String>,
+    },
     /// A generic HTTP gateway: `POST url` with the notification as JSON and the same
     /// `Idempotency-Key` on every attempt.
     Http {
@@ -130,6 +139,9 @@ impl ProviderConfig {
         match self {
             ProviderConfig::GenesysAgentless { from } => {
                 matches!(channel, Channel::Sms | Channel::Whatsapp) && from.contains_key(&channel)
+            }
+            ProviderConfig::CxoneDfo { channels } => {
+                channel != Channel::Voice && channels.contains_key(&channel)
             }
             ProviderConfig::Http { .. } => true,
         }

@@ -31,6 +31,12 @@ pub struct DirectoryCapabilities {
     pub max_merge_set: Option<usize>,
     /// Whether a merge can be undone on the platform.
     pub merge_reversible: bool,
+    /// Whether a merge keeps one of its ids (the first, the survivor) as the merged record
+    /// (CXone: the source cards go, the target card stays), rather than producing a record
+    /// that is none of them (Genesys: a new canonical contact). A read-back counts a merge as
+    /// done when every id resolves to one record: a new one, or, when this is true, one of
+    /// the ids.
+    pub merge_keeps_survivor_id: bool,
     /// Most ids one fetch call takes.
     pub max_ids_per_fetch: usize,
 }

@@ -126,6 +126,7 @@ impl CustomerDirectory for CxoneClient {
         min_ids_per_merge: 2,
         max_merge_set: None,
         merge_reversible: false,
+        merge_keeps_survivor_id: true,
         max_ids_per_fetch: FETCH_CHUNK,
     };
 

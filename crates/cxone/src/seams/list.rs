@@ -5,6 +5,11 @@
 //! list already holds does is undocumented (§2.3): the least forgiving reading is that it adds
 //! a second record. So an upsert of a batch is:
 //!
+//! 0. once per list and sink, before its first removal: every upload job of the list still
+//!    pending (left by a run killed before its job finished, or whose status could not be
+//!    read) is cancelled and waited for until it is finished or cancelled. A pending job
+//!    finishing *after* a later removal would put its rows back beside their new upload: two
+//!    records for one external id;
 //! 1. remove-prospects for every key of the batch (idempotent; it also clears any copy an
 //!    earlier, ambiguous upload left);
 //! 2. do-not-call rows: their numbers are added to the configured DNC group (digits; a number
@@ -34,7 +39,7 @@ use dedupd_platform::{ErrorKind, PlatformError, Session};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::platform_error;
+use super::{platform_error, summary};
 use crate::{CxoneClient, ListMapping, Upload};
 
 /// The file column holding each record's key (`externalIdColumn`).
@@ -65,6 +70,10 @@ pub struct CallingListSink {
     dnc_group_id: Option<String>,
     expiration_date: String,
     names: Mutex<BTreeMap<String, String>>,
+    /// Lists whose earlier pending upload jobs are settled (step 0); held while settling.
+    settled: Mutex<BTreeSet<String>>,
+    /// Upload jobs this sink submitted: never cancelled by it.
+    own_jobs: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl CallingListSink {
@@ -84,6 +93,8 @@ impl CallingListSink {
             dnc_group_id,
             expiration_date: expiration_date.into(),
             names: Mutex::default(),
+            settled: Mutex::default(),
+            own_jobs: std::sync::Mutex::default(),
         }
     }
 
@@ -132,6 +143,51 @@ impl CallingListSink {
     }
 
     async fn wait_for_job(&self, job_id: &str) -> Result<bool, PlatformError> {
+        self.job_done(job_id, false).await
+    }
+
+    /// Step 0 (module docs): cancels every pending upload job of `list_id` this sink did not
+    /// submit and waits until each is finished or cancelled, once per list.
+    async fn settle_earlier_jobs(&self, list_id: &str) -> Result<(), PlatformError> {
+        let mut settled = self.settled.lock().await;
+        if settled.contains(list_id) {
+            return Ok(());
+        }
+        let what = format!("settling earlier upload jobs of calling list {list_id}");
+        let jobs = self
+            .client
+            .admin()
+            .upload_jobs()
+            .await
+            .map_err(|e| platform_error(&e, &what, &[]))?;
+        let own = self.own_jobs.lock().map(|o| o.clone()).unwrap_or_default();
+        let stale: Vec<String> = jobs
+            .into_iter()
+            .filter(|j| !j.is_complete && !j.is_cancelled)
+            .filter(|j| j.list_id.as_deref() == Some(list_id))
+            .filter_map(|j| j.job_id)
+            .filter(|id| !own.contains(id))
+            .collect();
+        for job in &stale {
+            tracing::info!(list_id, job = %job, "Cancelling an earlier upload job that never finished.");
+            // A job that finished meanwhile answers 400; either way the poll below says which.
+            if let Err(e) = self.client.admin().cancel_upload_job(job).await {
+                tracing::debug!(job = %job, error = %summary(&e, &[]), "Cancelling the upload job failed.");
+            }
+            if !self.job_done(job, true).await? {
+                return Err(PlatformError::new(
+                    ErrorKind::Transient,
+                    format!("{what}: upload job {job} is still running"),
+                ));
+            }
+        }
+        settled.insert(list_id.to_owned());
+        Ok(())
+    }
+
+    /// Polls `job_id` until it is complete (`true`), or cancelled (`cancelled_ok`: `true`,
+    /// else `false`); `false` when the polls run out.
+    async fn job_done(&self, job_id: &str, cancelled_ok: bool) -> Result<bool, PlatformError> {
         let mut delay = Duration::from_millis(100);
         for _ in 0..MAX_JOB_POLLS {
             let job =
@@ -140,7 +196,7 @@ impl CallingListSink {
                 })?;
             match job {
                 Some(j) if j.is_complete => return Ok(true),
-                Some(j) if j.is_cancelled => return Ok(false),
+                Some(j) if j.is_cancelled => return Ok(cancelled_ok),
                 _ => {}
             }
             tokio::time::sleep(delay).await;
@@ -408,6 +464,7 @@ impl ContactListSink for CallingListSink {
             ));
         }
         let name = self.name_of(list_id).await?;
+        self.settle_earlier_jobs(list_id).await?;
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
         self.client
             .admin()
@@ -475,6 +532,9 @@ impl ContactListSink for CallingListSink {
             }
             Err(e) => return Err(platform_error(&e, &what, &[])),
         };
+        if let (Some(job), Ok(mut own)) = (&job, self.own_jobs.lock()) {
+            own.insert(job.clone());
+        }
         let completed = match &job {
             Some(job) => self.wait_for_job(job).await?,
             None => false,

@@ -267,7 +267,7 @@ fn inbound(fingerprint: &str, from: &str) -> InboundMessage {
             kind: SenderKind::Phone,
         },
         sent_at: Utc::now(),
-        message_id: None,
+        message_id: Some(fingerprint.into()),
         text: "Where is my order?".into(),
         metadata: BTreeMap::from([("dedupd.fingerprint".to_owned(), fingerprint.to_owned())]),
     }
@@ -324,6 +324,8 @@ async fn a_forward_becomes_one_byoc_message_and_duplicates_are_noted_on_the_card
         .await
         .unwrap();
     assert!(fwd.message_id.is_some());
+    // …and names its case, so that its duplicates can still be noted on the card.
+    assert!(fwd.conversation_id.is_some(), "{fwd:?}");
     emu.state().set_faults(faults(Vec::new()));
     let count = |fp: &str| {
         emu.state()
@@ -518,6 +520,66 @@ async fn an_upload_whose_answer_was_lost_is_found_by_its_file_name() {
     assert_eq!(out.refused.len(), 1);
     assert_eq!(out.refused[0].key, "k9");
     assert_eq!(keys_on(&emu, &list.id), ["k1"]);
+}
+
+/// A run killed after its upload, before the job finished, leaves a pending job; were it to
+/// finish after the next run removed and re-uploaded the same records, each would be on the
+/// list twice. The next sink cancels it (and waits until it is settled) before its first
+/// removal: every record once.
+#[tokio::test]
+async fn a_pending_upload_of_a_killed_run_never_lands_beside_its_reupload() {
+    let emu = emulator(CxoneEmulatorConfig {
+        upload_job_polls: 1,
+        ..CxoneEmulatorConfig::default()
+    })
+    .await;
+    let client = client_for(&emu).await;
+    let first = CallingListSink::new(client.clone(), 4242, None, "2027-12-31");
+    let list = first
+        .resolve(&ListTarget::Create("dedupd-killed".into()), &layout())
+        .await
+        .unwrap();
+    let rows = vec![
+        row("k1", "+14155550150", "Ann", true),
+        row("k2", "+14155550151", "Bob", true),
+    ];
+    // The killed run: its upload queued, its job never read.
+    let refs: Vec<&ListRow> = rows.iter().collect();
+    let file = dedupd_cxone::seams::list::csv_file(&layout(), &refs);
+    client
+        .admin()
+        .upload(
+            &list.id,
+            &dedupd_cxone::Upload {
+                list_file: base64_of(file.as_bytes()),
+                file_name: dedupd_cxone::seams::list::file_name(&list.id, &refs),
+                skill_id: 4242,
+                force_overwrite: false,
+                expiration_date: "2027-12-31".into(),
+                start_skill: false,
+                send_email: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(keys_on(&emu, &list.id).is_empty(), "the job is pending");
+
+    let next = CallingListSink::new(client, 4242, None, "2027-12-31");
+    let out = next.upsert(&list.id, &layout(), rows).await.unwrap();
+    assert_eq!(out.accepted, ["k1", "k2"]);
+    assert_eq!(keys_on(&emu, &list.id), ["k1", "k2"]);
+    let jobs = emu.state().upload_jobs();
+    assert_eq!(jobs.len(), 2);
+    assert!(
+        jobs.iter()
+            .all(|j| j["isComplete"] == true || j["isCancelled"] == true),
+        "{jobs:?}"
+    );
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The relay's policy for a sender that reads back, run over the CXone acceptance fault

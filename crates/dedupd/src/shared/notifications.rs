@@ -54,7 +54,7 @@ pub async fn open(
 /// The senders `cfg` configures, by provider name: the generic HTTP ones (their token from
 /// the variable `token_env` names) and the Genesys agentless ones (credentials from the
 /// environment: `GENESYS_CLIENT_ID`, `GENESYS_CLIENT_SECRET`, `GENESYS_BASE_URL` or
-/// `GENESYS_REGION`).
+/// `GENESYS_REGION`), and the CXone DFO ones (`CXONE_*` variables).
 pub async fn build_senders(cfg: &NotifyConfig) -> anyhow::Result<Senders> {
     let timeout = cfg.relay.request_timeout();
     let mut out = Senders::new();
@@ -80,6 +80,12 @@ pub async fn build_senders(cfg: &NotifyConfig) -> anyhow::Result<Senders> {
                     .await
                     .context("Genesys provider")?
             }
+            ProviderConfig::CxoneDfo { channels } => Platform::cxone_from_env()
+                .context("CXone provider")?
+                .for_relay(timeout)
+                .notification_sender(channels)
+                .await
+                .context("CXone provider")?,
         };
         out.insert(name.clone(), sender);
     }

@@ -44,10 +44,13 @@ pub struct ServeSection {
     /// When the window backend is down: `process` (default; flagged `degraded`) or `reject`
     /// (503).
     pub degraded: Option<String>,
-    /// `genesys` to forward PROCESS messages to Genesys Cloud Open Messaging.
+    /// `genesys` to forward PROCESS messages to Genesys Cloud Open Messaging, `cxone` to NICE
+    /// CXone as BYOC inbound messages.
     pub forward: Option<String>,
     /// The Open Messaging integration id (`GENESYS_INTEGRATION_ID`).
     pub integration_id: Option<String>,
+    /// CXone: the DFO channel id of the BYOC channel (`CXONE_CHANNEL_ID`).
+    pub channel_id: Option<String>,
     /// API base URL (the emulator's); wins over `region`.
     pub base_url: Option<String>,
     /// Genesys Cloud region (`us-east-1`, `eu-west-1`, …).

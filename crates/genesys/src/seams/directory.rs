@@ -340,6 +340,7 @@ impl CustomerDirectory for GenesysClient {
         min_ids_per_merge: MIN_MERGE_IDS,
         max_merge_set: Some(MERGE_SET_MAX),
         merge_reversible: false,
+        merge_keeps_survivor_id: false,
         max_ids_per_fetch: FETCH_CHUNK,
     };
 

@@ -25,8 +25,13 @@ pub struct PlanArgs {
     /// Read the contacts from Genesys Cloud External Contacts (a cursor scan of every
     /// contact) instead of a file. Credentials as for `sync`: GENESYS_CLIENT_ID,
     /// GENESYS_CLIENT_SECRET (environment only), --base-url or --region.
-    #[arg(long, conflicts_with = "input")]
+    #[arg(long, conflicts_with_all = ["input", "from_cxone"])]
     pub from_genesys: bool,
+    /// Read the contacts from NICE CXone customer cards (a scan of every card; identities
+    /// become e-mails and phones) instead of a file. Credentials from CXONE_* variables
+    /// (README), --base-url for a stand-in.
+    #[arg(long, conflicts_with = "input")]
+    pub from_cxone: bool,
     /// With --from-genesys: only this division.
     #[arg(long, requires = "from_genesys")]
     pub division: Option<String>,
@@ -42,22 +47,26 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         out,
         html_limit,
         from_genesys,
+        from_cxone,
         division,
-        platform,
+        mut platform,
     } = args;
+    if from_cxone {
+        platform.kind = crate::shared::platform::PlatformKind::Cxone;
+    }
 
     let cfg = match &config {
         Some(p) => super::MergeConfig::load(p)?,
         None => super::MergeConfig::default(),
     };
-    let source = if from_genesys {
+    let source = if from_genesys || from_cxone {
         super::Source::Directory {
             platform: platform.platform(false, 0)?,
             scope: division,
         }
     } else {
         super::Source::File(input.or_else(|| cfg.input.path.clone()).context(
-            "no input: give --input FILE, --from-genesys, or [input] path in the --config file",
+            "no input: give --input FILE, --from-genesys, --from-cxone, or [input] path in the --config file",
         )?)
     };
     let name = match &source {

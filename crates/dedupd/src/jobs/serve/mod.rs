@@ -28,7 +28,7 @@ use serde::Deserialize;
 pub use crate::shared::serve_section::ServeSection;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::shared::platform::PlatformArgs;
+use crate::shared::platform::{PlatformArgs, PlatformKind};
 
 /// Command-line flags of `dedupd serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -63,7 +63,9 @@ pub struct ServeArgs {
     #[arg(long)]
     pub near_threshold: Option<f64>,
     /// `genesys`: forward PROCESS messages to Genesys Cloud Open Messaging and record
-    /// duplicates on the first conversation.
+    /// duplicates on the first conversation; `cxone`: to NICE CXone as BYOC inbound messages
+    /// (credentials from CXONE_* variables), duplicates recorded on the first message's
+    /// customer card.
     #[arg(long)]
     pub forward: Option<String>,
     /// A TOML file with a [serve] section (flags win).
@@ -78,6 +80,9 @@ pub struct ServeArgs {
     /// Open Messaging integration id to forward to.
     #[arg(long, env = "GENESYS_INTEGRATION_ID")]
     pub integration_id: Option<String>,
+    /// CXone: the DFO channel id of the BYOC channel to forward to.
+    #[arg(long, env = "CXONE_CHANNEL_ID")]
+    pub channel_id: Option<String>,
     /// API base URL (e.g. the emulator's http://127.0.0.1:8787); wins over --region.
     #[arg(long, env = "GENESYS_BASE_URL")]
     pub base_url: Option<String>,
@@ -278,6 +283,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
                 .or(section.client_id)
                 .context("--forward genesys needs --client-id (or GENESYS_CLIENT_ID)")?;
             let platform = PlatformArgs {
+                kind: PlatformKind::Genesys,
                 base_url,
                 region,
                 client_id,
@@ -285,6 +291,8 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
                 redis: redis_url,
                 redis_key: None,
                 give_up_after: None,
+                skill_id: None,
+                dnc_group_id: None,
             };
             platform.check_endpoint()?;
             Some(ForwardOptions {
@@ -292,7 +300,29 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
                 platform,
             })
         }
-        Some(other) => bail!("serve.forward: {other:?} is not genesys"),
+        Some("cxone") => {
+            let channel = args
+                .channel_id
+                .or(section.channel_id)
+                .context("--forward cxone needs --channel-id (or CXONE_CHANNEL_ID)")?;
+            // Credentials come from the CXONE_* variables when the forwarder starts;
+            // --base-url stands for a stand-in's issuer, API and DFO base.
+            let platform = PlatformArgs {
+                kind: PlatformKind::Cxone,
+                base_url: args.base_url.or(section.base_url),
+                region: None,
+                client_id: String::new(),
+                rate: section.rate.unwrap_or(300),
+                redis: redis_url,
+                redis_key: None,
+                give_up_after: None,
+                skill_id: None,
+                dnc_group_id: None,
+            };
+            platform.check_endpoint()?;
+            Some(ForwardOptions { channel, platform })
+        }
+        Some(other) => bail!("serve.forward: {other:?} is not genesys or cxone"),
     };
     let mut limits = dedupd_http::Limits {
         overloaded: overloaded_answer,
