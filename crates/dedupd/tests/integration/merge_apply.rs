@@ -1186,3 +1186,33 @@ async fn a_run_not_on_a_terminal_prints_progress_lines_unless_quiet() {
     assert!(!loud.contains('\u{1b}'), "no terminal escapes: {loud:?}");
     assert!(!quiet.contains("merge: 1/3"), "{quiet}");
 }
+
+#[test]
+fn a_missing_plan_or_review_is_named_before_the_platform_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |plan: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+            .args(["merge", "apply", "--plan"])
+            .arg(plan)
+            // No platform flag or variable at all: the plan and the review come first.
+            .env_remove("GENESYS_BASE_URL")
+            .env_remove("GENESYS_REGION")
+            .env_remove("GENESYS_CLIENT_ID")
+            .env_remove("GENESYS_CLIENT_SECRET")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let err = run(&tmp.path().join("nowhere"));
+    assert!(
+        err.contains("plan.json not found") && err.contains("dedupd merge plan"),
+        "{err}"
+    );
+    write_plan(&tmp.path().join("plan"), &[vec!["a".into(), "b".into()]]);
+    let err = run(&tmp.path().join("plan"));
+    assert!(
+        err.contains("decisions.json not found") && err.contains("--approve-all"),
+        "{err}"
+    );
+}

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{Approve, Options, Report, run as apply};
+use crate::shared::plan_file::{Decisions, DecisionsFile, Plan, PlanFile};
 
 /// Flags of `dedupd merge apply`.
 #[derive(Debug, Args)]
@@ -60,6 +61,20 @@ pub fn run(args: ApplyArgs, progress: bool) -> anyhow::Result<Report> {
         .state
         .clone()
         .unwrap_or_else(|| args.plan.join(crate::shared::STATE_DIR));
+    // What the user can fix here first: the plan and the review, before the platform's flags.
+    let plan_file = <Plan as PlanFile>::path_in(&args.plan);
+    if !plan_file.is_file() {
+        anyhow::bail!(
+            "{} not found: make a plan first (dedupd merge plan --out {})",
+            plan_file.display(),
+            args.plan.display()
+        );
+    }
+    let reviewed = !args.approve_all && args.min_confidence.is_none();
+    let decisions = <Decisions as DecisionsFile>::path_in(&args.plan);
+    if reviewed && !decisions.is_file() {
+        return Err(super::not_reviewed(&args.plan));
+    }
     let platform = args
         .platform
         .platform(args.dry_run, DEFAULT_GIVE_UP_AFTER)?;

@@ -157,14 +157,8 @@ pub async fn run_on<D: CustomerDirectory>(
     let decisions: Decisions;
     let (approval, label) = match opts.approve {
         Approve::Reviewed => {
-            decisions = Decisions::load(&opts.plan_dir)?.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{} not found: nothing is approved. Review the plan first (dedupd merge review --plan {}), \
-                     or merge without review with --approve-all or --min-confidence X",
-                    <Decisions as DecisionsFile>::path_in(&opts.plan_dir).display(),
-                    opts.plan_dir.display()
-                )
-            })?;
+            decisions =
+                Decisions::load(&opts.plan_dir)?.ok_or_else(|| not_reviewed(&opts.plan_dir))?;
             (
                 Approval::Reviewed(&decisions),
                 format!(
@@ -380,6 +374,16 @@ pub async fn run_on<D: CustomerDirectory>(
         return Err(e.context("merge apply stopped"));
     }
     Ok(report)
+}
+
+/// The plan in `dir` has no `decisions.json` and the run did not say to merge without review.
+pub(crate) fn not_reviewed(dir: &std::path::Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} not found: nothing is approved. Review the plan first (dedupd merge review --plan {}), \
+         or merge without review with --approve-all or --min-confidence X",
+        <Decisions as DecisionsFile>::path_in(dir).display(),
+        dir.display()
+    )
 }
 
 /// One line per planned cluster this run does not merge (rejected, or not approved), after the
