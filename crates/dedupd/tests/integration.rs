@@ -1425,6 +1425,30 @@ mod sync_tests {
         c
     }
 
+    /// A dry run only says what it would send: exit 0, not 3 ("still pending"). On an empty
+    /// state, sync says to run ingest first instead of "up to date".
+    #[test]
+    fn a_dry_run_exits_0_and_an_empty_state_says_run_ingest_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let run = || {
+            let out = sync_cli(d, "http://127.0.0.1:9", "list-1", None)
+                .arg("--dry-run")
+                .output()
+                .unwrap();
+            (out.status.code(), String::from_utf8(out.stderr).unwrap())
+        };
+        let (code, err) = run();
+        assert_eq!(code, Some(0), "{err}");
+        assert!(err.contains("Run dedupd ingest first"), "{err}");
+        assert_eq!(sync_report(d)["contacts_in_state"], 0);
+        ingested(d);
+        let (code, err) = run();
+        assert_eq!(code, Some(0), "{err}");
+        assert!(err.contains("Dry run: 200 contacts would be sent"), "{err}");
+        assert_eq!(sync_report(d)["contacts_in_state"], 200);
+    }
+
     fn sync_report(dir: &Path) -> Value {
         serde_json::from_str(
             &std::fs::read_to_string(dir.join("sync-out/sync_report.json")).unwrap(),

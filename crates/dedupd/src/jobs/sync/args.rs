@@ -92,7 +92,9 @@ pub fn main(args: SyncArgs, progress: bool) -> anyhow::Result<ExitCode> {
             "error: {why}; stopped, what was accepted is kept: run dedupd sync again once it is back."
         );
     }
-    let incomplete = report.remaining > 0 || report.platform_unreachable.is_some();
+    // A dry run sends nothing: what it leaves "remaining" is what it would send, not a failure.
+    let incomplete =
+        !report.dry_run && (report.remaining > 0 || report.platform_unreachable.is_some());
     Ok(if incomplete {
         ExitCode::from(crate::shared::EXIT_INCOMPLETE)
     } else {

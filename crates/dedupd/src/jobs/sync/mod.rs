@@ -85,13 +85,27 @@ struct RejectLine<'a> {
 
 /// Contacts whose row differs from what `list_id` last accepted, in externalId order, with
 /// the payload hash each one is sent with.
+/// A list row not on the list as it is now, with its payload hash.
+type Pending = (ListRow, [u8; 16]);
+
 fn pending_set(
     store: &EmbeddedStore,
     list_id: &str,
     layout: &ListLayout,
-) -> anyhow::Result<Vec<(ListRow, [u8; 16])>> {
+) -> anyhow::Result<Vec<Pending>> {
+    Ok(scan(store, list_id, layout)?.0)
+}
+
+/// The contacts the list does not hold as they are now, and how many contacts the state holds.
+fn scan(
+    store: &EmbeddedStore,
+    list_id: &str,
+    layout: &ListLayout,
+) -> anyhow::Result<(Vec<Pending>, u64)> {
     let mut pending = Vec::new();
+    let mut known = 0u64;
     store.for_each_with_synced(list_id, &mut |c, synced| {
+        known += 1;
         let row = ListRow::for_contact(&c.contact, layout);
         let hash = payload_hash(&row);
         if synced != Some(hash) {
@@ -99,7 +113,7 @@ fn pending_set(
         }
         Ok(())
     })?;
-    Ok(pending)
+    Ok((pending, known))
 }
 
 fn target(t: &Target) -> ListTarget {
@@ -153,7 +167,7 @@ pub fn plan<S: ContactListSink>(opts: &Options) -> anyhow::Result<Report> {
         Target::List(id) => id.clone(),
         Target::Create(name) => format!("(new list {name})"),
     };
-    let pending = pending_set(&store, &list_id, &layout)?;
+    let (pending, known) = scan(&store, &list_id, &layout)?;
     let mut plan = AtomicFile::create(&opts.out_dir.join("sync_plan.ndjson"))?;
     for (row, _) in &pending {
         serde_json::to_writer(&mut *plan.writer(), &S::request(&list_id, &layout, row))?;
@@ -162,6 +176,7 @@ pub fn plan<S: ContactListSink>(opts: &Options) -> anyhow::Result<Report> {
     let report = Report {
         contact_list_id: list_id.clone(),
         dry_run: true,
+        contacts_in_state: known,
         pending: pending.len() as u64,
         remaining: pending.len() as u64,
         do_not_call: pending.iter().filter(|(r, _)| r.is_do_not_call()).count() as u64,
@@ -191,9 +206,10 @@ pub async fn run_on<S: ContactListSink>(sink: &S, opts: &Options) -> anyhow::Res
         );
     }
 
-    let pending = pending_set(&store, &list_id, &layout)?;
+    let (pending, known) = scan(&store, &list_id, &layout)?;
     let mut report = Report {
         contact_list_id: list_id.clone(),
+        contacts_in_state: known,
         pending: pending.len() as u64,
         do_not_call: pending.iter().filter(|(r, _)| r.is_do_not_call()).count() as u64,
         ..Report::default()

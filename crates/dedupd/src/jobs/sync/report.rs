@@ -10,6 +10,8 @@ pub struct Report {
     pub contact_list_id: String,
     /// Nothing was sent.
     pub dry_run: bool,
+    /// Contacts the state holds (what `ingest` produced).
+    pub contacts_in_state: u64,
     /// Contacts pending at the start (new or changed since the list last accepted them).
     pub pending: u64,
     /// Contacts included in add-contacts batches.
@@ -41,6 +43,12 @@ pub struct Report {
 }
 
 pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
+    if r.contacts_in_state == 0 {
+        eprintln!(
+            "Nothing to sync: the state holds no contacts. Run dedupd ingest first, with the same --state."
+        );
+        return;
+    }
     if r.dry_run {
         eprintln!(
             "Dry run: {} contacts would be sent to {} in {} batches ({} do-not-call); see {}.",
@@ -54,8 +62,8 @@ pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
     }
     if r.pending == 0 {
         eprintln!(
-            "Nothing to sync: contact list {} is up to date.",
-            r.contact_list_id
+            "Nothing to sync: contact list {} is up to date ({} contacts).",
+            r.contact_list_id, r.contacts_in_state
         );
         return;
     }
