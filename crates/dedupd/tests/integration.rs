@@ -27,6 +27,40 @@ mod review;
 #[path = "integration/serve.rs"]
 mod serve;
 
+/// Waits until the relays have nothing left to do in `outbox`: nothing pending or sending, and
+/// no `unknown` notification waiting for a read-back. Bounded by `limit` (a stuck outbox fails
+/// the test with `context()`, which names the kills and the seed to replay them).
+async fn until_relays_settle(
+    outbox: &dedupd_store::outbox::Outbox,
+    limit: std::time::Duration,
+    context: impl Fn() -> String,
+) {
+    use dedupd_core::notification::Status;
+    use dedupd_store::outbox::OutboxStore;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let counts = outbox.counts().await.unwrap();
+        let busy = counts.get(&Status::Pending).copied().unwrap_or(0)
+            + counts.get(&Status::Sending).copied().unwrap_or(0);
+        let rechecks = outbox
+            .list(Status::Unknown, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|n| n.next_attempt_at.is_some())
+            .count();
+        if busy == 0 && rechecks == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relays did not finish: {counts:?}, {rechecks} unknown awaiting a read-back; {}",
+            context()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The seed of the kill tests: `DEDUPD_KILL_SEED` when set (to replay a failure), else drawn
 /// from the clock. Printed, and named in every assertion message of the kill tests.
 fn kill_seed() -> u64 {

@@ -806,27 +806,10 @@ poll_ms = 50
         kills.push((wave, after));
     }
 
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let counts = outbox.counts().await.unwrap();
-        let busy = counts.get(&Status::Pending).copied().unwrap_or(0)
-            + counts.get(&Status::Sending).copied().unwrap_or(0);
-        let rechecks = outbox
-            .list(Status::Unknown, 10_000)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|n| n.next_attempt_at.is_some())
-            .count();
-        if busy == 0 && rechecks == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the relays did not finish: {counts:?}, {rechecks} unknown awaiting a read-back; kills {kills:?} (DEDUPD_KILL_SEED={seed})"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    super::until_relays_settle(&outbox, Duration::from_secs(90), || {
+        format!("kills {kills:?} (DEDUPD_KILL_SEED={seed})")
+    })
+    .await;
     for c in &mut children {
         let _ = c.kill();
         let _ = c.wait();

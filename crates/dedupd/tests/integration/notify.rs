@@ -280,27 +280,10 @@ poll_ms = 50
     assert!(kills.len() >= 10);
 
     // Until nothing is left to do (bounded: a stuck outbox fails the test).
-    let deadline = Instant::now() + Duration::from_secs(45);
-    loop {
-        let counts = outbox.counts().await.unwrap();
-        let busy = counts.get(&Status::Pending).copied().unwrap_or(0)
-            + counts.get(&Status::Sending).copied().unwrap_or(0);
-        let rechecks = outbox
-            .list(Status::Unknown, 10_000)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|n| n.next_attempt_at.is_some())
-            .count();
-        if busy == 0 && rechecks == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the relays did not finish: {counts:?}, {rechecks} unknown awaiting a read-back; kills (wave, after, seen) {kills:?} (DEDUPD_KILL_SEED={seed})"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    super::until_relays_settle(&outbox, Duration::from_secs(45), || {
+        format!("kills (wave, after, seen) {kills:?} (DEDUPD_KILL_SEED={seed})")
+    })
+    .await;
     drop(relays);
 
     let sends = emu.state().agentless_sends();
