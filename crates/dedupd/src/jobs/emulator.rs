@@ -103,6 +103,20 @@ fn external_contacts(path: &std::path::Path) -> anyhow::Result<(serde_json::Valu
             c
         })
         .collect();
+    // What was refused, as merge plan reports it (line, record, field, reason; no values).
+    for r in &loaded.rejects {
+        eprintln!(
+            "{}: line {}{}: {}: {}",
+            path.display(),
+            r.line,
+            r.record_id
+                .as_deref()
+                .map(|id| format!(" (record {id})"))
+                .unwrap_or_default(),
+            r.field,
+            r.reason
+        );
+    }
     let refused = loaded.rejects.len();
     Ok((serde_json::json!({ "externalContacts": contacts }), refused))
 }

@@ -498,3 +498,46 @@ async fn a_steward_decides_in_the_browser_and_apply_merges_exactly_that() {
     wd.quit().await;
     apply_and_check(&emu, &dir, &plan, &clusters);
 }
+
+/// `dedupd emulator --seed-external-contacts FILE`: the export's records become External
+/// Contacts (record_id = contact id); refused rows are named by line and reason, the rest kept.
+#[test]
+fn the_emulator_seeds_external_contacts_from_an_export_and_names_what_it_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("contacts.csv");
+    std::fs::write(
+        &file,
+        "record_id,first_name,last_name,email,phone\n\
+         A1,Ann,Lee,ann@x.com,+14155552671\n\
+         ,Bob,Roe,bob@x.com,\n\
+         A3,Cy,Poe,not-an-email,+14155550000\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["emulator", "--port", "0", "--seed-external-contacts"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let child = Killed(child);
+    let mut said = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let started = line.contains("emulator on http://");
+        said.push(line);
+        if started {
+            break;
+        }
+    }
+    drop(child);
+    let said = said.join("\n");
+    assert!(said.contains("line 3: record_id"), "{said}");
+    assert!(said.contains("line 4 (record A3): email"), "{said}");
+    assert!(said.contains("Seeded 2 External Contacts"), "{said}");
+    assert!(
+        !said.contains("not-an-email"),
+        "no values in the messages: {said}"
+    );
+}
