@@ -138,12 +138,29 @@ impl CxoneConfig {
     /// [`CxoneConfig::from_env`] with a custom variable lookup.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let need =
-            |name: &str| get(name).ok_or_else(|| Error::Config(format!("{name} is not set")));
-        let client_id = need(ENV_CLIENT_ID)?;
-        let client_secret = need(ENV_CLIENT_SECRET)?;
-        let key_id = need(ENV_ACCESS_KEY_ID)?;
-        let key_secret = need(ENV_ACCESS_KEY_SECRET)?;
+        // Every missing variable is named at once, so one attempt finds them all.
+        let required = [
+            ENV_CLIENT_ID,
+            ENV_CLIENT_SECRET,
+            ENV_ACCESS_KEY_ID,
+            ENV_ACCESS_KEY_SECRET,
+        ];
+        let missing: Vec<&str> = required
+            .into_iter()
+            .filter(|name| get(name).is_none())
+            .collect();
+        match missing.as_slice() {
+            [] => {}
+            [one] => return Err(Error::Config(format!("{one} is not set"))),
+            several => {
+                return Err(Error::Config(format!("{} are not set", several.join(", "))));
+            }
+        }
+        let need = |name: &str| get(name).unwrap_or_default();
+        let client_id = need(ENV_CLIENT_ID);
+        let client_secret = need(ENV_CLIENT_SECRET);
+        let key_id = need(ENV_ACCESS_KEY_ID);
+        let key_secret = need(ENV_ACCESS_KEY_SECRET);
         let issuer = match get(ENV_ISSUER) {
             Some(v) => parse_url(ENV_ISSUER, &v)?,
             None => parse_url("default issuer", DEFAULT_ISSUER)?,

@@ -23,15 +23,26 @@ struct Cli {
     /// More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// No progress bars, even on a terminal.
+    /// Only warnings and errors on stderr: no progress bars, progress lines or summary.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Print the run's report (the same object as its report file) as one line of JSON on
+    /// stdout, for scripts; stdout carries nothing else.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole product in about a minute: ingest → sync → merge plan → (review) → merge
+    /// apply → serve with messages and notifications, on bundled data, against a local Genesys
+    /// Cloud emulator (nothing to configure, no account).
+    ///
+    /// Each step is the real command, printed before it runs, with where to look at its result;
+    /// the files stay in --dir to look at and to run again by hand.
+    Demo(jobs::demo::DemoArgs),
     /// Turn messy multi-source feeds into one clean contact per customer.
     ///
     /// Reads every source of the config, normalizes names, phones (E.164) and e-mails, builds
@@ -154,9 +165,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    dedupd::shared::output::set(cli.quiet, cli.json);
     let progress = !cli.quiet && std::io::stderr().is_terminal();
     dedupd::shared::progress::set_lines(!cli.quiet && !std::io::stderr().is_terminal());
     match cli.command {
+        Command::Demo(args) => jobs::demo::main(args),
         Command::Ingest(args) => ingest::args::main(args, progress),
         Command::Sync(args) => sync::args::main(args, progress),
         Command::Merge {

@@ -1,6 +1,7 @@
 //! One folder per job. Each holds its command-line arguments, its run and its report; a job
 //! imports `shared` and the library crates, never another job.
 
+pub mod demo;
 pub mod emulator;
 pub mod eval;
 pub mod healthcheck;

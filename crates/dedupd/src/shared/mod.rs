@@ -1,10 +1,12 @@
 //! What the jobs share: the atomic file writer, the config file (`feeds`; its readers are the
 //! `dedupd-feed` crate), the plan file, the platform arguments, the state directory, the shutdown signal and
-//! progress bars. Jobs never import each other; what two jobs need lives here.
+//! progress bars, what a run prints. Jobs never import each other; what two jobs need lives here.
 
+pub mod emulator_seed;
 pub mod feeds;
 pub mod fs;
 pub mod notifications;
+pub mod output;
 pub mod plan_file;
 pub mod platform;
 pub mod progress;

@@ -334,8 +334,8 @@ pub struct PlatformArgs {
     #[arg(long, alias = "org", env = "GENESYS_REGION")]
     pub region: Option<String>,
     /// OAuth client id (client credentials grant); the secret comes from GENESYS_CLIENT_SECRET.
-    #[arg(long, env = "GENESYS_CLIENT_ID", default_value = "")]
-    pub client_id: String,
+    #[arg(long, env = "GENESYS_CLIENT_ID")]
+    pub client_id: Option<String>,
     /// The org's API budget, requests per minute (shared by all workers; see --redis).
     #[arg(
         long,
@@ -383,21 +383,23 @@ impl PlatformArgs {
     ) -> anyhow::Result<ClientConfig> {
         let some = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
         let (base_url, region) = (some(&self.base_url), some(&self.region));
-        let id = some(&Some(self.client_id.clone()));
+        let id = some(&self.client_id);
         if !dry_run {
-            // Say which flag is missing, as clap would, before the client's own lookup does.
-            anyhow::ensure!(
-                base_url.is_some() || region.is_some(),
-                "say where the platform is: --base-url (or GENESYS_BASE_URL) or --region (or GENESYS_REGION)"
-            );
-            anyhow::ensure!(
-                id.is_some(),
-                "--client-id (or GENESYS_CLIENT_ID) is required"
-            );
-            anyhow::ensure!(
-                env(ENV_CLIENT_SECRET).is_some_and(|s| !s.is_empty()),
-                "GENESYS_CLIENT_SECRET is not set (the client secret is read from the environment only)"
-            );
+            // Name everything that is missing at once, as clap would, before the client's own
+            // lookup does.
+            let mut missing = Vec::new();
+            if base_url.is_none() && region.is_none() {
+                missing.push("where the platform is: --base-url (or GENESYS_BASE_URL) or --region (or GENESYS_REGION)");
+            }
+            if id.is_none() {
+                missing.push("--client-id (or GENESYS_CLIENT_ID)");
+            }
+            if !env(ENV_CLIENT_SECRET).is_some_and(|s| !s.is_empty()) {
+                missing.push(
+                    "GENESYS_CLIENT_SECRET (the client secret is read from the environment only)",
+                );
+            }
+            anyhow::ensure!(missing.is_empty(), "missing: {}", missing.join("; "));
         }
         let rate = self.rate.to_string();
         let lookup = |name: &str| -> Option<String> {
@@ -417,10 +419,12 @@ impl PlatformArgs {
         let mut config = ClientConfig::from_lookup(lookup)?;
         config.redis = self.redis.clone().map(|url| RedisBudget {
             url,
-            key: self
-                .redis_key
-                .clone()
-                .unwrap_or_else(|| format!("dedupd:{{budget}}:{}", self.client_id)),
+            key: self.redis_key.clone().unwrap_or_else(|| {
+                format!(
+                    "dedupd:{{budget}}:{}",
+                    self.client_id.as_deref().unwrap_or("")
+                )
+            }),
         });
         Ok(config)
     }
@@ -532,7 +536,7 @@ mod tests {
             dnc_group_id: None,
             base_url: None,
             region: Some("eu-west-1".into()),
-            client_id: "id-1".into(),
+            client_id: Some("id-1".into()),
             rate: 120,
             redis: Some("redis://127.0.0.1:6379".into()),
             redis_key: None,
@@ -558,18 +562,23 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert!(err(&args(), None).contains("GENESYS_CLIENT_SECRET is not set"));
+        assert!(err(&args(), None).contains("missing: GENESYS_CLIENT_SECRET"));
         let mut no_id = args();
-        no_id.client_id = String::new();
+        no_id.client_id = None;
         assert!(err(&no_id, Some("s")).contains("--client-id"));
         let mut nowhere = args();
         nowhere.region = None;
         assert!(err(&nowhere, Some("s")).contains("--base-url"));
         let mut a = args();
         a.region = None;
-        a.client_id = String::new();
+        a.client_id = None;
         assert!(a.client_config_with(true, |_| None).is_ok());
         assert!(a.client_config_with(false, |_| Some("s".into())).is_err());
+        // Everything missing is named in one message.
+        let all = err(&a, None);
+        for name in ["--base-url", "--client-id", "GENESYS_CLIENT_SECRET"] {
+            assert!(all.contains(name), "{all}");
+        }
     }
 
     #[test]

@@ -408,7 +408,7 @@ fn platform(emu: &RunningCxoneEmulator) -> dedupd::shared::platform::Platform {
         kind: PlatformKind::Cxone,
         base_url: Some(emu.base_url()),
         region: None,
-        client_id: String::new(),
+        client_id: None,
         rate: 1_000_000,
         redis: None,
         redis_key: None,

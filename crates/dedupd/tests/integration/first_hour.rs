@@ -789,3 +789,172 @@ async fn every_metric_the_grafana_dashboard_queries_is_in_a_fresh_serves_metrics
         "queried by the dashboard, absent from /metrics: {missing:?}\n{text}"
     );
 }
+
+/// `dedupd demo` runs the whole product end to end on its bundled data: every step's report
+/// (on stdout with `--json`) says what the step did, and what the server did is checked at the
+/// emulator: each notification sent once.
+#[test]
+fn the_demo_runs_every_job_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = dedupd(&["demo", "--dir", dir.to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON report on stdout");
+
+    // Each step is printed as the command a user can run again, with where to look.
+    for step in [
+        "$ dedupd ingest --config feeds.toml --out ingest",
+        "$ dedupd sync --config feeds.toml --out sync --create-list 'dedupd demo'",
+        "$ dedupd merge plan --input contacts.csv --out plan",
+        "$ dedupd merge apply --plan plan --out apply --min-confidence 0.9",
+        "$ dedupd serve --config serve.toml --listen 127.0.0.1:0",
+        "dedupd merge review --plan",
+    ] {
+        assert!(stderr.contains(step), "{step:?} missing from:\n{stderr}");
+    }
+    assert!(stderr.matches("→ look at").count() >= 5, "{stderr}");
+
+    // The feeds: 200 customers into a new list; the second run finds the list, sends nothing.
+    assert_eq!(r["ingest"]["contacts"], 200);
+    assert_eq!(r["sync"]["accepted"], 200);
+    assert_eq!(r["resync"]["pending"], 0);
+    assert_eq!(r["resync"]["contact_list_id"], r["sync"]["contact_list_id"]);
+    assert!(stderr.contains("already exists"), "{stderr}");
+
+    // The export: 1,500 records of 953 people; the confident clusters merged, the rest left.
+    assert_eq!(r["external_contacts_seeded"], 1500);
+    let clusters = r["merge_plan"]["clusters"].as_u64().unwrap();
+    assert!(clusters > 200, "{clusters} clusters");
+    let apply = &r["merge_apply"];
+    let to_merge = apply["to_merge"].as_u64().unwrap();
+    assert!(to_merge > 0 && to_merge <= clusters, "{apply}");
+    assert_eq!(apply["merged"], to_merge, "{apply}");
+    assert_eq!(
+        apply["not_approved"].as_u64().unwrap() + to_merge,
+        clusters,
+        "{apply}"
+    );
+    assert_eq!(apply["quarantined"], 0, "{apply}");
+
+    // The server: every message decided as labelled; each notification accepted once,
+    // retried, delivered, and sent once by the emulator.
+    let m = &r["serve"]["messages"];
+    assert_eq!(m["sent"], 118, "{m}");
+    assert_eq!(m["as_labelled"], m["sent"], "{m}");
+    assert_eq!(m["suppress"], 65, "{m}");
+    let n = &r["serve"]["notifications"];
+    assert_eq!(n["accepted"], 20, "{n}");
+    assert_eq!(n["replayed"], 20, "{n}");
+    assert_eq!(n["refused"], 1, "{n}");
+    assert_eq!(n["delivered"], 20, "{n}");
+    assert_eq!(n["sms_sent"], 20, "{n}");
+
+    // A second demo replaces the first one's directory; someone else's is refused.
+    let other = tmp.path().join("mine");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "keep me").unwrap();
+    let refused = dedupd(&["demo", "--dir", other.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not a demo directory"));
+    assert!(other.join("notes.txt").is_file());
+}
+
+/// Results on stdout for scripts (`--json`: the report, nothing else), talk on stderr, and
+/// `--quiet` leaves only warnings and errors: the same in every job.
+#[test]
+fn json_puts_the_report_on_stdout_and_quiet_leaves_stderr_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feeds = repo().join("examples/feeds.toml");
+    let state = tmp.path().join("state");
+    let run = |flags: &[&str], out: &str| {
+        let mut args = flags.to_vec();
+        args.extend([
+            "ingest",
+            "--config",
+            feeds.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--out",
+        ]);
+        let out = tmp.path().join(out);
+        args.push(out.to_str().unwrap());
+        dedupd(&args)
+    };
+    let plain = run(&[], "a");
+    assert!(plain.status.success());
+    assert!(plain.stdout.is_empty(), "stdout carries only results");
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("Read 389 records"));
+
+    let json = run(&["--json"], "b");
+    assert!(json.status.success());
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("b/report.json")).unwrap()).unwrap();
+    assert_eq!(report["contacts"], 200);
+    assert_eq!(
+        report["unchanged"], file["unchanged"],
+        "the report file's object"
+    );
+
+    let quiet = run(&["-q", "--json"], "c");
+    assert!(quiet.status.success());
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    assert!(serde_json::from_slice::<Value>(&quiet.stdout).is_ok());
+
+    // Merge plan too: the summary on stderr, the report with --json.
+    let plan = dedupd(&[
+        "merge",
+        "plan",
+        "--json",
+        "--input",
+        repo().join("examples/demo/contacts.csv").to_str().unwrap(),
+        "--out",
+        tmp.path().join("plan").to_str().unwrap(),
+    ]);
+    assert!(plan.status.success());
+    let report: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(report["records"], 1500);
+}
+
+/// Regression (issue 18): missing flags and variables were reported one per run.
+#[test]
+fn everything_missing_is_named_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["sync", "--config"])
+        .arg(repo().join("examples/feeds.toml"))
+        .arg("--state")
+        .arg(tmp.path().join("state"))
+        .args(["--contact-list", "l-1", "--out"])
+        .arg(tmp.path().join("out"))
+        .env_remove("GENESYS_BASE_URL")
+        .env_remove("GENESYS_REGION")
+        .env_remove("GENESYS_CLIENT_ID")
+        .env_remove("GENESYS_CLIENT_SECRET")
+        .env_remove("DEDUPD_PLATFORM")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for name in [
+        "--base-url",
+        "--region",
+        "--client-id",
+        "GENESYS_CLIENT_SECRET",
+    ] {
+        assert!(stderr.contains(name), "{name} not named: {stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let help = dedupd(&["sync", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        !help.contains("[default: ]"),
+        "no empty default is shown:\n{help}"
+    );
+}

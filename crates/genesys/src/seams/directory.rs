@@ -16,9 +16,9 @@ use dedupd_platform::{CallStats, ErrorKind, PlatformError, Session};
 
 use super::platform_error;
 use crate::{
-    AddContactsOptions, ContactAddress, ContactList, ContactableStatus, EmailColumn,
-    ExternalContact, GenesysClient, MAX_CONTACTS_PER_ADD, MAX_MERGE_IDS, MIN_MERGE_IDS,
-    PhoneColumn, PhoneNumber, PhoneNumberStatus, WritableDialerContact,
+    AddContactsOptions, ContactAddress, ContactList, ContactListQuery, ContactableStatus,
+    EmailColumn, ExternalContact, GenesysClient, MAX_CONTACTS_PER_ADD, MAX_MERGE_IDS,
+    MIN_MERGE_IDS, PhoneColumn, PhoneNumber, PhoneNumberStatus, WritableDialerContact,
 };
 
 /// The largest merge set External Contacts allows (every contact of a merge tree, canonical
@@ -30,6 +30,73 @@ const FETCH_CHUNK: usize = 25;
 
 /// Contacts per scan page (the API's largest).
 const SCAN_PAGE: u32 = 200;
+
+/// Contact-list lookups behind [`ContactListSink::resolve`].
+impl GenesysClient {
+    /// An existing list, checked to have every column the layout writes.
+    async fn existing_list(
+        &self,
+        id: &str,
+        layout: &ListLayout,
+    ) -> Result<ResolvedList, PlatformError> {
+        let list = self
+            .outbound()
+            .get_contact_list(id)
+            .await
+            .map_err(|e| platform_error(&e, &format!("reading contact list {id}"), &[]))?;
+        let missing: Vec<&str> = layout
+            .columns
+            .iter()
+            .filter(|c| !list.column_names.contains(c))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(PlatformError::new(
+                ErrorKind::Permanent,
+                format!(
+                    "contact list {id} lacks the columns {} (it has: {}); add them, or create a list with --create-list",
+                    missing.join(", "),
+                    list.column_names.join(", ")
+                ),
+            ));
+        }
+        Ok(ResolvedList {
+            id: id.to_owned(),
+            created: false,
+        })
+    }
+
+    /// The ids of the lists named exactly `name` (the API's `name` filter also matches longer
+    /// names, so every page it returns is checked).
+    async fn lists_named(&self, name: &str) -> Result<Vec<String>, PlatformError> {
+        let mut ids = Vec::new();
+        for page_number in 1.. {
+            let page = self
+                .outbound()
+                .list_contact_lists(&ContactListQuery {
+                    page_number: Some(page_number),
+                    page_size: Some(100),
+                    name: Some(name.to_owned()),
+                    include_size: None,
+                })
+                .await
+                .map_err(|e| {
+                    platform_error(&e, &format!("looking for contact list {name:?}"), &[])
+                })?;
+            let n = page.entities.len();
+            ids.extend(
+                page.entities
+                    .into_iter()
+                    .filter(|l| l.name.as_deref() == Some(name))
+                    .filter_map(|l| l.id),
+            );
+            if n == 0 || page.page_count.is_none_or(|c| page_number >= c) {
+                break;
+            }
+        }
+        Ok(ids)
+    }
+}
 
 impl Session for GenesysClient {
     fn usage(&self) -> CallStats {
@@ -124,33 +191,25 @@ impl ContactListSink for GenesysClient {
         layout: &ListLayout,
     ) -> Result<ResolvedList, PlatformError> {
         match target {
-            ListTarget::Existing(id) => {
-                let list =
-                    self.outbound().get_contact_list(id).await.map_err(|e| {
-                        platform_error(&e, &format!("reading contact list {id}"), &[])
-                    })?;
-                let missing: Vec<&str> = layout
-                    .columns
-                    .iter()
-                    .filter(|c| !list.column_names.contains(c))
-                    .map(String::as_str)
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(PlatformError::new(
-                        ErrorKind::Permanent,
-                        format!(
-                            "contact list {id} lacks the columns {} (it has: {}); add them, or create a list with --create-list",
-                            missing.join(", "),
-                            list.column_names.join(", ")
-                        ),
-                    ));
-                }
-                Ok(ResolvedList {
-                    id: id.clone(),
-                    created: false,
-                })
-            }
+            ListTarget::Existing(id) => self.existing_list(id, layout).await,
             ListTarget::Create(name) => {
+                // Creating a list is not idempotent, and a second run (or one killed after the
+                // create) must find the list it made, not make another of the same name.
+                let named = self.lists_named(name).await?;
+                match named.as_slice() {
+                    [] => {}
+                    [id] => return self.existing_list(id, layout).await,
+                    several => {
+                        return Err(PlatformError::new(
+                            ErrorKind::Permanent,
+                            format!(
+                                "{} contact lists are named {name:?} ({}); name one with --contact-list",
+                                several.len(),
+                                several.join(", ")
+                            ),
+                        ));
+                    }
+                }
                 let created = self
                     .outbound()
                     .create_contact_list(&contact_list_for(name, layout))

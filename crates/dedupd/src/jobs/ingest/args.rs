@@ -37,5 +37,6 @@ pub fn main(args: IngestArgs, progress: bool) -> anyhow::Result<ExitCode> {
     };
     let report = super::run(&opts).context("ingest failed")?;
     super::report::print_summary(&report, &out);
+    crate::shared::output::report(&report)?;
     Ok(ExitCode::SUCCESS)
 }

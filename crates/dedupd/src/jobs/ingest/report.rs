@@ -53,6 +53,9 @@ pub struct SourceReport {
 }
 
 pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
+    if crate::shared::output::quiet() {
+        return;
+    }
     let rejected: u64 = r.rejects.values().sum();
     eprintln!(
         "Read {} records: {} contacts ({} in this run), {} rejected.",

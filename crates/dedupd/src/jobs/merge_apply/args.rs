@@ -94,6 +94,7 @@ pub fn run(args: ApplyArgs, progress: bool) -> anyhow::Result<Report> {
         .build()?;
     let report = rt.block_on(apply(&opts)).context("merge apply failed")?;
     super::report::print_summary(&report, &args.out);
+    crate::shared::output::report(&report)?;
     Ok(report)
 }
 

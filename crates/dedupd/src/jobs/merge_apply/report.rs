@@ -94,6 +94,14 @@ impl Report {
 }
 
 pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
+    if let Some(why) = &r.platform_unreachable {
+        eprintln!(
+            "error: {why}; stopped, what was merged is kept: run dedupd merge apply again once it is back."
+        );
+    }
+    if crate::shared::output::quiet() {
+        return;
+    }
     eprintln!(
         "Approval: {}. {} of {} planned clusters to merge; {} rejected, {} not approved, {} members split off.",
         r.approval, r.to_merge, r.clusters, r.rejected, r.not_approved, r.split_off_members
@@ -145,10 +153,5 @@ pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
     }
     if r.remaining > 0 && r.platform_unreachable.is_none() {
         eprintln!("Run dedupd merge apply again to finish the rest.");
-    }
-    if let Some(why) = &r.platform_unreachable {
-        eprintln!(
-            "error: {why}; stopped, what was merged is kept: run dedupd merge apply again once it is back."
-        );
     }
 }

@@ -81,7 +81,7 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
     };
     let done = super::run_from(&source, &opts)?;
     let r = &done.report;
-    eprintln!(
+    crate::shared::output::summary(format_args!(
         "{} records, {} rejects: {} clusters of duplicates ({} records) from {} candidate pairs in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",
         r.records,
         r.rejects,
@@ -91,6 +91,7 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         r.seconds.values().sum::<f64>(),
         out.join("plan.html").display(),
         out.display()
-    );
+    ));
+    crate::shared::output::report(r)?;
     Ok(ExitCode::SUCCESS)
 }

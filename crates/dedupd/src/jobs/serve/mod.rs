@@ -69,7 +69,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub forward: Option<String>,
     /// A TOML file with a [serve] section (flags win).
-    #[arg(long)]
+    #[arg(long, short)]
     pub config: Option<PathBuf>,
     /// When the window backend is down: process (default, flagged degraded) or reject (503).
     #[arg(long)]
@@ -265,23 +265,30 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
     let forward = match args.forward.or(section.forward).as_deref() {
         None | Some("none") => None,
         Some("genesys") => {
-            let integration_id = args
-                .integration_id
-                .or(section.integration_id)
-                .context("--forward genesys needs --integration-id (or GENESYS_INTEGRATION_ID)")?;
+            let integration_id = args.integration_id.or(section.integration_id);
             let (base_url, region) = (
                 args.base_url.or(section.base_url),
                 args.region.or(section.region),
             );
-            if base_url.is_none() && region.is_none() {
-                bail!(
-                    "--forward genesys needs --base-url (GENESYS_BASE_URL) or --region (GENESYS_REGION)"
-                );
-            }
-            let client_id = args
-                .client_id
-                .or(section.client_id)
-                .context("--forward genesys needs --client-id (or GENESYS_CLIENT_ID)")?;
+            let client_id = args.client_id.or(section.client_id);
+            // Everything missing is named at once.
+            let missing: Vec<&str> = [
+                (
+                    integration_id.is_none(),
+                    "--integration-id (or GENESYS_INTEGRATION_ID)",
+                ),
+                (
+                    base_url.is_none() && region.is_none(),
+                    "--base-url (or GENESYS_BASE_URL) or --region (or GENESYS_REGION)",
+                ),
+                (client_id.is_none(), "--client-id (or GENESYS_CLIENT_ID)"),
+            ]
+            .into_iter()
+            .filter_map(|(gone, what)| gone.then_some(what))
+            .collect();
+            let Some(integration_id) = integration_id.filter(|_| missing.is_empty()) else {
+                bail!("--forward genesys needs {}", missing.join("; "));
+            };
             let platform = PlatformArgs {
                 kind: PlatformKind::Genesys,
                 base_url,
@@ -311,7 +318,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeOptions> {
                 kind: PlatformKind::Cxone,
                 base_url: args.base_url.or(section.base_url),
                 region: None,
-                client_id: String::new(),
+                client_id: None,
                 rate: section.rate.unwrap_or(300),
                 redis: redis_url,
                 redis_key: None,

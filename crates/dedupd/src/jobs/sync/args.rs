@@ -87,6 +87,7 @@ pub fn main(args: SyncArgs, progress: bool) -> anyhow::Result<ExitCode> {
         .build()?;
     let report = rt.block_on(super::run(&opts)).context("sync failed")?;
     super::report::print_summary(&report, &out);
+    crate::shared::output::report(&report)?;
     if let Some(why) = &report.platform_unreachable {
         eprintln!(
             "error: {why}; stopped, what was accepted is kept: run dedupd sync again once it is back."

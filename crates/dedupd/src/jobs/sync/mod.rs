@@ -200,10 +200,16 @@ pub async fn run_on<S: ContactListSink>(sink: &S, opts: &Options) -> anyhow::Res
 
     let resolved = sink.resolve(&target(&opts.target), &layout).await?;
     let list_id = resolved.id;
-    if let (true, Target::Create(name)) = (resolved.created, &opts.target) {
-        eprintln!(
-            "Created contact list {name:?} with id {list_id}; use --contact-list {list_id} from now on."
-        );
+    if let Target::Create(name) = &opts.target {
+        crate::shared::output::summary(if resolved.created {
+            format!(
+                "Created contact list {name:?} with id {list_id}; use --contact-list {list_id} from now on."
+            )
+        } else {
+            format!(
+                "Contact list {name:?} already exists (id {list_id}): writing to it, not creating another."
+            )
+        });
     }
 
     let (pending, known) = scan(&store, &list_id, &layout)?;

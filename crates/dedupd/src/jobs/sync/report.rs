@@ -43,6 +43,9 @@ pub struct Report {
 }
 
 pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
+    if crate::shared::output::quiet() {
+        return;
+    }
     if r.contacts_in_state == 0 {
         eprintln!(
             "Nothing to sync: the state holds no contacts. Run dedupd ingest first, with the same --state."
