@@ -39,7 +39,11 @@ pub(crate) struct GatewayBench {
     #[arg(long, default_value_t = 50_000)]
     pub(crate) distinct: u64,
     /// Redis for the Redis target (skipped when unreachable).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "DEDUPD_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub(crate) redis: String,
     /// Instead of wrk: time the gateway's request path without HTTP (JSON in, decide with the
     /// embedded window, JSON out) on one thread, for the same message stream, and each of its

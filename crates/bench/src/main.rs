@@ -51,8 +51,8 @@ enum BenchJob {
         /// Rounds (the best of each is reported).
         #[arg(long, default_value_t = 3)]
         rounds: u32,
-        /// PostgreSQL URL (also `DATABASE_URL`); without it only the embedded backend runs.
-        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        /// PostgreSQL URL (also `DEDUPD_POSTGRES_URL`); without it only the embedded backend runs.
+        #[arg(long, env = "DEDUPD_POSTGRES_URL", hide_env_values = true)]
         postgres: Option<String>,
     },
     /// Time `dedupd merge plan` on N synthetic contacts with known duplicates and score it

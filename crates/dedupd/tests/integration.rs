@@ -1207,6 +1207,52 @@ mod sync_tests {
             .unwrap_or(0)
     }
 
+    /// Regression (issue 18): `--create-list NAME` twice made a second list of that name. It
+    /// now finds the list of exactly that name (not one whose name only contains it, as the
+    /// API's filter also returns), and two lists of the name are an error naming both.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_list_finds_its_list_by_exact_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let config = ingested(d);
+        let emu = RunningEmulator::start(emulator_config(3000)).await.unwrap();
+        let columns = config.csv_columns.clone();
+        let decoy = create_list(&emu, "crm archive", &columns).await;
+        let create = |name: &str| {
+            options(
+                d,
+                config.clone(),
+                sync::Target::Create(name.into()),
+                client_config(&emu, 3000),
+                100,
+            )
+        };
+        let creates = || {
+            emu.state()
+                .stats()
+                .requests_by_route
+                .get("POST /api/v2/outbound/contactlists")
+                .copied()
+                .unwrap_or(0)
+        };
+        let before = creates();
+        let first = sync::run(&create("crm")).await.unwrap();
+        assert_ne!(first.contact_list_id, decoy);
+        assert_eq!(first.accepted, 200);
+        let again = sync::run(&create("crm")).await.unwrap();
+        assert_eq!(again.contact_list_id, first.contact_list_id);
+        assert_eq!((again.pending, again.sent), (0, 0));
+        assert_eq!(creates() - before, 1, "one list created, by the first run");
+        assert_eq!(emu.state().contact_list_contacts(&decoy).unwrap().len(), 0);
+
+        let a = create_list(&emu, "twice", &columns).await;
+        let b = create_list(&emu, "twice", &columns).await;
+        let err = sync::run(&create("twice")).await.unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains(&a) && text.contains(&b), "{text}");
+        emu.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn clean_run_then_only_real_changes() {
         let tmp = tempfile::tempdir().unwrap();

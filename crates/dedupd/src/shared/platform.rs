@@ -394,7 +394,7 @@ impl PlatformArgs {
             if id.is_none() {
                 missing.push("--client-id (or GENESYS_CLIENT_ID)");
             }
-            if !env(ENV_CLIENT_SECRET).is_some_and(|s| !s.is_empty()) {
+            if env(ENV_CLIENT_SECRET).is_none_or(|s| s.is_empty()) {
                 missing.push(
                     "GENESYS_CLIENT_SECRET (the client secret is read from the environment only)",
                 );
