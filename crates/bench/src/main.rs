@@ -126,6 +126,11 @@ enum BenchJob {
         /// Seed of the generator.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Also run the plain-Python middleware (`crates/bench/python/ingest_reference.py`,
+        /// needs the `phonenumbers` package) on the same feeds, right after the first run,
+        /// with this interpreter.
+        #[arg(long, value_name = "PYTHON")]
+        python_reference: Option<PathBuf>,
     },
 }
 
@@ -194,9 +199,16 @@ fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             changed_pct,
             dir,
             seed,
+            python_reference,
         } => {
             let (dir, _tmp) = work_dir(dir)?;
-            ingest::run(&dir, records, changed_pct, seed)
+            ingest::run(
+                &dir,
+                records,
+                changed_pct,
+                seed,
+                python_reference.as_deref(),
+            )
         }
     }
 }
