@@ -36,7 +36,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The whole product in about a minute: ingest → sync → merge plan → (review) → merge
+    /// The whole product in seconds: ingest → sync → merge plan → (review) → merge
     /// apply → serve with messages and notifications, on bundled data, against a local Genesys
     /// Cloud emulator (nothing to configure, no account).
     ///

@@ -1,4 +1,4 @@
-//! `dedupd demo`: the whole product in about a minute, on bundled data, against a local Genesys
+//! `dedupd demo`: the whole product in seconds, on bundled data, against a local Genesys
 //! Cloud emulator: ingest → sync → merge plan → (review) → merge apply → serve with messages and
 //! notifications. Each step is the real command, run as a child process and printed first, so
 //! the user can run it again by hand; each step says where to look.
@@ -19,7 +19,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "dedupd-demo")]
     pub dir: PathBuf,
     /// The emulator's rate limit, requests per minute per token (a real org allows about 300;
-    /// the demo raises it so that it takes a minute, not twenty).
+    /// the demo raises it so that it takes seconds, not many minutes).
     #[arg(long, default_value_t = 30_000)]
     pub rate: u32,
     /// Clusters at or above this confidence are merged without review; the rest wait for
@@ -341,15 +341,14 @@ impl Demo {
             self.step,
             shell_words(args)
         ));
-        let out = self
-            .command(args)
+        let mut cmd = self.command(args);
+        if crate::shared::output::quiet() {
+            cmd.arg("--quiet");
+        }
+        let out = cmd
             .arg("--json")
             .stdin(Stdio::null())
-            .stderr(if crate::shared::output::quiet() {
-                Stdio::null()
-            } else {
-                Stdio::inherit()
-            })
+            .stderr(Stdio::inherit())
             .output()
             .with_context(|| format!("cannot run dedupd {}", args[0]))?;
         if !out.status.success() {

@@ -82,7 +82,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 
     let mut report = Report::default();
     let mut rejects = Vec::new();
-    let mut merged: HashMap<String, Contact> = HashMap::default();
+    let mut merged: HashMap<String, Box<Contact>> = HashMap::default();
     for (src, res) in opts.config.sources.iter().zip(results) {
         let c = res?;
         report.records_read += c.records_read;
@@ -118,7 +118,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     // until a run has written its outputs (step 3), however many runs die before.
     let completed = store.completed_run(INGEST_JOB)?;
     let run = store.begin_run(INGEST_JOB)?;
-    let mut run_contacts: Vec<Contact> = merged.into_values().collect();
+    let mut run_contacts: Vec<Box<Contact>> = merged.into_values().collect();
     run_contacts.sort_unstable_by(|a, b| a.external_id.cmp(&b.external_id));
     let classify_bar = multi.add(ProgressBar::new(run_contacts.len() as u64));
     classify_bar.set_style(bar_style("{prefix:>10} {bar:30} {pos}/{len} contacts"));
@@ -130,7 +130,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         for (incoming, before) in chunk.iter().zip(stored) {
             let Some(before) = before else {
                 writer.put(StoredContact::with_change(
-                    incoming.clone(),
+                    Contact::clone(incoming),
                     run,
                     Change::NEW,
                 ))?;
