@@ -1520,11 +1520,30 @@ mod sync_tests {
         };
         let (code, err) = run();
         assert_eq!(code, Some(0), "{err}");
+        // A warning: said even with --quiet.
         assert!(err.contains("Run dedupd ingest first"), "{err}");
         assert_eq!(sync_report(d)["contacts_in_state"], 0);
         ingested(d);
         let (code, err) = run();
         assert_eq!(code, Some(0), "{err}");
+        assert!(err.is_empty(), "--quiet: only warnings and errors: {err}");
+        assert_eq!(
+            sync_report(d)["pending"],
+            200,
+            "what the dry run would send"
+        );
+        // Without --quiet, the dry run says what it would send.
+        let said = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+            .args(["sync", "--dry-run", "--contact-list", "list-1", "--config"])
+            .arg(repo().join("examples/feeds.toml"))
+            .arg("--state")
+            .arg(d.join("state"))
+            .arg("--out")
+            .arg(d.join("sync-out"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8(said.stderr).unwrap();
+        assert_eq!(said.status.code(), Some(0), "{err}");
         assert!(err.contains("Dry run: 200 contacts would be sent"), "{err}");
         assert_eq!(sync_report(d)["contacts_in_state"], 200);
     }

@@ -90,6 +90,17 @@ base_delay_ms = 100
 max_delay_ms = 1000
 "#;
 
+/// The sync step, run twice: the second run finds the list by its name and sends nothing.
+const SYNC: [&str; 7] = [
+    "sync",
+    "--config",
+    "feeds.toml",
+    "--out",
+    "sync",
+    "--create-list",
+    "dedupd demo",
+];
+
 /// The emulator's OAuth client (it is the demo's own; nothing real).
 const CLIENT_ID: &str = "dedupd-demo";
 const CLIENT_SECRET: &str = "dedupd-demo-secret";
@@ -127,28 +138,12 @@ pub fn main(args: DemoArgs) -> anyhow::Result<ExitCode> {
     )?;
     let sync = demo.run(
         "sync: the contacts go into an Outbound contact list (only real changes, never twice)",
-        &[
-            "sync",
-            "--config",
-            "feeds.toml",
-            "--out",
-            "sync",
-            "--create-list",
-            "dedupd demo",
-        ],
+        &SYNC,
         "sync/sync_report.json",
     )?;
     let resync = demo.run(
         "sync again: nothing changed, so nothing is sent, and the list is found by its name",
-        &[
-            "sync",
-            "--config",
-            "feeds.toml",
-            "--out",
-            "sync",
-            "--create-list",
-            "dedupd demo",
-        ],
+        &SYNC,
         "sync/sync_report.json (the same contact_list_id)",
     )?;
     let seeded = seed_external_contacts(&emu, &demo.dir.join("contacts.csv"))?;

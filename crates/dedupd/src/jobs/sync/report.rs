@@ -43,13 +43,14 @@ pub struct Report {
 }
 
 pub(crate) fn print_summary(r: &Report, out: &std::path::Path) {
-    if crate::shared::output::quiet() {
+    if r.contacts_in_state == 0 {
+        // A warning, said even with --quiet: most likely the wrong --state.
+        eprintln!(
+            "warning: nothing to sync: the state holds no contacts. Run dedupd ingest first, with the same --state."
+        );
         return;
     }
-    if r.contacts_in_state == 0 {
-        eprintln!(
-            "Nothing to sync: the state holds no contacts. Run dedupd ingest first, with the same --state."
-        );
+    if crate::shared::output::quiet() {
         return;
     }
     if r.dry_run {
