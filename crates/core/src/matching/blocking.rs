@@ -23,7 +23,7 @@ use rustc_hash::{FxHashSet, FxHasher};
 use super::features::{Features, Str};
 
 /// Blocking settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BlockingConfig {
     /// Blocks up to this size are expanded into all their pairs.
     pub max_block: usize,

@@ -18,7 +18,7 @@ use super::features::Features;
 use super::model::Model;
 
 /// Clustering settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterConfig {
     /// Pairs at or above this match probability are links.
     pub threshold: f64,

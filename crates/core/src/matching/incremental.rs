@@ -198,6 +198,51 @@ impl Resolver {
         r
     }
 
+    /// A resolver restored from what an index keeps: the settings and model of the run that
+    /// built it, and every known record with its customer, in the order they became known.
+    /// The rest (features, generic values, blocks, name counts) is derived again, by the
+    /// batch engine's own stages: a value generic among all the known records is generic.
+    pub fn restore(cfg: MatchConfig, model: Model, known: Vec<(Record, String)>) -> Resolver {
+        let (records, labels): (Vec<Record>, Vec<String>) = known.into_iter().unzip();
+        let matcher = Matcher::new(cfg);
+        let mut features = matcher.features(&records);
+        blocking::mark_generic(&mut features, &cfg.blocking);
+        let mut r = Resolver::from_run(records, features, model, &Clustering::default(), cfg);
+        let mut by_label: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
+        for (i, l) in labels.iter().enumerate() {
+            by_label.entry(l.as_str()).or_default().push(i as u32);
+        }
+        let mut groups: Vec<(&str, Vec<u32>)> = by_label.into_iter().collect();
+        groups.sort_unstable_by_key(|(_, m)| m[0]);
+        for (id, members) in groups {
+            if let [only] = members[..]
+                && id == cluster_id([r.records[only as usize].id()])
+            {
+                continue;
+            }
+            let n = r.customers.len() as u32;
+            for &m in &members {
+                r.customer_of[m as usize] = n;
+            }
+            r.customers.push(Customer {
+                id: id.to_owned(),
+                members,
+            });
+        }
+        r
+    }
+
+    /// Each known record with its customer, in the order they became known: what an index
+    /// keeps to [`Resolver::restore`] this resolver.
+    pub fn known(&self) -> impl Iterator<Item = (&Record, String)> {
+        (0..self.records.len() as u32).map(|i| {
+            (
+                &self.records[i as usize],
+                self.customer_id(self.group_of(i)),
+            )
+        })
+    }
+
     /// The number of known records.
     pub fn len(&self) -> usize {
         self.records.len()
@@ -239,7 +284,7 @@ impl Resolver {
     /// Who `record` is, without recording anything (a dry run).
     pub fn resolve(&self, record: &Record) -> Resolution {
         match self.by_id.get(record.id()) {
-            Some(&i) => self.known(i),
+            Some(&i) => self.known_answer(i),
             None => {
                 let d = self.decide(record);
                 self.describe(record, &d)
@@ -251,7 +296,7 @@ impl Resolver {
     /// whose id is already known is answered with its customer and left as it is.
     pub fn record(&mut self, record: Record) -> Resolution {
         if let Some(&i) = self.by_id.get(record.id()) {
-            return self.known(i);
+            return self.known_answer(i);
         }
         let d = self.decide(&record);
         let answer = self.describe(&record, &d);
@@ -259,7 +304,7 @@ impl Resolver {
         answer
     }
 
-    fn known(&self, i: u32) -> Resolution {
+    fn known_answer(&self, i: u32) -> Resolution {
         let g = self.group_of(i);
         Resolution {
             customer: self.customer_id(g),
@@ -877,6 +922,43 @@ mod tests {
         // only through her name (a name beside a generic value links nothing).
         let ann = index.resolve(&rec("g5", "Ann", "Lee", "", shared));
         assert_eq!(ann.status, Status::New, "{ann:?}");
+    }
+
+    #[test]
+    fn a_restored_resolver_knows_the_same_customers_and_answers_the_same() {
+        let mut index = known();
+        index.record(rec("p1", "Ottilie", "Quarterman", "", "+1 415 555 0111"));
+        index.record(rec(
+            "p2",
+            "Ottilie",
+            "Quarterman-Hale",
+            "otti.q@mail.example.org",
+            "",
+        ));
+        let joined = index.record(rec(
+            "p3",
+            "Ottilie",
+            "Quarterman",
+            "otti.q@mail.example.org",
+            "+1 415 555 0111",
+        ));
+        assert_eq!(joined.absorbed.len(), 1);
+        let kept: Vec<(Record, String)> = index.known().map(|(r, c)| (r.clone(), c)).collect();
+        let restored = Resolver::restore(*index.config(), index.model().clone(), kept);
+        assert_eq!(restored.labels(), index.labels());
+        for probe in [
+            rec("q1", "Ottilie", "Quarterman", "", "+1 415 555 0111"),
+            rec(
+                "q2",
+                "Desmond",
+                "Ashcombe",
+                "desmond.3@mail.example.org",
+                "",
+            ),
+            rec("q3", "Nobody", "Known", "", ""),
+        ] {
+            assert_eq!(restored.resolve(&probe), index.resolve(&probe));
+        }
     }
 
     fn fx(s: &str) -> u64 {

@@ -39,7 +39,7 @@ pub use record::{COLUMNS, Column, DATA_COLUMNS, Record};
 
 /// Every setting of the matcher. The defaults are meant to work on any contact data of this
 /// kind without tuning.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MatchConfig {
     /// Candidate generation.
     pub blocking: BlockingConfig,

@@ -32,6 +32,10 @@ pub struct PlanArgs {
     /// (README), --base-url for a stand-in.
     #[arg(long, conflicts_with = "input")]
     pub from_cxone: bool,
+    /// Also write the resolution index into this directory (created if missing; what it held
+    /// is replaced), for `dedupd serve --resolve-index DIR` (`POST /v1/contacts/resolve`).
+    #[arg(long, value_name = "DIR")]
+    pub resolve_index: Option<PathBuf>,
     /// With --from-genesys: only this division.
     #[arg(long, requires = "from_genesys")]
     pub division: Option<String>,
@@ -49,6 +53,7 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         from_genesys,
         from_cxone,
         division,
+        resolve_index,
         mut platform,
     } = args;
     if from_cxone {
@@ -78,6 +83,7 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         config: cfg,
         out: out.clone(),
         html_limit,
+        resolve_index,
     };
     let done = super::run_from(&source, &opts)?;
     let r = &done.report;

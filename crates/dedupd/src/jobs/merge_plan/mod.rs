@@ -175,6 +175,9 @@ pub struct Options {
     pub out: PathBuf,
     /// At most this many clusters on the HTML page (the most doubtful first).
     pub html_limit: usize,
+    /// Also write the resolution index (the records, their customers, the settings and the
+    /// learned model) into this directory, for `dedupd serve --resolve-index`.
+    pub resolve_index: Option<PathBuf>,
 }
 
 /// What a plan run produced (the plan itself is in `out/plan.json`).
@@ -218,6 +221,7 @@ pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
         &opts.input.display().to_string(),
         &opts.out,
         opts.html_limit,
+        opts.resolve_index.as_deref(),
         &mut seconds,
     )?;
     report.rejects = loaded.rejects.len();
@@ -233,14 +237,15 @@ pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
 /// Clusters built and written per step: the plan is streamed to disk, never held whole.
 const CLUSTER_CHUNK: usize = 4096;
 
-/// Matches records and writes `clusters.csv`, `plan.json` and `plan.html` to `out`; returns the
-/// report without read timings and rejects.
+/// Matches records and writes `clusters.csv`, `plan.json` and `plan.html` to `out` (and the
+/// resolution index to `resolve_index`); returns the report without read timings and rejects.
 pub fn plan_records(
     records: &[Record],
     cfg: &MergeConfig,
     input: &str,
     out: &Path,
     html_limit: usize,
+    resolve_index: Option<&Path>,
     seconds: &mut BTreeMap<&'static str, f64>,
 ) -> Result<Report> {
     let mc = cfg.match_config();
@@ -325,6 +330,10 @@ pub fn plan_records(
             None => cluster_id([records[i].id()]),
         }
     };
+    if let Some(dir) = resolve_index {
+        write_resolve_index(dir, records, &label_of, mc, &model)?;
+        stage("resolve_index", seconds);
+    }
     write_clusters_csv(&out.join("clusters.csv"), records, label_of)?;
     let weights = matching::COMPARISONS
         .iter()
@@ -362,6 +371,40 @@ pub fn plan_records(
     review::write_file(&out.join("plan.html"), &meta, &doubtful, &decisions)?;
     stage("write", seconds);
     Ok(report)
+}
+
+/// Writes the resolution index: every record with its customer (its cluster's id, as in
+/// `clusters.csv`), the settings and the learned model, replacing what the directory held.
+fn write_resolve_index(
+    dir: &Path,
+    records: &[Record],
+    label_of: &impl Fn(usize) -> String,
+    config: MatchConfig,
+    model: &matching::Model,
+) -> Result<()> {
+    use dedupd_store::resolution::{EmbeddedIndex, Entry, ResolutionIndex, Settings, Snapshot};
+    let index = EmbeddedIndex::open(dir)
+        .with_context(|| format!("opening the resolution index in {}", dir.display()))?;
+    let snapshot = Snapshot {
+        settings: Settings {
+            config,
+            model: model.clone(),
+        },
+        entries: records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Entry {
+                record: r.clone(),
+                customer: label_of(i),
+                absorbed: Vec::new(),
+            })
+            .collect(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(index.replace(snapshot))
+        .with_context(|| format!("writing the resolution index in {}", dir.display()))
 }
 
 fn write_clusters_csv(

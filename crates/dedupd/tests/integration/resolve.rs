@@ -1,0 +1,234 @@
+//! Issue 16, real-time resolution over real HTTP: `merge plan --resolve-index` builds the index
+//! from 90 % of the labelled sample; `dedupd serve --resolve-index` answers
+//! `POST /v1/contacts/resolve` for held-out records exactly as the core resolver does in
+//! process (one engine); a dry run records nothing; what was recorded survives a restart; bad
+//! input is a 422 naming the field.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use dedupd_core::matching::incremental::Status;
+use dedupd_core::matching::{MatchConfig, Record, Resolver};
+use serde_json::{Value, json};
+
+const COLUMNS: [&str; 11] = [
+    "record_id",
+    "source",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "street",
+    "city",
+    "region",
+    "postcode",
+    "country",
+];
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(index: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--resolve-index"])
+        .arg(index)
+        .args(["--snapshot"])
+        .arg(index.join("window.snapshot"))
+        .env_remove("DEDUPD_API_TOKEN")
+        .env_remove("DEDUPD_WEBHOOK_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("dedupd serve listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, base }
+}
+
+/// The sample's rows, split: every tenth row (by position) is held out.
+fn split_sample(dir: &Path) -> (PathBuf, Vec<Vec<String>>, Vec<Vec<String>>) {
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contacts_20k/contacts_20k.csv");
+    let mut reader = csv::Reader::from_path(sample).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let known_path = dir.join("known.csv");
+    let mut writer = csv::Writer::from_path(&known_path).unwrap();
+    writer.write_record(&header).unwrap();
+    let (mut known, mut held) = (Vec::new(), Vec::new());
+    for (i, row) in reader.records().enumerate() {
+        let row: Vec<String> = row.unwrap().iter().map(str::to_owned).collect();
+        if i % 10 == 3 {
+            held.push(row);
+        } else {
+            writer.write_record(&row).unwrap();
+            known.push(row);
+        }
+    }
+    writer.flush().unwrap();
+    (known_path, known, held)
+}
+
+fn record(row: &[String]) -> Record {
+    let raw: [&str; 11] = std::array::from_fn(|i| row[i].as_str());
+    Record::from_row(raw, "", Ok(None)).0.unwrap()
+}
+
+fn body(row: &[String]) -> Value {
+    let mut m = serde_json::Map::new();
+    for (i, c) in COLUMNS.iter().enumerate() {
+        if !row[i].is_empty() {
+            m.insert((*c).to_owned(), json!(row[i]));
+        }
+    }
+    Value::Object(m)
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let resp = http.post(url).json(body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_over_http_answers_as_the_core_resolver_and_keeps_what_it_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (known_path, known, held) = split_sample(dir.path());
+    let index = dir.path().join("index");
+    let status = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["merge", "plan", "--input"])
+        .arg(&known_path)
+        .arg("--out")
+        .arg(dir.path().join("plan"))
+        .arg("--resolve-index")
+        .arg(&index)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The same engine in process, from the same records.
+    let mut expected = Resolver::build(
+        known.iter().map(|r| record(r)).collect(),
+        MatchConfig::default(),
+    );
+    let server = serve(&index);
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/contacts/resolve", server.base);
+    let dry = format!("{url}?dry_run=true");
+
+    // A dry run records nothing: the same question twice gets the same answer, and the
+    // record is not known afterwards.
+    let first = body(&held[0]);
+    let (s1, a1) = post(&http, &dry, &first).await;
+    let (s2, a2) = post(&http, &dry, &first).await;
+    assert_eq!((s1, s2), (200, 200), "{a1}");
+    assert_eq!(a1, a2);
+    assert_eq!(a1["dry_run"], true);
+    assert_ne!(a1["status"], "known");
+
+    // 300 held-out records, one by one: every answer is the in-process resolver's.
+    let mut joined = 0;
+    let mut refused = 0;
+    for row in held.iter().take(300) {
+        let raw: [&str; 11] = std::array::from_fn(|i| row[i].as_str());
+        let (r, issues) = Record::from_row(raw, "", Ok(None));
+        if let Some(issue) = issues.first() {
+            // A value that does not normalize: refused, naming the field, recording nothing.
+            let (status, got) = post(&http, &url, &body(row)).await;
+            assert_eq!(status, 422, "{got}");
+            assert_eq!(got["error"]["field"], issue.field, "{got}");
+            refused += 1;
+            continue;
+        }
+        let want = expected.record(r.unwrap());
+        let (status, got) = post(&http, &url, &body(row)).await;
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(got["record_id"], row[0].as_str());
+        assert_eq!(got["customer"], want.customer.as_str(), "{}: {got}", row[0]);
+        assert_eq!(got["status"], json!(want.status), "{}", row[0]);
+        assert_eq!(got["members"], want.members, "{}", row[0]);
+        assert_eq!(got["absorbed"], json!(want.absorbed), "{}", row[0]);
+        if want.status == Status::Joined {
+            joined += 1;
+            let fields = got["evidence"]["fields"].as_array().unwrap();
+            assert!(fields.iter().any(|f| f["level"] == "exact"), "{got}");
+            assert!(got["confidence"].as_f64().unwrap() >= 0.5);
+        }
+    }
+    assert!(joined > 50, "only {joined} of 300 joined a known customer");
+    assert!(refused < 30, "{refused} of 300 refused");
+
+    // Bad input: a 422 naming the field, never the value.
+    let (s, e) = post(
+        &http,
+        &url,
+        &json!({"first_name": "Ann", "phone": "555-01"}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (422, Some("phone")),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("555-01"));
+    let (s, e) = post(&http, &url, &json!({"source": "web"})).await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (422, Some("body")),
+        "{e}"
+    );
+    let (s, e) = post(&http, &url, &json!({"first_name": 7})).await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (422, Some("first_name")),
+        "{e}"
+    );
+    let (s, e) = post(&http, &format!("{url}?dry_run=perhaps"), &first).await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (422, Some("dry_run")),
+        "{e}"
+    );
+    let spec: Value = http
+        .get(format!("{}/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["paths"]["/v1/contacts/resolve"]["post"].is_object());
+
+    // What was recorded survives a restart: a recorded record is known, with its customer.
+    drop(server);
+    let server = serve(&index);
+    let url = format!("{}/v1/contacts/resolve", server.base);
+    for row in held.iter().take(300).step_by(37) {
+        let raw: [&str; 11] = std::array::from_fn(|i| row[i].as_str());
+        let (Some(r), issues) = Record::from_row(raw, "", Ok(None)) else {
+            continue;
+        };
+        if !issues.is_empty() {
+            continue;
+        }
+        let want = expected.resolve(&r);
+        let (status, got) = post(&http, &url, &body(row)).await;
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(got["status"], "known", "{got}");
+        assert_eq!(got["customer"], want.customer.as_str());
+    }
+}
