@@ -30,7 +30,7 @@ use super::blocking::{self, email_value, is_generic_group, is_name_key, phone_va
 use super::cluster::join_refusal;
 use super::compare::compare;
 use super::features::{Features, Str, is_placeholder_email, is_placeholder_phone, term_frequency};
-use super::{Clustering, MatchConfig, Matcher, Model, PairEvidence, Record, explain_pair};
+use super::{Cluster, Clustering, MatchConfig, Matcher, Model, PairEvidence, Record, explain_pair};
 use crate::plan::cluster_id;
 
 /// Stands for the record being resolved among the known records' numbers.
@@ -266,6 +266,72 @@ impl Resolver {
     /// The known records, in the order they became known.
     pub fn records(&self) -> &[Record] {
         &self.records
+    }
+
+    /// The features of the known records (generic values marked), in [`Resolver::records`]
+    /// order.
+    pub fn features(&self) -> &[Features] {
+        &self.features
+    }
+
+    /// These customers as the batch clustering reports clusters: their members (numbers into
+    /// [`Resolver::records`]), the links that span them (the strongest: a maximum spanning tree
+    /// of their match probabilities, the same explanation a batch plan gives) and the weakest of
+    /// those as the confidence. A customer of one record, or an id not known, is left out.
+    pub fn clusters_of<'a>(&self, customers: impl IntoIterator<Item = &'a str>) -> Vec<Cluster> {
+        let wanted: FxHashSet<&str> = customers.into_iter().collect();
+        let mut out: Vec<Cluster> = self
+            .customers
+            .iter()
+            .filter(|c| c.members.len() >= 2 && wanted.contains(c.id.as_str()))
+            .map(|c| self.spanning(&c.members))
+            .collect();
+        out.sort_unstable_by_key(|c| c.members[0]);
+        out
+    }
+
+    /// A cluster of `members` with its maximum spanning tree as links (Prim's algorithm over
+    /// at most `max_cluster` records).
+    fn spanning(&self, members: &[u32]) -> Cluster {
+        let mut members = members.to_vec();
+        members.sort_unstable();
+        let n = members.len();
+        let prob = |a: u32, b: u32| {
+            let (fa, fb) = (&self.features[a as usize], &self.features[b as usize]);
+            self.model.pair_probability(compare(fa, fb), fa, fb)
+        };
+        // best[j]: the strongest link from the tree to member j, and where it comes from.
+        let mut best: Vec<(f64, usize)> =
+            (0..n).map(|j| (prob(members[0], members[j]), 0)).collect();
+        let mut in_tree = vec![false; n];
+        in_tree[0] = true;
+        let mut links = Vec::with_capacity(n.saturating_sub(1));
+        for _ in 1..n {
+            let Some(j) = (0..n)
+                .filter(|&j| !in_tree[j])
+                .max_by(|&x, &y| best[x].0.total_cmp(&best[y].0).then(y.cmp(&x)))
+            else {
+                break;
+            };
+            in_tree[j] = true;
+            let (p, from) = best[j];
+            let (a, b) = (members[from], members[j]);
+            links.push((a.min(b), a.max(b), p));
+            for k in 0..n {
+                if !in_tree[k] {
+                    let q = prob(members[j], members[k]);
+                    if q > best[k].0 {
+                        best[k] = (q, j);
+                    }
+                }
+            }
+        }
+        let confidence = links.iter().map(|l| l.2).fold(1.0, f64::min);
+        Cluster {
+            members,
+            links,
+            confidence,
+        }
     }
 
     /// The customer of each known record, in [`Resolver::records`] order: a record alone is
@@ -877,6 +943,18 @@ mod tests {
         assert_eq!(p3.status, Status::Joined);
         assert_eq!(p3.members, 3, "{p3:?}");
         assert_eq!(p3.absorbed.len(), 1);
+        // As a cluster: its three records spanned by two links, the weakest the confidence.
+        let clusters = index.clusters_of([p3.customer.as_str(), "no-such-customer"]);
+        assert_eq!(clusters.len(), 1);
+        let c = &clusters[0];
+        let ids: Vec<&str> = c
+            .members
+            .iter()
+            .map(|&m| index.records()[m as usize].id())
+            .collect();
+        assert_eq!(ids, ["p1", "p2", "p3"]);
+        assert_eq!(c.links.len(), 2);
+        assert!(c.confidence >= 0.5 && c.links.iter().all(|l| l.2 >= c.confidence));
         let mut both = vec![p3.customer.clone(), p3.absorbed[0].clone()];
         both.sort();
         let mut expected = vec![p1.customer, p2.customer];

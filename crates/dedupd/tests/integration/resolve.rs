@@ -232,3 +232,63 @@ async fn resolve_over_http_answers_as_the_core_resolver_and_keeps_what_it_record
         assert_eq!(got["customer"], want.customer.as_str());
     }
 }
+
+/// `merge plan --incremental`: the held-out tenth of the sample resolved against the index
+/// built from the rest gives a plan of the customers that changed, each holding a new record;
+/// the same file again changes nothing.
+#[test]
+fn an_incremental_plan_merges_new_records_into_their_customers() {
+    use dedupd::jobs::merge_plan::{self as plan, MergeConfig, Options};
+    use dedupd::shared::plan_file::{Plan, PlanFile};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (known_path, _, held) = split_sample(dir.path());
+    let new_path = dir.path().join("new.csv");
+    let mut w = csv::Writer::from_path(&new_path).unwrap();
+    w.write_record(COLUMNS.iter().copied().chain(["updated_at"]))
+        .unwrap();
+    for row in &held {
+        w.write_record(row).unwrap();
+    }
+    w.flush().unwrap();
+    let index = dir.path().join("index");
+    let options = |input: &Path, out: &str, resolve_index: Option<PathBuf>| Options {
+        input: input.to_owned(),
+        config: MergeConfig::default(),
+        out: dir.path().join(out),
+        html_limit: 10_000,
+        resolve_index,
+    };
+    plan::run(&options(&known_path, "batch", Some(index.clone()))).unwrap();
+    let report = plan::run_incremental(&options(&new_path, "inc", None), &index).unwrap();
+    assert_eq!(report.records, held.len());
+    assert_eq!(report.known_before, 20_000 - held.len());
+    assert_eq!(report.joined + report.new_customers, held.len());
+    assert!(report.joined > 300, "{report:?}");
+    assert!(report.clusters > 300, "{report:?}");
+    let p = Plan::load(&dir.path().join("inc")).unwrap();
+    assert_eq!(p.clusters.len(), report.clusters);
+    let new_ids: std::collections::HashSet<&str> = held.iter().map(|r| r[0].as_str()).collect();
+    for c in &p.clusters {
+        assert!(
+            c.members
+                .iter()
+                .any(|m| new_ids.contains(m.record_id.as_str())),
+            "{} holds no new record",
+            c.cluster_id
+        );
+        assert!(c.confidence >= 0.5, "{}", c.cluster_id);
+        assert!(!c.pairs.is_empty());
+    }
+    let labels = plan::read_labels(&dir.path().join("inc/clusters.csv")).unwrap();
+    assert!(
+        labels
+            .iter()
+            .filter(|(id, _)| new_ids.contains(id.as_str()))
+            .count()
+            == held.len()
+    );
+    // The same records again: all known, nothing to merge.
+    let again = plan::run_incremental(&options(&new_path, "again", None), &index).unwrap();
+    assert_eq!((again.already_known, again.clusters), (held.len(), 0));
+}

@@ -36,6 +36,12 @@ pub struct PlanArgs {
     /// is replaced), for `dedupd serve --resolve-index DIR` (`POST /v1/contacts/resolve`).
     #[arg(long, value_name = "DIR")]
     pub resolve_index: Option<PathBuf>,
+    /// Resolve the records of --input (new or changed since the index was built) against the
+    /// index in --resolve-index, one by one, record them there, and write the plan files for
+    /// the customers that changed only: a new record that joins a known customer becomes a
+    /// merge of that record into it. Nothing else is matched again.
+    #[arg(long, requires = "resolve_index", conflicts_with_all = ["from_genesys", "from_cxone"])]
+    pub incremental: bool,
     /// With --from-genesys: only this division.
     #[arg(long, requires = "from_genesys")]
     pub division: Option<String>,
@@ -54,6 +60,7 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         from_cxone,
         division,
         resolve_index,
+        incremental,
         mut platform,
     } = args;
     if from_cxone {
@@ -78,13 +85,35 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         super::Source::File(p) => p.clone(),
         super::Source::Directory { platform, .. } => PathBuf::from(platform.directory_label()),
     };
-    let opts = super::Options {
+    let mut opts = super::Options {
         input: name,
         config: cfg,
         out: out.clone(),
         html_limit,
         resolve_index,
     };
+    if incremental {
+        let index = opts
+            .resolve_index
+            .take()
+            .context("--incremental needs --resolve-index DIR")?;
+        let r = super::run_incremental(&opts, &index)?;
+        eprintln!(
+            "{} records, {} rejects, against {} known: {} joined a customer, {} new customers, {} already known; {} clusters to merge ({} records) in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",
+            r.records,
+            r.rejects,
+            r.known_before,
+            r.joined,
+            r.new_customers,
+            r.already_known,
+            r.clusters,
+            r.clustered_records,
+            r.seconds.values().sum::<f64>(),
+            out.join("plan.html").display(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let done = super::run_from(&source, &opts)?;
     let r = &done.report;
     eprintln!(

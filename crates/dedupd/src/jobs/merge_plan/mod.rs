@@ -272,57 +272,13 @@ pub fn plan_records(
         pairs: &candidates.pairs,
         patterns: &patterns,
     };
-    // plan.json, streamed: the header, then one cluster per line.
-    let plan_path = Plan::path_in(out);
-    let mut plan_file = AtomicFile::create(&plan_path)?;
-    let w = plan_file.writer();
-    let generated_at = Utc::now();
-    write!(
-        w,
-        "{{\"version\":{PLAN_VERSION},\"generated_at\":{},\"input\":{},\"clusters\":[",
-        serde_json::to_string(&generated_at)?,
-        serde_json::to_string(input)?
-    )?;
-    let mut labels: Vec<Option<u32>> = vec![None; records.len()];
-    let mut ids: Vec<String> = Vec::with_capacity(clustering.clusters.len());
-    let mut sizes = BTreeMap::new();
-    // The most doubtful clusters, for the HTML page.
-    let mut doubtful: Vec<Cluster> = Vec::new();
-    let mut first = true;
-    for chunk in clustering.clusters.chunks(CLUSTER_CHUNK) {
-        let built: Vec<(Cluster, Result<String>)> = chunk
-            .par_iter()
-            .map(|c| {
-                let cluster = Cluster::from_matched(c, &ctx);
-                let json = serde_json::to_string(&cluster).with_context(|| {
-                    format!(
-                        "cannot serialize cluster {} into plan.json",
-                        cluster.cluster_id
-                    )
-                });
-                (cluster, json)
-            })
-            .collect();
-        for ((cluster, json), core) in built.into_iter().zip(chunk) {
-            let json = json?;
-            w.write_all(if first { b"\n" } else { b",\n" })?;
-            first = false;
-            w.write_all(json.as_bytes())?;
-            let ci = u32::try_from(ids.len()).context("too many clusters")?;
-            for &m in &core.members {
-                labels[m as usize] = Some(ci);
-            }
-            *sizes.entry(cluster.members.len()).or_insert(0) += 1;
-            ids.push(cluster.cluster_id.clone());
-            doubtful.push(cluster);
-        }
-        if doubtful.len() > 2 * html_limit.max(1) {
-            keep_most_doubtful(&mut doubtful, html_limit);
-        }
-    }
-    keep_most_doubtful(&mut doubtful, html_limit);
-    w.write_all(b"\n]}\n")?;
-    plan_file.commit()?;
+    let Written {
+        labels,
+        ids,
+        sizes,
+        doubtful,
+        generated_at,
+    } = write_plan(out, input, &clustering.clusters, &ctx, html_limit)?;
     stage("resolve_write_plan", seconds);
     let label_of = |i: usize| -> String {
         match labels[i] {
@@ -370,6 +326,256 @@ pub fn plan_records(
     let meta = PageMeta::new(input, generated_at, ids.len(), doubtful.len(), false);
     review::write_file(&out.join("plan.html"), &meta, &doubtful, &decisions)?;
     stage("write", seconds);
+    Ok(report)
+}
+
+/// What [`write_plan`] wrote: per record (by its number) the plan cluster it is in, the
+/// clusters' ids, how many clusters of each size, the most doubtful clusters (for the page)
+/// and the plan's time.
+struct Written {
+    labels: Vec<Option<u32>>,
+    ids: Vec<String>,
+    sizes: BTreeMap<usize, usize>,
+    doubtful: Vec<Cluster>,
+    generated_at: DateTime<Utc>,
+}
+
+/// Writes `plan.json` for the matcher's `clusters`, streamed: the header, then one cluster per
+/// line, built a chunk at a time (the plan is never held whole).
+fn write_plan(
+    out: &Path,
+    input: &str,
+    clusters: &[matching::Cluster],
+    ctx: &MatchContext<'_>,
+    html_limit: usize,
+) -> Result<Written> {
+    let plan_path = Plan::path_in(out);
+    let mut plan_file = AtomicFile::create(&plan_path)?;
+    let w = plan_file.writer();
+    let generated_at = Utc::now();
+    write!(
+        w,
+        "{{\"version\":{PLAN_VERSION},\"generated_at\":{},\"input\":{},\"clusters\":[",
+        serde_json::to_string(&generated_at)?,
+        serde_json::to_string(input)?
+    )?;
+    let mut labels: Vec<Option<u32>> = vec![None; ctx.records.len()];
+    let mut ids: Vec<String> = Vec::with_capacity(clusters.len());
+    let mut sizes = BTreeMap::new();
+    // The most doubtful clusters, for the HTML page.
+    let mut doubtful: Vec<Cluster> = Vec::new();
+    let mut first = true;
+    for chunk in clusters.chunks(CLUSTER_CHUNK) {
+        let built: Vec<(Cluster, Result<String>)> = chunk
+            .par_iter()
+            .map(|c| {
+                let cluster = Cluster::from_matched(c, ctx);
+                let json = serde_json::to_string(&cluster).with_context(|| {
+                    format!(
+                        "cannot serialize cluster {} into plan.json",
+                        cluster.cluster_id
+                    )
+                });
+                (cluster, json)
+            })
+            .collect();
+        for ((cluster, json), core) in built.into_iter().zip(chunk) {
+            let json = json?;
+            w.write_all(if first { b"\n" } else { b",\n" })?;
+            first = false;
+            w.write_all(json.as_bytes())?;
+            let ci = u32::try_from(ids.len()).context("too many clusters")?;
+            for &m in &core.members {
+                labels[m as usize] = Some(ci);
+            }
+            *sizes.entry(cluster.members.len()).or_insert(0) += 1;
+            ids.push(cluster.cluster_id.clone());
+            doubtful.push(cluster);
+        }
+        if doubtful.len() > 2 * html_limit.max(1) {
+            keep_most_doubtful(&mut doubtful, html_limit);
+        }
+    }
+    keep_most_doubtful(&mut doubtful, html_limit);
+    w.write_all(b"\n]}\n")?;
+    plan_file.commit()?;
+    Ok(Written {
+        labels,
+        ids,
+        sizes,
+        doubtful,
+        generated_at,
+    })
+}
+
+/// What `merge plan --incremental` did (also `out/report.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IncrementalReport {
+    /// When the run ended.
+    pub finished_at: DateTime<Utc>,
+    /// New records read.
+    pub records: usize,
+    /// Records refused and values dropped.
+    pub rejects: usize,
+    /// Records the index knew before this run.
+    pub known_before: usize,
+    /// New records that joined a known customer.
+    pub joined: usize,
+    /// New records that are a new customer.
+    pub new_customers: usize,
+    /// Records whose id the index already knew (left as they are).
+    pub already_known: usize,
+    /// Known customers that new records showed to be one with another.
+    pub customers_joined_together: usize,
+    /// Clusters in the plan: the customers that changed and have two or more records.
+    pub clusters: usize,
+    /// Records in those clusters.
+    pub clustered_records: usize,
+    /// Seconds per stage.
+    pub seconds: BTreeMap<&'static str, f64>,
+    /// Peak resident memory in MiB.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// `merge plan --incremental`: resolves the records of `opts.input` one by one against the
+/// resolution index in `index_dir` (the batch engine's functions, on the blocks each record
+/// touches), records them in the index, and writes the plan files (`plan.json`, `plan.html`,
+/// `clusters.csv`, `rejects.ndjson`, `report.json`) for the customers that changed: a new
+/// record that joins a known customer becomes a merge of that record into it.
+pub fn run_incremental(opts: &Options, index_dir: &Path) -> Result<IncrementalReport> {
+    use dedupd_core::matching::Resolver;
+    use dedupd_core::matching::incremental::Status;
+    use dedupd_store::resolution::{EmbeddedIndex, Entry, ResolutionIndex};
+
+    let mut seconds = BTreeMap::new();
+    let mut lap = Instant::now();
+    let mut stage = |name: &'static str, seconds: &mut BTreeMap<&'static str, f64>| {
+        seconds.insert(name, lap.elapsed().as_secs_f64());
+        lap = Instant::now();
+    };
+    let loaded = load(&opts.input, &opts.config.input)?;
+    stage("read_normalize", &mut seconds);
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let index = EmbeddedIndex::open(index_dir)
+        .with_context(|| format!("opening the resolution index in {}", index_dir.display()))?;
+    let snapshot = rt.block_on(index.load())?.with_context(|| {
+        format!(
+            "the resolution index in {} was never built: run `dedupd merge plan --resolve-index {}` on the known records first",
+            index_dir.display(),
+            index_dir.display()
+        )
+    })?;
+    let known_before = snapshot.entries.len();
+    let mut resolver = Resolver::restore(
+        snapshot.settings.config,
+        snapshot.settings.model,
+        snapshot
+            .entries
+            .into_iter()
+            .map(|e| (e.record, e.customer))
+            .collect(),
+    );
+    stage("load_index", &mut seconds);
+    let (mut joined, mut new_customers, mut already_known, mut together) = (0, 0, 0, 0);
+    let mut changed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut entries = Vec::new();
+    for r in &loaded.records {
+        let answer = resolver.record(r.clone());
+        match answer.status {
+            Status::Known => {
+                already_known += 1;
+                continue;
+            }
+            Status::New => new_customers += 1,
+            Status::Joined => joined += 1,
+        }
+        together += answer.absorbed.len();
+        for gone in &answer.absorbed {
+            changed.remove(gone);
+        }
+        changed.insert(answer.customer.clone());
+        entries.push(Entry {
+            record: r.clone(),
+            customer: answer.customer,
+            absorbed: answer.absorbed,
+        });
+    }
+    stage("resolve", &mut seconds);
+    rt.block_on(index.append(entries))
+        .with_context(|| format!("recording the new records in {}", index_dir.display()))?;
+    stage("record", &mut seconds);
+    let clusters = resolver.clusters_of(changed.iter().map(String::as_str));
+    let ctx = MatchContext {
+        records: resolver.records(),
+        features: resolver.features(),
+        model: resolver.model(),
+        pairs: &[],
+        patterns: &[],
+    };
+    let input = opts.input.display().to_string();
+    let written = write_plan(&opts.out, &input, &clusters, &ctx, opts.html_limit)?;
+    // clusters.csv: the new records and every member of the plan's clusters, once each.
+    let records = resolver.records();
+    let mut shown: Vec<usize> = (known_before..records.len()).collect();
+    shown.extend(
+        clusters
+            .iter()
+            .flat_map(|c| c.members.iter().map(|&m| m as usize)),
+    );
+    shown.sort_unstable();
+    shown.dedup();
+    {
+        let path = opts.out.join("clusters.csv");
+        let mut file = AtomicFile::create(&path)?;
+        let mut w = csv::Writer::from_writer(file.writer());
+        w.write_record(["record_id", "cluster_id"])?;
+        for i in shown {
+            let label = match written.labels[i] {
+                Some(ci) => written.ids[ci as usize].clone(),
+                None => cluster_id([records[i].id()]),
+            };
+            w.write_record([records[i].id(), label.as_str()])?;
+        }
+        w.flush()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        drop(w);
+        file.commit()?;
+    }
+    let decisions = Decisions::load(&opts.out)?.unwrap_or_default();
+    let meta = PageMeta::new(
+        &input,
+        written.generated_at,
+        written.ids.len(),
+        written.doubtful.len(),
+        false,
+    );
+    review::write_file(
+        &opts.out.join("plan.html"),
+        &meta,
+        &written.doubtful,
+        &decisions,
+    )?;
+    write_ndjson(&opts.out.join("rejects.ndjson"), &loaded.rejects)?;
+    stage("write", &mut seconds);
+    let report = IncrementalReport {
+        finished_at: Utc::now(),
+        records: loaded.records.len(),
+        rejects: loaded.rejects.len(),
+        known_before,
+        joined,
+        new_customers,
+        already_known,
+        customers_joined_together: together,
+        clusters: written.ids.len(),
+        clustered_records: written.sizes.iter().map(|(size, n)| size * n).sum(),
+        seconds,
+        peak_rss_mib: crate::shared::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
+    };
+    crate::shared::fs::write_json(&opts.out.join("report.json"), &report)?;
     Ok(report)
 }
 
