@@ -213,6 +213,32 @@ async fn resolve_over_http_answers_as_the_core_resolver_and_keeps_what_it_record
         .unwrap();
     assert!(spec["paths"]["/v1/contacts/resolve"]["post"].is_object());
 
+    // The same new person sent 40 times at once, under 40 record ids: one customer.
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                let body = json!({
+                    "record_id": format!("burst-{n}"),
+                    "first_name": "Philippa",
+                    "last_name": "Wolstenholme",
+                    "email": "philippa.wolstenholme@mail.example.org",
+                    "phone": "+44 20 7946 0321",
+                });
+                post(&http, &url, &body).await
+            })
+        })
+        .collect();
+    let mut customers = std::collections::BTreeSet::new();
+    let mut new = 0;
+    for t in tasks {
+        let (status, got) = t.await.unwrap();
+        assert_eq!(status, 200, "{got}");
+        new += usize::from(got["status"] == "new");
+        customers.insert(got["customer"].as_str().unwrap().to_owned());
+    }
+    assert_eq!((customers.len(), new), (1, 1), "{customers:?}");
+
     // What was recorded survives a restart: a recorded record is known, with its customer.
     drop(server);
     let server = serve(&index);
