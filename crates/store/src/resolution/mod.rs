@@ -4,7 +4,8 @@
 //! # Principal types
 //!
 //! - [`ResolutionIndex`]: the trait every backend implements: [`EmbeddedIndex`] (redb, the
-//!   default). What it keeps is all [`Resolver::restore`](dedupd_core::matching::Resolver)
+//!   default; one process at a time) and [`PgIndex`] (PostgreSQL; appends from several
+//!   processes serialized by an advisory lock, so all load the records in commit order). What it keeps is all [`Resolver::restore`](dedupd_core::matching::Resolver)
 //!   needs: the settings and learned model of the batch run that built it ([`Settings`]), and
 //!   every known record with its customer, in the order they became known ([`Entry`]). Everything
 //!   else (features, blocks, generic values, name counts) is derived again when it is loaded, by
@@ -17,6 +18,7 @@
 //! - `suite` (feature `testing`): the behaviour suite every backend passes.
 
 mod embedded;
+mod postgres;
 #[cfg(any(test, feature = "testing"))]
 pub mod suite;
 
@@ -26,6 +28,7 @@ use dedupd_core::matching::{COLUMNS, MatchConfig, Model, Record};
 use serde::{Deserialize, Serialize};
 
 pub use embedded::{EmbeddedIndex, INDEX_FILE};
+pub use postgres::PgIndex;
 
 use crate::StoreError;
 
