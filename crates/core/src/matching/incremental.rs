@@ -370,6 +370,39 @@ impl Resolver {
         answer
     }
 
+    /// Records `record` as another process sharing the index decided it: in `customer`,
+    /// having joined the customers `absorbed` into it. The groups are looked for among the
+    /// record's own candidates (the same engine on the same known records proposes them), then
+    /// among every customer by id; a customer found nowhere leaves the record alone. A record
+    /// already known is left as it is.
+    pub fn replay(&mut self, record: Record, customer: &str, absorbed: &[String]) {
+        if self.by_id.contains_key(record.id()) {
+            return;
+        }
+        let mut d = self.decide(&record);
+        let (mut target, mut others) = (None, Vec::new());
+        for x in self.candidates(&d.features) {
+            let g = self.group_of(x);
+            let id = self.customer_id(g);
+            if id == customer {
+                target.get_or_insert(g);
+            } else if absorbed.contains(&id) && !others.contains(&g) {
+                others.push(g);
+            }
+        }
+        let target = target.or_else(|| {
+            self.customers
+                .iter()
+                .position(|c| c.id == customer && !c.members.is_empty())
+                .map(|c| Group::Customer(c as u32))
+        });
+        d.joined = match target {
+            Some(t) => std::iter::once(t).chain(others).collect(),
+            None => Vec::new(),
+        };
+        self.apply(record, d);
+    }
+
     fn known_answer(&self, i: u32) -> Resolution {
         let g = self.group_of(i);
         Resolution {
@@ -1037,6 +1070,43 @@ mod tests {
         ] {
             assert_eq!(restored.resolve(&probe), index.resolve(&probe));
         }
+    }
+
+    #[test]
+    fn a_peer_replaying_anothers_decisions_knows_the_same_customers() {
+        let (mut a, mut b) = (known(), known());
+        let records = [
+            rec("p1", "Ottilie", "Quarterman", "", "+1 415 555 0111"),
+            rec(
+                "p2",
+                "Ottilie",
+                "Quarterman-Hale",
+                "otti.q@mail.example.org",
+                "",
+            ),
+            rec(
+                "p3",
+                "Ottilie",
+                "Quarterman",
+                "otti.q@mail.example.org",
+                "+1 415 555 0111",
+            ),
+            rec(
+                "x1",
+                "Hyacinth",
+                "Ashcombe",
+                "lys@elsewhere.example.net",
+                "+1 212 207 1049",
+            ),
+            rec("n1", "Nobody", "Known", "", ""),
+        ];
+        for r in records {
+            let answer = b.record(r.clone());
+            a.replay(r, &answer.customer, &answer.absorbed);
+        }
+        assert_eq!(a.labels(), b.labels());
+        let probe = rec("q1", "Ottilie", "Quarterman", "", "+1 415 555 0111");
+        assert_eq!(a.resolve(&probe), b.resolve(&probe));
     }
 
     fn fx(s: &str) -> u64 {

@@ -28,7 +28,7 @@ use dedupd_core::matching::{COLUMNS, MatchConfig, Model, Record};
 use serde::{Deserialize, Serialize};
 
 pub use embedded::{EmbeddedIndex, INDEX_FILE};
-pub use postgres::PgIndex;
+pub use postgres::{PgIndex, PgRecording};
 
 use crate::StoreError;
 
@@ -85,6 +85,8 @@ struct Stored {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     t: Option<i64>,
     c: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    a: Vec<String>,
 }
 
 impl Stored {
@@ -96,6 +98,7 @@ impl Stored {
                 .collect(),
             t: e.record.updated_at,
             c: e.customer.clone(),
+            a: e.absorbed.clone(),
         }
     }
 
@@ -110,7 +113,7 @@ impl Stored {
         Some(Entry {
             record: Record::new(values, updated),
             customer: self.c,
-            absorbed: Vec::new(),
+            absorbed: self.a,
         })
     }
 }

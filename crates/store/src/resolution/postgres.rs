@@ -111,6 +111,82 @@ impl PgIndex {
     }
 }
 
+/// One recording in a shared index: a transaction that holds advisory locks on the keys of
+/// the record being resolved until it ends, so two processes resolving records that could link
+/// (they share a blocking key) take turns, and the second sees the first's record.
+pub struct PgRecording {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    addr: String,
+}
+
+impl PgIndex {
+    /// Begins a recording holding `keys` (sorted here, so two recordings never wait on each
+    /// other in a cycle).
+    pub async fn begin(&self, keys: &[u64]) -> Result<PgRecording, StoreError> {
+        let addr = self.addr.clone();
+        let mut tx = self.pool.begin().await.map_err(db("begin", &addr))?;
+        let mut keys: Vec<i64> = keys.iter().map(|&k| k as i64).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        sqlx::query("SELECT pg_advisory_xact_lock(k) FROM UNNEST($1::bigint[]) AS k ORDER BY k")
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("lock", &addr))?;
+        Ok(PgRecording { tx, addr })
+    }
+}
+
+impl PgRecording {
+    /// The records committed after sequence number `seq`, in order, with their customer and
+    /// the customers they absorbed as written (no alias followed: replaying them in order
+    /// follows them).
+    pub async fn since(&mut self, seq: i64) -> Result<Vec<(i64, Entry)>, StoreError> {
+        let addr = self.addr.as_str();
+        let rows =
+            sqlx::query("SELECT seq, record FROM resolve_records WHERE seq > $1 ORDER BY seq")
+                .bind(seq)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(db("read", addr))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.try_get(0).map_err(db("read", addr))?;
+            let value: serde_json::Value = row.try_get(1).map_err(db("read", addr))?;
+            let corrupt = || StoreError::Corrupt {
+                key: seq.to_string(),
+                reason: "not a record of a resolution index",
+            };
+            let stored: Stored = serde_json::from_value(value).map_err(|_| corrupt())?;
+            out.push((seq, stored.into_entry().ok_or_else(corrupt)?));
+        }
+        Ok(out)
+    }
+
+    /// Appends `entries` (after every record committed so far) and returns the sequence
+    /// number of the last one.
+    pub async fn append(&mut self, entries: &[Entry]) -> Result<i64, StoreError> {
+        let addr = self.addr.clone();
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db("lock", &addr))?;
+        let next: i64 = sqlx::query("SELECT COALESCE(MAX(seq) + 1, 0) FROM resolve_records")
+            .fetch_one(&mut *self.tx)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(db("read", &addr))?;
+        insert_entries(&mut self.tx, entries, next, &addr).await?;
+        Ok(next + entries.len() as i64 - 1)
+    }
+
+    /// Commits: the records are there for every process, and the locks are released.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(db("commit", &self.addr))
+    }
+}
+
 /// Inserts `entries` from sequence number `next` on, and their aliases, in `tx`.
 async fn insert_entries(
     tx: &mut sqlx::PgConnection,
@@ -298,6 +374,61 @@ mod tests {
     async fn postgres_index_passes_the_suite() {
         let Some(index) = fresh().await else { return };
         super::super::suite::run(&index).await;
+        index.drop_schema().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_recording_on_a_shared_key_waits_for_the_first_and_sees_its_record() {
+        let Some(index) = fresh().await else { return };
+        let other = PgIndex::connect(&pg_test_url(), index.schema.as_deref())
+            .await
+            .unwrap();
+        index
+            .replace(Snapshot {
+                settings: Settings {
+                    config: dedupd_core::matching::MatchConfig::default(),
+                    model: super::super::suite::model(),
+                },
+                entries: Vec::new(),
+            })
+            .await
+            .unwrap();
+        let entry = Entry {
+            record: super::super::suite::record("a", "Ann", "", ""),
+            customer: "ka".into(),
+            absorbed: vec!["kz".into()],
+        };
+        let mut first = index.begin(&[7, 42]).await.unwrap();
+        assert_eq!(first.append(std::slice::from_ref(&entry)).await.unwrap(), 0);
+        let waiter = tokio::spawn(async move {
+            let mut second = other.begin(&[99, 42]).await.unwrap();
+            let seen = second.since(-1).await.unwrap();
+            second.commit().await.unwrap();
+            other.pool.close().await;
+            seen
+        });
+        // Wait (on the condition, not the clock) until the second recording waits for key 42.
+        let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+            AND classid = 0 AND objid = 42 AND objsubid = 1";
+        loop {
+            let n: i64 = sqlx::query(waiting)
+                .fetch_one(&index.pool)
+                .await
+                .and_then(|r| r.try_get(0))
+                .unwrap();
+            if n > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished());
+        first.commit().await.unwrap();
+        let seen = waiter.await.unwrap();
+        assert_eq!(
+            seen,
+            vec![(0, entry)],
+            "the second saw the first's record, absorbed ids too"
+        );
         index.drop_schema().await.unwrap();
     }
 
