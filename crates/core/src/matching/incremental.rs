@@ -370,6 +370,20 @@ impl Resolver {
         answer
     }
 
+    /// The keys to lock while resolving and recording `record` in an index several processes
+    /// share: its blocking keys and its phone and e-mail values. Two records that could link
+    /// share a blocking key, so holding these makes them take turns.
+    pub fn lock_keys(record: &Record) -> Vec<u64> {
+        let f = Features::of(record);
+        let mut keys = Vec::with_capacity(10);
+        blocking::keys_of(&f, &mut keys);
+        keys.extend(phone_value(&f));
+        keys.extend(email_value(&f));
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
     /// Records `record` as another process sharing the index decided it: in `customer`,
     /// having joined the customers `absorbed` into it. The groups are looked for among the
     /// record's own candidates (the same engine on the same known records proposes them), then

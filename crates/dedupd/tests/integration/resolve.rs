@@ -318,3 +318,136 @@ fn an_incremental_plan_merges_new_records_into_their_customers() {
     let again = plan::run_incremental(&options(&new_path, "again", None), &index).unwrap();
     assert_eq!((again.already_known, again.clusters), (held.len(), 0));
 }
+
+fn serve_with(args: &[&str], envs: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dedupd"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("DEDUPD_API_TOKEN")
+        .env_remove("DEDUPD_WEBHOOK_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("dedupd serve listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, base }
+}
+
+/// Issue 16: two `serve` processes sharing the index in PostgreSQL, sent the same new person
+/// 40 times at once (alternately, under 40 record ids), make one customer of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serves_sharing_the_postgres_index_make_one_customer_of_one_new_person() {
+    use dedupd_store::resolution::{Entry, PgIndex, ResolutionIndex, Settings, Snapshot};
+
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("t_resolve_it_{:016x}", fastrand::u64(..));
+    let index = match PgIndex::connect_new_schema(&url, &schema).await {
+        Ok(i) => i,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping: PostgreSQL is not reachable ({e})");
+            return;
+        }
+        Err(e) => panic!("PostgreSQL is required under CI=true: {e}"),
+    };
+    // The index of the sample's first 5,000 records, as a batch run makes it.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, known, _) = split_sample(dir.path());
+    let built = Resolver::build(
+        known.iter().take(5_000).map(|r| record(r)).collect(),
+        MatchConfig::default(),
+    );
+    let snapshot = Snapshot {
+        settings: Settings {
+            config: *built.config(),
+            model: built.model().clone(),
+        },
+        entries: built
+            .known()
+            .map(|(r, customer)| Entry {
+                record: r.clone(),
+                customer,
+                absorbed: Vec::new(),
+            })
+            .collect(),
+    };
+    index.replace(snapshot).await.unwrap();
+
+    let envs = [("DEDUPD_POSTGRES_URL", url.as_str())];
+    let servers: Vec<Server> = (0..2)
+        .map(|n| {
+            let snap = dir.path().join(format!("w{n}.snapshot"));
+            serve_with(
+                &[
+                    "--resolve-postgres",
+                    "--resolve-schema",
+                    &schema,
+                    "--snapshot",
+                    snap.to_str().unwrap(),
+                ],
+                &envs,
+            )
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let http = http.clone();
+            let url = format!("{}/v1/contacts/resolve", servers[n % 2].base);
+            tokio::spawn(async move {
+                let body = json!({
+                    "record_id": format!("shared-{n}"),
+                    "first_name": "Philippa",
+                    "last_name": "Wolstenholme",
+                    "email": "philippa.wolstenholme@mail.example.org",
+                    "phone": "+44 20 7946 0321",
+                });
+                post(&http, &url, &body).await
+            })
+        })
+        .collect();
+    let mut customers = std::collections::BTreeSet::new();
+    let mut new = 0;
+    for t in tasks {
+        let (status, got) = t.await.unwrap();
+        assert_eq!(status, 200, "{got}");
+        new += usize::from(got["status"] == "new");
+        customers.insert(got["customer"].as_str().unwrap().to_owned());
+    }
+    assert_eq!((customers.len(), new), (1, 1), "{customers:?}");
+    // The shared index holds the 40 records, one customer.
+    let loaded = index.load().await.unwrap().unwrap();
+    let shared: std::collections::BTreeSet<&str> = loaded
+        .entries
+        .iter()
+        .filter(|e| e.record.id().starts_with("shared-"))
+        .map(|e| e.customer.as_str())
+        .collect();
+    assert_eq!(loaded.entries.len(), 5_040);
+    assert_eq!(shared.len(), 1);
+    // Each server knows what the other recorded.
+    for s in &servers {
+        let (status, got) = post(
+            &http,
+            &format!("{}/v1/contacts/resolve?dry_run=true", s.base),
+            &json!({"record_id": "shared-0", "first_name": "Philippa"}),
+        )
+        .await;
+        assert_eq!(
+            (status, got["status"].as_str()),
+            (200, Some("known")),
+            "{got}"
+        );
+    }
+    drop(servers);
+    index.drop_schema().await.unwrap();
+}

@@ -98,6 +98,13 @@ pub struct ServeArgs {
     /// `POST /v1/contacts/resolve` against it.
     #[arg(long, value_name = "DIR", env = "DEDUPD_RESOLVE_INDEX")]
     pub resolve_index: Option<PathBuf>,
+    /// Resolution index in PostgreSQL, shared by every `serve` given the same database (built
+    /// by `merge plan --resolve-postgres`): at DEDUPD_POSTGRES_URL, else DATABASE_URL.
+    #[arg(long, conflicts_with = "resolve_index")]
+    pub resolve_postgres: bool,
+    /// With --resolve-postgres: the schema its tables are in [default: the search path].
+    #[arg(long, requires = "resolve_postgres", value_name = "NAME")]
+    pub resolve_schema: Option<String>,
     /// Notifications (`POST /v1/notifications`, issue 7).
     #[command(flatten)]
     pub notify: crate::shared::notifications::ServeNotifyArgs,
@@ -544,10 +551,24 @@ async fn snapshot(window: Arc<EmbeddedWindow>, path: PathBuf) {
     }
 }
 
+/// The PostgreSQL URL: DEDUPD_POSTGRES_URL, else DATABASE_URL.
+pub fn postgres_url() -> Option<String> {
+    ["DEDUPD_POSTGRES_URL", "DATABASE_URL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+}
+
 /// Runs `dedupd serve` until SIGTERM or Ctrl-C.
 pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let (notify, notify_config) = (args.notify.clone(), args.config.clone());
     let resolve_index = args.resolve_index.clone();
+    let resolve_postgres = args
+        .resolve_postgres
+        .then(|| {
+            postgres_url().context("--resolve-postgres needs DEDUPD_POSTGRES_URL or DATABASE_URL")
+        })
+        .transpose()?
+        .map(|url| (url, args.resolve_schema.clone()));
     let opts = resolve(args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -555,8 +576,14 @@ pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     rt.block_on(async {
         let (mut extra, health) =
             crate::shared::notifications::serve_parts(&notify, notify_config.as_deref()).await?;
-        if let Some(dir) = &resolve_index {
-            let api = self::resolve::open(dir).await?;
+        let api = match (&resolve_index, &resolve_postgres) {
+            (Some(dir), _) => Some(self::resolve::open(dir).await?),
+            (None, Some((url, schema))) => {
+                Some(self::resolve::open_postgres(url, schema.as_deref()).await?)
+            }
+            (None, None) => None,
+        };
+        if let Some(api) = api {
             let mut auth = Auth::open(self::resolve::MAX_BODY_BYTES);
             if let Some(token) = secret_from_env("DEDUPD_API_TOKEN") {
                 auth = auth.with_bearer(token);

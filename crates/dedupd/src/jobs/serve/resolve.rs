@@ -8,6 +8,7 @@
 //! durable. `?dry_run=true` answers without recording.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -16,11 +17,11 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use dedupd_core::matching::incremental::Resolution;
+use dedupd_core::matching::incremental::{Resolution, Status};
 use dedupd_core::matching::{Column, Record, Resolver};
 use dedupd_http::{ApiError, ErrorEnvelope, parse_json};
 use dedupd_store::StoreError;
-use dedupd_store::resolution::{EmbeddedIndex, Entry, ResolutionIndex};
+use dedupd_store::resolution::{EmbeddedIndex, Entry, PgIndex, ResolutionIndex};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use utoipa_axum::router::OpenApiRouter;
@@ -37,7 +38,21 @@ type Pending = (Entry, oneshot::Sender<Result<(), Arc<StoreError>>>);
 #[derive(Clone)]
 pub struct ResolveApi {
     resolver: Arc<Mutex<Resolver>>,
-    writer: mpsc::UnboundedSender<Pending>,
+    backend: Backend,
+}
+
+/// Where recorded contacts go.
+#[derive(Clone)]
+enum Backend {
+    /// The embedded index: this process alone; one writer task commits groups.
+    Embedded(mpsc::UnboundedSender<Pending>),
+    /// A PostgreSQL index shared with other `serve` processes: each recording locks the
+    /// contact's keys, catches up with what the others recorded, resolves, appends, commits.
+    Postgres {
+        index: PgIndex,
+        /// The last sequence number replayed into the resolver.
+        seen: Arc<AtomicI64>,
+    },
 }
 
 /// Opens the index in `dir`, loads it into a resolver and starts the writer.
@@ -65,8 +80,82 @@ pub async fn open(dir: &Path) -> anyhow::Result<ResolveApi> {
     tokio::spawn(write_loop(index, queue));
     Ok(ResolveApi {
         resolver: Arc::new(Mutex::new(resolver)),
-        writer,
+        backend: Backend::Embedded(writer),
     })
+}
+
+/// Connects to the index in PostgreSQL (pinned to `schema` when given), shared with other
+/// `serve` processes, and loads it into a resolver.
+pub async fn open_postgres(url: &str, schema: Option<&str>) -> anyhow::Result<ResolveApi> {
+    let index = PgIndex::connect(url, schema).await?;
+    let snapshot = index.load().await?.context(
+        "the resolution index in PostgreSQL was never built: run `dedupd merge plan --resolve-postgres` first",
+    )?;
+    let last = i64::try_from(snapshot.entries.len()).unwrap_or(i64::MAX) - 1;
+    let resolver = tokio::task::spawn_blocking(move || {
+        let known = snapshot
+            .entries
+            .into_iter()
+            .map(|e| (e.record, e.customer))
+            .collect();
+        Resolver::restore(snapshot.settings.config, snapshot.settings.model, known)
+    })
+    .await?;
+    tracing::info!(
+        records = resolver.len(),
+        "Loaded the shared resolution index from PostgreSQL."
+    );
+    Ok(ResolveApi {
+        resolver: Arc::new(Mutex::new(resolver)),
+        backend: Backend::Postgres {
+            index,
+            seen: Arc::new(AtomicI64::new(last)),
+        },
+    })
+}
+
+/// Replays what other processes recorded after `seen` into the resolver.
+fn catch_up(resolver: &mut Resolver, news: Vec<(i64, Entry)>, seen: &AtomicI64) {
+    for (seq, e) in news {
+        resolver.replay(e.record, &e.customer, &e.absorbed);
+        seen.fetch_max(seq, Ordering::SeqCst);
+    }
+}
+
+/// Resolves (and unless `dry_run` records) `record` in the shared PostgreSQL index.
+async fn resolve_shared(
+    api: &ResolveApi,
+    index: &PgIndex,
+    seen: &AtomicI64,
+    record: Record,
+    dry_run: bool,
+) -> Result<Resolution, StoreError> {
+    let keys = if dry_run {
+        Vec::new()
+    } else {
+        Resolver::lock_keys(&record)
+    };
+    let mut recording = index.begin(&keys).await?;
+    let news = recording.since(seen.load(Ordering::SeqCst)).await?;
+    let resolution = {
+        let mut resolver = api.resolver.lock().map_err(|_| StoreError::WriterGone)?;
+        catch_up(&mut resolver, news, seen);
+        if dry_run {
+            resolver.resolve(&record)
+        } else {
+            resolver.record(record.clone())
+        }
+    };
+    if !dry_run && resolution.status != Status::Known {
+        let entry = Entry {
+            record,
+            customer: resolution.customer.clone(),
+            absorbed: resolution.absorbed.clone(),
+        };
+        recording.append(std::slice::from_ref(&entry)).await?;
+    }
+    recording.commit().await?;
+    Ok(resolution)
 }
 
 /// Commits what is waiting, a group at a time, and answers each waiting request.
@@ -260,40 +349,50 @@ async fn resolve(
     let contact: ContactBody = parse_json(&body)?;
     let record = record_of(&contact)?;
     let id = record.id().to_owned();
-    let (resolution, committed) = {
-        let mut resolver = api.resolver.lock().map_err(|_| ApiError::internal())?;
-        if query.dry_run {
-            (resolver.resolve(&record), None)
-        } else {
-            let resolution = resolver.record(record.clone());
-            if resolution.status == dedupd_core::matching::incremental::Status::Known {
-                (resolution, None)
-            } else {
-                // Sent while the lock is held: the index appends in the order recorded.
-                let (tx, rx) = oneshot::channel();
-                let entry = Entry {
-                    record,
-                    customer: resolution.customer.clone(),
-                    absorbed: resolution.absorbed.clone(),
-                };
-                api.writer
-                    .send((entry, tx))
-                    .map_err(|_| ApiError::unavailable("the index writer stopped", 1))?;
-                (resolution, Some(rx))
-            }
+    let resolution = match &api.backend {
+        Backend::Postgres { index, seen } => {
+            resolve_shared(&api, index, seen, record, query.dry_run)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "The shared resolution index failed.");
+                    ApiError::unavailable("the resolution index is unavailable; try again", 1)
+                })?
         }
-    };
-    if let Some(rx) = committed {
-        match rx.await {
-            Ok(Ok(())) => {}
-            _ => {
+        Backend::Embedded(writer) => {
+            let (resolution, committed) = {
+                let mut resolver = api.resolver.lock().map_err(|_| ApiError::internal())?;
+                if query.dry_run {
+                    (resolver.resolve(&record), None)
+                } else {
+                    let resolution = resolver.record(record.clone());
+                    if resolution.status == Status::Known {
+                        (resolution, None)
+                    } else {
+                        // Sent while the lock is held: the index appends in the order recorded.
+                        let (tx, rx) = oneshot::channel();
+                        let entry = Entry {
+                            record,
+                            customer: resolution.customer.clone(),
+                            absorbed: resolution.absorbed.clone(),
+                        };
+                        writer
+                            .send((entry, tx))
+                            .map_err(|_| ApiError::unavailable("the index writer stopped", 1))?;
+                        (resolution, Some(rx))
+                    }
+                }
+            };
+            if let Some(rx) = committed
+                && !matches!(rx.await, Ok(Ok(())))
+            {
                 return Err(ApiError::unavailable(
                     "the contact could not be recorded in the index; try again",
                     1,
                 ));
             }
+            resolution
         }
-    }
+    };
     tracing::debug!(
         customer = %resolution.customer,
         status = ?resolution.status,
