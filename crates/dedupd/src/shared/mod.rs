@@ -72,6 +72,13 @@ pub fn init_logging(verbose: u8) {
         .init();
 }
 
+/// The PostgreSQL URL of the resolution index: DEDUPD_POSTGRES_URL, else DATABASE_URL.
+pub fn postgres_url() -> Option<String> {
+    ["DEDUPD_POSTGRES_URL", "DATABASE_URL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

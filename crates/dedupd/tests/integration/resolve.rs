@@ -264,7 +264,7 @@ async fn resolve_over_http_answers_as_the_core_resolver_and_keeps_what_it_record
 /// the same file again changes nothing.
 #[test]
 fn an_incremental_plan_merges_new_records_into_their_customers() {
-    use dedupd::jobs::merge_plan::{self as plan, MergeConfig, Options};
+    use dedupd::jobs::merge_plan::{self as plan, IndexTarget, MergeConfig, Options};
     use dedupd::shared::plan_file::{Plan, PlanFile};
 
     let dir = tempfile::tempdir().unwrap();
@@ -278,14 +278,19 @@ fn an_incremental_plan_merges_new_records_into_their_customers() {
     }
     w.flush().unwrap();
     let index = dir.path().join("index");
-    let options = |input: &Path, out: &str, resolve_index: Option<PathBuf>| Options {
+    let options = |input: &Path, out: &str, resolve_index: Option<IndexTarget>| Options {
         input: input.to_owned(),
         config: MergeConfig::default(),
         out: dir.path().join(out),
         html_limit: 10_000,
         resolve_index,
     };
-    plan::run(&options(&known_path, "batch", Some(index.clone()))).unwrap();
+    plan::run(&options(
+        &known_path,
+        "batch",
+        Some(IndexTarget::Dir(index.clone())),
+    ))
+    .unwrap();
     let report = plan::run_incremental(&options(&new_path, "inc", None), &index).unwrap();
     assert_eq!(report.records, held.len());
     assert_eq!(report.known_before, 20_000 - held.len());
@@ -346,7 +351,7 @@ fn serve_with(args: &[&str], envs: &[(&str, &str)]) -> Server {
 /// 40 times at once (alternately, under 40 record ids), make one customer of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serves_sharing_the_postgres_index_make_one_customer_of_one_new_person() {
-    use dedupd_store::resolution::{Entry, PgIndex, ResolutionIndex, Settings, Snapshot};
+    use dedupd_store::resolution::{PgIndex, ResolutionIndex};
 
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -359,28 +364,28 @@ async fn two_serves_sharing_the_postgres_index_make_one_customer_of_one_new_pers
         }
         Err(e) => panic!("PostgreSQL is required under CI=true: {e}"),
     };
-    // The index of the sample's first 5,000 records, as a batch run makes it.
+    // The index of 5,000 sample records, built by merge plan into the schema.
     let dir = tempfile::tempdir().unwrap();
     let (_, known, _) = split_sample(dir.path());
-    let built = Resolver::build(
-        known.iter().take(5_000).map(|r| record(r)).collect(),
-        MatchConfig::default(),
-    );
-    let snapshot = Snapshot {
-        settings: Settings {
-            config: *built.config(),
-            model: built.model().clone(),
-        },
-        entries: built
-            .known()
-            .map(|(r, customer)| Entry {
-                record: r.clone(),
-                customer,
-                absorbed: Vec::new(),
-            })
-            .collect(),
-    };
-    index.replace(snapshot).await.unwrap();
+    let input = dir.path().join("five_thousand.csv");
+    let mut w = csv::Writer::from_path(&input).unwrap();
+    w.write_record(COLUMNS.iter().copied().chain(["updated_at"]))
+        .unwrap();
+    for row in known.iter().take(5_000) {
+        w.write_record(row).unwrap();
+    }
+    w.flush().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["merge", "plan", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("plan"))
+        .args(["--resolve-postgres", "--resolve-schema", &schema])
+        .env("DEDUPD_POSTGRES_URL", &url)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(index.load().await.unwrap().unwrap().entries.len(), 5_000);
 
     let envs = [("DEDUPD_POSTGRES_URL", url.as_str())];
     let servers: Vec<Server> = (0..2)

@@ -36,6 +36,13 @@ pub struct PlanArgs {
     /// is replaced), for `dedupd serve --resolve-index DIR` (`POST /v1/contacts/resolve`).
     #[arg(long, value_name = "DIR")]
     pub resolve_index: Option<PathBuf>,
+    /// Also write the resolution index into PostgreSQL (DEDUPD_POSTGRES_URL, else
+    /// DATABASE_URL; what it held is replaced), for `dedupd serve --resolve-postgres`.
+    #[arg(long, conflicts_with = "resolve_index")]
+    pub resolve_postgres: bool,
+    /// With --resolve-postgres: the schema of its tables [default: the search path].
+    #[arg(long, requires = "resolve_postgres", value_name = "NAME")]
+    pub resolve_schema: Option<String>,
     /// Resolve the records of --input (new or changed since the index was built) against the
     /// index in --resolve-index, one by one, record them there, and write the plan files for
     /// the customers that changed only: a new record that joins a known customer becomes a
@@ -60,9 +67,20 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         from_cxone,
         division,
         resolve_index,
+        resolve_postgres,
+        resolve_schema,
         incremental,
         mut platform,
     } = args;
+    let resolve_index = match (resolve_index, resolve_postgres) {
+        (Some(dir), _) => Some(super::IndexTarget::Dir(dir)),
+        (None, true) => Some(super::IndexTarget::Postgres {
+            url: crate::shared::postgres_url()
+                .context("--resolve-postgres needs DEDUPD_POSTGRES_URL or DATABASE_URL")?,
+            schema: resolve_schema,
+        }),
+        (None, false) => None,
+    };
     if from_cxone {
         platform.kind = crate::shared::platform::PlatformKind::Cxone;
     }
@@ -93,10 +111,9 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         resolve_index,
     };
     if incremental {
-        let index = opts
-            .resolve_index
-            .take()
-            .context("--incremental needs --resolve-index DIR")?;
+        let Some(super::IndexTarget::Dir(index)) = opts.resolve_index.take() else {
+            anyhow::bail!("--incremental needs --resolve-index DIR (an embedded index)");
+        };
         let r = super::run_incremental(&opts, &index)?;
         eprintln!(
             "{} records, {} rejects, against {} known: {} joined a customer, {} new customers, {} already known; {} clusters to merge ({} records) in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",

@@ -176,8 +176,22 @@ pub struct Options {
     /// At most this many clusters on the HTML page (the most doubtful first).
     pub html_limit: usize,
     /// Also write the resolution index (the records, their customers, the settings and the
-    /// learned model) into this directory, for `dedupd serve --resolve-index`.
-    pub resolve_index: Option<PathBuf>,
+    /// learned model) there, for `dedupd serve --resolve-index` or `--resolve-postgres`.
+    pub resolve_index: Option<IndexTarget>,
+}
+
+/// Where `merge plan` writes the resolution index.
+#[derive(Debug, Clone)]
+pub enum IndexTarget {
+    /// The embedded index in this directory (one process at a time).
+    Dir(PathBuf),
+    /// The index in PostgreSQL, shared by every `serve --resolve-postgres` on it.
+    Postgres {
+        /// The server.
+        url: String,
+        /// The schema of its tables (default: the search path).
+        schema: Option<String>,
+    },
 }
 
 /// What a plan run produced (the plan itself is in `out/plan.json`).
@@ -221,7 +235,7 @@ pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
         &opts.input.display().to_string(),
         &opts.out,
         opts.html_limit,
-        opts.resolve_index.as_deref(),
+        opts.resolve_index.as_ref(),
         &mut seconds,
     )?;
     report.rejects = loaded.rejects.len();
@@ -245,7 +259,7 @@ pub fn plan_records(
     input: &str,
     out: &Path,
     html_limit: usize,
-    resolve_index: Option<&Path>,
+    resolve_index: Option<&IndexTarget>,
     seconds: &mut BTreeMap<&'static str, f64>,
 ) -> Result<Report> {
     let mc = cfg.match_config();
@@ -286,8 +300,8 @@ pub fn plan_records(
             None => cluster_id([records[i].id()]),
         }
     };
-    if let Some(dir) = resolve_index {
-        write_resolve_index(dir, records, &label_of, mc, &model)?;
+    if let Some(target) = resolve_index {
+        write_resolve_index(target, records, &label_of, mc, &model)?;
         stage("resolve_index", seconds);
     }
     write_clusters_csv(&out.join("clusters.csv"), records, label_of)?;
@@ -582,15 +596,15 @@ pub fn run_incremental(opts: &Options, index_dir: &Path) -> Result<IncrementalRe
 /// Writes the resolution index: every record with its customer (its cluster's id, as in
 /// `clusters.csv`), the settings and the learned model, replacing what the directory held.
 fn write_resolve_index(
-    dir: &Path,
+    target: &IndexTarget,
     records: &[Record],
     label_of: &impl Fn(usize) -> String,
     config: MatchConfig,
     model: &matching::Model,
 ) -> Result<()> {
-    use dedupd_store::resolution::{EmbeddedIndex, Entry, ResolutionIndex, Settings, Snapshot};
-    let index = EmbeddedIndex::open(dir)
-        .with_context(|| format!("opening the resolution index in {}", dir.display()))?;
+    use dedupd_store::resolution::{
+        EmbeddedIndex, Entry, PgIndex, ResolutionIndex, Settings, Snapshot,
+    };
     let snapshot = Snapshot {
         settings: Settings {
             config,
@@ -609,8 +623,20 @@ fn write_resolve_index(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(index.replace(snapshot))
-        .with_context(|| format!("writing the resolution index in {}", dir.display()))
+    match target {
+        IndexTarget::Dir(dir) => {
+            let index = EmbeddedIndex::open(dir)
+                .with_context(|| format!("opening the resolution index in {}", dir.display()))?;
+            rt.block_on(index.replace(snapshot))
+                .with_context(|| format!("writing the resolution index in {}", dir.display()))
+        }
+        IndexTarget::Postgres { url, schema } => rt
+            .block_on(async {
+                let index = PgIndex::connect(url, schema.as_deref()).await?;
+                index.replace(snapshot).await
+            })
+            .context("writing the resolution index in PostgreSQL"),
+    }
 }
 
 fn write_clusters_csv(

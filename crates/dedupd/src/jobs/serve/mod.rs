@@ -551,13 +551,6 @@ async fn snapshot(window: Arc<EmbeddedWindow>, path: PathBuf) {
     }
 }
 
-/// The PostgreSQL URL: DEDUPD_POSTGRES_URL, else DATABASE_URL.
-pub fn postgres_url() -> Option<String> {
-    ["DEDUPD_POSTGRES_URL", "DATABASE_URL"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-}
-
 /// Runs `dedupd serve` until SIGTERM or Ctrl-C.
 pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let (notify, notify_config) = (args.notify.clone(), args.config.clone());
@@ -565,7 +558,8 @@ pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let resolve_postgres = args
         .resolve_postgres
         .then(|| {
-            postgres_url().context("--resolve-postgres needs DEDUPD_POSTGRES_URL or DATABASE_URL")
+            crate::shared::postgres_url()
+                .context("--resolve-postgres needs DEDUPD_POSTGRES_URL or DATABASE_URL")
         })
         .transpose()?
         .map(|url| (url, args.resolve_schema.clone()));
