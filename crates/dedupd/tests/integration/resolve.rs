@@ -291,7 +291,7 @@ fn an_incremental_plan_merges_new_records_into_their_customers() {
         Some(IndexTarget::Dir(index.clone())),
     ))
     .unwrap();
-    let report = plan::run_incremental(&options(&new_path, "inc", None), &index).unwrap();
+    let report = plan::run_incremental(&options(&new_path, "inc", None), &index, None).unwrap();
     assert_eq!(report.records, held.len());
     assert_eq!(report.known_before, 20_000 - held.len());
     assert_eq!(report.joined + report.new_customers, held.len());
@@ -320,8 +320,21 @@ fn an_incremental_plan_merges_new_records_into_their_customers() {
             == held.len()
     );
     // The same records again: all known, nothing to merge.
-    let again = plan::run_incremental(&options(&new_path, "again", None), &index).unwrap();
+    let again = plan::run_incremental(&options(&new_path, "again", None), &index, None).unwrap();
     assert_eq!((again.already_known, again.clusters), (held.len(), 0));
+    // --since: only the records updated at or after it are resolved.
+    let since: chrono::DateTime<chrono::Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+    let later = held
+        .iter()
+        .filter(|r| {
+            r[11]
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .is_ok_and(|t| t >= since)
+        })
+        .count();
+    assert!(later > 0 && later < held.len(), "{later}");
+    let r = plan::run_incremental(&options(&new_path, "since", None), &index, Some(since)).unwrap();
+    assert_eq!((r.records, r.before_since), (later, held.len() - later));
 }
 
 fn serve_with(args: &[&str], envs: &[(&str, &str)]) -> Server {

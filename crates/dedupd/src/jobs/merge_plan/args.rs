@@ -49,6 +49,10 @@ pub struct PlanArgs {
     /// merge of that record into it. Nothing else is matched again.
     #[arg(long, requires = "resolve_index", conflicts_with_all = ["from_genesys", "from_cxone"])]
     pub incremental: bool,
+    /// With --incremental: only the records updated at or after this time (RFC 3339, e.g.
+    /// 2026-12-04T00:00:00Z) are resolved; a record without a time is left out.
+    #[arg(long, requires = "incremental", value_name = "TIME")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// With --from-genesys: only this division.
     #[arg(long, requires = "from_genesys")]
     pub division: Option<String>,
@@ -70,6 +74,7 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         resolve_postgres,
         resolve_schema,
         incremental,
+        since,
         mut platform,
     } = args;
     let resolve_index = match (resolve_index, resolve_postgres) {
@@ -114,7 +119,7 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         let Some(super::IndexTarget::Dir(index)) = opts.resolve_index.take() else {
             anyhow::bail!("--incremental needs --resolve-index DIR (an embedded index)");
         };
-        let r = super::run_incremental(&opts, &index)?;
+        let r = super::run_incremental(&opts, &index, since)?;
         eprintln!(
             "{} records, {} rejects, against {} known: {} joined a customer, {} new customers, {} already known; {} clusters to merge ({} records) in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",
             r.records,

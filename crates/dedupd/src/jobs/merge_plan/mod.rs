@@ -427,8 +427,10 @@ fn write_plan(
 pub struct IncrementalReport {
     /// When the run ended.
     pub finished_at: DateTime<Utc>,
-    /// New records read.
+    /// Records resolved (read, and updated since `--since` when given).
     pub records: usize,
+    /// Records read but updated before `--since` (or without a time), not resolved.
+    pub before_since: usize,
     /// Records refused and values dropped.
     pub rejects: usize,
     /// Records the index knew before this run.
@@ -456,7 +458,15 @@ pub struct IncrementalReport {
 /// touches), records them in the index, and writes the plan files (`plan.json`, `plan.html`,
 /// `clusters.csv`, `rejects.ndjson`, `report.json`) for the customers that changed: a new
 /// record that joins a known customer becomes a merge of that record into it.
-pub fn run_incremental(opts: &Options, index_dir: &Path) -> Result<IncrementalReport> {
+///
+/// With `since`, only the records updated at or after it are resolved (an export of
+/// everything, of which only the day's records are new); the others are counted in
+/// `before_since`.
+pub fn run_incremental(
+    opts: &Options,
+    index_dir: &Path,
+    since: Option<DateTime<Utc>>,
+) -> Result<IncrementalReport> {
     use dedupd_core::matching::Resolver;
     use dedupd_core::matching::incremental::Status;
     use dedupd_store::resolution::{EmbeddedIndex, Entry, ResolutionIndex};
@@ -467,7 +477,15 @@ pub fn run_incremental(opts: &Options, index_dir: &Path) -> Result<IncrementalRe
         seconds.insert(name, lap.elapsed().as_secs_f64());
         lap = Instant::now();
     };
-    let loaded = load(&opts.input, &opts.config.input)?;
+    let mut loaded = load(&opts.input, &opts.config.input)?;
+    let before = loaded.records.len();
+    if let Some(since) = since {
+        let since = since.timestamp();
+        loaded
+            .records
+            .retain(|r| r.updated_at.is_some_and(|t| t >= since));
+    }
+    let before_since = before - loaded.records.len();
     stage("read_normalize", &mut seconds);
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;
@@ -578,6 +596,7 @@ pub fn run_incremental(opts: &Options, index_dir: &Path) -> Result<IncrementalRe
     let report = IncrementalReport {
         finished_at: Utc::now(),
         records: loaded.records.len(),
+        before_since,
         rejects: loaded.rejects.len(),
         known_before,
         joined,
