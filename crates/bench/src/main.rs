@@ -9,6 +9,7 @@ mod merge;
 mod merge_apply;
 mod notify;
 mod product;
+mod resolve;
 mod sync;
 
 use std::io::IsTerminal;
@@ -112,6 +113,27 @@ enum BenchJob {
         #[arg(long, value_enum, default_value_t = PlatformKind::Genesys)]
         platform: PlatformKind,
     },
+    /// Incremental and real-time resolution (issue 16) on N synthetic contacts: build from
+    /// 90 %, resolve the other 10 % one by one (µs per record, F1 next to the batch run on
+    /// 100 %), then `POST /v1/contacts/resolve` on `dedupd serve --resolve-index` with
+    /// `--in-flight` requests at once (p50, p99, throughput, memory, index size).
+    Resolve {
+        /// Number of records.
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 100)]
+        in_flight: usize,
+        /// Only the in-process part (no index file, no server).
+        #[arg(long)]
+        no_http: bool,
+        /// Work directory (kept); default: a temporary directory, removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Time `dedupd ingest` on N synthetic multi-source records.
     Ingest {
         /// Number of input records (about two per customer, across three sources).
@@ -169,6 +191,16 @@ fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
         BenchJob::Merge { records, seed, dir } => {
             let (dir, _tmp) = work_dir(dir)?;
             merge::run(&dir, records, seed)
+        }
+        BenchJob::Resolve {
+            records,
+            seed,
+            in_flight,
+            no_http,
+            dir,
+        } => {
+            let (dir, _tmp) = work_dir(dir)?;
+            resolve::run(&dir, records, seed, in_flight, !no_http)
         }
         BenchJob::Gateway(opts) => gateway::run(&opts),
         BenchJob::Sync {

@@ -22,6 +22,8 @@ mod merge_apply;
 mod merge_plan;
 #[path = "integration/notify.rs"]
 mod notify;
+#[path = "integration/resolve.rs"]
+mod resolve;
 #[path = "integration/review.rs"]
 mod review;
 #[path = "integration/serve.rs"]

@@ -11,6 +11,7 @@
 //! | Dedup window of the message gateway | [`window::DedupWindow`] | [`window::EmbeddedWindow`], [`window::RedisWindow`] | [`window::Window`] | `window::suite` |
 //! | Notification outbox | [`outbox::OutboxStore`] | [`outbox::EmbeddedOutbox`] (redb), [`outbox::PgOutbox`] (PostgreSQL) | [`outbox::Outbox`] | `outbox::suite` |
 //! | Merge journal of `merge apply` | [`merge_journal::MergeJournal`] | [`merge_journal::FileJournal`] (NDJSON per cluster) | — | `merge_journal::suite` |
+//! | Resolution index (known records and their customers, the batch run's model) | [`resolution::ResolutionIndex`] | [`resolution::EmbeddedIndex`] (redb), [`resolution::PgIndex`] (PostgreSQL) | — | `resolution::suite` |
 //! | Per-contact locks of `merge apply` | [`locks::ContactLocks`] | [`locks::FileLocks`] (`flock`), [`locks::RedisLocks`] (owner token + lease) | — (file always, Redis too with `--redis`) | `locks::suite` |
 //!
 //! The suites, and the test helpers that go with them (test server URLs such as
@@ -24,6 +25,7 @@ pub mod contacts;
 pub mod locks;
 pub mod merge_journal;
 pub mod outbox;
+pub mod resolution;
 pub mod window;
 
 pub use contacts::{ContactState, EmbeddedStore, EmbeddedWriter, RunChange, StoredContact};

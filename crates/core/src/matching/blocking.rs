@@ -23,7 +23,7 @@ use rustc_hash::{FxHashSet, FxHasher};
 use super::features::{Features, Str};
 
 /// Blocking settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BlockingConfig {
     /// Blocks up to this size are expanded into all their pairs.
     pub max_block: usize,
@@ -92,13 +92,8 @@ fn key(kind: Key, parts: impl Hash) -> u64 {
 /// Marks generic phones and e-mails on the records and returns how many distinct values of each
 /// were generic.
 pub fn mark_generic(features: &mut [Features], cfg: &BlockingConfig) -> (usize, usize) {
-    let phones = generic_values(features, cfg, |f| {
-        (f.phone != 0 && !f.phone_generic).then_some(f.phone)
-    });
-    let emails = generic_values(features, cfg, |f| {
-        let e = f.str(Str::Email);
-        (!e.is_empty() && !f.email_generic).then(|| key(Key::Email, e))
-    });
+    let phones = generic_values(features, cfg, phone_value);
+    let emails = generic_values(features, cfg, email_value);
     for f in features.iter_mut() {
         if phones.contains(&f.phone) {
             f.phone_generic = true;
@@ -124,35 +119,66 @@ fn generic_values(
     keyed.par_sort_unstable();
     let mut generic = FxHashSet::default();
     for group in keyed.chunk_by(|a, b| a.0 == b.0) {
-        if group.len() < 3 {
-            continue;
-        }
-        if group.len() > cfg.generic_size {
-            generic.insert(group[0].0);
-            continue;
-        }
-        let distinct = |s: Str| {
-            let mut seen: Vec<&str> = group
-                .iter()
-                .map(|&(_, i)| {
-                    let v = features[i as usize].str(s);
-                    v.split(' ').next().unwrap_or(v)
-                })
-                .filter(|v| !v.is_empty())
-                .collect();
-            seen.sort_unstable();
-            seen.dedup();
-            seen.len()
-        };
-        if distinct(Str::First) >= 3 && distinct(Str::Last) >= 3 {
+        let holders = group.iter().map(|&(_, i)| &features[i as usize]);
+        if is_generic_group(holders, group.len(), cfg) {
             generic.insert(group[0].0);
         }
     }
     generic
 }
 
-/// The blocking keys of one record.
-fn keys_of(f: &Features, out: &mut Vec<u64>) {
+/// The value of a record's phone that [`mark_generic`] counts holders of: the number itself,
+/// or `None` when absent or already generic (a placeholder).
+pub(crate) fn phone_value(f: &Features) -> Option<u64> {
+    (f.phone != 0 && !f.phone_generic).then_some(f.phone)
+}
+
+/// The value of a record's e-mail that [`mark_generic`] counts holders of (the e-mail's block
+/// key), or `None` when absent or already generic.
+pub(crate) fn email_value(f: &Features) -> Option<u64> {
+    let e = f.str(Str::Email);
+    (!e.is_empty() && !f.email_generic).then(|| email_key(e))
+}
+
+/// The block key of a canonical e-mail.
+pub(crate) fn email_key(e: &str) -> u64 {
+    key(Key::Email, e)
+}
+
+/// Whether one phone or e-mail held by these `n` records is generic: more holders than
+/// `generic_size`, or at least three with three or more distinct given names *and* family
+/// names between them (different people). The batch run asks it of every value at once; the
+/// incremental resolver asks it again of a value each time a record holding it arrives.
+pub(crate) fn is_generic_group<'a>(
+    holders: impl Iterator<Item = &'a Features> + Clone,
+    n: usize,
+    cfg: &BlockingConfig,
+) -> bool {
+    if n < 3 {
+        return false;
+    }
+    if n > cfg.generic_size {
+        return true;
+    }
+    let distinct = |s: Str| {
+        let mut seen: Vec<&str> = holders
+            .clone()
+            .map(|f| {
+                let v = f.str(s);
+                v.split(' ').next().unwrap_or(v)
+            })
+            .filter(|v| !v.is_empty())
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
+    };
+    distinct(Str::First) >= 3 && distinct(Str::Last) >= 3
+}
+
+/// The blocking keys of one record (its generic values form none), each with its kind in the
+/// top four bits.
+pub(crate) fn keys_of(f: &Features, out: &mut Vec<u64>) {
     let first = f.str(Str::First);
     let first1 = first.split(' ').next().unwrap_or(first);
     let last = f.str(Str::Last);
@@ -240,6 +266,30 @@ pub fn candidates(features: &mut [Features], cfg: &BlockingConfig) -> Candidates
     }
 }
 
+/// Whether a block key is built from names (`email_local` counts: it is mostly a name), so an
+/// oversized block of it is namesakes and is not expanded at all.
+pub(crate) fn is_name_key(k: u64) -> bool {
+    let kind = k >> 60;
+    [
+        Key::EmailLocal as u64,
+        Key::NamePair as u64,
+        Key::FirstPostcode as u64,
+        Key::LastPostcode as u64,
+    ]
+    .contains(&kind)
+}
+
+/// The order of an oversized identifier block's records for the sorted neighbourhood: family
+/// name, given name, e-mail.
+pub(crate) fn neighbourhood_key(f: &Features) -> String {
+    format!(
+        "{} {} {}",
+        f.str(Str::Last),
+        f.str(Str::First),
+        f.str(Str::Email)
+    )
+}
+
 fn pair(a: u32, b: u32) -> Option<u64> {
     match a.cmp(&b) {
         std::cmp::Ordering::Less => Some(u64::from(a) << 32 | u64::from(b)),
@@ -262,32 +312,13 @@ fn block_pairs(group: &[(u64, u32)], features: &[Features], cfg: &BlockingConfig
     // An oversized block of a name key is namesakes: no evidence, and their duplicates meet
     // through the other keys. Identifier keys (which are rarely this large unless generic) fall
     // back to the sorted neighbourhood.
-    let kind = group[0].0 >> 60;
-    if [
-        Key::EmailLocal as u64,
-        Key::NamePair as u64,
-        Key::FirstPostcode as u64,
-        Key::LastPostcode as u64,
-    ]
-    .contains(&kind)
-    {
+    if is_name_key(group[0].0) {
         return out;
     }
     // Sorted neighbourhood inside an oversized block.
     let mut sorted: Vec<(String, u32)> = ids
         .iter()
-        .map(|&i| {
-            let f = &features[i as usize];
-            (
-                format!(
-                    "{} {} {}",
-                    f.str(Str::Last),
-                    f.str(Str::First),
-                    f.str(Str::Email)
-                ),
-                i,
-            )
-        })
+        .map(|&i| (neighbourhood_key(&features[i as usize]), i))
         .collect();
     sorted.sort_unstable();
     for (x, (_, a)) in sorted.iter().enumerate() {

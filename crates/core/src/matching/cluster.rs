@@ -18,7 +18,7 @@ use super::features::Features;
 use super::model::Model;
 
 /// Clustering settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterConfig {
     /// Pairs at or above this match probability are links.
     pub threshold: f64,
@@ -78,6 +78,37 @@ pub fn negative_evidence(model: &Model, p: Pattern) -> f64 {
     neg
 }
 
+/// Why two groups of records may not become one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Together they would pass `max_cluster`.
+    Size,
+    /// A pair across them carries `guard_bits` of evidence of two people.
+    Guard,
+}
+
+/// Whether the groups `a` and `b` (record numbers, read through `features`) may join: the
+/// chain guard and the size cap, the one rule for the batch clustering and the incremental
+/// resolver.
+pub(crate) fn join_refusal<'f>(
+    a: &[u32],
+    b: &[u32],
+    features: impl Fn(u32) -> &'f Features,
+    model: &Model,
+    cfg: &ClusterConfig,
+) -> Option<Refusal> {
+    if a.len() + b.len() > cfg.max_cluster {
+        return Some(Refusal::Size);
+    }
+    let conflict = a.iter().any(|&x| {
+        b.iter().any(|&y| {
+            let pat = compare(features(x), features(y));
+            negative_evidence(model, pat) <= -cfg.guard_bits
+        })
+    });
+    conflict.then_some(Refusal::Guard)
+}
+
 /// Clusters `n` records from scored candidate pairs `(a, b, probability)`.
 pub fn cluster(
     features: &[Features],
@@ -118,19 +149,16 @@ pub fn cluster(
             continue;
         }
         let (sa, sb) = (set_of(&members, ra), set_of(&members, rb));
-        if sa.len() + sb.len() > cfg.max_cluster {
-            out.size_refusals += 1;
-            continue;
-        }
-        let conflict = sa.iter().any(|&x| {
-            sb.iter().any(|&y| {
-                let pat = compare(&features[x as usize], &features[y as usize]);
-                negative_evidence(model, pat) <= -cfg.guard_bits
-            })
-        });
-        if conflict {
-            out.guard_refusals += 1;
-            continue;
+        match join_refusal(&sa, &sb, |i| &features[i as usize], model, cfg) {
+            Some(Refusal::Size) => {
+                out.size_refusals += 1;
+                continue;
+            }
+            Some(Refusal::Guard) => {
+                out.guard_refusals += 1;
+                continue;
+            }
+            None => {}
         }
         // Union by size: the larger set's root stays.
         let (big, small) = if sa.len() >= sb.len() {

@@ -153,12 +153,12 @@ pub fn set_term_frequencies(features: &mut [Features]) {
                 *map.entry(v).or_default() += 1;
             }
         }
-        let total = map.values().map(|&n| u64::from(n)).sum::<u64>().max(1) as f64;
+        let total = map.values().map(|&n| u64::from(n)).sum::<u64>();
         let tf: Vec<f32> = features
             .iter()
             .map(|f| {
                 map.get(f.str(s))
-                    .map_or(0.0, |&n| (f64::from(n) / total) as f32)
+                    .map_or(0.0, |&n| term_frequency(u64::from(n), total))
             })
             .collect();
         tf
@@ -168,6 +168,13 @@ pub fn set_term_frequencies(features: &mut [Features]) {
         f.first_tf = a;
         f.last_tf = b;
     }
+}
+
+/// The share of records holding a name: `count` of the `total` records that have a value of
+/// that field (the batch run counts them all at once; the incremental resolver keeps the
+/// counts).
+pub(crate) fn term_frequency(count: u64, total: u64) -> f32 {
+    (count as f64 / total.max(1) as f64) as f32
 }
 
 /// Folds a name for comparison: NFKD without combining marks (`Bègue` → `begue`), lowercase,
@@ -276,7 +283,7 @@ pub fn canonical_email(email: &str) -> String {
     format!("{local}@{domain}")
 }
 
-fn is_placeholder_email(canonical: &str) -> bool {
+pub(crate) fn is_placeholder_email(canonical: &str) -> bool {
     let Some((local, domain)) = canonical.rsplit_once('@') else {
         return false;
     };
@@ -313,7 +320,7 @@ fn is_placeholder_email(canonical: &str) -> bool {
 
 /// Placeholder phone numbers: the national part all one digit or a run of consecutive digits
 /// (`+1 234 567 890`, `+44 0000 000000`).
-fn is_placeholder_phone(phone: u64) -> bool {
+pub(crate) fn is_placeholder_phone(phone: u64) -> bool {
     if phone == 0 {
         return false;
     }

@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod compare;
 pub mod eval;
 pub mod features;
+pub mod incremental;
 pub mod model;
 pub mod nicknames;
 pub mod record;
@@ -32,12 +33,13 @@ pub use blocking::{BlockingConfig, Candidates};
 pub use cluster::{Cluster, ClusterConfig, Clustering};
 pub use compare::{COMPARISONS, Comparison, Pattern, compare};
 pub use features::Features;
+pub use incremental::Resolver;
 pub use model::Model;
 pub use record::{COLUMNS, Column, DATA_COLUMNS, Record};
 
 /// Every setting of the matcher. The defaults are meant to work on any contact data of this
 /// kind without tuning.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MatchConfig {
     /// Candidate generation.
     pub blocking: BlockingConfig,
@@ -92,6 +94,33 @@ pub fn explain(model: &Model, p: Pattern) -> Vec<Evidence> {
         });
     }
     out
+}
+
+/// Why one pair matched or not, for a person: each field's level and weight
+/// ([`explain`]), the name-frequency adjustment when it applies, the total weight and the
+/// match probability. The plan's pair explanations and the resolver's answers are both this.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairEvidence {
+    /// Per field, and the contact-conflict rule when it fired.
+    pub fields: Vec<Evidence>,
+    /// The name-frequency adjustment in bits (0 when no name agreed exactly).
+    pub name_frequency: f64,
+    /// The total weight in bits, without the prior.
+    pub weight: f64,
+    /// The match probability.
+    pub probability: f64,
+}
+
+/// Explains the pair `a`, `b` under `model`.
+pub fn explain_pair(model: &Model, a: &Features, b: &Features) -> PairEvidence {
+    let p = compare(a, b);
+    let name_frequency = model.tf_adjustment(p, a, b);
+    PairEvidence {
+        fields: explain(model, p),
+        name_frequency,
+        weight: model.score(p) + name_frequency,
+        probability: model.pair_probability(p, a, b),
+    }
 }
 
 /// The matcher's stages.

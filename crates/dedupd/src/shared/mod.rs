@@ -74,6 +74,14 @@ pub fn init_logging(verbose: u8) {
         .init();
 }
 
+/// The PostgreSQL URL of the resolution index: `DEDUPD_POSTGRES_URL` (the one name every
+/// command reads; a machine's generic `DATABASE_URL` is never taken for dedupd's).
+pub fn postgres_url() -> Option<String> {
+    std::env::var("DEDUPD_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ fn run_plan(input: &Path, config: MergeConfig, out: &Path) -> plan::Planned {
         config,
         out: out.to_owned(),
         html_limit: 10_000,
+        resolve_index: None,
     })
     .expect("merge plan runs")
 }
@@ -368,6 +369,7 @@ fn a_declared_encoding_is_decoded() {
         config,
         out,
         html_limit: 10,
+        resolve_index: None,
     })
     .unwrap_err();
     assert!(format!("{err:#}").contains("input.encoding"), "{err:#}");
@@ -507,6 +509,7 @@ fn plans_straight_from_external_contacts() {
         config: MergeConfig::default(),
         out: dir.path().to_owned(),
         html_limit: 100,
+        resolve_index: None,
     };
     let done = plan::run_from(
         &plan::Source::Directory {

@@ -32,6 +32,27 @@ pub struct PlanArgs {
     /// (README), --base-url for a stand-in.
     #[arg(long, conflicts_with = "input")]
     pub from_cxone: bool,
+    /// Also write the resolution index into this directory (created if missing; what it held
+    /// is replaced), for `dedupd serve --resolve-index DIR` (`POST /v1/contacts/resolve`).
+    #[arg(long, value_name = "DIR")]
+    pub resolve_index: Option<PathBuf>,
+    /// Also write the resolution index into PostgreSQL (DEDUPD_POSTGRES_URL; what it held is
+    /// replaced), for `dedupd serve --resolve-postgres`.
+    #[arg(long, conflicts_with = "resolve_index")]
+    pub resolve_postgres: bool,
+    /// With --resolve-postgres: the schema of its tables [default: the search path].
+    #[arg(long, requires = "resolve_postgres", value_name = "NAME")]
+    pub resolve_schema: Option<String>,
+    /// Resolve the records of --input (new or changed since the index was built) against the
+    /// index in --resolve-index, one by one, record them there, and write the plan files for
+    /// the customers that changed only: a new record that joins a known customer becomes a
+    /// merge of that record into it. Nothing else is matched again.
+    #[arg(long, requires = "resolve_index", conflicts_with_all = ["from_genesys", "from_cxone"])]
+    pub incremental: bool,
+    /// With --incremental: only the records updated at or after this time (RFC 3339, e.g.
+    /// 2026-12-04T00:00:00Z) are resolved; a record without a time is left out.
+    #[arg(long, requires = "incremental", value_name = "TIME")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// With --from-genesys: only this division.
     #[arg(long, requires = "from_genesys")]
     pub division: Option<String>,
@@ -49,8 +70,22 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         from_genesys,
         from_cxone,
         division,
+        resolve_index,
+        resolve_postgres,
+        resolve_schema,
+        incremental,
+        since,
         mut platform,
     } = args;
+    let resolve_index = match (resolve_index, resolve_postgres) {
+        (Some(dir), _) => Some(super::IndexTarget::Dir(dir)),
+        (None, true) => Some(super::IndexTarget::Postgres {
+            url: crate::shared::postgres_url()
+                .context("--resolve-postgres needs DEDUPD_POSTGRES_URL")?,
+            schema: resolve_schema,
+        }),
+        (None, false) => None,
+    };
     if from_cxone {
         platform.kind = crate::shared::platform::PlatformKind::Cxone;
     }
@@ -73,12 +108,34 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         super::Source::File(p) => p.clone(),
         super::Source::Directory { platform, .. } => PathBuf::from(platform.directory_label()),
     };
-    let opts = super::Options {
+    let mut opts = super::Options {
         input: name,
         config: cfg,
         out: out.clone(),
         html_limit,
+        resolve_index,
     };
+    if incremental {
+        let Some(super::IndexTarget::Dir(index)) = opts.resolve_index.take() else {
+            anyhow::bail!("--incremental needs --resolve-index DIR (an embedded index)");
+        };
+        let r = super::run_incremental(&opts, &index, since)?;
+        eprintln!(
+            "{} records, {} rejects, against {} known: {} joined a customer, {} new customers, {} already known; {} clusters to merge ({} records) in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",
+            r.records,
+            r.rejects,
+            r.known_before,
+            r.joined,
+            r.new_customers,
+            r.already_known,
+            r.clusters,
+            r.clustered_records,
+            r.seconds.values().sum::<f64>(),
+            out.join("plan.html").display(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let done = super::run_from(&source, &opts)?;
     let r = &done.report;
     crate::shared::output::summary(format_args!(

@@ -175,6 +175,23 @@ pub struct Options {
     pub out: PathBuf,
     /// At most this many clusters on the HTML page (the most doubtful first).
     pub html_limit: usize,
+    /// Also write the resolution index (the records, their customers, the settings and the
+    /// learned model) there, for `dedupd serve --resolve-index` or `--resolve-postgres`.
+    pub resolve_index: Option<IndexTarget>,
+}
+
+/// Where `merge plan` writes the resolution index.
+#[derive(Debug, Clone)]
+pub enum IndexTarget {
+    /// The embedded index in this directory (one process at a time).
+    Dir(PathBuf),
+    /// The index in PostgreSQL, shared by every `serve --resolve-postgres` on it.
+    Postgres {
+        /// The server.
+        url: String,
+        /// The schema of its tables (default: the search path).
+        schema: Option<String>,
+    },
 }
 
 /// What a plan run produced (the plan itself is in `out/plan.json`).
@@ -218,6 +235,7 @@ pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
         &opts.input.display().to_string(),
         &opts.out,
         opts.html_limit,
+        opts.resolve_index.as_ref(),
         &mut seconds,
     )?;
     report.rejects = loaded.rejects.len();
@@ -233,14 +251,15 @@ pub fn run_from(source: &Source, opts: &Options) -> Result<Planned> {
 /// Clusters built and written per step: the plan is streamed to disk, never held whole.
 const CLUSTER_CHUNK: usize = 4096;
 
-/// Matches records and writes `clusters.csv`, `plan.json` and `plan.html` to `out`; returns the
-/// report without read timings and rejects.
+/// Matches records and writes `clusters.csv`, `plan.json` and `plan.html` to `out` (and the
+/// resolution index to `resolve_index`); returns the report without read timings and rejects.
 pub fn plan_records(
     records: &[Record],
     cfg: &MergeConfig,
     input: &str,
     out: &Path,
     html_limit: usize,
+    resolve_index: Option<&IndexTarget>,
     seconds: &mut BTreeMap<&'static str, f64>,
 ) -> Result<Report> {
     let mc = cfg.match_config();
@@ -267,57 +286,13 @@ pub fn plan_records(
         pairs: &candidates.pairs,
         patterns: &patterns,
     };
-    // plan.json, streamed: the header, then one cluster per line.
-    let plan_path = Plan::path_in(out);
-    let mut plan_file = AtomicFile::create(&plan_path)?;
-    let w = plan_file.writer();
-    let generated_at = Utc::now();
-    write!(
-        w,
-        "{{\"version\":{PLAN_VERSION},\"generated_at\":{},\"input\":{},\"clusters\":[",
-        serde_json::to_string(&generated_at)?,
-        serde_json::to_string(input)?
-    )?;
-    let mut labels: Vec<Option<u32>> = vec![None; records.len()];
-    let mut ids: Vec<String> = Vec::with_capacity(clustering.clusters.len());
-    let mut sizes = BTreeMap::new();
-    // The most doubtful clusters, for the HTML page.
-    let mut doubtful: Vec<Cluster> = Vec::new();
-    let mut first = true;
-    for chunk in clustering.clusters.chunks(CLUSTER_CHUNK) {
-        let built: Vec<(Cluster, Result<String>)> = chunk
-            .par_iter()
-            .map(|c| {
-                let cluster = Cluster::from_matched(c, &ctx);
-                let json = serde_json::to_string(&cluster).with_context(|| {
-                    format!(
-                        "cannot serialize cluster {} into plan.json",
-                        cluster.cluster_id
-                    )
-                });
-                (cluster, json)
-            })
-            .collect();
-        for ((cluster, json), core) in built.into_iter().zip(chunk) {
-            let json = json?;
-            w.write_all(if first { b"\n" } else { b",\n" })?;
-            first = false;
-            w.write_all(json.as_bytes())?;
-            let ci = u32::try_from(ids.len()).context("too many clusters")?;
-            for &m in &core.members {
-                labels[m as usize] = Some(ci);
-            }
-            *sizes.entry(cluster.members.len()).or_insert(0) += 1;
-            ids.push(cluster.cluster_id.clone());
-            doubtful.push(cluster);
-        }
-        if doubtful.len() > 2 * html_limit.max(1) {
-            keep_most_doubtful(&mut doubtful, html_limit);
-        }
-    }
-    keep_most_doubtful(&mut doubtful, html_limit);
-    w.write_all(b"\n]}\n")?;
-    plan_file.commit()?;
+    let Written {
+        labels,
+        ids,
+        sizes,
+        doubtful,
+        generated_at,
+    } = write_plan(out, input, &clustering.clusters, &ctx, html_limit)?;
     stage("resolve_write_plan", seconds);
     let label_of = |i: usize| -> String {
         match labels[i] {
@@ -325,6 +300,10 @@ pub fn plan_records(
             None => cluster_id([records[i].id()]),
         }
     };
+    if let Some(target) = resolve_index {
+        write_resolve_index(target, records, &label_of, mc, &model)?;
+        stage("resolve_index", seconds);
+    }
     write_clusters_csv(&out.join("clusters.csv"), records, label_of)?;
     let weights = matching::COMPARISONS
         .iter()
@@ -362,6 +341,321 @@ pub fn plan_records(
     review::write_file(&out.join("plan.html"), &meta, &doubtful, &decisions)?;
     stage("write", seconds);
     Ok(report)
+}
+
+/// What [`write_plan`] wrote: per record (by its number) the plan cluster it is in, the
+/// clusters' ids, how many clusters of each size, the most doubtful clusters (for the page)
+/// and the plan's time.
+struct Written {
+    labels: Vec<Option<u32>>,
+    ids: Vec<String>,
+    sizes: BTreeMap<usize, usize>,
+    doubtful: Vec<Cluster>,
+    generated_at: DateTime<Utc>,
+}
+
+/// Writes `plan.json` for the matcher's `clusters`, streamed: the header, then one cluster per
+/// line, built a chunk at a time (the plan is never held whole).
+fn write_plan(
+    out: &Path,
+    input: &str,
+    clusters: &[matching::Cluster],
+    ctx: &MatchContext<'_>,
+    html_limit: usize,
+) -> Result<Written> {
+    let plan_path = Plan::path_in(out);
+    let mut plan_file = AtomicFile::create(&plan_path)?;
+    let w = plan_file.writer();
+    let generated_at = Utc::now();
+    write!(
+        w,
+        "{{\"version\":{PLAN_VERSION},\"generated_at\":{},\"input\":{},\"clusters\":[",
+        serde_json::to_string(&generated_at)?,
+        serde_json::to_string(input)?
+    )?;
+    let mut labels: Vec<Option<u32>> = vec![None; ctx.records.len()];
+    let mut ids: Vec<String> = Vec::with_capacity(clusters.len());
+    let mut sizes = BTreeMap::new();
+    // The most doubtful clusters, for the HTML page.
+    let mut doubtful: Vec<Cluster> = Vec::new();
+    let mut first = true;
+    for chunk in clusters.chunks(CLUSTER_CHUNK) {
+        let built: Vec<(Cluster, Result<String>)> = chunk
+            .par_iter()
+            .map(|c| {
+                let cluster = Cluster::from_matched(c, ctx);
+                let json = serde_json::to_string(&cluster).with_context(|| {
+                    format!(
+                        "cannot serialize cluster {} into plan.json",
+                        cluster.cluster_id
+                    )
+                });
+                (cluster, json)
+            })
+            .collect();
+        for ((cluster, json), core) in built.into_iter().zip(chunk) {
+            let json = json?;
+            w.write_all(if first { b"\n" } else { b",\n" })?;
+            first = false;
+            w.write_all(json.as_bytes())?;
+            let ci = u32::try_from(ids.len()).context("too many clusters")?;
+            for &m in &core.members {
+                labels[m as usize] = Some(ci);
+            }
+            *sizes.entry(cluster.members.len()).or_insert(0) += 1;
+            ids.push(cluster.cluster_id.clone());
+            doubtful.push(cluster);
+        }
+        if doubtful.len() > 2 * html_limit.max(1) {
+            keep_most_doubtful(&mut doubtful, html_limit);
+        }
+    }
+    keep_most_doubtful(&mut doubtful, html_limit);
+    w.write_all(b"\n]}\n")?;
+    plan_file.commit()?;
+    Ok(Written {
+        labels,
+        ids,
+        sizes,
+        doubtful,
+        generated_at,
+    })
+}
+
+/// What `merge plan --incremental` did (also `out/report.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IncrementalReport {
+    /// When the run ended.
+    pub finished_at: DateTime<Utc>,
+    /// Records resolved (read, and updated since `--since` when given).
+    pub records: usize,
+    /// Records read but updated before `--since` (or without a time), not resolved.
+    pub before_since: usize,
+    /// Records refused and values dropped.
+    pub rejects: usize,
+    /// Records the index knew before this run.
+    pub known_before: usize,
+    /// New records that joined a known customer.
+    pub joined: usize,
+    /// New records that are a new customer.
+    pub new_customers: usize,
+    /// Records whose id the index already knew (left as they are).
+    pub already_known: usize,
+    /// Known customers that new records showed to be one with another.
+    pub customers_joined_together: usize,
+    /// Clusters in the plan: the customers that changed and have two or more records.
+    pub clusters: usize,
+    /// Records in those clusters.
+    pub clustered_records: usize,
+    /// Seconds per stage.
+    pub seconds: BTreeMap<&'static str, f64>,
+    /// Peak resident memory in MiB.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// `merge plan --incremental`: resolves the records of `opts.input` one by one against the
+/// resolution index in `index_dir` (the batch engine's functions, on the blocks each record
+/// touches), records them in the index, and writes the plan files (`plan.json`, `plan.html`,
+/// `clusters.csv`, `rejects.ndjson`, `report.json`) for the customers that changed: a new
+/// record that joins a known customer becomes a merge of that record into it.
+///
+/// With `since`, only the records updated at or after it are resolved (an export of
+/// everything, of which only the day's records are new); the others are counted in
+/// `before_since`.
+pub fn run_incremental(
+    opts: &Options,
+    index_dir: &Path,
+    since: Option<DateTime<Utc>>,
+) -> Result<IncrementalReport> {
+    use dedupd_core::matching::Resolver;
+    use dedupd_core::matching::incremental::Status;
+    use dedupd_store::resolution::{EmbeddedIndex, Entry, ResolutionIndex};
+
+    let mut seconds = BTreeMap::new();
+    let mut lap = Instant::now();
+    let mut stage = |name: &'static str, seconds: &mut BTreeMap<&'static str, f64>| {
+        seconds.insert(name, lap.elapsed().as_secs_f64());
+        lap = Instant::now();
+    };
+    let mut loaded = load(&opts.input, &opts.config.input)?;
+    let before = loaded.records.len();
+    if let Some(since) = since {
+        let since = since.timestamp();
+        loaded
+            .records
+            .retain(|r| r.updated_at.is_some_and(|t| t >= since));
+    }
+    let before_since = before - loaded.records.len();
+    stage("read_normalize", &mut seconds);
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let index = EmbeddedIndex::open(index_dir)
+        .with_context(|| format!("opening the resolution index in {}", index_dir.display()))?;
+    let snapshot = rt.block_on(index.load())?.with_context(|| {
+        format!(
+            "the resolution index in {} was never built: run `dedupd merge plan --resolve-index {}` on the known records first",
+            index_dir.display(),
+            index_dir.display()
+        )
+    })?;
+    let known_before = snapshot.entries.len();
+    let mut resolver = Resolver::restore(
+        snapshot.settings.config,
+        snapshot.settings.model,
+        snapshot
+            .entries
+            .into_iter()
+            .map(|e| (e.record, e.customer))
+            .collect(),
+    );
+    stage("load_index", &mut seconds);
+    let (mut joined, mut new_customers, mut already_known, mut together) = (0, 0, 0, 0);
+    let mut changed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut entries = Vec::new();
+    for r in &loaded.records {
+        let answer = resolver.record(r.clone());
+        match answer.status {
+            Status::Known => {
+                already_known += 1;
+                continue;
+            }
+            Status::New => new_customers += 1,
+            Status::Joined => joined += 1,
+        }
+        together += answer.absorbed.len();
+        for gone in &answer.absorbed {
+            changed.remove(gone);
+        }
+        changed.insert(answer.customer.clone());
+        entries.push(Entry {
+            record: r.clone(),
+            customer: answer.customer,
+            absorbed: answer.absorbed,
+        });
+    }
+    stage("resolve", &mut seconds);
+    rt.block_on(index.append(entries))
+        .with_context(|| format!("recording the new records in {}", index_dir.display()))?;
+    stage("record", &mut seconds);
+    let clusters = resolver.clusters_of(changed.iter().map(String::as_str));
+    let ctx = MatchContext {
+        records: resolver.records(),
+        features: resolver.features(),
+        model: resolver.model(),
+        pairs: &[],
+        patterns: &[],
+    };
+    let input = opts.input.display().to_string();
+    let written = write_plan(&opts.out, &input, &clusters, &ctx, opts.html_limit)?;
+    // clusters.csv: the new records and every member of the plan's clusters, once each.
+    let records = resolver.records();
+    let mut shown: Vec<usize> = (known_before..records.len()).collect();
+    shown.extend(
+        clusters
+            .iter()
+            .flat_map(|c| c.members.iter().map(|&m| m as usize)),
+    );
+    shown.sort_unstable();
+    shown.dedup();
+    {
+        let path = opts.out.join("clusters.csv");
+        let mut file = AtomicFile::create(&path)?;
+        let mut w = csv::Writer::from_writer(file.writer());
+        w.write_record(["record_id", "cluster_id"])?;
+        for i in shown {
+            let label = match written.labels[i] {
+                Some(ci) => written.ids[ci as usize].clone(),
+                None => cluster_id([records[i].id()]),
+            };
+            w.write_record([records[i].id(), label.as_str()])?;
+        }
+        w.flush()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        drop(w);
+        file.commit()?;
+    }
+    let decisions = Decisions::load(&opts.out)?.unwrap_or_default();
+    let meta = PageMeta::new(
+        &input,
+        written.generated_at,
+        written.ids.len(),
+        written.doubtful.len(),
+        false,
+    );
+    review::write_file(
+        &opts.out.join("plan.html"),
+        &meta,
+        &written.doubtful,
+        &decisions,
+    )?;
+    write_ndjson(&opts.out.join("rejects.ndjson"), &loaded.rejects)?;
+    stage("write", &mut seconds);
+    let report = IncrementalReport {
+        finished_at: Utc::now(),
+        records: loaded.records.len(),
+        before_since,
+        rejects: loaded.rejects.len(),
+        known_before,
+        joined,
+        new_customers,
+        already_known,
+        customers_joined_together: together,
+        clusters: written.ids.len(),
+        clustered_records: written.sizes.iter().map(|(size, n)| size * n).sum(),
+        seconds,
+        peak_rss_mib: crate::shared::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
+    };
+    crate::shared::fs::write_json(&opts.out.join("report.json"), &report)?;
+    Ok(report)
+}
+
+/// Writes the resolution index: every record with its customer (its cluster's id, as in
+/// `clusters.csv`), the settings and the learned model, replacing what the directory held.
+fn write_resolve_index(
+    target: &IndexTarget,
+    records: &[Record],
+    label_of: &impl Fn(usize) -> String,
+    config: MatchConfig,
+    model: &matching::Model,
+) -> Result<()> {
+    use dedupd_store::resolution::{
+        EmbeddedIndex, Entry, PgIndex, ResolutionIndex, Settings, Snapshot,
+    };
+    let snapshot = Snapshot {
+        settings: Settings {
+            config,
+            model: model.clone(),
+        },
+        entries: records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Entry {
+                record: r.clone(),
+                customer: label_of(i),
+                absorbed: Vec::new(),
+            })
+            .collect(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match target {
+        IndexTarget::Dir(dir) => {
+            let index = EmbeddedIndex::open(dir)
+                .with_context(|| format!("opening the resolution index in {}", dir.display()))?;
+            rt.block_on(index.replace(snapshot))
+                .with_context(|| format!("writing the resolution index in {}", dir.display()))
+        }
+        IndexTarget::Postgres { url, schema } => rt
+            .block_on(async {
+                let index = PgIndex::connect(url, schema.as_deref()).await?;
+                index.replace(snapshot).await
+            })
+            .context("writing the resolution index in PostgreSQL"),
+    }
 }
 
 fn write_clusters_csv(

@@ -30,6 +30,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::shared::platform::{PlatformArgs, PlatformKind};
 
+pub mod resolve;
+
 /// Command-line flags of `dedupd serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
@@ -92,6 +94,17 @@ pub struct ServeArgs {
     /// OAuth client id (client credentials grant).
     #[arg(long, env = "GENESYS_CLIENT_ID")]
     pub client_id: Option<String>,
+    /// Resolution index (built by `merge plan --resolve-index DIR`): serve
+    /// `POST /v1/contacts/resolve` against it.
+    #[arg(long, value_name = "DIR", env = "DEDUPD_RESOLVE_INDEX")]
+    pub resolve_index: Option<PathBuf>,
+    /// Resolution index in PostgreSQL, shared by every `serve` given the same database (built
+    /// by `merge plan --resolve-postgres`): at DEDUPD_POSTGRES_URL.
+    #[arg(long, conflicts_with = "resolve_index")]
+    pub resolve_postgres: bool,
+    /// With --resolve-postgres: the schema its tables are in [default: the search path].
+    #[arg(long, requires = "resolve_postgres", value_name = "NAME")]
+    pub resolve_schema: Option<String>,
     /// Notifications (`POST /v1/notifications`, issue 7).
     #[command(flatten)]
     pub notify: crate::shared::notifications::ServeNotifyArgs,
@@ -548,13 +561,38 @@ async fn snapshot(window: Arc<EmbeddedWindow>, path: PathBuf) {
 /// Runs `dedupd serve` until SIGTERM or Ctrl-C.
 pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let (notify, notify_config) = (args.notify.clone(), args.config.clone());
+    let resolve_index = args.resolve_index.clone();
+    let resolve_postgres = args
+        .resolve_postgres
+        .then(|| {
+            crate::shared::postgres_url().context("--resolve-postgres needs DEDUPD_POSTGRES_URL")
+        })
+        .transpose()?
+        .map(|url| (url, args.resolve_schema.clone()));
     let opts = resolve(args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let (extra, health) =
+        let (mut extra, health) =
             crate::shared::notifications::serve_parts(&notify, notify_config.as_deref()).await?;
+        let api = match (&resolve_index, &resolve_postgres) {
+            (Some(dir), _) => Some(self::resolve::open(dir).await?),
+            (None, Some((url, schema))) => {
+                Some(self::resolve::open_postgres(url, schema.as_deref()).await?)
+            }
+            (None, None) => None,
+        };
+        if let Some(api) = api {
+            let mut auth = Auth::open(self::resolve::MAX_BODY_BYTES);
+            if let Some(token) = secret_from_env("DEDUPD_API_TOKEN") {
+                auth = auth.with_bearer(token);
+            }
+            if let Some(secret) = secret_from_env("DEDUPD_WEBHOOK_SECRET") {
+                auth = auth.with_hmac_secret(secret);
+            }
+            extra.push(dedupd_http::auth::guard(self::resolve::routes(api), auth));
+        }
         run_with(opts, extra, health).await
     })?;
     Ok(std::process::ExitCode::SUCCESS)
