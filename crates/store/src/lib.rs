@@ -25,6 +25,7 @@ pub mod contacts;
 pub mod locks;
 pub mod merge_journal;
 pub mod outbox;
+mod pg;
 pub mod resolution;
 pub mod window;
 

@@ -8,13 +8,12 @@
 //! test gets its own.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-// Every dynamic statement here is built from constants and checked names, never from input.
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::Row;
+use sqlx::postgres::PgPool;
 
 use super::{Entry, ResolutionIndex, Settings, Snapshot, Stored, follow};
+use crate::pg::db;
 use crate::{StoreError, redact_url};
 
 /// The advisory lock key that serializes appends (and a replace) across processes.
@@ -29,10 +28,6 @@ const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS resolve_aliases (absorbed text PRIMARY KEY, customer text NOT NULL)",
 ];
 
-fn db<'a>(op: &'static str, addr: &'a str) -> impl Fn(sqlx::Error) -> StoreError + 'a {
-    move |e| StoreError::backend(op, addr, e)
-}
-
 /// The resolution index in PostgreSQL, shared by every process that connects to it.
 #[derive(Debug, Clone)]
 pub struct PgIndex {
@@ -44,20 +39,7 @@ pub struct PgIndex {
 impl PgIndex {
     /// Connects (pinned to `schema` when given) and creates the tables if missing.
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
-        let open = |e: sqlx::Error| StoreError::Open {
-            path: redact_url(url),
-            source: Box::new(e),
-        };
-        let mut opts = PgConnectOptions::from_str(url).map_err(open)?;
-        if let Some(s) = schema {
-            opts = opts.options([("search_path", s)]);
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect_with(opts)
-            .await
-            .map_err(open)?;
+        let pool = crate::pg::pool(url, schema, 4).await?;
         let addr = redact_url(url);
         for statement in SCHEMA {
             sqlx::query(statement)
@@ -74,37 +56,14 @@ impl PgIndex {
 
     /// Creates the schema `name` (`[a-z0-9_]` only) and connects pinned to it.
     pub async fn connect_new_schema(url: &str, name: &str) -> Result<Self, StoreError> {
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(StoreError::backend(
-                "create schema",
-                name,
-                std::io::Error::other("schema names here are [a-z0-9_]"),
-            ));
-        }
-        let mut conn = sqlx::PgConnection::connect(url)
-            .await
-            .map_err(|e| StoreError::Open {
-                path: redact_url(url),
-                source: Box::new(e),
-            })?;
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {name}")))
-            .execute(&mut conn)
-            .await
-            .map_err(db("create schema", &redact_url(url)))?;
-        conn.close().await.map_err(db("close", &redact_url(url)))?;
+        crate::pg::create_schema(url, name).await?;
         Self::connect(url, Some(name)).await
     }
 
     /// Drops the schema this index was pinned to (tests clean up with it) and closes the pool.
     pub async fn drop_schema(&self) -> Result<(), StoreError> {
         if let Some(s) = &self.schema {
-            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {s} CASCADE")))
-                .execute(&self.pool)
-                .await
-                .map_err(db("drop schema", &self.addr))?;
+            crate::pg::drop_schema(&self.pool, s, &self.addr).await?;
         }
         self.pool.close().await;
         Ok(())
