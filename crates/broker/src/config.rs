@@ -637,10 +637,7 @@ text_from = "/text"
             "text_from = \"/t\"",
         ));
         assert_eq!(e.key, "events.source[0].map.params");
-        let e = err(&format!(
-            "{NATS}\n{}",
-            NATS.replace("[[source]]", "[[source]]")
-        ));
+        let e = err(&format!("{NATS}\n{NATS}"));
         assert_eq!(e.key, "events.source[1].name");
         let e = err(&NATS.replace(
             "durable = \"dedupd\"",

@@ -165,7 +165,11 @@ pub(crate) async fn settle(api: &NotifyApi, source: &Source, event: &Event<'_>) 
     loop {
         match handle(api, source, event).await {
             Disposition::Retry { reason } => {
-                if attempt == 0 || attempt.is_multiple_of(50) {
+                // A 409 is the same key being accepted right now (a duplicate in flight): routine.
+                if reason.starts_with("409") {
+                    tracing::debug!(source = %source.name, event = %event.id, %reason,
+                        "The same key is being accepted; retrying.");
+                } else if attempt == 0 || attempt.is_multiple_of(50) {
                     tracing::warn!(source = %source.name, event = %event.id, %reason,
                         "The outbox cannot take the event now; holding it and retrying.");
                 }

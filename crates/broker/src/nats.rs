@@ -169,6 +169,9 @@ async fn publish_dead_letter(
     headers.insert(CODE_HEADER, dl.code);
     headers.insert(SOURCE_HEADER, source.name.as_str());
     headers.insert(EVENT_HEADER, id);
+    // JetStream drops a re-publish of the same id within its duplicate window: a crash between
+    // the dead letter and the ack does not write the dead letter twice.
+    headers.insert("Nats-Msg-Id", format!("dedupd-dead-letter:{id}").as_str());
     let mut attempt = 0u32;
     loop {
         let sent = async {
