@@ -8,6 +8,8 @@
 //! - Claim is crates.io's job-queue pattern: `SELECT … FOR UPDATE SKIP LOCKED` in a CTE feeding
 //!   an `UPDATE`, so several relays share the table and never take the same row; the claim sets
 //!   `next_attempt_at` to the lease's end, so a dead relay's rows become due again.
+//! - Status events (issue 17) are inserted in the transaction of the change they report (the
+//!   accept, a finish), `ON CONFLICT (id) DO NOTHING`.
 //! - Finish is fenced by the lease token: a relay whose lease ran out cannot overwrite the
 //!   result of the relay that took over.
 //!
@@ -24,7 +26,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::{
     AcceptOptions, Accepted, Backlog, Claimed, GuardMode, NewNotification, Notification,
-    OutboxStore, Outcome, Work, lease_token,
+    OutboxStore, Outcome, StatusEvent, Work, finish_transition, lease_token,
 };
 use crate::{StoreError, redact_url};
 
@@ -196,6 +198,7 @@ impl OutboxStore for PgOutbox {
         let guard_on = opts.guard != GuardMode::Off;
         let suppress = opts.guard == GuardMode::Suppress;
         for _ in 0..5 {
+            let mut tx = self.pool.begin().await.map_err(db("accept", &self.addr))?;
             let row = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(&new.key)
                 .bind(&new.id)
@@ -212,7 +215,7 @@ impl OutboxStore for PgOutbox {
                 .bind(pre)
                 .bind(post)
                 .bind(now + opts.retention)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db("accept", &self.addr))?;
             if let Some(row) = row {
@@ -222,8 +225,11 @@ impl OutboxStore for PgOutbox {
                     .map_err(db("accept", &self.addr))?;
                 let mut n = Notification::from_new(new, &opts, now);
                 n.apply_guard(duplicate_of, opts.guard);
+                insert_event(&mut tx, &StatusEvent::of(&n, "accepted", now), &self.addr).await?;
+                tx.commit().await.map_err(db("accept", &self.addr))?;
                 return Ok(Accepted::Created(n));
             }
+            tx.commit().await.map_err(db("accept", &self.addr))?;
             // The key exists (or a concurrent insert of it committed after this statement's
             // snapshot; the next statement sees it).
             let Some(n) = self.fetch(&new.key).await? else {
@@ -356,15 +362,18 @@ impl OutboxStore for PgOutbox {
                 None,
             ),
         };
-        let done = sqlx::query(
+        let now = now.trunc_subsecs(6);
+        let mut tx = self.pool.begin().await.map_err(db("finish", &self.addr))?;
+        let row = sqlx::query(AssertSqlSafe(format!(
             "UPDATE notifications
              SET status = $3, next_attempt_at = $4, lease = NULL,
                  last_error = coalesce($5, last_error),
                  provider_message_id = coalesce($6, provider_message_id),
                  delivered_at = coalesce($7, delivered_at), updated_at = $8,
                  attempts = attempts + $9, readbacks = readbacks + $10
-             WHERE key = $1 AND lease = $2 AND status = 'sending'",
-        )
+             WHERE key = $1 AND lease = $2 AND status = 'sending'
+             RETURNING {COLUMNS}"
+        )))
         .bind(key)
         .bind(lease)
         .bind(status.as_str())
@@ -375,10 +384,18 @@ impl OutboxStore for PgOutbox {
         .bind(now)
         .bind(i32::from(work.sent))
         .bind(i32::from(work.read_back))
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db("finish", &self.addr))?;
-        Ok(done.rows_affected() == 1)
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let n = from_row(&row, &self.addr)?;
+        if let Some(t) = finish_transition(&n) {
+            insert_event(&mut tx, &StatusEvent::of(&n, t, now), &self.addr).await?;
+        }
+        tx.commit().await.map_err(db("finish", &self.addr))?;
+        Ok(true)
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -434,6 +451,64 @@ impl OutboxStore for PgOutbox {
         .map_err(db("list", &self.addr))?;
         rows.iter().map(|r| from_row(r, &self.addr)).collect()
     }
+
+    async fn unpublished_events(&self, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event FROM notification_events WHERE published_at IS NULL \
+             ORDER BY seq LIMIT $1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("events", &self.addr))?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id").map_err(db("events", &self.addr))?;
+                let v: serde_json::Value = r.try_get("event").map_err(db("events", &self.addr))?;
+                serde_json::from_value(v).map_err(|_| StoreError::Corrupt {
+                    key: id,
+                    reason: "outbox event row is not a status event",
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_published(
+        &self,
+        ids: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE notification_events SET published_at = $2 \
+             WHERE id = ANY($1) AND published_at IS NULL",
+        )
+        .bind(&ids)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db("events", &self.addr))?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Inserts `event` in `tx`, unless its id was written before.
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    event: &StatusEvent,
+    addr: &str,
+) -> Result<(), StoreError> {
+    let v = serde_json::to_value(event).map_err(|e| StoreError::backend("encode", addr, e))?;
+    sqlx::query(
+        "INSERT INTO notification_events (id, event, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(v)
+    .bind(event.at)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("event", addr))?;
+    Ok(())
 }
 
 fn parse_status(s: &str) -> Result<Status, StoreError> {
