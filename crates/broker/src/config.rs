@@ -57,6 +57,9 @@ pub struct EventsConfig {
     /// The sources (`[[events.source]]`).
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+    /// Events out (`[events.out]`): where status events are published.
+    #[serde(default)]
+    pub out: Option<crate::publish::OutConfig>,
 }
 
 /// Which broker a source reads.

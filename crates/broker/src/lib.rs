@@ -10,6 +10,9 @@
 //!   ([`dedupd_notify::NotifyApi::submit`]) → a [`Disposition`]: accepted (or recognized as
 //!   already accepted), dead letter (with the reason), or retry (the outbox is unavailable).
 //! - [`run_source`]: a source's consumer, reconnecting until shut down.
+//! - [`run_publisher`]: events out: the outbox's status events (written with each status
+//!   change) to a NATS subject, a RabbitMQ exchange and signed webhooks, at least once by
+//!   stable id ([`publish`]).
 //!
 //! A message is acknowledged only once the outbox holds its notification durably (or holds it
 //! already under its key), or once its dead letter is confirmed by the broker; a crash before
@@ -21,6 +24,7 @@ mod amqp;
 pub mod config;
 pub mod mapping;
 mod nats;
+pub mod publish;
 
 use std::future::Future;
 use std::time::Duration;
@@ -30,6 +34,7 @@ use dedupd_notify::{NotifyApi, Submitted};
 pub use amqp::{AmqpUrl, Confirmed};
 pub use config::{BrokerUrl, ConfigError, Endpoint, EventsConfig, Source};
 pub use mapping::{Event, MapError, Mapped, map_event};
+pub use publish::{Out, OutConfig, run_publisher};
 
 /// The header (NATS) or header-table entry (AMQP) a dead letter carries its reason in.
 pub const REASON_HEADER: &str = "Dedupd-Dead-Letter-Reason";
@@ -191,6 +196,9 @@ pub enum BrokerError {
     /// RabbitMQ.
     #[error("AMQP: {0}")]
     Amqp(String),
+    /// A webhook answered with a failure (it is retried, and disabled after repeated ones).
+    #[error("webhook {0}")]
+    Webhook(String),
     /// A URL that cannot be used (the URL itself is not repeated: it may hold a password).
     #[error("the broker URL is not usable: {0}")]
     Url(String),

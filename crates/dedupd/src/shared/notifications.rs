@@ -29,10 +29,12 @@ pub fn load_section(path: &Path) -> anyhow::Result<NotifyConfig> {
     Ok(cfg)
 }
 
-/// Reads the `[events]` section of a TOML file (absent: no sources) and validates it; the
-/// broker URLs come from the environment (`DEDUPD_NATS_URL`, `DEDUPD_AMQP_URL`, or a source's
-/// `url_env`).
-pub fn load_events(path: &Path) -> anyhow::Result<Vec<dedupd_broker::Source>> {
+/// Reads the `[events]` section of a TOML file (absent: no sources, no events out) and
+/// validates it; the broker URLs come from the environment (`DEDUPD_NATS_URL`,
+/// `DEDUPD_AMQP_URL`, or a source's `url_env`), the webhook secrets from the variables named.
+pub fn load_events(
+    path: &Path,
+) -> anyhow::Result<(Vec<dedupd_broker::Source>, Option<dedupd_broker::Out>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut doc: toml::Table =
@@ -41,10 +43,19 @@ pub fn load_events(path: &Path) -> anyhow::Result<Vec<dedupd_broker::Source>> {
         Some(v) => v
             .try_into()
             .with_context(|| format!("{}: [events]", path.display()))?,
-        None => return Ok(Vec::new()),
+        None => return Ok((Vec::new(), None)),
     };
-    cfg.validate(|var| std::env::var(var).ok())
-        .with_context(|| path.display().to_string())
+    let env = |var: &str| std::env::var(var).ok();
+    let sources = cfg
+        .validate(env)
+        .with_context(|| path.display().to_string())?;
+    let out = cfg
+        .out
+        .as_ref()
+        .map(|o| o.validate(env))
+        .transpose()
+        .with_context(|| path.display().to_string())?;
+    Ok((sources, out))
 }
 
 /// Opens the outbox the flags and the section name.
@@ -151,9 +162,9 @@ pub async fn serve_parts(
         Some(path) => load_section(path)?,
         None => NotifyConfig::default(),
     };
-    let sources = match config {
+    let (sources, events_out) = match config {
         Some(path) => load_events(path)?,
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
     // The relay registers its series as it is built: the recorder must be there first.
     dedupd_http::metrics::install();
@@ -193,6 +204,14 @@ pub async fn serve_parts(
         tokio::spawn(dedupd_broker::run_source(
             api.clone(),
             source,
+            std::future::pending(),
+        ));
+    }
+    // Events out: the status events the outbox writes with each change.
+    if let Some(out) = events_out {
+        tokio::spawn(dedupd_broker::run_publisher(
+            api.outbox().clone(),
+            out,
             std::future::pending(),
         ));
     }
