@@ -6,7 +6,10 @@
 //! mid-stream (at seeded points) and restarted. Then: exactly 2,000 notifications in the
 //! outbox, each delivered once at the provider (which dedupes on `Idempotency-Key`), every
 //! malformed event and every conflict in its dead letter with its reason, nothing left
-//! unacknowledged. Each run has its own stream, subjects and queues, deleted at the end.
+//! unacknowledged; and every status event (accepted, delivered) of every notification published
+//! at least once to the NATS subject, the RabbitMQ exchange and the signed webhook, with one id
+//! per transition. Each run has its own stream, subjects, exchange and queues, deleted at the
+//! end.
 //! Under `CI=true` a broker that cannot be reached fails the test; else it is skipped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use amqprs::channel::{
-    BasicConsumeArguments, Channel, QueueDeclareArguments, QueueDeleteArguments,
+    BasicConsumeArguments, Channel, ExchangeDeclareArguments, ExchangeDeleteArguments,
+    ExchangeType, QueueBindArguments, QueueDeclareArguments, QueueDeleteArguments,
 };
 use amqprs::{BasicProperties, FieldTable, FieldValue};
 use async_nats::jetstream::{self, consumer::pull, stream};
@@ -47,6 +51,66 @@ async fn provider(State(seen): State<Seen>, headers: HeaderMap) -> Response {
         format!("{{\"id\":\"pm-{key}\"}}"),
     )
         .into_response()
+}
+
+const HOOK_SECRET: &str = "brokers-test-hook-secret";
+
+/// Event id → (notification id, transition, deliveries) at the webhook; bad signatures counted.
+#[derive(Default)]
+struct Hooked {
+    events: HashMap<String, (String, String, u32)>,
+    bad_signatures: u32,
+}
+
+async fn webhook(
+    State(hooked): State<Arc<Mutex<Hooked>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ts: i64 = h("dedupd-timestamp").parse().unwrap_or(0);
+    let want = dedupd_broker::publish::signature(HOOK_SECRET, ts, &body);
+    let mut s = hooked.lock().unwrap();
+    if h("dedupd-signature") != want {
+        s.bad_signatures += 1;
+        return StatusCode::UNAUTHORIZED;
+    }
+    let e: dedupd_store::outbox::StatusEvent = serde_json::from_slice(&body).unwrap();
+    assert_eq!(h("dedupd-event-id"), e.id);
+    s.events
+        .entry(e.id.clone())
+        .or_insert((e.notification_id.clone(), e.transition.clone(), 0))
+        .2 += 1;
+    StatusCode::NO_CONTENT
+}
+
+/// Checks a sink's status events: every notification's `accepted` and `delivered` present, one
+/// id per (notification, transition) and one (notification, transition) per id.
+fn check_status_events(sink: &str, events: &[(String, String, String)], ids: &BTreeSet<String>) {
+    let mut by_id: HashMap<&str, (&str, &str)> = HashMap::new();
+    let mut by_transition: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
+    for (id, notification, transition) in events {
+        let prev = by_id.insert(id, (notification, transition));
+        assert!(
+            prev.is_none_or(|p| p == (notification.as_str(), transition.as_str())),
+            "{sink}: event id {id} names two transitions"
+        );
+        by_transition
+            .entry((notification, transition))
+            .or_default()
+            .insert(id);
+    }
+    for ((n, t), set) in &by_transition {
+        assert_eq!(set.len(), 1, "{sink}: {n} {t} has several ids: {set:?}");
+    }
+    for id in ids {
+        for t in ["accepted", "delivered"] {
+            assert!(
+                by_transition.contains_key(&(id.as_str(), t)),
+                "{sink}: no `{t}` event for {id}"
+            );
+        }
+    }
 }
 
 fn required(what: &str, e: impl std::fmt::Display) -> bool {
@@ -150,7 +214,7 @@ fn waves() -> [Vec<Published>; 3] {
     w
 }
 
-fn config(provider_url: &str, names: &Names) -> String {
+fn config(provider_url: &str, hook_url: &str, names: &Names) -> String {
     let map = r#"[events.source.map]
 channel = "email"
 to = "/customer/email"
@@ -179,6 +243,16 @@ poll_ms = 20
 [events]
 max_in_flight = 32
 
+[events.out]
+nats_subject = "{nats_status}"
+amqp_exchange = "{exchange}"
+poll_ms = 20
+[[events.out.webhook]]
+name = "test"
+url = "{hook_url}"
+secret_env = "DEDUPD_TEST_HOOK_SECRET"
+max_failures = 1000
+
 [[events.source]]
 name = "nats-orders"
 type = "nats"
@@ -202,11 +276,16 @@ key_prefix = "amqp:"
         nats_dead = names.nats_dead,
         queue = names.queue,
         amqp_dead = names.amqp_dead,
+        nats_status = names.nats_status,
+        exchange = names.exchange,
     )
 }
 
 struct Names {
     stream: String,
+    nats_status: String,
+    exchange: String,
+    amqp_status: String,
     subject: String,
     nats_dead: String,
     queue: String,
@@ -309,6 +388,9 @@ async fn events_from_nats_and_rabbitmq_survive_two_kills_exactly_once() {
     let run = format!("{:012x}", fastrand::u64(..) >> 16);
     let names = Names {
         stream: format!("DEDUPD_T_{run}"),
+        nats_status: format!("dedupd.t{run}.status"),
+        exchange: format!("dedupd.t{run}.status"),
+        amqp_status: format!("dedupd.t{run}.status"),
         subject: format!("dedupd.t{run}.events"),
         nats_dead: format!("dedupd.t{run}.dead"),
         queue: format!("dedupd.t{run}.events"),
@@ -317,30 +399,53 @@ async fn events_from_nats_and_rabbitmq_survive_two_kills_exactly_once() {
     let js = jetstream::new(client);
     js.create_stream(stream::Config {
         name: names.stream.clone(),
-        subjects: vec![names.subject.clone(), names.nats_dead.clone()],
+        subjects: vec![
+            names.subject.clone(),
+            names.nats_dead.clone(),
+            names.nats_status.clone(),
+        ],
         ..Default::default()
     })
     .await
     .unwrap();
     let ch = conn.open_channel(None).await.unwrap();
-    for q in [&names.queue, &names.amqp_dead] {
+    for q in [&names.queue, &names.amqp_dead, &names.amqp_status] {
         ch.queue_declare(QueueDeclareArguments::durable_client_named(q))
             .await
             .unwrap();
     }
+    ch.exchange_declare(ExchangeDeclareArguments::of_type(
+        &names.exchange,
+        ExchangeType::Topic,
+    ))
+    .await
+    .unwrap();
+    ch.queue_bind(QueueBindArguments::new(
+        &names.amqp_status,
+        &names.exchange,
+        "notification.#",
+    ))
+    .await
+    .unwrap();
     let pubs = dedupd_broker::Confirmed::open(&conn).await.unwrap();
 
     let seen: Seen = Arc::default();
+    let hooked: Arc<Mutex<Hooked>> = Arc::default();
+    let hooks = axum::Router::new()
+        .route("/hook", axum::routing::post(webhook))
+        .with_state(Arc::clone(&hooked));
     let app = axum::Router::new()
         .route("/send", axum::routing::post(provider))
-        .with_state(Arc::clone(&seen));
+        .with_state(Arc::clone(&seen))
+        .merge(hooks);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let provider_url = format!("http://{}/send", listener.local_addr().unwrap());
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("serve.toml");
-    std::fs::write(&cfg_path, config(&provider_url, &names)).unwrap();
+    std::fs::write(&cfg_path, config(&provider_url, &hook_url, &names)).unwrap();
     let outbox_dir = dir.path().join("outbox");
     let log_path =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("brokers-{run}.log"));
@@ -361,6 +466,7 @@ async fn events_from_nats_and_rabbitmq_survive_two_kills_exactly_once() {
                 .arg(&outbox_dir)
                 .env("DEDUPD_NATS_URL", &nats_url)
                 .env("DEDUPD_AMQP_URL", &amqp_url)
+                .env("DEDUPD_TEST_HOOK_SECRET", HOOK_SECRET)
                 .env_remove("DEDUPD_POSTGRES_URL")
                 .env_remove("DEDUPD_API_TOKEN")
                 .env_remove("DEDUPD_WEBHOOK_SECRET")
@@ -438,7 +544,9 @@ async fn events_from_nats_and_rabbitmq_survive_two_kills_exactly_once() {
             queue_depth(&ch, &names.queue).await,
             u64::from(queue_depth(&ch, &names.amqp_dead).await),
         );
+        let hooked_n = hooked.lock().unwrap().events.len() as u64;
         if delivered() == 2 * EVENTS
+            && hooked_n >= 4 * EVENTS
             && info.num_pending == 0
             && info.num_ack_pending == 0
             && queue == 0
@@ -448,7 +556,8 @@ async fn events_from_nats_and_rabbitmq_survive_two_kills_exactly_once() {
         }
         assert!(
             Instant::now() < deadline,
-            "not settled: {} delivered, NATS pending {} unacked {}, AMQP queue {queue} dead {dead}; {}",
+            "not settled: {} delivered, {hooked_n} status events at the webhook, NATS pending {} \
+             unacked {}, AMQP queue {queue} dead {dead}; {}",
             delivered(),
             info.num_pending,
             info.num_ack_pending,
@@ -629,10 +738,99 @@ async fn events_from_nats_and_rabbitmq_survive_two_kills_exactly_once() {
         seen.values().sum::<u32>()
     );
 
-    // Clean up this run's stream and queues.
+    // Every status event published at least once to every sink, one id per transition.
+    let ids: BTreeSet<String> = {
+        let mut ids = BTreeSet::new();
+        for prefix in ["nats:", "amqp:"] {
+            for i in 0..EVENTS {
+                let n = outbox
+                    .get(&format!("{prefix}evt-{i}"), Utc::now())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                ids.insert(n.id);
+            }
+        }
+        ids
+    };
+    let from_hook: Vec<(String, String, String)> = {
+        let h = hooked.lock().unwrap();
+        assert_eq!(h.bad_signatures, 0, "every webhook request is signed");
+        h.events
+            .iter()
+            .map(|(id, (n, t, _))| (id.clone(), n.clone(), t.clone()))
+            .collect()
+    };
+    check_status_events("webhook", &from_hook, &ids);
+    let wanted = 2 * ids.len();
+    let from_nats = {
+        let c: jetstream::consumer::PullConsumer = js
+            .get_stream(&names.stream)
+            .await
+            .unwrap()
+            .create_consumer(pull::Config {
+                filter_subject: names.nats_status.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut distinct = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while distinct.len() < wanted {
+            assert!(
+                Instant::now() < deadline,
+                "NATS status events: {} of {wanted}",
+                distinct.len()
+            );
+            let mut batch = c.fetch().max_messages(1000).messages().await.unwrap();
+            while let Some(m) = batch.next().await {
+                let m = m.unwrap();
+                let e: dedupd_store::outbox::StatusEvent =
+                    serde_json::from_slice(&m.payload).unwrap();
+                assert_eq!(e.schema, "dedupd.notification.status/v1");
+                distinct.insert(e.id.clone());
+                out.push((e.id, e.notification_id, e.transition));
+                m.ack().await.unwrap();
+            }
+        }
+        out
+    };
+    check_status_events("nats", &from_nats, &ids);
+    let from_amqp = {
+        let (_, mut rx) = ch
+            .basic_consume_rx(BasicConsumeArguments::new(&names.amqp_status, "").finish())
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut distinct = BTreeSet::new();
+        while distinct.len() < wanted {
+            let m = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("AMQP status events: {} of {wanted}", distinct.len()))
+                .unwrap();
+            let e: dedupd_store::outbox::StatusEvent =
+                serde_json::from_slice(&m.content.unwrap()).unwrap();
+            distinct.insert(e.id.clone());
+            out.push((e.id, e.notification_id, e.transition));
+        }
+        out
+    };
+    check_status_events("amqp", &from_amqp, &ids);
+    eprintln!(
+        "status events: webhook {}, NATS {}, AMQP {} (distinct ids: {wanted} wanted)",
+        from_hook.len(),
+        from_nats.len(),
+        from_amqp.len()
+    );
+
+    // Clean up this run's stream, exchange and queues.
     js.delete_stream(&names.stream).await.unwrap();
-    for q in [&names.queue, &names.amqp_dead] {
+    for q in [&names.queue, &names.amqp_dead, &names.amqp_status] {
         ch.queue_delete(QueueDeleteArguments::new(q)).await.unwrap();
     }
+    ch.exchange_delete(ExchangeDeleteArguments::new(&names.exchange))
+        .await
+        .unwrap();
     let _ = conn.close().await;
 }
