@@ -221,7 +221,11 @@ impl Confirmed {
                     "the channel closed before the confirm".into(),
                 ));
             }
-            if confirms.changed().await.is_err() {
+            // A channel the broker closes (an unknown exchange…) sends no confirm: look at it
+            // again every second instead of waiting for ever.
+            let changed =
+                tokio::time::timeout(std::time::Duration::from_secs(1), confirms.changed()).await;
+            if matches!(changed, Ok(Err(_))) {
                 return Err(BrokerError::Amqp(
                     "the channel closed before the confirm".into(),
                 ));

@@ -1,8 +1,8 @@
 //! The PostgreSQL outbox: one `notifications` table (migrations embedded and run at connect).
 //!
 //! - Accept is **one statement** (a CTE: content-guard lookup, `INSERT … ON CONFLICT (key) DO
-//!   NOTHING`, and the existing row when the key was known), so an accept is one round trip and
-//!   one commit. Two accepts of one key serialize on the primary key: the second waits for the
+//!   NOTHING`, and the existing row when the key was known), plus, when the key is new, the
+//!   insert of its `accepted` status event, in one transaction: one commit. Two accepts of one key serialize on the primary key: the second waits for the
 //!   first to commit and then replays it. The content guard is exact for requests that follow
 //!   each other and best effort for two that race (both may pass).
 //! - Claim is crates.io's job-queue pattern: `SELECT … FOR UPDATE SKIP LOCKED` in a CTE feeding
