@@ -3,6 +3,7 @@
 //! built beside it, as a child process so its peak memory is its own) with the generators of
 //! `dedupd-testdata`.
 
+mod brokers;
 mod gateway;
 mod ingest;
 mod merge;
@@ -40,6 +41,35 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum BenchJob {
+    /// Events consumed per second into the outbox from NATS JetStream and from RabbitMQ, next
+    /// to `POST /v1/notifications` accepted per second over HTTP in the same run.
+    Brokers {
+        /// Events per broker (and HTTP requests).
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// The consumers' in-flight bound (`max_in_flight`).
+        #[arg(long, default_value_t = 256)]
+        in_flight: u16,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 256)]
+        http_concurrency: u64,
+        /// NATS URL.
+        #[arg(
+            long,
+            env = "NATS_URL",
+            default_value = "nats://127.0.0.1:4222",
+            hide_env_values = true
+        )]
+        nats_url: String,
+        /// AMQP URL.
+        #[arg(
+            long,
+            env = "AMQP_URL",
+            default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+            hide_env_values = true
+        )]
+        amqp_url: String,
+    },
     /// Accepted notifications per second with each outbox backend, and the idempotent accept
     /// next to a plain insert.
     Notify {
@@ -182,6 +212,19 @@ fn work_dir(dir: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::T
 
 fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
     match job {
+        BenchJob::Brokers {
+            events,
+            in_flight,
+            http_concurrency,
+            nats_url,
+            amqp_url,
+        } => brokers::run(&brokers::Settings {
+            events,
+            in_flight,
+            http_concurrency,
+            nats_url,
+            amqp_url,
+        }),
         BenchJob::Notify {
             count,
             concurrency,

@@ -10,6 +10,8 @@ use dedupd::jobs::ingest::{self, Reason, Report};
 use dedupd::shared::feeds::Config;
 use serde_json::Value;
 
+#[path = "integration/brokers.rs"]
+mod brokers;
 #[path = "integration/cxone.rs"]
 mod cxone;
 #[path = "integration/first_hour.rs"]

@@ -349,54 +349,87 @@ async fn create(
         )
     })?;
     let value: Value = parse_json(&body)?;
-    let req = NotificationRequest::parse(&value).map_err(request_error)?;
-    let provider = api.provider_for(&req)?;
+    match api.submit(&key, &value).await? {
+        Submitted::Created(n) => Ok(accepted_response(&n, false)),
+        Submitted::Replayed(n) => Ok(accepted_response(&n, true)),
+    }
+}
 
-    let Some(_held) = api.inner.inflight.hold(&key) else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "request_in_progress",
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-        )
-        .with_retry_after(1));
-    };
-    let opts = api.inner.opts;
-    let guard_key = (opts.guard != GuardMode::Off)
-        .then(|| content_guard_key(req.guard_customer(), req.channel, &req.text));
-    let new = NewNotification {
-        key: key.clone(),
-        id: new_id(),
-        fingerprint: fingerprint(&value),
-        request: serde_json::to_value(&req).map_err(|_| ApiError::internal())?,
-        channel: req.channel.as_str().to_owned(),
-        provider,
-        guard_key,
-        not_after: req.not_after,
-    };
-    let now = api.inner.clock.now();
-    match api.inner.outbox.accept(new, opts, now).await {
-        Ok(Accepted::Created(n)) => {
-            metrics::counter!(crate::telemetry::ACCEPTED, "result" => "created").increment(1);
-            tracing::info!(key = %n.key, id = %n.id, channel = %n.channel, provider = %n.provider,
-                duplicate_of = ?n.duplicate_of, status = %n.status, "Accepted a notification");
-            Ok(accepted_response(&n, false))
-        }
-        Ok(Accepted::Replay(n)) => {
-            metrics::counter!(crate::telemetry::ACCEPTED, "result" => "replayed").increment(1);
-            tracing::debug!(key = %n.key, id = %n.id, "Replayed a notification response");
-            Ok(accepted_response(&n, true))
-        }
-        Ok(Accepted::Mismatch(n)) => {
-            metrics::counter!(crate::telemetry::ACCEPTED, "result" => "mismatch").increment(1);
-            tracing::info!(key = %n.key, id = %n.id, "Idempotency-Key reused with another body");
-            Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was already used with a different request body",
+/// What [`NotifyApi::submit`] did with a notification.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    /// First use of the key: stored durably in the outbox.
+    Created(Notification),
+    /// The key was already accepted with the same content: nothing new was stored.
+    Replayed(Notification),
+}
+
+impl NotifyApi {
+    /// Accepts the notification `value` (the JSON body of `POST /v1/notifications`) under the
+    /// idempotency `key`: the one accept path, shared by the HTTP API and the broker consumers.
+    /// `Ok` means the outbox holds it durably (created now, or recognized as already accepted
+    /// with the same content). The errors are the API's answers: 400 `invalid_idempotency_key`,
+    /// 422 for a field (`invalid_field`, naming it) or `idempotency_key_reused` (same key,
+    /// other content), 409 `request_in_progress` (the same key is being accepted right now:
+    /// retry), 503 (the outbox is unavailable: retry).
+    pub async fn submit(&self, key: &str, value: &Value) -> Result<Submitted, ApiError> {
+        if !valid_key(key) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
             )
-            .with_field("Idempotency-Key"))
+            .with_field("Idempotency-Key"));
         }
-        Err(e) => Err(unavailable(&e)),
+        let req = NotificationRequest::parse(value).map_err(request_error)?;
+        let provider = self.provider_for(&req)?;
+
+        let Some(_held) = self.inner.inflight.hold(key) else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "request_in_progress",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            )
+            .with_retry_after(1));
+        };
+        let opts = self.inner.opts;
+        let guard_key = (opts.guard != GuardMode::Off)
+            .then(|| content_guard_key(req.guard_customer(), req.channel, &req.text));
+        let new = NewNotification {
+            key: key.to_owned(),
+            id: new_id(),
+            fingerprint: fingerprint(value),
+            request: serde_json::to_value(&req).map_err(|_| ApiError::internal())?,
+            channel: req.channel.as_str().to_owned(),
+            provider,
+            guard_key,
+            not_after: req.not_after,
+        };
+        let now = self.inner.clock.now();
+        match self.inner.outbox.accept(new, opts, now).await {
+            Ok(Accepted::Created(n)) => {
+                metrics::counter!(crate::telemetry::ACCEPTED, "result" => "created").increment(1);
+                tracing::info!(key = %n.key, id = %n.id, channel = %n.channel, provider = %n.provider,
+                    duplicate_of = ?n.duplicate_of, status = %n.status, "Accepted a notification");
+                Ok(Submitted::Created(n))
+            }
+            Ok(Accepted::Replay(n)) => {
+                metrics::counter!(crate::telemetry::ACCEPTED, "result" => "replayed").increment(1);
+                tracing::debug!(key = %n.key, id = %n.id, "Replayed a notification response");
+                Ok(Submitted::Replayed(n))
+            }
+            Ok(Accepted::Mismatch(n)) => {
+                metrics::counter!(crate::telemetry::ACCEPTED, "result" => "mismatch").increment(1);
+                tracing::info!(key = %n.key, id = %n.id, "Idempotency-Key reused with another body");
+                Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was already used with a different request body",
+                )
+                .with_field("Idempotency-Key"))
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
     }
 }
 

@@ -52,8 +52,8 @@ use dedupd_store::outbox::{EmbeddedOutbox, Outbox, PgOutbox};
 pub use clock::Clock;
 pub use config::{NotifyConfig, ProviderConfig, RelayConfig};
 pub use http::{
-    ApiError, InFlight, InFlightGuard, MAX_BODY_BYTES, NotifyApi, REPLAYED_HEADER, app, router,
-    routes,
+    ApiError, InFlight, InFlightGuard, MAX_BODY_BYTES, NotifyApi, REPLAYED_HEADER, Submitted, app,
+    router, routes,
 };
 pub use provider::{
     Ambiguity, HttpProvider, NotificationSender, Readback, SendResult, SenderCapabilities, Senders,

@@ -63,6 +63,9 @@ pub struct RawConfig {
     /// `[notifications]` (read by `serve` and `relay`; accepted here so one file can hold all).
     #[serde(default)]
     pub notifications: Option<dedupd_notify::NotifyConfig>,
+    /// `[events]` (broker sources, read by `serve`; accepted here so one file can hold all).
+    #[serde(default)]
+    pub events: Option<dedupd_broker::EventsConfig>,
 }
 
 /// `[key]`

@@ -29,6 +29,35 @@ pub fn load_section(path: &Path) -> anyhow::Result<NotifyConfig> {
     Ok(cfg)
 }
 
+/// Reads the `[events]` section of a TOML file (absent: no sources, no events out) and
+/// validates it; the broker URLs come from the environment (`DEDUPD_NATS_URL`,
+/// `DEDUPD_AMQP_URL`, or a source's `url_env`), the webhook secrets from the variables named.
+pub fn load_events(
+    path: &Path,
+) -> anyhow::Result<(Vec<dedupd_broker::Source>, Option<dedupd_broker::Out>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let cfg: dedupd_broker::EventsConfig = match doc.remove("events") {
+        Some(v) => v
+            .try_into()
+            .with_context(|| format!("{}: [events]", path.display()))?,
+        None => return Ok((Vec::new(), None)),
+    };
+    let env = |var: &str| std::env::var(var).ok();
+    let sources = cfg
+        .validate(env)
+        .with_context(|| path.display().to_string())?;
+    let out = cfg
+        .out
+        .as_ref()
+        .map(|o| o.validate(env))
+        .transpose()
+        .with_context(|| path.display().to_string())?;
+    Ok((sources, out))
+}
+
 /// Opens the outbox the flags and the section name.
 pub async fn open(
     cfg: &NotifyConfig,
@@ -122,7 +151,7 @@ pub async fn serve_parts(
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let doc: toml::Table = toml::from_str(&text)
                 .with_context(|| format!("{} is not valid TOML", path.display()))?;
-            doc.contains_key("notifications")
+            doc.contains_key("notifications") || doc.contains_key("events")
         }
         None => false,
     };
@@ -132,6 +161,10 @@ pub async fn serve_parts(
     let cfg = match config {
         Some(path) => load_section(path)?,
         None => NotifyConfig::default(),
+    };
+    let (sources, events_out) = match config {
+        Some(path) => load_events(path)?,
+        None => (Vec::new(), None),
     };
     // The relay registers its series as it is built: the recorder must be there first.
     dedupd_http::metrics::install();
@@ -165,6 +198,23 @@ pub async fn serve_parts(
         }
     }
     let api = dedupd_notify::NotifyApi::new(outbox, &cfg, Clock::System);
+    // Broker sources: each event through the same accept path as `POST /v1/notifications`.
+    for source in sources {
+        tracing::info!(source = %source.name, "Events source configured");
+        tokio::spawn(dedupd_broker::run_source(
+            api.clone(),
+            source,
+            std::future::pending(),
+        ));
+    }
+    // Events out: the status events the outbox writes with each change.
+    if let Some(out) = events_out {
+        tokio::spawn(dedupd_broker::run_publisher(
+            api.outbox().clone(),
+            out,
+            std::future::pending(),
+        ));
+    }
     Ok((
         vec![dedupd_http::guard(dedupd_notify::routes(api), auth)],
         health,

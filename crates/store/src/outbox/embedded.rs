@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AcceptOptions, Accepted, Backlog, Claimed, GuardMode, NewNotification, Notification, Outcome,
-    Work, apply_outcome, lease_token,
+    StatusEvent, Work, apply_outcome, finish_transition, lease_token,
 };
 use crate::StoreError;
 
@@ -45,6 +45,12 @@ fn read_guard(v: &[u8]) -> Option<(u64, u64, &str)> {
     Some((created, expires, std::str::from_utf8(v.get(16..)?).ok()?))
 }
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbox_expiry_v1");
+/// Status events by id (issue 17): written in the transaction of the change they report; an id
+/// written once is never written again (an `unknown` after a recheck is the same event).
+const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_events_v1");
+/// The unpublished events, in the order they were written: (sequence, id).
+const UNPUBLISHED: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("outbox_events_unpublished_v1");
 
 /// The file name inside the outbox directory.
 pub const OUTBOX_FILE: &str = "outbox.redb";
@@ -93,6 +99,7 @@ enum Op {
         oneshot::Sender<Result<bool, StoreError>>,
     ),
     Purge(DateTime<Utc>, oneshot::Sender<Result<u64, StoreError>>),
+    Published(Vec<String>, oneshot::Sender<Result<u64, StoreError>>),
 }
 
 /// A reply waiting for the group's commit.
@@ -106,6 +113,7 @@ enum Reply {
     ),
     Finish(oneshot::Sender<Result<bool, StoreError>>, bool),
     Purge(oneshot::Sender<Result<u64, StoreError>>, u64),
+    Published(oneshot::Sender<Result<u64, StoreError>>, u64),
 }
 
 impl Reply {
@@ -123,6 +131,7 @@ impl Reply {
             Reply::Claim(tx, v) => tx.send(Ok(v)).map_err(drop),
             Reply::Finish(tx, v) => tx.send(Ok(v)).map_err(drop),
             Reply::Purge(tx, v) => tx.send(Ok(v)).map_err(drop),
+            Reply::Published(tx, v) => tx.send(Ok(v)).map_err(drop),
         };
     }
     fn fail(self, op: &'static str, at: &str, msg: &str) {
@@ -137,6 +146,7 @@ impl Reply {
             Reply::Claim(tx, _) => tx.send(Err(err())).map_err(drop),
             Reply::Finish(tx, _) => tx.send(Err(err())).map_err(drop),
             Reply::Purge(tx, _) => tx.send(Err(err())).map_err(drop),
+            Reply::Published(tx, _) => tx.send(Err(err())).map_err(drop),
         };
     }
 }
@@ -319,6 +329,55 @@ impl OutboxStore for EmbeddedOutbox {
         out.truncate(limit);
         Ok(out)
     }
+
+    async fn unpublished_events(&self, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
+        let err = |e: redb::Error| StoreError::backend("events", self.at(), e);
+        let r = self.db.begin_read().map_err(|e| err(e.into()))?;
+        let (pending, events) = match (r.open_table(UNPUBLISHED), r.open_table(EVENTS)) {
+            (Ok(p), Ok(e)) => (p, e),
+            // No event was ever written.
+            (Err(redb::TableError::TableDoesNotExist(_)), _)
+            | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
+            (Err(e), _) | (_, Err(e)) => return Err(err(e.into())),
+        };
+        let mut out = Vec::new();
+        for entry in pending.iter().map_err(|e| err(e.into()))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = entry.map_err(|e| err(e.into()))?;
+            let (_, id) = k.value();
+            if let Some(v) = events.get(id).map_err(|e| err(e.into()))? {
+                out.push(decode_event(id, v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_published(
+        &self,
+        ids: Vec<String>,
+        _now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.call(|tx| Op::Published(ids, tx)).await
+    }
+}
+
+fn decode_event(id: &str, bytes: &[u8]) -> Result<StatusEvent, StoreError> {
+    serde_json::from_slice::<StoredEvent>(bytes)
+        .map(|s| s.event)
+        .map_err(|_| StoreError::Corrupt {
+            key: id.to_owned(),
+            reason: "outbox event entry is not a status event",
+        })
+}
+
+/// An event as stored: the event, its place in the unpublished index, and whether it is out.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredEvent {
+    seq: u64,
+    published: bool,
+    event: StatusEvent,
 }
 
 fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Op>, at: &str) {
@@ -372,6 +431,7 @@ fn fail_op(op: Op, at: &str, msg: &str) {
         Op::Claim(_, _, _, tx) => tx.send(Err(err())).map_err(drop),
         Op::Finish(_, _, _, _, _, tx) => tx.send(Err(err())).map_err(drop),
         Op::Purge(_, tx) => tx.send(Err(err())).map_err(drop),
+        Op::Published(_, tx) => tx.send(Err(err())).map_err(drop),
     };
 }
 
@@ -380,6 +440,8 @@ struct Tables<'t> {
     due: Table<'t, (u64, &'static str), ()>,
     guard: Table<'t, &'static [u8], &'static [u8]>,
     expiry: Table<'t, (u64, &'static str), ()>,
+    events: Table<'t, &'static str, &'static [u8]>,
+    unpublished: Table<'t, (u64, &'static str), ()>,
     /// The outbox file, for errors.
     at: &'t str,
 }
@@ -397,6 +459,8 @@ impl<'t> Tables<'t> {
             due: tx.open_table(DUE).map_err(w)?,
             guard: tx.open_table(GUARD).map_err(w)?,
             expiry: tx.open_table(EXPIRY).map_err(w)?,
+            events: tx.open_table(EVENTS).map_err(w)?,
+            unpublished: tx.open_table(UNPUBLISHED).map_err(w)?,
             at,
         })
     }
@@ -485,7 +549,82 @@ impl<'t> Tables<'t> {
                 Reply::Finish(tx, self.finish(&key, &lease, outcome, work, now)?)
             }
             Op::Purge(now, tx) => Reply::Purge(tx, self.purge(now)?),
+            Op::Published(ids, tx) => Reply::Published(tx, self.published(&ids)?),
         })
+    }
+
+    /// Writes the event `transition` of `n` in this transaction, unless its id was written
+    /// before.
+    fn emit(
+        &mut self,
+        n: &Notification,
+        transition: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let event = StatusEvent::of(n, transition, now);
+        if self
+            .events
+            .get(event.id.as_str())
+            .map_err(|e| w(self.at)(e.into()))?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let seq = match self.unpublished.last().map_err(|e| w(self.at)(e.into()))? {
+            Some((k, _)) => k.value().0 + 1,
+            None => 0,
+        }
+        .max(ms(now) << 12);
+        let stored = StoredEvent {
+            seq,
+            published: false,
+            event,
+        };
+        let bytes =
+            serde_json::to_vec(&stored).map_err(|e| StoreError::backend("encode", self.at, e))?;
+        self.unpublished
+            .insert((seq, stored.event.id.as_str()), ())
+            .map_err(|e| w(self.at)(e.into()))?;
+        self.events
+            .insert(stored.event.id.as_str(), bytes.as_slice())
+            .map_err(|e| w(self.at)(e.into()))?;
+        Ok(())
+    }
+
+    fn published(&mut self, ids: &[String]) -> Result<u64, StoreError> {
+        let mut done = 0;
+        for id in ids {
+            let stored = match self
+                .events
+                .get(id.as_str())
+                .map_err(|e| w(self.at)(e.into()))?
+            {
+                Some(v) => serde_json::from_slice::<StoredEvent>(v.value()).map_err(|_| {
+                    StoreError::Corrupt {
+                        key: id.clone(),
+                        reason: "outbox event entry is not a status event",
+                    }
+                })?,
+                None => continue,
+            };
+            if stored.published {
+                continue;
+            }
+            self.unpublished
+                .remove((stored.seq, id.as_str()))
+                .map_err(|e| w(self.at)(e.into()))?;
+            let out = StoredEvent {
+                published: true,
+                ..stored
+            };
+            let bytes =
+                serde_json::to_vec(&out).map_err(|e| StoreError::backend("encode", self.at, e))?;
+            self.events
+                .insert(id.as_str(), bytes.as_slice())
+                .map_err(|e| w(self.at)(e.into()))?;
+            done += 1;
+        }
+        Ok(done)
     }
 
     fn accept(
@@ -526,6 +665,7 @@ impl<'t> Tables<'t> {
                 .map_err(|e| w(self.at)(e.into()))?;
         }
         self.store(None, &n)?;
+        self.emit(&n, "accepted", now)?;
         Ok(Accepted::Created(n))
     }
 
@@ -592,6 +732,9 @@ impl<'t> Tables<'t> {
         let mut n = old.clone();
         apply_outcome(&mut n, outcome, work, now);
         self.store(Some(&old), &n)?;
+        if let Some(t) = finish_transition(&n) {
+            self.emit(&n, t, now)?;
+        }
         Ok(true)
     }
 

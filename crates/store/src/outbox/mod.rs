@@ -332,6 +332,89 @@ pub trait OutboxStore: Send + Sync {
         status: Status,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
+
+    /// Up to `limit` status events not yet marked published, oldest first. Each was written in
+    /// the same transaction as the status change it reports (see [`StatusEvent`]).
+    fn unpublished_events(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StatusEvent>, StoreError>> + Send;
+
+    /// Marks the events `ids` published (every sink confirmed them). Returns how many were
+    /// unpublished until now.
+    fn mark_published(
+        &self,
+        ids: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// The schema name of the status events (versioned; documented in the README).
+pub const STATUS_EVENT_SCHEMA: &str = "dedupd.notification.status/v1";
+
+/// A notification's status change, as published to the user's brokers and webhooks. Written
+/// by the outbox in the same transaction as the change, so a crash neither loses nor invents
+/// one; `id` is stable (`<notification id>:<transition>`), so a re-publish after a crash carries
+/// the same id and consumers dedupe on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    /// `dedupd.notification.status/v1`.
+    pub schema: String,
+    /// Unique per transition of one notification: `<notification id>:<transition>`.
+    pub id: String,
+    /// `accepted`, `delivered`, `failed`, `unknown` or `expired`.
+    pub transition: String,
+    /// The producer's idempotency key.
+    pub key: String,
+    /// dedupd's notification id.
+    pub notification_id: String,
+    /// The status after the change.
+    pub status: Status,
+    /// The channel.
+    pub channel: String,
+    /// The provider.
+    pub provider: String,
+    /// Sends made so far.
+    pub attempts: u32,
+    /// The provider's message id, once delivered.
+    pub provider_message_id: Option<String>,
+    /// The value-free reason of a failure or an uncertain outcome.
+    pub last_error: Option<String>,
+    /// When the change happened (UTC).
+    pub at: DateTime<Utc>,
+}
+
+impl StatusEvent {
+    /// The event `transition` of `n` (its state after the change), at `now`.
+    pub fn of(n: &Notification, transition: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            schema: STATUS_EVENT_SCHEMA.to_owned(),
+            id: format!("{}:{transition}", n.id),
+            transition: transition.to_owned(),
+            key: n.key.clone(),
+            notification_id: n.id.clone(),
+            status: n.status,
+            channel: n.channel.clone(),
+            provider: n.provider.clone(),
+            attempts: n.attempts,
+            provider_message_id: n.provider_message_id.clone(),
+            last_error: n.last_error.clone(),
+            at: now,
+        }
+    }
+}
+
+/// The transition a relay's outcome makes, when it is one that is published: a notification
+/// that ends (or is left) `delivered`, `failed`, `unknown` or `expired`. A retry (back to
+/// `pending`) is not an event.
+pub(crate) fn finish_transition(n: &Notification) -> Option<&'static str> {
+    match n.status {
+        Status::Delivered => Some("delivered"),
+        Status::Failed => Some("failed"),
+        Status::Unknown => Some("unknown"),
+        Status::Expired => Some("expired"),
+        _ => None,
+    }
 }
 
 /// The configured backend, chosen at run time: a thin dispatcher over [`OutboxStore`].
@@ -432,6 +515,24 @@ impl OutboxStore for Outbox {
         match self {
             Outbox::Embedded(b) => b.list(status, limit).await,
             Outbox::Postgres(b) => b.list(status, limit).await,
+        }
+    }
+
+    async fn unpublished_events(&self, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
+        match self {
+            Outbox::Embedded(b) => b.unpublished_events(limit).await,
+            Outbox::Postgres(b) => b.unpublished_events(limit).await,
+        }
+    }
+
+    async fn mark_published(
+        &self,
+        ids: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Outbox::Embedded(b) => b.mark_published(ids, now).await,
+            Outbox::Postgres(b) => b.mark_published(ids, now).await,
         }
     }
 }

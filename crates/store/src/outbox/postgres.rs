@@ -1,13 +1,15 @@
 //! The PostgreSQL outbox: one `notifications` table (migrations embedded and run at connect).
 //!
 //! - Accept is **one statement** (a CTE: content-guard lookup, `INSERT … ON CONFLICT (key) DO
-//!   NOTHING`, and the existing row when the key was known), so an accept is one round trip and
-//!   one commit. Two accepts of one key serialize on the primary key: the second waits for the
+//!   NOTHING` with, when the key is new, the insert of its `accepted` status event, and the
+//!   existing row when the key was known), so an accept is one round trip and one commit. Two accepts of one key serialize on the primary key: the second waits for the
 //!   first to commit and then replays it. The content guard is exact for requests that follow
 //!   each other and best effort for two that race (both may pass).
 //! - Claim is crates.io's job-queue pattern: `SELECT … FOR UPDATE SKIP LOCKED` in a CTE feeding
 //!   an `UPDATE`, so several relays share the table and never take the same row; the claim sets
 //!   `next_attempt_at` to the lease's end, so a dead relay's rows become due again.
+//! - Status events (issue 17) are inserted by the statement of the change they report (the
+//!   accept, a finish: data-modifying CTEs), `ON CONFLICT (id) DO NOTHING`.
 //! - Finish is fenced by the lease token: a relay whose lease ran out cannot overwrite the
 //!   result of the relay that took over.
 //!
@@ -24,7 +26,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::{
     AcceptOptions, Accepted, Backlog, Claimed, GuardMode, NewNotification, Notification,
-    OutboxStore, Outcome, Work, lease_token,
+    OutboxStore, Outcome, StatusEvent, Work, lease_token,
 };
 use crate::{StoreError, redact_url};
 
@@ -190,11 +192,27 @@ impl OutboxStore for PgOutbox {
                 FROM (SELECT ($9 AND EXISTS (SELECT 1 FROM g)) AS sup,
                              CASE WHEN $9 AND EXISTS (SELECT 1 FROM g) THEN 'failed' ELSE 'pending' END AS st) s
                 ON CONFLICT (key) DO NOTHING
-                RETURNING duplicate_of)
+                RETURNING duplicate_of, status, last_error),
+             ev AS (
+                INSERT INTO notification_events (id, event, created_at)
+                SELECT $16, jsonb_set(jsonb_set($17::jsonb, '{{status}}', to_jsonb(ins.status)),
+                                      '{{last_error}}', coalesce(to_jsonb(ins.last_error), 'null'::jsonb)),
+                       $11
+                FROM ins
+                ON CONFLICT (id) DO NOTHING)
              SELECT duplicate_of FROM ins"
         );
         let guard_on = opts.guard != GuardMode::Off;
         let suppress = opts.guard == GuardMode::Suppress;
+        // The `accepted` event, written by the same statement (its status and last error are the
+        // row's, which the content guard decides there).
+        let event = StatusEvent::of(
+            &Notification::from_new(new.clone(), &opts, now),
+            "accepted",
+            now,
+        );
+        let event_json = serde_json::to_value(&event)
+            .map_err(|e| StoreError::backend("encode", &self.addr, e))?;
         for _ in 0..5 {
             let row = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(&new.key)
@@ -212,6 +230,8 @@ impl OutboxStore for PgOutbox {
                 .bind(pre)
                 .bind(post)
                 .bind(now + opts.retention)
+                .bind(&event.id)
+                .bind(&event_json)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db("accept", &self.addr))?;
@@ -356,14 +376,35 @@ impl OutboxStore for PgOutbox {
                 None,
             ),
         };
+        let now = now.trunc_subsecs(6);
+        // The update and, when the outcome is one that is published, its status event: one
+        // statement (data-modifying CTEs commit together).
+        let at =
+            serde_json::to_value(now).map_err(|e| StoreError::backend("encode", &self.addr, e))?;
         let done = sqlx::query(
-            "UPDATE notifications
-             SET status = $3, next_attempt_at = $4, lease = NULL,
-                 last_error = coalesce($5, last_error),
-                 provider_message_id = coalesce($6, provider_message_id),
-                 delivered_at = coalesce($7, delivered_at), updated_at = $8,
-                 attempts = attempts + $9, readbacks = readbacks + $10
-             WHERE key = $1 AND lease = $2 AND status = 'sending'",
+            "WITH u AS (
+                UPDATE notifications
+                SET status = $3, next_attempt_at = $4, lease = NULL,
+                    last_error = coalesce($5, last_error),
+                    provider_message_id = coalesce($6, provider_message_id),
+                    delivered_at = coalesce($7, delivered_at), updated_at = $8,
+                    attempts = attempts + $9, readbacks = readbacks + $10
+                WHERE key = $1 AND lease = $2 AND status = 'sending'
+                RETURNING key, id, status, channel, provider, attempts, provider_message_id,
+                          last_error),
+             e AS (
+                INSERT INTO notification_events (id, event, created_at)
+                SELECT u.id || ':' || u.status,
+                       jsonb_build_object(
+                           'schema', $11::text, 'id', u.id || ':' || u.status,
+                           'transition', u.status, 'key', u.key, 'notification_id', u.id,
+                           'status', u.status, 'channel', u.channel, 'provider', u.provider,
+                           'attempts', u.attempts, 'provider_message_id', u.provider_message_id,
+                           'last_error', u.last_error, 'at', $12::jsonb),
+                       $8
+                FROM u WHERE u.status IN ('delivered', 'failed', 'unknown', 'expired')
+                ON CONFLICT (id) DO NOTHING)
+             SELECT count(*) AS n FROM u",
         )
         .bind(key)
         .bind(lease)
@@ -375,10 +416,13 @@ impl OutboxStore for PgOutbox {
         .bind(now)
         .bind(i32::from(work.sent))
         .bind(i32::from(work.read_back))
-        .execute(&self.pool)
+        .bind(super::STATUS_EVENT_SCHEMA)
+        .bind(at)
+        .fetch_one(&self.pool)
         .await
         .map_err(db("finish", &self.addr))?;
-        Ok(done.rows_affected() == 1)
+        let n: i64 = done.try_get("n").map_err(db("finish", &self.addr))?;
+        Ok(n == 1)
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -433,6 +477,44 @@ impl OutboxStore for PgOutbox {
         .await
         .map_err(db("list", &self.addr))?;
         rows.iter().map(|r| from_row(r, &self.addr)).collect()
+    }
+
+    async fn unpublished_events(&self, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event FROM notification_events WHERE published_at IS NULL \
+             ORDER BY seq LIMIT $1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("events", &self.addr))?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id").map_err(db("events", &self.addr))?;
+                let v: serde_json::Value = r.try_get("event").map_err(db("events", &self.addr))?;
+                serde_json::from_value(v).map_err(|_| StoreError::Corrupt {
+                    key: id,
+                    reason: "outbox event row is not a status event",
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_published(
+        &self,
+        ids: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE notification_events SET published_at = $2 \
+             WHERE id = ANY($1) AND published_at IS NULL",
+        )
+        .bind(&ids)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db("events", &self.addr))?;
+        Ok(done.rows_affected())
     }
 }
 

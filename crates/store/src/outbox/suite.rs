@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{
     AcceptOptions, Accepted, Backlog, GuardMode, NewNotification, Notification, OutboxStore,
-    Outcome, Work,
+    Outcome, StatusEvent, Work,
 };
 
 const SENT: Work = Work {
@@ -392,4 +392,103 @@ pub async fn run<O: OutboxStore + Clone + 'static>(o: &O) {
         }
     }
     assert_eq!((created_n, replayed), (1, 15));
+
+    status_events(o).await;
+}
+
+/// Status events (issue 17): one per transition, written with the change, stable ids, listed
+/// until marked published.
+async fn status_events<O: OutboxStore>(o: &O) {
+    let now = t0() + Duration::days(30);
+    let opts = AcceptOptions {
+        guard: GuardMode::Off,
+        ..AcceptOptions::default()
+    };
+    let lease = Duration::seconds(30);
+    // What the run before left: the accepted events of its notifications, among others.
+    let before = o.unpublished_events(100_000).await.expect("events");
+    assert!(
+        before
+            .iter()
+            .any(|e| e.key == "k1" && e.transition == "accepted"),
+        "every accept wrote its event: {before:?}"
+    );
+    let ids: Vec<String> = before.iter().map(|e| e.id.clone()).collect();
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "event ids are unique");
+    assert_eq!(
+        o.mark_published(ids.clone(), now).await.expect("mark"),
+        ids.len() as u64
+    );
+    assert!(o.unpublished_events(10).await.expect("events").is_empty());
+    assert_eq!(o.mark_published(ids, now).await.expect("mark"), 0, "once");
+
+    // Accepted: one event; a replay writes none.
+    let n = created(o, new_notification("ev1", "events"), opts, now).await;
+    let _ = o.accept(new_notification("ev1", "events"), opts, now).await;
+    let ev = o.unpublished_events(10).await.expect("events");
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0], StatusEvent::of(&n, "accepted", now));
+    assert_eq!(ev[0].id, format!("{}:accepted", n.id));
+    assert_eq!(ev[0].schema, "dedupd.notification.status/v1");
+
+    // A retry is no event; unknown is, once however often; delivered is.
+    let take = |at| async move {
+        let c = o.claim(at, lease, 100).await.expect("claim");
+        let c = c
+            .into_iter()
+            .find(|c| c.notification.key == "ev1")
+            .expect("ev1 due");
+        c.notification.lease.expect("lease")
+    };
+    let l = take(now).await;
+    let retry = Outcome::Retry {
+        at: now,
+        error: "503".into(),
+    };
+    assert!(o.finish("ev1", &l, retry, SENT, now).await.expect("finish"));
+    for _ in 0..2 {
+        let l = take(now).await;
+        let unknown = Outcome::Unknown {
+            recheck_at: Some(now),
+            error: "timeout".into(),
+        };
+        assert!(
+            o.finish("ev1", &l, unknown, SENT, now)
+                .await
+                .expect("finish")
+        );
+    }
+    let l = take(now).await;
+    let delivered = Outcome::Delivered {
+        provider_message_id: Some("pm-1".into()),
+    };
+    assert!(
+        o.finish("ev1", &l, delivered, SENT, now)
+            .await
+            .expect("finish")
+    );
+    let ev = o.unpublished_events(10).await.expect("events");
+    let transitions: Vec<&str> = ev.iter().map(|e| e.transition.as_str()).collect();
+    assert_eq!(transitions, ["accepted", "unknown", "delivered"], "{ev:?}");
+    let last = &ev[2];
+    assert_eq!(last.status, Status::Delivered);
+    assert_eq!(last.attempts, 4);
+    assert_eq!(last.provider_message_id.as_deref(), Some("pm-1"));
+    // A finish that lost its lease writes no event.
+    assert!(
+        !o.finish("ev1", &l, Outcome::Expired, Work::default(), now)
+            .await
+            .expect("finish")
+    );
+    assert_eq!(o.unpublished_events(10).await.expect("events").len(), 3);
+    // Published in part: the rest stays listed, in order.
+    assert_eq!(
+        o.mark_published(vec![ev[0].id.clone()], now)
+            .await
+            .expect("mark"),
+        1
+    );
+    let rest = o.unpublished_events(10).await.expect("events");
+    assert_eq!(rest, ev[1..].to_vec());
 }
