@@ -16,18 +16,18 @@
 //! Connections can be pinned to a schema (`search_path`), which is how each test gets its own.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use dedupd_core::notification::Status;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgRow};
 // Every dynamic statement here is built from constants and checked names, never from input.
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{
     AcceptOptions, Accepted, Backlog, Claimed, GuardMode, NewNotification, Notification,
     OutboxStore, Outcome, StatusEvent, Work, lease_token,
 };
+use crate::pg::db;
 use crate::{StoreError, redact_url};
 
 /// The default URL of the test server (trust auth).
@@ -42,11 +42,6 @@ pub fn pg_test_url() -> String {
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| DEFAULT_TEST_URL.to_owned())
-}
-
-/// A failure of `op` against the server at `addr` (redacted URL).
-fn db<'a>(op: &'static str, addr: &'a str) -> impl Fn(sqlx::Error) -> StoreError + 'a {
-    move |e| StoreError::backend(op, addr, e)
 }
 
 /// The outbox in PostgreSQL. Cheap to clone (a pool).
@@ -78,20 +73,7 @@ impl PgOutbox {
         schema: Option<&str>,
         max_connections: u32,
     ) -> Result<Self, StoreError> {
-        let open = |e: sqlx::Error| StoreError::Open {
-            path: redact_url(url),
-            source: Box::new(e),
-        };
-        let mut opts = PgConnectOptions::from_str(url).map_err(open)?;
-        if let Some(s) = schema {
-            opts = opts.options([("search_path", s)]);
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect_with(opts)
-            .await
-            .map_err(open)?;
+        let pool = crate::pg::pool(url, schema, max_connections).await?;
         sqlx::migrate!("src/outbox/migrations")
             .run(&pool)
             .await
@@ -109,37 +91,14 @@ impl PgOutbox {
         name: &str,
         max_connections: u32,
     ) -> Result<Self, StoreError> {
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(StoreError::backend(
-                "create schema",
-                name,
-                std::io::Error::other("schema names here are [a-z0-9_]"),
-            ));
-        }
-        let mut conn = sqlx::PgConnection::connect(url)
-            .await
-            .map_err(|e| StoreError::Open {
-                path: redact_url(url),
-                source: Box::new(e),
-            })?;
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {name}")))
-            .execute(&mut conn)
-            .await
-            .map_err(db("create schema", &redact_url(url)))?;
-        conn.close().await.map_err(db("close", &redact_url(url)))?;
+        crate::pg::create_schema(url, name).await?;
         Self::connect(url, Some(name), max_connections).await
     }
 
     /// Drops the schema this outbox was pinned to (tests clean up with it) and closes the pool.
     pub async fn drop_schema(&self) -> Result<(), StoreError> {
         if let Some(s) = &self.schema {
-            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {s} CASCADE")))
-                .execute(&self.pool)
-                .await
-                .map_err(db("drop schema", &self.addr))?;
+            crate::pg::drop_schema(&self.pool, s, &self.addr).await?;
         }
         self.pool.close().await;
         Ok(())
