@@ -340,9 +340,13 @@ pub fn csv_file(layout: &ListLayout, rows: &[&ListRow]) -> String {
     out
 }
 
-/// A file name naming the batch's content: the same batch gets the same name, so an upload
-/// whose answer was lost is found again among the jobs.
-pub fn file_name(list_id: &str, rows: &[&ListRow]) -> String {
+/// A file name naming the batch's content and this one upload of it (`attempt`, a fresh
+/// random number per upload), so an upload whose answer was lost is found again among the
+/// jobs, and never mistaken for an earlier upload of the same records: that one may have
+/// completed before this batch removed its records again (a run killed before it recorded
+/// the batch), and taking it for this one would count the records on the list while this
+/// upload's own job is still pending, to be cancelled by the next run.
+pub fn file_name(list_id: &str, rows: &[&ListRow], attempt: u64) -> String {
     let mut acc = [0u8; 16];
     for r in rows {
         let h = payload_hash(r);
@@ -351,7 +355,7 @@ pub fn file_name(list_id: &str, rows: &[&ListRow]) -> String {
         }
     }
     let hex: String = acc.iter().map(|b| format!("{b:02x}")).collect();
-    format!("dedupd-{list_id}-{}-{hex}.csv", rows.len())
+    format!("dedupd-{list_id}-{}-{hex}-{attempt:016x}.csv", rows.len())
 }
 
 impl Session for CallingListSink {
@@ -503,7 +507,7 @@ impl ContactListSink for CallingListSink {
         let file = csv_file(layout, &callable);
         let upload = Upload {
             list_file: base64::engine::general_purpose::STANDARD.encode(file.as_bytes()),
-            file_name: file_name(list_id, &callable),
+            file_name: file_name(list_id, &callable, fastrand::u64(..)),
             skill_id: self.skill_id,
             force_overwrite: false,
             expiration_date: self.expiration_date.clone(),
@@ -605,8 +609,10 @@ mod tests {
     #[test]
     fn file_names_follow_the_content() {
         let (a, b) = (row("k1", "+1"), row("k2", "+2"));
-        assert_eq!(file_name("7", &[&a, &b]), file_name("7", &[&a, &b]));
-        assert_ne!(file_name("7", &[&a, &b]), file_name("7", &[&a]));
-        assert_ne!(file_name("7", &[&a]), file_name("8", &[&a]));
+        assert_eq!(file_name("7", &[&a, &b], 1), file_name("7", &[&a, &b], 1));
+        assert_ne!(file_name("7", &[&a, &b], 1), file_name("7", &[&a], 1));
+        assert_ne!(file_name("7", &[&a], 1), file_name("8", &[&a], 1));
+        // Two uploads of the same records are two names.
+        assert_ne!(file_name("7", &[&a], 1), file_name("7", &[&a], 2));
     }
 }

@@ -522,6 +522,48 @@ async fn an_upload_whose_answer_was_lost_is_found_by_its_file_name() {
     assert_eq!(keys_on(&emu, &list.id), ["k1"]);
 }
 
+/// Regression: a run killed after its batch's upload completed, before it recorded the batch,
+/// leaves the batch pending; the next run removes the records and uploads them again, with
+/// the same content. When that upload's answer is lost, the job found by its file name must be
+/// this upload's, not the earlier completed one: taking the earlier one counted the records
+/// as on the list while they were removed and this job was still pending (and later cancelled
+/// by the next run): records missing from the list (seen in the CXone sync kill test).
+#[tokio::test]
+async fn a_lost_upload_is_never_mistaken_for_an_earlier_upload_of_the_same_records() {
+    let emu = emulator(CxoneEmulatorConfig {
+        upload_job_polls: 1,
+        ..CxoneEmulatorConfig::default()
+    })
+    .await;
+    let client = client_for(&emu).await;
+    let first = CallingListSink::new(client.clone(), 4242, None, "2027-12-31");
+    let list = first
+        .resolve(&ListTarget::Create("dedupd-again".into()), &layout())
+        .await
+        .unwrap();
+    let rows = || vec![row("k1", "+14155550150", "Ann", true)];
+    let out = first.upsert(&list.id, &layout(), rows()).await.unwrap();
+    assert_eq!(out.accepted, ["k1"]);
+    assert_eq!(keys_on(&emu, &list.id), ["k1"]);
+
+    // The next run sends the same batch again; its upload is applied but the answer is lost.
+    emu.state().set_faults(faults(vec![rule(
+        FaultKind::GatewayTimeoutApplied,
+        1.0,
+        &["POST"],
+        &["/inContactAPI/services/*/lists/call-lists/*/upload"],
+    )]));
+    let next = CallingListSink::new(client, 4242, None, "2027-12-31");
+    let out = next.upsert(&list.id, &layout(), rows()).await.unwrap();
+    emu.state().set_faults(faults(Vec::new()));
+    assert_eq!(out.accepted, ["k1"]);
+    // Accepted means on the list now, not once some other job completes.
+    assert_eq!(keys_on(&emu, &list.id), ["k1"]);
+    let jobs = emu.state().upload_jobs();
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|j| j["isComplete"] == true), "{jobs:?}");
+}
+
 /// A run killed after its upload, before the job finished, leaves a pending job; were it to
 /// finish after the next run removed and re-uploaded the same records, each would be on the
 /// list twice. The next sink cancels it (and waits until it is settled) before its first
@@ -552,7 +594,7 @@ async fn a_pending_upload_of_a_killed_run_never_lands_beside_its_reupload() {
             &list.id,
             &dedupd_cxone::Upload {
                 list_file: base64_of(file.as_bytes()),
-                file_name: dedupd_cxone::seams::list::file_name(&list.id, &refs),
+                file_name: dedupd_cxone::seams::list::file_name(&list.id, &refs, 1),
                 skill_id: 4242,
                 force_overwrite: false,
                 expiration_date: "2027-12-31".into(),
