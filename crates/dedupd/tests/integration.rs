@@ -156,6 +156,19 @@ impl Outage for dedupd_emulator::EmulatorState {
     }
 }
 
+/// The base URL a `dedupd serve` child prints as its first stdout line (`--listen …:0`).
+fn listening_on(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("serve's stdout is piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix("dedupd serve listening on ")
+        .unwrap_or_else(|| panic!("serve did not start: first line {line:?}"))
+        .to_owned()
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

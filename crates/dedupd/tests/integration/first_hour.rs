@@ -2,7 +2,6 @@
 //! `dedupd relay` on the wrong outbox, `--version`, completions and the man page, the shipped
 //! examples and deployment files.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -47,14 +46,7 @@ pub(crate) fn serve(args: &[&str], envs: &[(&str, &str)]) -> Serve {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("dedupd serve listening on ")
-        .unwrap_or_else(|| panic!("serve did not start: first line {line:?}"))
-        .to_owned();
+    let base = super::listening_on(&mut child);
     Serve {
         child,
         base,

@@ -359,8 +359,6 @@ poll_ms = 50
 /// listener as the gateway, and the in-process relay delivers once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_accepts_and_delivers_notifications() {
-    use std::io::{BufRead, BufReader};
-
     let seen: Seen = Arc::default();
     let app = axum::Router::new()
         .route("/send", axum::routing::post(local_provider))
@@ -392,15 +390,7 @@ async fn serve_accepts_and_delivers_notifications() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("dedupd serve listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let base = super::listening_on(&mut child);
 
     let http = reqwest::Client::new();
     let body =

@@ -4,7 +4,6 @@
 //! process (one engine); a dry run records nothing; what was recorded survives a restart; bad
 //! input is a 422 naming the field.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -39,26 +38,16 @@ impl Drop for Server {
 }
 
 fn serve(index: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dedupd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--resolve-index"])
-        .arg(index)
-        .args(["--snapshot"])
-        .arg(index.join("window.snapshot"))
-        .env_remove("DEDUPD_API_TOKEN")
-        .env_remove("DEDUPD_WEBHOOK_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("dedupd serve listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, base }
+    let snapshot = index.join("window.snapshot");
+    serve_with(
+        &[
+            "--resolve-index",
+            index.to_str().unwrap(),
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+        ],
+        &[],
+    )
 }
 
 /// The sample's rows, split: every tenth row (by position) is held out.
@@ -349,14 +338,7 @@ fn serve_with(args: &[&str], envs: &[(&str, &str)]) -> Server {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("dedupd serve listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let base = super::listening_on(&mut child);
     Server { child, base }
 }
 

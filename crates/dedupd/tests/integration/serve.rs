@@ -2,7 +2,6 @@
 //! 1,000 identical messages with exactly one PROCESS; SIGTERM shuts down gracefully and the
 //! embedded window survives a restart through its snapshot.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -36,14 +35,7 @@ fn spawn(args: &[&str]) -> Gateway {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("dedupd serve listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let base = super::listening_on(&mut child);
     Gateway { child, base }
 }
 
@@ -191,14 +183,7 @@ fn spawn_logged(args: &[&str], log: &Path) -> Gateway {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("dedupd serve listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let base = super::listening_on(&mut child);
     Gateway { child, base }
 }
 
