@@ -16,7 +16,8 @@
 //!    already there is fine) and they are left out of the list: a number in a DNC group that
 //!    scrubs the skill is never dialled;
 //! 3. the callable rows go up as one CSV file (header row, CRLF rows, UTF-8, base64) with a
-//!    file name derived from the batch's content, `startSkill: false`; the job is polled to
+//!    file name of its own (the batch's content and a random attempt number, so an earlier
+//!    upload of the same records is never taken for this one), `startSkill: false`; the job is polled to
 //!    completion. The upload is never resent after an ambiguous answer: the job is looked for
 //!    by its file name instead, and when it cannot be found the rows stay pending
 //!    (`unconfirmed`) for the next run, which starts again at step 1;
