@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read};
 
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Why a record was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -495,43 +495,161 @@ pub fn describe_header(names: &[String]) -> String {
 // ---------------------------------------------------------------------------------------------
 // JSON
 
-struct JsonRow<'a>(&'a Value);
+/// One JSON object, read without building a tree: its top-level keys (borrowed from the input
+/// unless they hold escapes) and each value's raw text, parsed only when a field asks for it. A
+/// row reads a handful of fields, so the strings of the others are never allocated. The whole
+/// object is still checked as JSON while it is split (the raw values are validated as they are
+/// skipped).
+struct JsonObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
-impl Row for JsonRow<'_> {
-    fn get(&self, spec: &str) -> Result<Option<Cow<'_, str>>, (Reason, String)> {
-        let v = if spec.starts_with('/') {
-            self.0.pointer(spec)
-        } else {
-            self.0.get(spec)
+impl<'de> Deserialize<'de> for JsonObject<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = JsonObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(key) = map.next_key::<CowStr<'de>>()? {
+                    fields.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(JsonObject(fields))
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+/// A string borrowed from the input when it holds no escape, owned when it does (serde's
+/// `Cow<str>` always copies).
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Str;
+        impl<'de> serde::de::Visitor<'de> for Str {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Str)
+    }
+}
+
+impl<'a> JsonObject<'a> {
+    /// The raw value under `key`; the last one when a key repeats (as a parsed tree keeps it).
+    fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    /// The raw value at a JSON pointer (`/contact/phone`, with `~1` for `/` and `~0` for `~`),
+    /// or under a top-level key.
+    fn lookup(&self, spec: &str) -> Option<&'a RawValue> {
+        let Some(pointer) = spec.strip_prefix('/') else {
+            return self.raw(spec);
         };
-        match v {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(Cow::Borrowed(s))),
-            Some(Value::Number(n)) => Ok(Some(Cow::Owned(n.to_string()))),
-            Some(Value::Bool(b)) => Ok(Some(Cow::Owned(b.to_string()))),
-            Some(_) => Err((
+        let mut tokens = pointer.split('/').map(|t| {
+            if t.contains('~') {
+                Cow::Owned(t.replace("~1", "/").replace("~0", "~"))
+            } else {
+                Cow::Borrowed(t)
+            }
+        });
+        let first = tokens.next()?;
+        let mut at = self.raw(&first)?;
+        for token in tokens {
+            at = step(at, &token)?;
+        }
+        Some(at)
+    }
+}
+
+/// One step of a JSON pointer into a raw value: an object's key or an array's index.
+fn step<'a>(raw: &'a RawValue, token: &str) -> Option<&'a RawValue> {
+    match raw.get().as_bytes().first()? {
+        b'{' => serde_json::from_str::<JsonObject<'a>>(raw.get())
+            .ok()?
+            .raw(token),
+        b'[' => {
+            // RFC 6901: a decimal index without leading zeros.
+            if token.len() > 1 && token.starts_with('0') {
+                return None;
+            }
+            let i: usize = token.parse().ok()?;
+            serde_json::from_str::<Vec<&'a RawValue>>(raw.get())
+                .ok()?
+                .get(i)
+                .copied()
+        }
+        _ => None,
+    }
+}
+
+impl Row for JsonObject<'_> {
+    fn get(&self, spec: &str) -> Result<Option<Cow<'_, str>>, (Reason, String)> {
+        let Some(raw) = self.lookup(spec) else {
+            return Ok(None);
+        };
+        let text = raw.get();
+        let unexpected = || {
+            (
                 Reason::MalformedRow,
                 format!("{spec}: expected a string, found an object or array"),
-            )),
+            )
+        };
+        match text.as_bytes().first() {
+            Some(b'"') => {
+                let s = serde_json::from_str::<CowStr<'_>>(text)
+                    .map_err(|_| unexpected())?
+                    .0;
+                Ok((!s.trim().is_empty()).then_some(s))
+            }
+            Some(b'{' | b'[') => Err(unexpected()),
+            Some(b'n') => Ok(None),
+            Some(b't' | b'f') => Ok(Some(Cow::Borrowed(text))),
+            // A number, written as a parsed tree writes it (`1.7e9` → `1700000000.0`).
+            _ => serde_json::from_str::<serde_json::Number>(text)
+                .map(|n| Some(Cow::Owned(n.to_string())))
+                .map_err(|_| unexpected()),
         }
     }
 }
 
 fn json_object(source: &str, line: u64, bytes: &[u8], sink: &mut dyn RowSink) {
-    if let Err((reason, message)) = utf8(bytes, "record") {
-        sink.reject(Reject::new(source, line, None, reason, message));
-        return;
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(v @ Value::Object(_)) => sink.row(line, &JsonRow(&v)),
-        Ok(_) => sink.reject(Reject::new(
-            source,
-            line,
-            None,
-            Reason::MalformedRow,
-            "not a JSON object".into(),
-        )),
+    let text = match utf8(bytes, "record") {
+        Ok(t) => t,
+        Err((reason, message)) => {
+            sink.reject(Reject::new(source, line, None, reason, message));
+            return;
+        }
+    };
+    match serde_json::from_str::<JsonObject<'_>>(text) {
+        Ok(object) => sink.row(line, &object),
+        // Valid JSON, but an array, a string or a number.
+        Err(_) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+            sink.reject(Reject::new(
+                source,
+                line,
+                None,
+                Reason::MalformedRow,
+                "not a JSON object".into(),
+            ));
+        }
         Err(e) => sink.reject(Reject::new(
             source,
             line,
@@ -833,6 +951,99 @@ mod tests {
         fn reject(&mut self, reject: Reject) {
             self.rejects.push(reject.line);
         }
+    }
+
+    /// What a parsed tree gives for `spec`: the reading before fields were read in place.
+    fn tree_get(v: &serde_json::Value, spec: &str) -> Result<Option<String>, Reason> {
+        use serde_json::Value;
+        let v = if spec.starts_with('/') {
+            v.pointer(spec)
+        } else {
+            v.get(spec)
+        };
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(Reason::MalformedRow),
+        }
+    }
+
+    #[test]
+    fn fields_read_in_place_are_what_a_parsed_tree_gives() {
+        let objects = [
+            r#"{"a":"x","b":" ","c":null,"d":12,"e":1.7e9,"f":true,"g":{"h":"i"},"j":[1,"k",{"l":"m"}]}"#,
+            r#"{"a":"dup","a":"last","q\"k":"esc\u00e9\n","s/t":"slash","u~v":"tilde","":"empty key"}"#,
+            r#"{"contact":{"phone":"+1 415","email":null,"nested":{"deep":-0.5}},"n":-12e-3}"#,
+            r#"{"a":"\ud83d\ude00 emoji","b":"  padded  ","big":18446744073709551616}"#,
+        ];
+        let specs = [
+            "a",
+            "b",
+            "c",
+            "d",
+            "e",
+            "f",
+            "g",
+            "j",
+            "missing",
+            "q\"k",
+            "",
+            "/g/h",
+            "/g/missing",
+            "/j/0",
+            "/j/1",
+            "/j/2/l",
+            "/j/3",
+            "/j/01",
+            "/j/-",
+            "/s~1t",
+            "/u~0v",
+            "/contact/phone",
+            "/contact/email",
+            "/contact/nested/deep",
+            "/contact",
+            "/a/b",
+            "/",
+            "n",
+            "big",
+        ];
+        for text in objects {
+            let tree: serde_json::Value = serde_json::from_str(text).unwrap();
+            let object: JsonObject<'_> = serde_json::from_str(text).unwrap();
+            for spec in specs {
+                let in_place = object
+                    .get(spec)
+                    .map(|v| v.map(Cow::into_owned))
+                    .map_err(|(reason, _)| reason);
+                assert_eq!(in_place, tree_get(&tree, spec), "{spec} in {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn json_records_that_are_not_objects_or_not_json_are_told_apart() {
+        #[derive(Default)]
+        struct Messages(Vec<String>, usize);
+        impl RowSink for Messages {
+            fn row(&mut self, _: u64, _: &dyn Row) {
+                self.1 += 1;
+            }
+            fn reject(&mut self, r: Reject) {
+                self.0.push(r.message);
+            }
+        }
+        let mut m = Messages::default();
+        let text = b"[1,2]\n\"s\"\n42\n{\"a\":1,}\n{\"a\":\n{\"a\":[1}\n{\"ok\":1}\n";
+        read_ndjson("s", input(text), &mut m, |_| {}).unwrap();
+        assert_eq!(m.1, 1);
+        assert_eq!(&m.0[..3], ["not a JSON object"; 3]);
+        for msg in &m.0[3..] {
+            assert!(msg.starts_with("invalid JSON at column"), "{msg}");
+        }
+        assert_eq!(m.0.len(), 6);
     }
 
     fn input(bytes: &[u8]) -> Box<dyn BufRead + Send> {
