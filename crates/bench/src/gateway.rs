@@ -1,13 +1,17 @@
 //! `dedupd-bench gateway`: `POST /v1/messages` under `wrk`, with the embedded window, with Redis,
 //! and next to a bare axum handler that only SHA-256s the body, in one run.
 //!
-//! The three servers run in this process on ephemeral ports with the same runtime; `wrk` (which
-//! must be installed) drives each in turn with the same Lua script: a stream of HTML-formatted
-//! messages from `distinct` senders (see `dedupd_testdata::messages`), so the gateway does its whole job per request (JSON, phone
-//! normalization, HTML stripping, NFKC, fingerprint, claim) and sees both PROCESS and SUPPRESS.
-//! The load average (`/proc/loadavg`) is printed before each target: on a shared machine other
-//! work skews the figures, and the table should say so.
+//! `wrk` (which must be installed) drives each target in turn with the same Lua script, one of
+//! two streams (see `dedupd_testdata::messages`): `--stream repeating` (HTML-formatted messages,
+//! `--distinct` of them repeated, so the gateway sees both PROCESS and SUPPRESS) or `--stream
+//! unique` (every request a new ~300-byte SMS from `--senders` numbers: each one a PROCESS and
+//! a window insert, the common case). The servers run in this process on ephemeral ports with
+//! the same runtime, or with `--serve-process` the gateway targets are `dedupd serve` itself as
+//! a child process (its CPU read from `/proc/<pid>/stat`). The load average (`/proc/loadavg`)
+//! is printed before each target: on a shared machine other work skews the figures, and the
+//! table should say so.
 
+use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -35,9 +39,20 @@ pub(crate) struct GatewayBench {
     /// wrk connections.
     #[arg(long, default_value_t = 64)]
     pub(crate) connections: u32,
-    /// Distinct messages in the stream (the rest are duplicates).
+    /// Which stream: `repeating` (`--distinct` messages repeated) or `unique` (every message
+    /// new, from `--senders` numbers).
+    #[arg(long, value_enum, default_value_t = StreamKind::Repeating)]
+    pub(crate) stream: StreamKind,
+    /// Distinct messages in the repeating stream (the rest are duplicates).
     #[arg(long, default_value_t = 50_000)]
     pub(crate) distinct: u64,
+    /// Senders of the unique stream.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) senders: u64,
+    /// Run the gateway targets as `dedupd serve` child processes (the binary of `DEDUPD_BIN`,
+    /// else beside this one) instead of in this process.
+    #[arg(long, conflicts_with = "in_process")]
+    pub(crate) serve_process: bool,
     /// Redis for the Redis target (skipped when unreachable).
     #[arg(
         long,
@@ -62,7 +77,39 @@ pub(crate) struct GatewayBench {
     pub(crate) near_duplicates: bool,
 }
 
+/// `--stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum StreamKind {
+    /// `--distinct` messages, repeated.
+    Repeating,
+    /// Every message new.
+    Unique,
+}
+
 impl GatewayBench {
+    /// The message stream of this run.
+    fn stream(&self) -> messages::Stream {
+        match self.stream {
+            StreamKind::Repeating => messages::Stream::Repeating {
+                distinct: self.distinct,
+            },
+            StreamKind::Unique => messages::Stream::Unique {
+                senders: self.senders,
+            },
+        }
+    }
+
+    /// What the stream is, for the table's heading.
+    fn describe_stream(&self) -> String {
+        match self.stream {
+            StreamKind::Repeating => format!("{} distinct messages, repeated", self.distinct),
+            StreamKind::Unique => format!(
+                "every message unique (~300 bytes), {} senders",
+                self.senders
+            ),
+        }
+    }
+
     /// The gateway's settings for this run.
     fn gateway_config(&self) -> GatewayConfig {
         GatewayConfig {
@@ -131,10 +178,14 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "n/a".to_owned())
 }
 
-/// CPU seconds (user + system) this process has used, from `/proc/self/stat` (Linux; the
+/// CPU seconds (user + system) this process (or `pid`) has used, from `/proc/self/stat` (Linux; the
 /// kernel reports it in USER_HZ = 100 ticks a second on every Linux ABI).
-fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+fn process_cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_owned(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -143,9 +194,14 @@ fn process_cpu_seconds() -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-fn wrk(opts: &GatewayBench, script: &Path, base: &str) -> anyhow::Result<WrkResult> {
+fn wrk(
+    opts: &GatewayBench,
+    script: &Path,
+    base: &str,
+    server: Option<u32>,
+) -> anyhow::Result<WrkResult> {
     let load = load_average();
-    let cpu_before = process_cpu_seconds();
+    let cpu_before = process_cpu_seconds(server);
     let out = Command::new("wrk")
         .arg(format!("-t{}", opts.threads))
         .arg(format!("-c{}", opts.connections))
@@ -162,7 +218,7 @@ fn wrk(opts: &GatewayBench, script: &Path, base: &str) -> anyhow::Result<WrkResu
     let mut r = parse_wrk(&String::from_utf8_lossy(&out.stdout))?;
     r.load = load;
     r.server_cpu_us = cpu_before
-        .zip(process_cpu_seconds())
+        .zip(process_cpu_seconds(server))
         .map(|(a, b)| (b - a) * 1e6 / (r.rps * opts.duration as f64).max(1.0));
     Ok(r)
 }
@@ -220,6 +276,58 @@ fn gateway_router(config: GatewayConfig, window: Window) -> Router {
     )
 }
 
+/// A `dedupd serve` child process, killed when dropped.
+struct ServeChild {
+    child: std::process::Child,
+    base: String,
+}
+
+impl ServeChild {
+    fn start(opts: &GatewayBench, dir: &Path, redis: Option<&str>) -> anyhow::Result<Self> {
+        use std::io::{BufRead, BufReader};
+        let dedupd = crate::product::dedupd()?;
+        let name = if redis.is_some() { "redis" } else { "embedded" };
+        let log = File::create(dir.join(format!("serve-{name}.log")))?;
+        let mut cmd = Command::new(&dedupd);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--snapshot"])
+            .arg(dir.join(format!("window-{name}.snapshot")))
+            .env_remove("DEDUPD_REDIS_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(log);
+        if let Some(url) = redis {
+            cmd.args(["--redis", url, "--redis-prefix"])
+                .arg(format!("dedupd-bench:{}:", std::process::id()));
+        }
+        if opts.near_duplicates {
+            cmd.arg("--near-duplicates");
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", dedupd.display()))?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().context("serve's stdout")?;
+        BufReader::new(stdout).read_line(&mut line)?;
+        let Some(base) = line.trim().strip_prefix("dedupd serve listening on ") else {
+            let _ = child.kill();
+            bail!(
+                "dedupd serve did not start (see {}): {line:?}",
+                dir.join(format!("serve-{name}.log")).display()
+            );
+        };
+        Ok(ServeChild {
+            base: base.to_owned(),
+            child,
+        })
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs the benchmark and prints a Markdown table.
 pub(crate) fn run(opts: &GatewayBench) -> anyhow::Result<()> {
     if opts.in_process {
@@ -227,67 +335,83 @@ pub(crate) fn run(opts: &GatewayBench) -> anyhow::Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("messages.lua");
-    std::fs::write(&script, messages::wrk_script(opts.distinct))
+    std::fs::write(&script, opts.stream().wrk_script())
         .with_context(|| format!("cannot write {}", script.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // The Redis client spawns its connection task on the runtime it is made in.
+    let _runtime = rt.enter();
     let prefix = format!("dedupd-bench:{}:", std::process::id());
-    let (bare, embedded, redis) = rt.block_on(async {
-        let bare = bind(bare_router(), Listener::Plain).await?;
-        let embedded = bind(
+    let mut config = RedisWindowConfig::new(opts.redis.clone());
+    config.prefix = prefix.clone();
+    let window = RedisWindow::new(&config)?;
+    let redis_up = rt.block_on(window.ping());
+    if !redis_up {
+        eprintln!("No Redis at {}: the Redis target is skipped.", opts.redis);
+    }
+    // Each target: its name, its base URL, and the process whose CPU it uses (None: this one).
+    let mut children = Vec::new();
+    let mut targets: Vec<(&str, String, Option<u32>)> = Vec::new();
+    let bare = rt.block_on(bind(bare_router(), Listener::Plain))?;
+    targets.push(("bare axum + SHA-256", bare, None));
+    if opts.serve_process {
+        let embedded = ServeChild::start(opts, dir.path(), None)?;
+        targets.push((
+            "`dedupd serve`, embedded window",
+            embedded.base.clone(),
+            Some(embedded.child.id()),
+        ));
+        children.push(embedded);
+        if redis_up {
+            let redis = ServeChild::start(opts, dir.path(), Some(&opts.redis))?;
+            targets.push((
+                "`dedupd serve`, Redis window",
+                redis.base.clone(),
+                Some(redis.child.id()),
+            ));
+            children.push(redis);
+        }
+    } else {
+        let embedded = rt.block_on(bind(
             gateway_router(
                 opts.gateway_config(),
                 Window::Embedded(Arc::new(EmbeddedWindow::new(1_000_000))),
             ),
             Listener::Serve,
-        )
-        .await?;
-        let mut config = RedisWindowConfig::new(opts.redis.clone());
-        config.prefix = prefix.clone();
-        let window = RedisWindow::new(&config)?;
-        let redis = if window.ping().await {
-            Some((
-                bind(
-                    gateway_router(opts.gateway_config(), Window::Redis(window.clone())),
-                    Listener::Serve,
-                )
-                .await?,
-                window,
-            ))
-        } else {
-            eprintln!("No Redis at {}: the Redis target is skipped.", opts.redis);
-            None
-        };
-        anyhow::Ok((bare, embedded, redis))
-    })?;
+        ))?;
+        targets.push(("gateway, embedded window", embedded, None));
+        if redis_up {
+            let base = rt.block_on(bind(
+                gateway_router(opts.gateway_config(), Window::Redis(window.clone())),
+                Listener::Serve,
+            ))?;
+            targets.push(("gateway, Redis window", base, None));
+        }
+    }
     // Warm up each target briefly (connections, allocator, Lua), then measure.
     let warm = GatewayBench {
         duration: 2,
         ..opts.clone()
     };
     let mut rows: Vec<(&str, WrkResult)> = Vec::new();
-    for (name, base) in [
-        ("bare axum + SHA-256", Some(&bare)),
-        ("gateway, embedded window", Some(&embedded)),
-        ("gateway, Redis window", redis.as_ref().map(|(b, _)| b)),
-    ] {
-        let Some(base) = base else { continue };
-        wrk(&warm, &script, base)?;
+    for (name, base, pid) in &targets {
+        wrk(&warm, &script, base, *pid)?;
         std::thread::sleep(Duration::from_secs(1));
-        rows.push((name, wrk(opts, &script, base)?));
+        rows.push((name, wrk(opts, &script, base, *pid)?));
     }
-    if let Some((_, window)) = &redis {
+    drop(children);
+    if redis_up {
         let n = rt.block_on(window.clear())?;
         eprintln!("Deleted {n} bench keys from Redis.");
     }
     let bare_rps = rows.first().map(|(_, r)| r.rps).unwrap_or(1.0);
     println!(
-        "wrk -t{} -c{} -d{}s --latency, {} distinct messages{}",
+        "wrk -t{} -c{} -d{}s --latency, {}{}",
         opts.threads,
         opts.connections,
         opts.duration,
-        opts.distinct,
+        opts.describe_stream(),
         if opts.near_duplicates {
             ", near-duplicates on"
         } else {
@@ -337,7 +461,7 @@ fn run_in_process(opts: &GatewayBench) -> anyhow::Result<()> {
     use dedupd_gateway::MessageRequest;
 
     let load = load_average();
-    let stream = messages::stream(opts.distinct, opts.messages);
+    let stream = opts.stream().bodies(opts.messages);
     let requests: Vec<MessageRequest> = stream
         .iter()
         .map(|b| common::parse_json(b))
@@ -427,8 +551,9 @@ fn run_in_process(opts: &GatewayBench) -> anyhow::Result<()> {
         Ok(())
     })?;
     println!(
-        "in-process, 1 thread, {n} messages ({} distinct, {processed} PROCESS), best of {} rounds, load before {load}",
-        opts.distinct, opts.rounds
+        "in-process, 1 thread, {n} messages ({}; {processed} PROCESS), best of {} rounds, load before {load}",
+        opts.describe_stream(),
+        opts.rounds
     );
     println!();
     println!("| step | µs/message |");
