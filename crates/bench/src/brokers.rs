@@ -68,7 +68,7 @@ customer_id = "/customer/id"
 
 fn api(dir: &std::path::Path) -> anyhow::Result<(NotifyApi, Outbox)> {
     let cfg: NotifyConfig = toml::from_str(NOTIFY).context("the bench notification config")?;
-    let outbox = Outbox::Embedded(EmbeddedOutbox::open(dir)?);
+    let outbox = Outbox::Embedded(EmbeddedOutbox::open(dir, Default::default())?);
     Ok((NotifyApi::new(outbox.clone(), &cfg, Clock::System), outbox))
 }
 

@@ -85,6 +85,10 @@ enum BenchJob {
         /// PostgreSQL URL (also `DEDUPD_POSTGRES_URL`); without it only the embedded backend runs.
         #[arg(long, env = "DEDUPD_POSTGRES_URL", hide_env_values = true)]
         postgres: Option<String>,
+        /// The outbox writes a status event with each accept, as with an `[events.out]` sink
+        /// configured (without it: none, as without a sink).
+        #[arg(long)]
+        status_events: bool,
     },
     /// Time `dedupd merge plan` on N synthetic contacts with known duplicates and score it
     /// (pair and cluster precision, recall, F1).
@@ -230,7 +234,8 @@ fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             concurrency,
             rounds,
             postgres,
-        } => notify::run(count, concurrency, rounds, postgres),
+            status_events,
+        } => notify::run(count, concurrency, rounds, postgres, status_events),
         BenchJob::Merge { records, seed, dir } => {
             let (dir, _tmp) = work_dir(dir)?;
             merge::run(&dir, records, seed)

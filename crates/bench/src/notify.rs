@@ -8,7 +8,8 @@ use anyhow::Context;
 use chrono::Utc;
 use dedupd_core::notification::{content_guard_key, fingerprint};
 use dedupd_store::outbox::{
-    AcceptOptions, EmbeddedOutbox, GuardMode, NewNotification, Outbox, OutboxStore, PgOutbox,
+    AcceptOptions, EmbeddedOutbox, GuardMode, NewNotification, Outbox, OutboxOptions, OutboxStore,
+    PgOutbox,
 };
 
 /// Notification `i` of round `run`, as the outbox takes it.
@@ -96,12 +97,16 @@ async fn load(
 /// `dedupd-bench notify`: for each backend, `rounds` rounds, each of `n` plain inserts, `n`
 /// idempotent accepts and `n` idempotent accepts with the content guard (fresh keys each);
 /// prints every round and the best rate of each with the overheads against the plain insert.
+/// `status_events`: the outbox writes an `accepted` status event with each accept (what
+/// `[events.out]` turns on); off, as without a sink.
 pub(crate) fn run(
     n: u64,
     concurrency: u64,
     rounds: u32,
     postgres: Option<String>,
+    status_events: bool,
 ) -> anyhow::Result<()> {
+    let opts = OutboxOptions { status_events };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -109,17 +114,20 @@ pub(crate) fn run(
         let dir = tempfile::tempdir()?;
         let mut backends = vec![(
             "embedded",
-            Outbox::Embedded(EmbeddedOutbox::open(dir.path())?),
+            Outbox::Embedded(EmbeddedOutbox::open(dir.path(), opts)?),
             None,
         )];
         if let Some(url) = postgres {
             let schema = format!("bench_notify_{:08x}", fastrand::u32(..));
-            let pg = PgOutbox::connect_new_schema(&url, &schema, 32)
+            let pg = PgOutbox::connect_new_schema(&url, &schema, 32, opts)
                 .await
                 .context("cannot reach PostgreSQL for the benchmark")?;
             backends.push(("postgres", Outbox::Postgres(pg.clone()), Some(pg)));
         }
-        println!("notifications per round and mode: {n}, concurrency: {concurrency}, rounds: {rounds}");
+        println!(
+            "notifications per round and mode: {n}, concurrency: {concurrency}, rounds: {rounds}, status events: {}",
+            if status_events { "on" } else { "off" }
+        );
         for (name, outbox, pg) in backends {
             let mut best = [0f64; 3];
             for r in 0..rounds {

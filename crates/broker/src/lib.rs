@@ -11,8 +11,11 @@
 //!   already accepted), dead letter (with the reason), or retry (the outbox is unavailable).
 //! - [`run_source`]: a source's consumer, reconnecting until shut down.
 //! - [`run_publisher`]: events out: the outbox's status events (written with each status
-//!   change) to a NATS subject, a RabbitMQ exchange and signed webhooks, at least once by
-//!   stable id ([`publish`]).
+//!   change when `[events.out]` is configured, deleted once published) to a NATS subject, a
+//!   RabbitMQ exchange and signed webhooks, at least once by stable id ([`publish`]); and the
+//!   events an [`EventTap`] hands it (the gateway's decisions, best effort).
+//! - [`webhook`]: signed webhooks, disabled after repeated failures and probed again after a
+//!   cool-down.
 //!
 //! A message is acknowledged only once the outbox holds its notification durably (or holds it
 //! already under its key), or once its dead letter is confirmed by the broker; a crash before
@@ -25,6 +28,7 @@ pub mod config;
 pub mod mapping;
 mod nats;
 pub mod publish;
+pub mod webhook;
 
 use std::future::Future;
 use std::time::Duration;
@@ -34,7 +38,7 @@ use dedupd_notify::{NotifyApi, Submitted};
 pub use amqp::{AmqpUrl, Confirmed};
 pub use config::{BrokerUrl, ConfigError, Endpoint, EventsConfig, Source};
 pub use mapping::{Event, MapError, Mapped, map_event};
-pub use publish::{Out, OutConfig, run_publisher};
+pub use publish::{EventTap, Out, OutConfig, Outgoing, run_publisher};
 
 /// The header (NATS) or header-table entry (AMQP) a dead letter carries its reason in.
 pub const REASON_HEADER: &str = "Dedupd-Dead-Letter-Reason";

@@ -1,33 +1,40 @@
-//! Events out: the status events the outbox wrote (in the transaction of each status change)
-//! published to the user's NATS subject (JetStream, ack awaited), RabbitMQ exchange (publisher
-//! confirms) and signed webhooks, then marked published. At least once, by stable id: a crash
-//! between the publish and the mark re-publishes the same event with the same id.
+//! Events out: the status events the outbox wrote (in the transaction of each status change,
+//! only when `[events.out]` is configured) published to the user's NATS subject (JetStream, ack
+//! awaited), RabbitMQ exchange (publisher confirms) and signed webhooks, then deleted from the
+//! outbox. At least once, by stable id: a crash between the publish and the delete re-publishes
+//! the same event with the same id.
 //!
 //! ```toml
 //! [events.out]
 //! nats_subject = "dedupd.status"      # a stream must capture it
-//! amqp_exchange = "dedupd.status"     # routing key: notification.<transition>
-//! [[events.out.webhook]]
+//! amqp_exchange = "dedupd.status"     # routing key: notification.<transition> / gateway.<decision>
+//! gateway_decisions = true            # the gateway's decisions too (best effort: see below)
+//! [[events.out.webhook]]              # see `webhook` for its settings and requests
 //! name = "crm"
 //! url = "https://crm.example.com/hooks/dedupd"
-//! secret_env = "CRM_WEBHOOK_SECRET"   # HMAC-SHA256 key, from the environment, never logged
-//! max_failures = 10                   # consecutive failures, then the endpoint is disabled
+//! secret_env = "CRM_WEBHOOK_SECRET"
 //! ```
 //!
-//! A webhook request: `POST <url>`, `Content-Type: application/json`, the event as the body,
-//! `Dedupd-Event-Id: <id>`, `Dedupd-Timestamp: <unix seconds>` and
-//! `Dedupd-Signature: v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`. Any 2xx is a delivery.
+//! Besides the outbox's status events, the publisher takes other events through an
+//! [`EventTap`] (the gateway's decisions): a bounded queue in memory, published to the same
+//! sinks, at least once while the process lives (a failed publish is retried with the same id),
+//! lost on a crash or when the queue is full (counted in [`EVENTS_DROPPED`]), never invented.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use dedupd_store::outbox::{Outbox, OutboxStore, StatusEvent};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 
 use crate::amqp::{AmqpUrl, Confirmed};
 use crate::config::{BrokerUrl, ConfigError, DEFAULT_AMQP_URL, DEFAULT_NATS_URL};
+pub use crate::webhook::{Hook, HookState, Webhook, WebhookConfig, signature};
 use crate::{BrokerError, backoff};
+
+/// Counter: events given to an [`EventTap`] that were dropped because its queue was full
+/// (label `kind`, e.g. `gateway`).
+pub const EVENTS_DROPPED: &str = "dedupd_events_dropped_total";
 
 /// `[events.out]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -50,34 +57,13 @@ pub struct OutConfig {
     /// Milliseconds between looks at the outbox when nothing is waiting (default 200).
     #[serde(default)]
     pub poll_ms: Option<u64>,
-}
-
-/// `[[events.out.webhook]]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// The endpoint's name (logs).
-    pub name: String,
-    /// Where events are POSTed.
-    pub url: String,
-    /// The environment variable holding the HMAC key.
-    pub secret_env: String,
-    /// Consecutive failures after which the endpoint is disabled (default 10).
+    /// Publish the gateway's decisions (`dedupd.gateway.decision/v1`) too (default false).
     #[serde(default)]
-    pub max_failures: Option<u32>,
-    /// Seconds one request may take (default 10).
+    pub gateway_decisions: bool,
+    /// Decisions held in memory for the publisher at most; more are dropped and counted
+    /// (default 10,000).
     #[serde(default)]
-    pub timeout_secs: Option<u64>,
-}
-
-/// A validated webhook.
-#[derive(Debug, Clone)]
-pub struct Webhook {
-    name: String,
-    url: String,
-    secret: SecretString,
-    max_failures: u32,
-    timeout: Duration,
+    pub decisions_queue: Option<usize>,
 }
 
 /// The validated `[events.out]`.
@@ -88,6 +74,8 @@ pub struct Out {
     webhooks: Vec<Webhook>,
     batch: usize,
     poll: Duration,
+    /// The queue of the gateway's decisions, when they are published.
+    pub gateway_decisions: Option<usize>,
 }
 
 impl OutConfig {
@@ -113,25 +101,12 @@ impl OutConfig {
             .map(|s| (url("DEDUPD_AMQP_URL", DEFAULT_AMQP_URL), s));
         let mut webhooks = Vec::new();
         for (i, w) in self.webhooks.iter().enumerate() {
-            let k = |name: &str| format!("events.out.webhook[{i}].{name}");
-            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                return Err(ConfigError {
-                    key: k("url"),
-                    reason: "not an http:// or https:// URL".into(),
-                });
-            }
-            let secret = env(&w.secret_env)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| ConfigError {
-                    key: k("secret_env"),
-                    reason: format!("the variable {} is not set", w.secret_env),
-                })?;
-            webhooks.push(Webhook {
-                name: w.name.clone(),
-                url: w.url.clone(),
-                secret: SecretString::from(secret),
-                max_failures: w.max_failures.unwrap_or(10).max(1),
-                timeout: Duration::from_secs(w.timeout_secs.unwrap_or(10).max(1)),
+            webhooks.push(w.validate(&format!("events.out.webhook[{i}]"), &env)?);
+        }
+        if self.decisions_queue == Some(0) {
+            return Err(ConfigError {
+                key: "events.out.decisions_queue".into(),
+                reason: "at least 1".into(),
             });
         }
         Ok(Out {
@@ -140,54 +115,100 @@ impl OutConfig {
             webhooks,
             batch: self.batch.unwrap_or(256).clamp(1, 10_000),
             poll: Duration::from_millis(self.poll_ms.unwrap_or(200).max(10)),
+            gateway_decisions: self
+                .gateway_decisions
+                .then(|| self.decisions_queue.unwrap_or(10_000)),
         })
     }
 }
 
-/// The webhook signature: `v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`.
-pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut msg = format!("{timestamp}.").into_bytes();
-    msg.extend_from_slice(body);
-    let mac = dedupd_http::auth::hmac_sha256(secret.as_bytes(), &msg);
-    let mut s = String::from("v1=");
-    for b in mac {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+/// One event ready to publish: its stable id, its AMQP routing key and its JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The event's id (`Nats-Msg-Id`, AMQP `message_id`, `Dedupd-Event-Id`).
+    pub id: String,
+    /// The AMQP routing key (`notification.delivered`, `gateway.suppress`).
+    pub routing_key: String,
+    /// The event as JSON.
+    pub body: Vec<u8>,
 }
 
-struct HookState {
-    hook: Webhook,
-    failures: u32,
-    disabled: bool,
+impl Outgoing {
+    fn status(e: &StatusEvent) -> Result<Self, BrokerError> {
+        Ok(Self {
+            id: e.id.clone(),
+            routing_key: format!("notification.{}", e.transition),
+            body: serde_json::to_vec(e).map_err(|e| BrokerError::Nats(e.to_string()))?,
+        })
+    }
+}
+
+/// Hands events that are not in the outbox (the gateway's decisions) to the publisher: a
+/// bounded queue; [`EventTap::offer`] never waits. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventTap {
+    tx: mpsc::Sender<Outgoing>,
+    kind: &'static str,
+}
+
+impl EventTap {
+    /// A tap of `kind` (the label of [`EVENTS_DROPPED`]) holding at most `capacity` events,
+    /// and the receiver to give [`run_publisher`].
+    pub fn new(kind: &'static str, capacity: usize) -> (Self, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        metrics::counter!(EVENTS_DROPPED, "kind" => kind).absolute(0);
+        (Self { tx, kind }, rx)
+    }
+
+    /// Queues `event` for the publisher; false (and counted) when the queue is full or the
+    /// publisher is gone.
+    pub fn offer(&self, event: Outgoing) -> bool {
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(_) => {
+                metrics::counter!(EVENTS_DROPPED, "kind" => self.kind).increment(1);
+                false
+            }
+        }
+    }
 }
 
 /// The connected sinks.
 struct Sinks {
     nats: Option<(async_nats::jetstream::Context, String)>,
     amqp: Option<(amqprs::connection::Connection, Confirmed, String)>,
-    hooks: Vec<HookState>,
+    hooks: Vec<Hook>,
     http: reqwest::Client,
 }
 
 impl Sinks {
-    async fn connect(out: &Out, hooks: Vec<HookState>) -> Result<Self, BrokerError> {
+    async fn connect(out: &Out, hooks: Vec<Hook>) -> Result<Self, (BrokerError, Vec<Hook>)> {
         let nats = match &out.nats {
             Some((url, subject)) => {
-                let client = async_nats::ConnectOptions::new()
+                let client = match async_nats::ConnectOptions::new()
                     .name("dedupd-status")
                     .connect(url.expose())
                     .await
-                    .map_err(|e| BrokerError::Nats(e.to_string()))?;
+                {
+                    Ok(c) => c,
+                    Err(e) => return Err((BrokerError::Nats(e.to_string()), hooks)),
+                };
                 Some((async_nats::jetstream::new(client), subject.clone()))
             }
             None => None,
         };
         let amqp = match &out.amqp {
             Some((url, exchange)) => {
-                let conn = AmqpUrl::parse(url.expose())?.connect().await?;
-                let ch = Confirmed::open(&conn).await?;
-                Some((conn, ch, exchange.clone()))
+                let opened = async {
+                    let conn = AmqpUrl::parse(url.expose())?.connect().await?;
+                    let ch = Confirmed::open(&conn).await?;
+                    Ok::<_, BrokerError>((conn, ch))
+                }
+                .await;
+                match opened {
+                    Ok((conn, ch)) => Some((conn, ch, exchange.clone())),
+                    Err(e) => return Err((e, hooks)),
+                }
             }
             None => None,
         };
@@ -199,14 +220,14 @@ impl Sinks {
         })
     }
 
-    /// Publishes one event to every sink; `Ok` once every enabled sink confirmed it.
-    async fn publish(&mut self, event: &StatusEvent) -> Result<(), BrokerError> {
-        let body = serde_json::to_vec(event).map_err(|e| BrokerError::Nats(e.to_string()))?;
+    /// Publishes one event to every sink; `Ok` once every enabled sink confirmed it (a
+    /// disabled webhook passes it by).
+    async fn publish(&mut self, event: &Outgoing) -> Result<(), BrokerError> {
         if let Some((js, subject)) = &self.nats {
             let mut h = async_nats::HeaderMap::new();
             // JetStream drops a re-publish of the same id within its duplicate window.
             h.insert("Nats-Msg-Id", event.id.as_str());
-            js.publish_with_headers(subject.clone(), h, body.clone().into())
+            js.publish_with_headers(subject.clone(), h, event.body.clone().into())
                 .await
                 .map_err(|e| BrokerError::Nats(e.to_string()))?
                 .await
@@ -218,96 +239,52 @@ impl Sinks {
                 .with_message_id(&event.id)
                 .with_content_type("application/json")
                 .with_persistence(true);
-            ch.publish(
-                exchange,
-                &format!("notification.{}", event.transition),
-                props,
-                body.clone(),
-            )
-            .await?;
+            ch.publish(exchange, &event.routing_key, props, event.body.clone())
+                .await?;
         }
+        let now = Instant::now();
         for h in &mut self.hooks {
-            if h.disabled {
-                continue;
-            }
-            let ts = Utc::now().timestamp();
-            let sig = signature(h.hook.secret.expose_secret(), ts, &body);
-            let sent = self
-                .http
-                .post(&h.hook.url)
-                .timeout(h.hook.timeout)
-                .header("content-type", "application/json")
-                .header("dedupd-event-id", &event.id)
-                .header("dedupd-timestamp", ts.to_string())
-                .header("dedupd-signature", sig)
-                .body(body.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => h.failures = 0,
-                other => {
-                    h.failures += 1;
-                    let why = match other {
-                        Ok(r) => format!("status {}", r.status().as_u16()),
-                        Err(e) if e.is_timeout() => "timeout".into(),
-                        Err(_) => "connection failed".into(),
-                    };
-                    if h.failures >= h.hook.max_failures {
-                        h.disabled = true;
-                        tracing::error!(webhook = %h.hook.name, failures = h.failures, %why,
-                            "Webhook disabled after repeated failures; restart to enable it again.");
-                        continue;
-                    }
-                    return Err(BrokerError::Webhook(format!("{}: {why}", h.hook.name)));
-                }
+            if let crate::webhook::Delivery::Failed(why) =
+                h.deliver(&self.http, &event.id, &event.body, now).await
+            {
+                return Err(BrokerError::Webhook(format!("{}: {why}", h.name())));
             }
         }
         Ok(())
     }
 }
 
-/// Publishes the outbox's status events until `shutdown`: reads the unpublished ones in order,
-/// publishes each to every sink, marks those every sink confirmed; on a failure, backs off
-/// (capped) and starts again from the first unpublished event.
+/// Publishes the outbox's status events, and the events `tap` receives, until `shutdown`:
+/// reads the unpublished status events in order, publishes each to every sink, deletes those
+/// every sink confirmed; then the tap's; on a failure, backs off (capped) and starts again
+/// from the first event not confirmed.
 pub async fn run_publisher(
     outbox: Outbox,
     out: Out,
+    tap: Option<mpsc::Receiver<Outgoing>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let work = async {
-        let mut hooks: Vec<HookState> = out
-            .webhooks
-            .iter()
-            .map(|h| HookState {
-                hook: h.clone(),
-                failures: 0,
-                disabled: false,
-            })
-            .collect();
+        let mut hooks: Vec<Hook> = out.webhooks.iter().cloned().map(Hook::new).collect();
+        let mut tapped = Tapped {
+            rx: tap,
+            held: VecDeque::new(),
+        };
         let mut attempt = 0u32;
         loop {
-            let mut sinks = match Sinks::connect(&out, std::mem::take(&mut hooks)).await {
+            let mut sinks = match Sinks::connect(&out, hooks).await {
                 Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "Status events: cannot reach a sink; retrying.");
-                    // The hook states were moved into the failed connect: rebuild them.
-                    hooks = out
-                        .webhooks
-                        .iter()
-                        .map(|h| HookState {
-                            hook: h.clone(),
-                            failures: 0,
-                            disabled: false,
-                        })
-                        .collect();
+                Err((e, back)) => {
+                    tracing::error!(error = %e, "Events out: cannot reach a sink; retrying.");
+                    hooks = back;
                     tokio::time::sleep(backoff(attempt + 4)).await;
                     attempt = attempt.saturating_add(1);
                     continue;
                 }
             };
-            tracing::info!("Publishing status events.");
-            let err = round_loop(&outbox, &out, &mut sinks, &mut attempt).await;
-            tracing::warn!(error = %err, "Status events: a sink failed; reconnecting.");
+            tracing::info!("Publishing events.");
+            let err = round_loop(&outbox, &out, &mut sinks, &mut tapped, &mut attempt).await;
+            tracing::warn!(error = %err, "Events out: a sink failed; reconnecting.");
             hooks = sinks.hooks;
             tokio::time::sleep(backoff(attempt)).await;
         }
@@ -318,32 +295,72 @@ pub async fn run_publisher(
     }
 }
 
+/// The tap's receiver and the events taken from it and not yet confirmed by every sink.
+struct Tapped {
+    rx: Option<mpsc::Receiver<Outgoing>>,
+    held: VecDeque<Outgoing>,
+}
+
+impl Tapped {
+    /// Takes what is waiting, up to `batch` held.
+    fn fill(&mut self, batch: usize) {
+        if let Some(rx) = &mut self.rx {
+            while self.held.len() < batch {
+                match rx.try_recv() {
+                    Ok(e) => self.held.push_back(e),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// Waits at most `poll` for an event of the tap.
+    async fn wait(&mut self, poll: Duration) {
+        let next = async {
+            match &mut self.rx {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        if let Ok(Some(e)) = tokio::time::timeout(poll, next).await {
+            self.held.push_back(e);
+        }
+    }
+}
+
 /// Publishes until a sink fails (the error is returned; the broker connections are then
 /// opened again).
 async fn round_loop(
     outbox: &Outbox,
     out: &Out,
     sinks: &mut Sinks,
+    tapped: &mut Tapped,
     attempt: &mut u32,
 ) -> BrokerError {
     loop {
         let events = match outbox.unpublished_events(out.batch).await {
             Ok(e) => e,
             Err(e) => {
+                // The tap's events still go out; the outbox is asked again after a pause.
                 tracing::warn!(error = %e, "Status events: the outbox is unavailable.");
                 tokio::time::sleep(backoff(*attempt)).await;
                 *attempt = attempt.saturating_add(1);
-                continue;
+                Vec::new()
             }
         };
-        if events.is_empty() {
-            tokio::time::sleep(out.poll).await;
+        tapped.fill(out.batch);
+        if events.is_empty() && tapped.held.is_empty() {
+            tapped.wait(out.poll).await;
             continue;
         }
         let mut done = Vec::with_capacity(events.len());
         let mut failed = None;
         for e in &events {
-            match sinks.publish(e).await {
+            let sent = match Outgoing::status(e) {
+                Ok(o) => sinks.publish(&o).await,
+                Err(err) => Err(err),
+            };
+            match sent {
                 Ok(()) => done.push(e.id.clone()),
                 Err(err) => {
                     failed = Some(err);
@@ -353,16 +370,30 @@ async fn round_loop(
         }
         if !done.is_empty() {
             let n = done.len();
-            if let Err(e) = outbox.mark_published(done, Utc::now()).await {
-                // Published but not marked: they go out again, with the same ids.
-                tracing::warn!(error = %e, events = n, "Status events published but not marked.");
+            // Deleted only now that every sink confirmed them; a crash before this line
+            // publishes them again, with the same ids.
+            if let Err(e) = outbox.remove_published(done).await {
+                tracing::warn!(error = %e, events = n, "Status events published but not removed.");
+            }
+        }
+        if failed.is_none() {
+            while let Some(e) = tapped.held.front() {
+                match sinks.publish(e).await {
+                    Ok(()) => {
+                        tapped.held.pop_front();
+                    }
+                    Err(err) => {
+                        failed = Some(err);
+                        break;
+                    }
+                }
             }
         }
         match failed {
             None => *attempt = 0,
             Some(BrokerError::Webhook(w)) => {
                 // A webhook that is not disabled yet: retry later, the brokers stay connected.
-                tracing::warn!(webhook = %w, "Status event not delivered to a webhook; retrying.");
+                tracing::warn!(webhook = %w, "Event not delivered to a webhook; retrying.");
                 tokio::time::sleep(backoff(*attempt)).await;
                 *attempt = attempt.saturating_add(1);
             }
@@ -380,18 +411,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_signature_covers_timestamp_and_body() {
-        let a = signature("s3cret", 1_700_000_000, b"{\"id\":\"x\"}");
-        assert!(a.starts_with("v1=") && a.len() == 3 + 64, "{a}");
-        assert_ne!(a, signature("s3cret", 1_700_000_001, b"{\"id\":\"x\"}"));
-        assert_ne!(a, signature("s3cret", 1_700_000_000, b"{\"id\":\"y\"}"));
-        assert_ne!(a, signature("other", 1_700_000_000, b"{\"id\":\"x\"}"));
-        // RFC 4231 test case 2 through the same HMAC: key "Jefe".
-        let mac = dedupd_http::auth::hmac_sha256(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(mac[0], 0x5b);
-    }
-
-    #[test]
     fn out_config_names_its_errors() {
         let cfg: OutConfig = toml::from_str(
             "nats_subject = \"s\"\n[[webhook]]\nname = \"crm\"\nurl = \"ftp://x\"\nsecret_env = \"S\"\n",
@@ -406,5 +425,31 @@ mod tests {
         assert_eq!(e.key, "events.out.webhook[0].secret_env");
         let ok = cfg.validate(|_| Some("hunter2".into())).unwrap();
         assert!(!format!("{ok:?}").contains("hunter2"));
+        assert_eq!(ok.gateway_decisions, None);
+        let cfg: OutConfig = toml::from_str("gateway_decisions = true\n").unwrap();
+        assert_eq!(
+            cfg.validate(|_| None).unwrap().gateway_decisions,
+            Some(10_000)
+        );
+        let cfg: OutConfig =
+            toml::from_str("gateway_decisions = true\ndecisions_queue = 0\n").unwrap();
+        assert_eq!(
+            cfg.validate(|_| None).unwrap_err().key,
+            "events.out.decisions_queue"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_tap_drops_and_says_so() {
+        let (tap, mut rx) = EventTap::new("test", 1);
+        let ev = |id: &str| Outgoing {
+            id: id.into(),
+            routing_key: "gateway.process".into(),
+            body: b"{}".to_vec(),
+        };
+        assert!(tap.offer(ev("a")));
+        assert!(!tap.offer(ev("b")), "the queue holds one");
+        assert_eq!(rx.recv().await.unwrap().id, "a");
+        assert!(tap.offer(ev("c")));
     }
 }

@@ -56,6 +56,7 @@ mod address_cache;
 pub mod api;
 pub mod attachments;
 pub mod contacts;
+pub mod events;
 pub mod forward;
 pub mod telemetry;
 
@@ -81,6 +82,7 @@ pub use api::{
     AttachmentRequest, Decision, DecisionResponse, DuplicateOf, MessageRequest, NearDuplicateOf,
 };
 pub use contacts::{ContactIndex, IndexError, IndexReport};
+pub use events::{DECISION_EVENT_SCHEMA, DecisionEvent, DecisionObserver};
 pub use forward::{ForwardConfig, ForwardStats, Forwarder};
 
 use dedupd_http::{ApiError, Health, Readiness, ReadyCheck};
@@ -164,6 +166,8 @@ struct Inner {
     started: Instant,
     /// Metric handles, registered on the first message (the recorder is installed by then).
     metrics: std::sync::OnceLock<telemetry::Handles>,
+    /// Told every decision, when decisions are published ([`Gateway::observe_decisions`]).
+    decisions: std::sync::OnceLock<DecisionObserver>,
 }
 
 /// The gateway: decides messages, hands PROCESS/SUPPRESS to the forwarder. Cheap to clone.
@@ -206,8 +210,15 @@ impl Gateway {
                 credentials_refused: AtomicBool::new(false),
                 started: Instant::now(),
                 metrics: std::sync::OnceLock::new(),
+                decisions: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Tells `observer` every decision from now on, as a [`DecisionEvent`] (no text, no
+    /// address). One observer per gateway: false when one was set before.
+    pub fn observe_decisions(&self, observer: DecisionObserver) -> bool {
+        self.inner.decisions.set(observer).is_ok()
     }
 
     /// The configuration.
@@ -465,6 +476,20 @@ impl Gateway {
             reason = reason.as_str(),
             "Decided a message."
         );
+        if let Some(observe) = self.inner.decisions.get() {
+            let contact = match &prepared.customer {
+                dedupd_core::message::Customer::Known(id) => Some(id.as_str()),
+                dedupd_core::message::Customer::Unknown(_) => None,
+            };
+            observe(&DecisionEvent::of(
+                &answer,
+                &channel,
+                req.message_id.as_deref(),
+                contact,
+                prepared.address_kind,
+                now,
+            ));
+        }
         if let Some(forwarder) = &self.inner.forwarder {
             match answer.decision {
                 Decision::Process => {

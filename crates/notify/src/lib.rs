@@ -25,7 +25,9 @@
 //!     Clock, HttpProvider, NotifyApi, NotifyConfig, NotifyError, Relay, Senders, app, open_outbox,
 //! };
 //! let cfg = NotifyConfig::default();
-//! let outbox = open_outbox(&cfg, None, std::path::Path::new(".dedupd")).await?;
+//! let outbox = open_outbox(
+//!     &cfg, None, std::path::Path::new(".dedupd"), Default::default(),
+//! ).await?;
 //! let api = NotifyApi::new(outbox.clone(), &cfg, Clock::System);
 //! let mailer = HttpProvider::configured(
 //!     "mailer", "https://mail.example.com/v1/send", None, true, cfg.relay.request_timeout(),
@@ -47,7 +49,7 @@ pub mod telemetry;
 
 use std::path::Path;
 
-use dedupd_store::outbox::{EmbeddedOutbox, Outbox, PgOutbox};
+use dedupd_store::outbox::{EmbeddedOutbox, Outbox, OutboxOptions, PgOutbox};
 
 pub use clock::Clock;
 pub use config::{NotifyConfig, ProviderConfig, RelayConfig};
@@ -76,20 +78,24 @@ pub enum NotifyError {
 }
 
 /// The outbox `cfg` names: PostgreSQL when `postgres` (the flag, which wins) or
-/// `cfg.postgres` is set, else the embedded outbox in `cfg.outbox` or `state_dir/outbox`.
+/// `cfg.postgres` is set, else the embedded outbox in `cfg.outbox` or `state_dir/outbox`;
+/// `opts` says whether it writes status events (only when something publishes them).
 pub async fn open_outbox(
     cfg: &NotifyConfig,
     postgres: Option<&str>,
     state_dir: &Path,
+    opts: OutboxOptions,
 ) -> Result<Outbox, NotifyError> {
     match postgres.or(cfg.postgres.as_deref()) {
-        Some(url) => Ok(Outbox::Postgres(PgOutbox::connect(url, None, 16).await?)),
+        Some(url) => Ok(Outbox::Postgres(
+            PgOutbox::connect(url, None, 16, opts).await?,
+        )),
         None => {
             let dir = cfg
                 .outbox
                 .clone()
                 .unwrap_or_else(|| state_dir.join("outbox"));
-            Ok(Outbox::Embedded(EmbeddedOutbox::open(&dir)?))
+            Ok(Outbox::Embedded(EmbeddedOutbox::open(&dir, opts)?))
         }
     }
 }

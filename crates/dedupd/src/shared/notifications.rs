@@ -9,7 +9,7 @@ use anyhow::Context;
 use dedupd_notify::{
     Clock, HttpProvider, NotificationSender, NotifyConfig, ProviderConfig, Relay, Senders,
 };
-use dedupd_store::outbox::{EmbeddedOutbox, Outbox, OutboxStore, PgOutbox};
+use dedupd_store::outbox::{EmbeddedOutbox, Outbox, OutboxOptions, OutboxStore, PgOutbox};
 
 use crate::shared::platform::Platform;
 
@@ -58,17 +58,43 @@ pub fn load_events(
     Ok((sources, out))
 }
 
-/// Opens the outbox the flags and the section name.
+/// What the outbox writes for this configuration: status events when `[events.out]` is there
+/// (a publisher reads them); none otherwise. Every process that writes one outbox (`serve`, each
+/// `relay`) reads the same file, so they agree.
+pub fn outbox_options(events_out: bool) -> OutboxOptions {
+    OutboxOptions {
+        status_events: events_out,
+    }
+}
+
+/// Whether the TOML file has an `[events.out]` section (read as `dedupd_broker::EventsConfig`,
+/// without the secrets its webhooks name: a relay only needs to know that events are published).
+pub fn has_events_out(path: &Path) -> anyhow::Result<bool> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let Some(v) = doc.remove("events") else {
+        return Ok(false);
+    };
+    let cfg: dedupd_broker::EventsConfig = v
+        .try_into()
+        .with_context(|| format!("{}: [events]", path.display()))?;
+    Ok(cfg.out.is_some())
+}
+
+/// Opens the outbox the flags and the section name, writing what `opts` asks for.
 pub async fn open(
     cfg: &NotifyConfig,
     postgres: Option<&str>,
     schema: Option<&str>,
     outbox_dir: Option<&Path>,
     state_dir: &Path,
+    opts: OutboxOptions,
 ) -> anyhow::Result<Outbox> {
     if let Some(url) = postgres.or(cfg.postgres.as_deref()) {
         return Ok(Outbox::Postgres(
-            PgOutbox::connect(url, schema, 16)
+            PgOutbox::connect(url, schema, 16, opts)
                 .await
                 .context("cannot open the PostgreSQL outbox")?,
         ));
@@ -77,7 +103,7 @@ pub async fn open(
         .map(Path::to_owned)
         .or_else(|| cfg.outbox.clone())
         .unwrap_or_else(|| state_dir.join("outbox"));
-    Ok(Outbox::Embedded(EmbeddedOutbox::open(&dir)?))
+    Ok(Outbox::Embedded(EmbeddedOutbox::open(&dir, opts)?))
 }
 
 /// The senders `cfg` configures, by provider name: the generic HTTP ones (their token from
@@ -137,13 +163,24 @@ pub struct ServeNotifyArgs {
     pub outbox: Option<PathBuf>,
 }
 
-/// What `dedupd serve` adds for notifications: the API (behind the same bearer / HMAC auth as
-/// the gateway, from `DEDUPD_API_TOKEN` / `DEDUPD_WEBHOOK_SECRET`) and a relay task. Empty when
-/// notifications are not asked for.
+/// What `dedupd serve` adds for notifications.
+pub struct ServeParts {
+    /// The notification API (behind the same bearer / HMAC auth as the gateway, from
+    /// `DEDUPD_API_TOKEN` / `DEDUPD_WEBHOOK_SECRET`); when notifications are off, the routes
+    /// that say so.
+    pub apis: Vec<utoipa_axum::router::OpenApiRouter>,
+    /// Readiness of the relay's providers.
+    pub health: dedupd_http::Health,
+    /// Where the gateway hands its decisions when `[events.out] gateway_decisions` is on.
+    pub decisions: Option<dedupd_broker::EventTap>,
+}
+
+/// What `dedupd serve` adds for notifications: the API, a relay task, the broker sources and
+/// the events publisher. Only the "off" routes when notifications are not asked for.
 pub async fn serve_parts(
     args: &ServeNotifyArgs,
     config: Option<&Path>,
-) -> anyhow::Result<(Vec<utoipa_axum::router::OpenApiRouter>, dedupd_http::Health)> {
+) -> anyhow::Result<ServeParts> {
     let mut health = dedupd_http::Health::new();
     let has_section = match config {
         Some(path) => {
@@ -156,7 +193,11 @@ pub async fn serve_parts(
         None => false,
     };
     if !(args.notifications || has_section || args.postgres.is_some() || args.outbox.is_some()) {
-        return Ok((vec![notifications_off()], health));
+        return Ok(ServeParts {
+            apis: vec![notifications_off()],
+            health,
+            decisions: None,
+        });
     }
     let cfg = match config {
         Some(path) => load_section(path)?,
@@ -177,6 +218,7 @@ pub async fn serve_parts(
         None,
         args.outbox.as_deref(),
         &state_dir,
+        outbox_options(events_out.is_some()),
     )
     .await?;
     let providers = build_senders(&cfg).await?;
@@ -207,18 +249,27 @@ pub async fn serve_parts(
             std::future::pending(),
         ));
     }
-    // Events out: the status events the outbox writes with each change.
+    // Events out: the status events the outbox writes with each change, and the gateway's
+    // decisions when asked for.
+    let mut decisions = None;
     if let Some(out) = events_out {
+        let tap = out.gateway_decisions.map(|capacity| {
+            let (tap, rx) = dedupd_broker::EventTap::new("gateway", capacity);
+            decisions = Some(tap);
+            rx
+        });
         tokio::spawn(dedupd_broker::run_publisher(
             api.outbox().clone(),
             out,
+            tap,
             std::future::pending(),
         ));
     }
-    Ok((
-        vec![dedupd_http::guard(dedupd_notify::routes(api), auth)],
+    Ok(ServeParts {
+        apis: vec![dedupd_http::guard(dedupd_notify::routes(api), auth)],
         health,
-    ))
+        decisions,
+    })
 }
 
 /// What the notification routes answer when `serve` runs without notifications: a 404 in the

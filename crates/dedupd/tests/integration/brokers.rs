@@ -697,7 +697,7 @@ async fn events_from_nats_and_rabbitmq_survive_two_kills_exactly_once() {
     );
 
     // Exactly 2,000 notifications, each once at the provider.
-    let outbox = EmbeddedOutbox::open(&outbox_dir).unwrap();
+    let outbox = EmbeddedOutbox::open(&outbox_dir, Default::default()).unwrap();
     let counts = outbox.counts().await.unwrap();
     assert_eq!(
         counts.values().sum::<u64>(),
@@ -833,4 +833,157 @@ async fn events_from_nats_and_rabbitmq_survive_two_kills_exactly_once() {
         .await
         .unwrap();
     let _ = conn.close().await;
+}
+
+/// The gateway's decisions published to NATS JetStream (`[events.out] gateway_decisions`):
+/// one event per decision, each with its own stable id (the HTTP answer's fingerprint in it),
+/// the versioned schema, and neither the sender's phone number nor the message's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_decisions_are_published_to_nats_without_addresses_or_text() {
+    let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let client = match async_nats::connect(&nats_url).await {
+        Ok(c) => c,
+        Err(e) => {
+            required("NATS (NATS_URL)", e);
+            return;
+        }
+    };
+    let run = format!("{:012x}", fastrand::u64(..) >> 16);
+    let (stream, subject) = (format!("DEDUPD_TD_{run}"), format!("dedupd.td{run}.events"));
+    let js = jetstream::new(client);
+    js.create_stream(stream::Config {
+        name: stream.clone(),
+        subjects: vec![subject.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("serve.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[events.out]\nnats_subject = \"{subject}\"\ngateway_decisions = true\npoll_ms = 20\n"
+        ),
+    )
+    .unwrap();
+    let mut serve = Serve {
+        child: Command::new(env!("CARGO_BIN_EXE_dedupd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&cfg_path)
+            .arg("--outbox")
+            .arg(dir.path().join("outbox"))
+            .env("DEDUPD_NATS_URL", &nats_url)
+            .env_remove("DEDUPD_POSTGRES_URL")
+            .env_remove("DEDUPD_API_TOKEN")
+            .env_remove("DEDUPD_WEBHOOK_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        cmd: Box::new(|| Command::new("true")),
+    };
+    let base = super::listening_on(&mut serve.child);
+    let http = reqwest::Client::new();
+    let phone = "+14155550123";
+    let messages = [
+        ("sms", "m1", "Where is my order 1234?"),
+        ("chat", "m2", "where is my order 1234"),
+        ("sms", "m3", "Please cancel order 1234"),
+    ];
+    let mut answers = Vec::new();
+    for (channel, id, text) in messages {
+        let a: serde_json::Value = http
+            .post(format!("{base}/v1/messages"))
+            .json(&json!({"channel": channel, "from": phone, "text": text, "message_id": id}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answers.push(a);
+    }
+    let decided: Vec<&str> = answers
+        .iter()
+        .map(|a| a["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decided, ["PROCESS", "SUPPRESS", "PROCESS"], "{answers:?}");
+
+    let consumer: jetstream::consumer::PullConsumer = js
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .create_consumer(pull::Config {
+            filter_subject: subject.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut events: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while events.len() < messages.len() {
+        assert!(
+            Instant::now() < deadline,
+            "decision events: {} of {}",
+            events.len(),
+            messages.len()
+        );
+        let mut batch = consumer
+            .fetch()
+            .max_messages(10)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await
+            .unwrap();
+        while let Some(m) = batch.next().await {
+            let m = m.unwrap();
+            let body = String::from_utf8(m.payload.to_vec()).unwrap();
+            for secret in ["4155550123", "order 1234", "cancel"] {
+                assert!(
+                    !body.contains(secret),
+                    "{secret} in a decision event: {body}"
+                );
+            }
+            let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(e["schema"], "dedupd.gateway.decision/v1");
+            let msg_id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.to_string());
+            assert_eq!(
+                msg_id.as_deref(),
+                e["id"].as_str(),
+                "the NATS message id is the event id"
+            );
+            m.ack().await.unwrap();
+            let prev = events.insert(e["message_id"].as_str().unwrap().to_owned(), e);
+            assert!(prev.is_none(), "one event per decision");
+        }
+    }
+    let ids: BTreeSet<&str> = events.values().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), messages.len(), "every decision has its own id");
+    for ((_, id, _), answer) in messages.iter().zip(&answers) {
+        let e = &events[*id];
+        assert_eq!(e["decision"], answer["decision"]);
+        assert_eq!(e["fingerprint"], answer["fingerprint"]);
+        assert!(
+            e["id"]
+                .as_str()
+                .unwrap()
+                .starts_with(answer["fingerprint"].as_str().unwrap())
+        );
+        assert_eq!(
+            e["customer"],
+            serde_json::Value::Null,
+            "an unknown sender is not named"
+        );
+        assert_eq!(e["customer_kind"], "phone");
+    }
+    assert_eq!(events["m2"]["duplicate_of"]["message_id"], "m1");
+    assert_eq!(events["m2"]["duplicates"], 1);
+
+    drop(serve);
+    js.delete_stream(&stream).await.unwrap();
 }

@@ -665,7 +665,7 @@ async fn cxone_notifications_are_delivered_exactly_once_with_ambiguous_answers_a
     const TOTAL: u64 = 1_000;
     let url = pg_test_url();
     let schema = format!("t_cxone_{:016x}", fastrand::u64(..));
-    let pg = match PgOutbox::connect_new_schema(&url, &schema, 8).await {
+    let pg = match PgOutbox::connect_new_schema(&url, &schema, 8, Default::default()).await {
         Ok(pg) => pg,
         Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
             eprintln!("skipping: PostgreSQL is not reachable ({e})");

@@ -182,7 +182,7 @@ fn a_relay_on_an_embedded_outbox_in_use_says_relays_need_postgres() {
     let config = notifications_config(dir.path(), "http://127.0.0.1:9/v1/send");
     let outbox = dir.path().join("outbox");
     // This process holds the outbox, as a running `dedupd serve` does.
-    let _held = dedupd_store::outbox::EmbeddedOutbox::open(&outbox).unwrap();
+    let _held = dedupd_store::outbox::EmbeddedOutbox::open(&outbox, Default::default()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_dedupd"))
         .arg("relay")
         .arg("--config")

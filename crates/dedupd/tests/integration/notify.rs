@@ -153,7 +153,7 @@ async fn wait_for_requests(
 async fn relays_killed_at_random_deliver_once_or_report() {
     let url = pg_test_url();
     let schema = format!("t_crash_{:016x}", fastrand::u64(..));
-    let pg = match PgOutbox::connect_new_schema(&url, &schema, 8).await {
+    let pg = match PgOutbox::connect_new_schema(&url, &schema, 8, Default::default()).await {
         Ok(pg) => pg,
         Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
             eprintln!("skipping: PostgreSQL is not reachable ({e})");

@@ -45,10 +45,12 @@ pub(crate) fn t0() -> DateTime<Utc> {
 /// An outbox of `backend`, or `None` when PostgreSQL is absent outside CI.
 pub(crate) async fn outbox(backend: Backend, dir: &std::path::Path) -> Option<Outbox> {
     match backend {
-        Backend::Embedded => Some(Outbox::Embedded(EmbeddedOutbox::open(dir).unwrap())),
+        Backend::Embedded => Some(Outbox::Embedded(
+            EmbeddedOutbox::open(dir, Default::default()).unwrap(),
+        )),
         Backend::Postgres => {
             let name = format!("t_notify_{:016x}", fastrand::u64(..));
-            match PgOutbox::connect_new_schema(&pg_test_url(), &name, 8).await {
+            match PgOutbox::connect_new_schema(&pg_test_url(), &name, 8, Default::default()).await {
                 Ok(pg) => Some(Outbox::Postgres(pg)),
                 Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
                     eprintln!("skipping the PostgreSQL half: {e}");

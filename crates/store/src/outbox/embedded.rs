@@ -13,12 +13,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use dedupd_core::notification::Status;
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+    WriteTransaction,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AcceptOptions, Accepted, Backlog, Claimed, GuardMode, NewNotification, Notification, Outcome,
-    StatusEvent, Work, apply_outcome, finish_transition, lease_token,
+    AcceptOptions, Accepted, Backlog, Claimed, GuardMode, NewNotification, Notification,
+    OutboxOptions, Outcome, StatusEvent, Work, apply_outcome, finish_transition, lease_token,
 };
 use crate::StoreError;
 
@@ -45,8 +48,9 @@ fn read_guard(v: &[u8]) -> Option<(u64, u64, &str)> {
     Some((created, expires, std::str::from_utf8(v.get(16..)?).ok()?))
 }
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbox_expiry_v1");
-/// Status events by id (issue 17): written in the transaction of the change they report; an id
-/// written once is never written again (an `unknown` after a recheck is the same event).
+/// Status events by id (issue 17), when the outbox writes them: written in the transaction of
+/// the change they report (an id still held is not written again: an `unknown` after a
+/// recheck is the same event), deleted once published.
 const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_events_v1");
 /// The unpublished events, in the order they were written: (sequence, id).
 const UNPUBLISHED: TableDefinition<(u64, &str), ()> =
@@ -161,8 +165,9 @@ pub struct EmbeddedOutbox {
 }
 
 impl EmbeddedOutbox {
-    /// Opens (creating when needed) the outbox in `dir` and starts its writer thread.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating when needed) the outbox in `dir` and starts its writer thread, which
+    /// writes what `opts` asks for.
+    pub fn open(dir: &Path, opts: OutboxOptions) -> Result<Self, StoreError> {
         let open_err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
             path: dir.display().to_string(),
             source: e,
@@ -175,6 +180,8 @@ impl EmbeddedOutbox {
         w.open_table(DUE).map_err(|e| open_err(Box::new(e)))?;
         w.open_table(GUARD).map_err(|e| open_err(Box::new(e)))?;
         w.open_table(EXPIRY).map_err(|e| open_err(Box::new(e)))?;
+        // Events an earlier version kept after publishing them (it marked them): deleted now.
+        compact_published(&w).map_err(|e| open_err(Box::new(e)))?;
         w.commit().map_err(|e| open_err(Box::new(e)))?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Op>(4 * GROUP);
@@ -182,7 +189,7 @@ impl EmbeddedOutbox {
         let at = path.display().to_string();
         std::thread::Builder::new()
             .name("dedupd-outbox-writer".into())
-            .spawn(move || writer_loop(&writer_db, rx, &at))
+            .spawn(move || writer_loop(&writer_db, rx, &at, opts))
             .map_err(|e| open_err(Box::new(e)))?;
         Ok(Self { db, tx, path })
     }
@@ -354,13 +361,35 @@ impl OutboxStore for EmbeddedOutbox {
         Ok(out)
     }
 
-    async fn mark_published(
-        &self,
-        ids: Vec<String>,
-        _now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    async fn remove_published(&self, ids: Vec<String>) -> Result<u64, StoreError> {
         self.call(|tx| Op::Published(ids, tx)).await
     }
+
+    async fn events_backlog(&self) -> Result<u64, StoreError> {
+        let err = |e: redb::Error| StoreError::backend("events", self.at(), e);
+        let r = self.db.begin_read().map_err(|e| err(e.into()))?;
+        match r.open_table(EVENTS) {
+            Ok(t) => t.len().map_err(|e| err(e.into())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(err(e.into())),
+        }
+    }
+}
+
+/// Deletes the events a version that kept published events had marked published.
+fn compact_published(w: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut events = w.open_table(EVENTS)?;
+    let mut done = Vec::new();
+    for entry in events.iter()? {
+        let (k, v) = entry?;
+        if serde_json::from_slice::<StoredEvent>(v.value()).is_ok_and(|s| s.published) {
+            done.push(k.value().to_owned());
+        }
+    }
+    for id in done {
+        events.remove(id.as_str())?;
+    }
+    Ok(())
 }
 
 fn decode_event(id: &str, bytes: &[u8]) -> Result<StatusEvent, StoreError> {
@@ -372,15 +401,18 @@ fn decode_event(id: &str, bytes: &[u8]) -> Result<StatusEvent, StoreError> {
         })
 }
 
-/// An event as stored: the event, its place in the unpublished index, and whether it is out.
+/// An event as stored: the event and its place in the unpublished index. `published` is
+/// always false now (a published event is deleted); true only in files of an earlier version,
+/// which [`compact_published`] clears at open.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredEvent {
     seq: u64,
+    #[serde(default)]
     published: bool,
     event: StatusEvent,
 }
 
-fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Op>, at: &str) {
+fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Op>, at: &str, opts: OutboxOptions) {
     while let Some(first) = rx.blocking_recv() {
         let mut ops = vec![first];
         while ops.len() < GROUP {
@@ -395,7 +427,7 @@ fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Op>, at: &str) {
                 .begin_write()
                 .map_err(|e| StoreError::backend("write", at, e))?;
             {
-                let mut tables = Tables::open(&w, at)?;
+                let mut tables = Tables::open(&w, at, opts)?;
                 for op in ops.drain(..) {
                     replies.push(tables.apply(op)?);
                 }
@@ -442,6 +474,8 @@ struct Tables<'t> {
     expiry: Table<'t, (u64, &'static str), ()>,
     events: Table<'t, &'static str, &'static [u8]>,
     unpublished: Table<'t, (u64, &'static str), ()>,
+    /// What the outbox writes besides notifications.
+    opts: OutboxOptions,
     /// The outbox file, for errors.
     at: &'t str,
 }
@@ -452,7 +486,11 @@ fn w(at: &str) -> impl Fn(redb::Error) -> StoreError + '_ {
 }
 
 impl<'t> Tables<'t> {
-    fn open(tx: &'t WriteTransaction, at: &'t str) -> Result<Self, StoreError> {
+    fn open(
+        tx: &'t WriteTransaction,
+        at: &'t str,
+        opts: OutboxOptions,
+    ) -> Result<Self, StoreError> {
         let w = |e: redb::TableError| w(at)(e.into());
         Ok(Self {
             notif: tx.open_table(NOTIF).map_err(w)?,
@@ -461,6 +499,7 @@ impl<'t> Tables<'t> {
             expiry: tx.open_table(EXPIRY).map_err(w)?,
             events: tx.open_table(EVENTS).map_err(w)?,
             unpublished: tx.open_table(UNPUBLISHED).map_err(w)?,
+            opts,
             at,
         })
     }
@@ -553,15 +592,17 @@ impl<'t> Tables<'t> {
         })
     }
 
-    /// Writes the event `transition` of `n` in this transaction, unless its id was written
-    /// before.
+    /// Writes the event `transition` of `n` in this transaction when the options ask for
+    /// status events, unless the outbox holds its id already.
     fn emit(
         &mut self,
         n: &Notification,
         transition: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let event = StatusEvent::of(n, transition, now);
+        let Some(event) = self.opts.event(n, transition, now) else {
+            return Ok(());
+        };
         if self
             .events
             .get(event.id.as_str())
@@ -607,20 +648,11 @@ impl<'t> Tables<'t> {
                 })?,
                 None => continue,
             };
-            if stored.published {
-                continue;
-            }
             self.unpublished
                 .remove((stored.seq, id.as_str()))
                 .map_err(|e| w(self.at)(e.into()))?;
-            let out = StoredEvent {
-                published: true,
-                ..stored
-            };
-            let bytes =
-                serde_json::to_vec(&out).map_err(|e| StoreError::backend("encode", self.at, e))?;
             self.events
-                .insert(id.as_str(), bytes.as_slice())
+                .remove(id.as_str())
                 .map_err(|e| w(self.at)(e.into()))?;
             done += 1;
         }
@@ -771,8 +803,18 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn embedded_outbox_passes_the_suite() {
         let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::Embedded(EmbeddedOutbox::open(dir.path()).unwrap());
+        let outbox = Outbox::Embedded(
+            EmbeddedOutbox::open(dir.path(), OutboxOptions::with_status_events()).unwrap(),
+        );
         suite::run(&outbox).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_outbox_without_status_events_writes_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox =
+            Outbox::Embedded(EmbeddedOutbox::open(dir.path(), OutboxOptions::default()).unwrap());
+        suite::run_without_status_events(&outbox).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -780,7 +822,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = suite::t0();
         {
-            let o = Outbox::Embedded(EmbeddedOutbox::open(dir.path()).unwrap());
+            let o = Outbox::Embedded(
+                EmbeddedOutbox::open(dir.path(), OutboxOptions::with_status_events()).unwrap(),
+            );
             o.accept(
                 suite::new_notification("k1", "hello"),
                 AcceptOptions::default(),
@@ -792,7 +836,7 @@ mod tests {
         // The writer thread of the first handle may still hold the file for a moment.
         let mut reopened = None;
         for _ in 0..200 {
-            match EmbeddedOutbox::open(dir.path()) {
+            match EmbeddedOutbox::open(dir.path(), OutboxOptions::with_status_events()) {
                 Ok(o) => {
                     reopened = Some(o);
                     break;

@@ -15,6 +15,8 @@
 //!   relay's side. A claim moves the notification to `sending` and sets its due time to the
 //!   lease's end, so the work of a relay that died becomes due again by itself when the lease
 //!   runs out.
+//! - [`OutboxOptions`]: what the configuration asks besides notifications: whether status
+//!   events are written (only when a sink reads them), given to both backends when opened.
 //! - `suite` (feature `testing`): the behaviour suite every backend passes.
 //!
 //! Time is always passed in (`now`), in UTC, so tests move the clock instead of sleeping.
@@ -333,29 +335,65 @@ pub trait OutboxStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
 
-    /// Up to `limit` status events not yet marked published, oldest first. Each was written in
-    /// the same transaction as the status change it reports (see [`StatusEvent`]).
+    /// Up to `limit` status events still to publish, oldest first. Each was written in the
+    /// same transaction as the status change it reports (see [`StatusEvent`]), and only when
+    /// the outbox was opened with [`OutboxOptions::status_events`].
     fn unpublished_events(
         &self,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StatusEvent>, StoreError>> + Send;
 
-    /// Marks the events `ids` published (every sink confirmed them). Returns how many were
-    /// unpublished until now.
-    fn mark_published(
+    /// Deletes the events `ids`: every sink confirmed them, so the outbox holds only what is
+    /// still to publish. Returns how many it held.
+    fn remove_published(
         &self,
         ids: Vec<String>,
-        now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// How many status events the outbox holds (all of them still to publish): the publisher's
+    /// backlog.
+    fn events_backlog(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// What an outbox writes besides the notifications, from the configuration; both backends
+/// take it when they are opened and ask it (never their own rule) which events to write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxOptions {
+    /// Write a [`StatusEvent`] with every published transition, in the transaction of the
+    /// change. On when the configuration has a sink for them (`[events.out]`); off (the
+    /// default), nothing is written, so an accept costs one row.
+    pub status_events: bool,
+}
+
+impl OutboxOptions {
+    /// Status events on.
+    pub fn with_status_events() -> Self {
+        Self {
+            status_events: true,
+        }
+    }
+
+    /// The event `transition` of `n` to write with this change at `now`: `None` when status
+    /// events are off.
+    pub(crate) fn event(
+        &self,
+        n: &Notification,
+        transition: &str,
+        now: DateTime<Utc>,
+    ) -> Option<StatusEvent> {
+        self.status_events
+            .then(|| StatusEvent::of(n, transition, now))
+    }
 }
 
 /// The schema name of the status events (versioned; documented in the README).
 pub const STATUS_EVENT_SCHEMA: &str = "dedupd.notification.status/v1";
 
 /// A notification's status change, as published to the user's brokers and webhooks. Written
-/// by the outbox in the same transaction as the change, so a crash neither loses nor invents
-/// one; `id` is stable (`<notification id>:<transition>`), so a re-publish after a crash carries
-/// the same id and consumers dedupe on it.
+/// by the outbox in the same transaction as the change (when [`OutboxOptions::status_events`]
+/// is on), so a crash neither loses nor invents one, and deleted once every sink confirmed it;
+/// `id` is stable (`<notification id>:<transition>`), so a re-publish after a crash carries the
+/// same id and consumers dedupe on it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusEvent {
     /// `dedupd.notification.status/v1`.
@@ -525,14 +563,17 @@ impl OutboxStore for Outbox {
         }
     }
 
-    async fn mark_published(
-        &self,
-        ids: Vec<String>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    async fn remove_published(&self, ids: Vec<String>) -> Result<u64, StoreError> {
         match self {
-            Outbox::Embedded(b) => b.mark_published(ids, now).await,
-            Outbox::Postgres(b) => b.mark_published(ids, now).await,
+            Outbox::Embedded(b) => b.remove_published(ids).await,
+            Outbox::Postgres(b) => b.remove_published(ids).await,
+        }
+    }
+
+    async fn events_backlog(&self) -> Result<u64, StoreError> {
+        match self {
+            Outbox::Embedded(b) => b.events_backlog().await,
+            Outbox::Postgres(b) => b.events_backlog().await,
         }
     }
 }

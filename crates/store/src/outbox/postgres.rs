@@ -8,8 +8,10 @@
 //! - Claim is crates.io's job-queue pattern: `SELECT … FOR UPDATE SKIP LOCKED` in a CTE feeding
 //!   an `UPDATE`, so several relays share the table and never take the same row; the claim sets
 //!   `next_attempt_at` to the lease's end, so a dead relay's rows become due again.
-//! - Status events (issue 17) are inserted by the statement of the change they report (the
-//!   accept, a finish: data-modifying CTEs), `ON CONFLICT (id) DO NOTHING`.
+//! - Status events (issue 17), when the options ask for them, are inserted by the statement of
+//!   the change they report (the accept, a finish: data-modifying CTEs), `ON CONFLICT (id) DO
+//!   NOTHING`, and deleted once published; without them the event part of the statement writes
+//!   nothing (its event parameter is NULL).
 //! - Finish is fenced by the lease token: a relay whose lease ran out cannot overwrite the
 //!   result of the relay that took over.
 //!
@@ -25,7 +27,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{
     AcceptOptions, Accepted, Backlog, Claimed, GuardMode, NewNotification, Notification,
-    OutboxStore, Outcome, StatusEvent, Work, lease_token,
+    OutboxOptions, OutboxStore, Outcome, StatusEvent, Work, lease_token,
 };
 use crate::pg::db;
 use crate::{StoreError, redact_url};
@@ -51,6 +53,8 @@ pub struct PgOutbox {
     schema: Option<String>,
     /// The server's URL without its password, for errors.
     addr: String,
+    /// What it writes besides notifications.
+    opts: OutboxOptions,
 }
 
 const COLUMNS: &str = "key, id, fingerprint, request, channel, provider, guard_key, duplicate_of, \
@@ -67,11 +71,12 @@ fn suppressed_parts() -> (&'static str, &'static str) {
 
 impl PgOutbox {
     /// Connects (at most `max_connections`), pinning every connection to `schema` when given,
-    /// and runs the migrations.
+    /// and runs the migrations; writes what `opts` asks for.
     pub async fn connect(
         url: &str,
         schema: Option<&str>,
         max_connections: u32,
+        opts: OutboxOptions,
     ) -> Result<Self, StoreError> {
         let pool = crate::pg::pool(url, schema, max_connections).await?;
         sqlx::migrate!("src/outbox/migrations")
@@ -82,7 +87,16 @@ impl PgOutbox {
             pool,
             schema: schema.map(str::to_owned),
             addr: redact_url(url),
+            opts,
         })
+    }
+
+    /// The same pool writing what `opts` asks for (tests compare both on one schema).
+    pub fn with_options(&self, opts: OutboxOptions) -> Self {
+        Self {
+            opts,
+            ..self.clone()
+        }
     }
 
     /// Creates the schema `name` (for tests: one per test) and connects into it.
@@ -90,9 +104,10 @@ impl PgOutbox {
         url: &str,
         name: &str,
         max_connections: u32,
+        opts: OutboxOptions,
     ) -> Result<Self, StoreError> {
         crate::pg::create_schema(url, name).await?;
-        Self::connect(url, Some(name), max_connections).await
+        Self::connect(url, Some(name), max_connections, opts).await
     }
 
     /// Drops the schema this outbox was pinned to (tests clean up with it) and closes the pool.
@@ -157,21 +172,26 @@ impl OutboxStore for PgOutbox {
                 SELECT $16, jsonb_set(jsonb_set($17::jsonb, '{{status}}', to_jsonb(ins.status)),
                                       '{{last_error}}', coalesce(to_jsonb(ins.last_error), 'null'::jsonb)),
                        $11
-                FROM ins
+                FROM ins WHERE $17::jsonb IS NOT NULL
                 ON CONFLICT (id) DO NOTHING)
              SELECT duplicate_of FROM ins"
         );
         let guard_on = opts.guard != GuardMode::Off;
         let suppress = opts.guard == GuardMode::Suppress;
-        // The `accepted` event, written by the same statement (its status and last error are the
-        // row's, which the content guard decides there).
-        let event = StatusEvent::of(
-            &Notification::from_new(new.clone(), &opts, now),
-            "accepted",
-            now,
-        );
-        let event_json = serde_json::to_value(&event)
+        // The `accepted` event, when status events are on, written by the same statement (its
+        // status and last error are the row's, which the content guard decides there).
+        // (The notification is only built when they are on.)
+        let event = self
+            .opts
+            .status_events
+            .then(|| Notification::from_new(new.clone(), &opts, now))
+            .and_then(|n| self.opts.event(&n, "accepted", now));
+        let event_json = event
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
             .map_err(|e| StoreError::backend("encode", &self.addr, e))?;
+        let event_id = event.as_ref().map(|e| e.id.as_str());
         for _ in 0..5 {
             let row = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(&new.key)
@@ -189,7 +209,7 @@ impl OutboxStore for PgOutbox {
                 .bind(pre)
                 .bind(post)
                 .bind(now + opts.retention)
-                .bind(&event.id)
+                .bind(event_id)
                 .bind(&event_json)
                 .fetch_optional(&self.pool)
                 .await
@@ -361,7 +381,8 @@ impl OutboxStore for PgOutbox {
                            'attempts', u.attempts, 'provider_message_id', u.provider_message_id,
                            'last_error', u.last_error, 'at', $12::jsonb),
                        $8
-                FROM u WHERE u.status IN ('delivered', 'failed', 'unknown', 'expired')
+                FROM u WHERE $11::text IS NOT NULL
+                    AND u.status IN ('delivered', 'failed', 'unknown', 'expired')
                 ON CONFLICT (id) DO NOTHING)
              SELECT count(*) AS n FROM u",
         )
@@ -375,7 +396,12 @@ impl OutboxStore for PgOutbox {
         .bind(now)
         .bind(i32::from(work.sent))
         .bind(i32::from(work.read_back))
-        .bind(super::STATUS_EVENT_SCHEMA)
+        // NULL: status events are off, the statement writes none.
+        .bind(
+            self.opts
+                .status_events
+                .then_some(super::STATUS_EVENT_SCHEMA),
+        )
         .bind(at)
         .fetch_one(&self.pool)
         .await
@@ -459,21 +485,22 @@ impl OutboxStore for PgOutbox {
             .collect()
     }
 
-    async fn mark_published(
-        &self,
-        ids: Vec<String>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE notification_events SET published_at = $2 \
-             WHERE id = ANY($1) AND published_at IS NULL",
-        )
-        .bind(&ids)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db("events", &self.addr))?;
+    async fn remove_published(&self, ids: Vec<String>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM notification_events WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&self.pool)
+            .await
+            .map_err(db("events", &self.addr))?;
         Ok(done.rows_affected())
+    }
+
+    async fn events_backlog(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT count(*) AS n FROM notification_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("events", &self.addr))?;
+        let n: i64 = row.try_get("n").map_err(db("events", &self.addr))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 
@@ -533,7 +560,14 @@ mod tests {
     /// A fresh schema, or `None` (skip) when no server answers and `CI` is not `true`.
     async fn fresh() -> Option<PgOutbox> {
         let name = format!("t_outbox_{:016x}", fastrand::u64(..));
-        match PgOutbox::connect_new_schema(&pg_test_url(), &name, 8).await {
+        match PgOutbox::connect_new_schema(
+            &pg_test_url(),
+            &name,
+            8,
+            OutboxOptions::with_status_events(),
+        )
+        .await
+        {
             Ok(o) => Some(o),
             Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
                 eprintln!("skipping: PostgreSQL is not reachable ({e})");
@@ -547,6 +581,14 @@ mod tests {
     async fn postgres_outbox_passes_the_suite() {
         let Some(pg) = fresh().await else { return };
         suite::run(&Outbox::Postgres(pg.clone())).await;
+        pg.drop_schema().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_outbox_without_status_events_writes_none() {
+        let Some(pg) = fresh().await else { return };
+        let quiet = Outbox::Postgres(pg.with_options(OutboxOptions::default()));
+        suite::run_without_status_events(&quiet).await;
         pg.drop_schema().await.unwrap();
     }
 

@@ -416,12 +416,18 @@ async fn status_events<O: OutboxStore>(o: &O) {
     let ids: Vec<String> = before.iter().map(|e| e.id.clone()).collect();
     let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "event ids are unique");
+    assert_eq!(o.events_backlog().await.expect("backlog"), ids.len() as u64);
     assert_eq!(
-        o.mark_published(ids.clone(), now).await.expect("mark"),
+        o.remove_published(ids.clone()).await.expect("remove"),
         ids.len() as u64
     );
     assert!(o.unpublished_events(10).await.expect("events").is_empty());
-    assert_eq!(o.mark_published(ids, now).await.expect("mark"), 0, "once");
+    assert_eq!(o.remove_published(ids).await.expect("remove"), 0, "once");
+    assert_eq!(
+        o.events_backlog().await.expect("backlog"),
+        0,
+        "published events are deleted, not kept"
+    );
 
     // Accepted: one event; a replay writes none.
     let n = created(o, new_notification("ev1", "events"), opts, now).await;
@@ -484,11 +490,85 @@ async fn status_events<O: OutboxStore>(o: &O) {
     assert_eq!(o.unpublished_events(10).await.expect("events").len(), 3);
     // Published in part: the rest stays listed, in order.
     assert_eq!(
-        o.mark_published(vec![ev[0].id.clone()], now)
+        o.remove_published(vec![ev[0].id.clone()])
             .await
-            .expect("mark"),
+            .expect("remove"),
         1
     );
     let rest = o.unpublished_events(10).await.expect("events");
     assert_eq!(rest, ev[1..].to_vec());
+    assert_eq!(o.events_backlog().await.expect("backlog"), 2);
+
+    // Once its event is published and deleted, an `unknown` that comes again (a recheck that
+    // still cannot tell) is written again under the same id: consumers dedupe on it.
+    let n2 = created(o, new_notification("ev2", "events two"), opts, now).await;
+    let unknown = || Outcome::Unknown {
+        recheck_at: Some(now),
+        error: "timeout".into(),
+    };
+    let take2 = || async move {
+        let c = o.claim(now, lease, 100).await.expect("claim");
+        c.into_iter()
+            .find(|c| c.notification.key == "ev2")
+            .expect("ev2 due")
+            .notification
+            .lease
+            .expect("lease")
+    };
+    let l = take2().await;
+    assert!(
+        o.finish("ev2", &l, unknown(), SENT, now)
+            .await
+            .expect("finish")
+    );
+    let ids: Vec<String> = o
+        .unpublished_events(10)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    o.remove_published(ids).await.expect("remove");
+    assert_eq!(o.events_backlog().await.expect("backlog"), 0);
+    let l = take2().await;
+    assert!(
+        o.finish("ev2", &l, unknown(), READ_BACK, now)
+            .await
+            .expect("finish")
+    );
+    let again = o.unpublished_events(10).await.expect("events");
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].id, format!("{}:unknown", n2.id));
+    let ids = again.into_iter().map(|e| e.id).collect();
+    o.remove_published(ids).await.expect("remove");
+}
+
+/// The suite for an outbox opened without status events (no sink configured): the same
+/// changes write none, and the accept stays one row.
+pub async fn run_without_status_events<O: OutboxStore>(o: &O) {
+    let now = t0();
+    let opts = AcceptOptions::default();
+    let lease = Duration::seconds(30);
+    let n = created(o, new_notification("quiet", "no events"), opts, now).await;
+    let c = o.claim(now, lease, 10).await.expect("claim");
+    let l = c
+        .into_iter()
+        .find(|c| c.notification.key == "quiet")
+        .and_then(|c| c.notification.lease)
+        .expect("quiet due");
+    let delivered = Outcome::Delivered {
+        provider_message_id: None,
+    };
+    assert!(
+        o.finish("quiet", &l, delivered, SENT, now)
+            .await
+            .expect("finish")
+    );
+    assert_eq!(
+        o.get("quiet", now).await.expect("get").map(|g| g.status),
+        Some(Status::Delivered),
+        "{n:?}"
+    );
+    assert!(o.unpublished_events(10).await.expect("events").is_empty());
+    assert_eq!(o.events_backlog().await.expect("backlog"), 0);
 }

@@ -6,12 +6,16 @@ use dedupd_notify::{Clock, Relay};
 use dedupd_store::StoreError;
 use dedupd_store::outbox::OutboxStore;
 
-use crate::shared::notifications::{build_senders, load_section, open};
+use crate::shared::notifications::{
+    build_senders, has_events_out, load_section, open, outbox_options,
+};
 
 /// `dedupd relay`.
 #[derive(Debug, clap::Args)]
 pub struct RelayArgs {
-    /// A TOML file with a `[notifications]` section (other sections are ignored).
+    /// A TOML file with a `[notifications]` section; its `[events.out]`, when present, makes
+    /// the relay write status events with each outcome (the sources of `[events]` are
+    /// consumed by `dedupd serve`, not here).
     #[arg(long, short)]
     pub config: PathBuf,
     /// PostgreSQL outbox URL (several relays share it); overrides `notifications.postgres`.
@@ -28,6 +32,8 @@ pub struct RelayArgs {
 /// Runs the relay until Ctrl-C / SIGTERM.
 pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     let cfg = load_section(&args.config)?;
+    // Status events are written by whichever process records the change: the relay too.
+    let events_out = has_events_out(&args.config)?;
     let state_dir = crate::shared::default_state_dir(&args.config);
     let outbox = match open(
         &cfg,
@@ -35,6 +41,7 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         args.postgres_schema.as_deref(),
         args.outbox.as_deref(),
         &state_dir,
+        outbox_options(events_out),
     )
     .await
     {

@@ -425,15 +425,17 @@ fn load_contacts(opts: &ServeOptions) -> anyhow::Result<ContactIndex> {
 
 /// Runs `dedupd serve` until SIGTERM or Ctrl-C.
 pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
-    run_with(opts, Vec::new(), Health::new()).await
+    run_with(opts, Vec::new(), Health::new(), None).await
 }
 
 /// Runs the gateway plus `extra` APIs (each already carrying its own auth and state) on one
-/// listener until SIGTERM or Ctrl-C; `extra_health` joins `/readyz`.
+/// listener until SIGTERM or Ctrl-C; `extra_health` joins `/readyz`; every decision goes to
+/// `decisions` when given (published by the events publisher).
 pub async fn run_with(
     opts: ServeOptions,
     extra: Vec<OpenApiRouter>,
     extra_health: Health,
+    decisions: Option<dedupd_broker::EventTap>,
 ) -> anyhow::Result<()> {
     let contacts = load_contacts(&opts)?;
     let metrics = common::metrics::install();
@@ -484,6 +486,19 @@ pub async fn run_with(
     }
     let gateway = Gateway::new(opts.gateway.clone(), contacts, window, forwarder);
     gateway.register_metrics();
+    if let Some(tap) = decisions {
+        gateway.observe_decisions(Arc::new(move |e: &dedupd_gateway::DecisionEvent| {
+            // A full queue drops the event and counts it (best effort, never blocking).
+            if let Ok(body) = serde_json::to_vec(e) {
+                tap.offer(dedupd_broker::Outgoing {
+                    id: e.id.clone(),
+                    routing_key: e.routing_key().to_owned(),
+                    body,
+                });
+            }
+        }));
+        tracing::info!("The gateway's decisions are published to [events.out] (best effort).");
+    }
     if opts.redis.is_some() {
         // Say at once when the shared window is unusable; a refused password is logged as an
         // error by the check itself.
@@ -574,8 +589,9 @@ pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let (mut extra, health) =
+        let parts =
             crate::shared::notifications::serve_parts(&notify, notify_config.as_deref()).await?;
+        let (mut extra, health) = (parts.apis, parts.health);
         let api = match (&resolve_index, &resolve_postgres) {
             (Some(dir), _) => Some(self::resolve::open(dir).await?),
             (None, Some((url, schema))) => {
@@ -593,7 +609,7 @@ pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             }
             extra.push(dedupd_http::auth::guard(self::resolve::routes(api), auth));
         }
-        run_with(opts, extra, health).await
+        run_with(opts, extra, health, parts.decisions).await
     })?;
     Ok(std::process::ExitCode::SUCCESS)
 }
