@@ -150,7 +150,10 @@ enum BenchJob {
     /// Incremental and real-time resolution (issue 16) on N synthetic contacts: build from
     /// 90 %, resolve the other 10 % one by one (µs per record, F1 next to the batch run on
     /// 100 %), then `POST /v1/contacts/resolve` on `dedupd serve --resolve-index` with
-    /// `--in-flight` requests at once (p50, p99, throughput, memory, index size).
+    /// `--in-flight` requests at once (p50, p99, throughput, memory, index size): first the
+    /// held-out records once each from a reqwest client, then `wrk` (when installed) for
+    /// `--duration` seconds per mode with `--in-flight` connections, posting the held-out
+    /// records in turn, each recorded one under a fresh id.
     Resolve {
         /// Number of records.
         #[arg(long, default_value_t = 100_000)]
@@ -164,6 +167,9 @@ enum BenchJob {
         /// Only the in-process part (no index file, no server).
         #[arg(long)]
         no_http: bool,
+        /// Seconds of each wrk run (0: no wrk runs).
+        #[arg(long, default_value_t = 15)]
+        duration: u64,
         /// Work directory (kept); default: a temporary directory, removed afterwards.
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -245,10 +251,11 @@ fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             seed,
             in_flight,
             no_http,
+            duration,
             dir,
         } => {
             let (dir, _tmp) = work_dir(dir)?;
-            resolve::run(&dir, records, seed, in_flight, !no_http)
+            resolve::run(&dir, records, seed, in_flight, !no_http, duration)
         }
         BenchJob::Gateway(opts) => gateway::run(&opts),
         BenchJob::Sync {

@@ -11,6 +11,11 @@
 //!    records posted to `POST /v1/contacts/resolve` with `--in-flight` requests at once: p50,
 //!    p99 and throughput, and the server's peak memory. The load average is printed: on a
 //!    shared machine other work skews the figures.
+//! 4. `wrk` (when installed; `--duration 0` skips it): `wrk -t2 -c<in-flight> -d<duration>s
+//!    --latency` with a Lua script that posts the held-out records in turn, first as dry runs,
+//!    then recorded, each under a fresh `record_id` (so every request resolves and commits,
+//!    however long the run). The script is left in the work directory (`resolve.lua`) for
+//!    running wrk by hand against any `serve --resolve-index`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -53,6 +58,7 @@ pub(crate) fn run(
     seed: u64,
     in_flight: usize,
     http: bool,
+    duration: u64,
 ) -> anyhow::Result<()> {
     let dedupd = crate::product::dedupd()?;
     std::fs::create_dir_all(dir)?;
@@ -213,6 +219,37 @@ pub(crate) fn run(
             loadavg()
         )?;
     }
+    if duration > 0 {
+        let script = dir.join("resolve.lua");
+        std::fs::write(&script, wrk_script(&new))?;
+        for (name, query) in [("dry run", "?dry_run=true"), ("record", "")] {
+            let url = format!("{base}/v1/contacts/resolve{query}");
+            let load = loadavg();
+            let run = Command::new("wrk")
+                .arg("-t2")
+                .arg(format!("-c{in_flight}"))
+                .arg(format!("-d{duration}s"))
+                .arg("--latency")
+                .arg("-s")
+                .arg(&script)
+                .arg(&url)
+                .output()
+                .context("running wrk (apt-get install -y wrk)")?;
+            if !run.status.success() {
+                bail!("wrk failed: {}", String::from_utf8_lossy(&run.stderr));
+            }
+            let r = crate::gateway::parse_wrk(&String::from_utf8_lossy(&run.stdout))?;
+            writeln!(
+                out,
+                "wrk  {name:<8} {in_flight} connections, {duration} s: p50 {:.2} ms, p99 {:.2} ms, {:.0} requests/s, {} non-2xx; load average {load} before, {} after",
+                r.p50_ms,
+                r.p99_ms,
+                r.rps,
+                r.non_2xx,
+                loadavg()
+            )?;
+        }
+    }
     let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
         .ok()
         .and_then(|s| {
@@ -227,6 +264,42 @@ pub(crate) fn run(
     let _ = child.kill();
     let _ = child.wait();
     Ok(())
+}
+
+/// The wrk script: each request posts the next held-out record (without its id) under a
+/// fresh `record_id` (`wrk-<thread>-<n>`), so a recording run records every request.
+fn wrk_script(new: &[Record]) -> String {
+    let mut lua = String::from("local bodies = {\n");
+    for r in new {
+        let mut m = serde_json::Map::new();
+        for &c in &COLUMNS[1..] {
+            if let Some(v) = r.get(c) {
+                m.insert(c.name().to_owned(), serde_json::Value::from(v));
+            }
+        }
+        let json = serde_json::Value::Object(m).to_string();
+        // Everything after the opening brace (the id goes in front), as a Lua long string:
+        // no escapes to translate.
+        lua.push_str(&format!("  [==[{}]==],\n", &json[1..]));
+    }
+    lua.push_str(
+        r#"}
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+function request()
+  n = n + 1
+  local b = bodies[(n % #bodies) + 1]
+  return wrk.format(nil, nil, nil, '{"record_id":"wrk-' .. tid .. '-' .. n .. '",' .. b)
+end
+"#,
+    );
+    lua
 }
 
 /// A record as the JSON body of a request.

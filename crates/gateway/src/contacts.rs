@@ -1,23 +1,101 @@
-//! The contact index: which customer an address belongs to, so an SMS from a phone and an
-//! e-mail from an address of the same customer meet.
+//! Which customer a sender's address belongs to, so an SMS from a phone and an e-mail from an
+//! address of the same customer meet: the [`CustomerLookup`] seam and its two
+//! implementations.
 //!
-//! Built from an NDJSON file of `{"customer_id", "phone", "email"}` lines or from the ingest
-//! state store. Phones and e-mails are normalized with the same `core` functions as ingest and
-//! as the gateway's `from`. An address that two customers share (a household landline, a
-//! placeholder e-mail) is ambiguous and resolves to no one: it stays its own customer rather
-//! than merging strangers.
+//! - [`ContactIndex`]: exact address → customer, built from an NDJSON file of
+//!   `{"customer_id", "phone", "email"}` lines or from the ingest state store.
+//! - [`ResolutionLookup`]: through the resolution index (issue 16, `serve --resolve-index` or
+//!   `--resolve-postgres`), shared live with `POST /v1/contacts/resolve`: an address belongs
+//!   to the customer the resolution engine put the records holding it in, so every address of
+//!   the records one customer gathered (a home and a work e-mail, a phone) is that customer,
+//!   and a contact recorded through the resolve endpoint counts from its next message on.
+//!
+//! Phones and e-mails are normalized with the same `core` functions as ingest and as the
+//! gateway's `from`. In both, an address that two customers share (a household landline, a
+//! shared mailbox) or a placeholder resolves to no one: it stays its own customer rather than
+//! merging strangers, and so does an address no one holds.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::io::BufRead;
 use std::path::Path;
 
+use std::sync::{Arc, Mutex};
+
 use dedupd_core::Field;
+use dedupd_core::matching::incremental::Holder;
+use dedupd_core::matching::{COLUMNS, Column, Record, Resolver};
 use dedupd_core::message::{Address, Customer};
 use dedupd_core::normalize::{Region, normalize_email, normalize_phone};
 use dedupd_store::{ContactState, StoreError};
 use serde::Deserialize;
 use thiserror::Error;
+
+/// The gateway's customer lookup: which customer a message's sender is.
+pub trait CustomerLookup: Send + Sync + 'static {
+    /// The customer of `address`: a known customer, or the address itself when nothing ties
+    /// it to exactly one.
+    fn customer(&self, address: Address) -> Customer;
+}
+
+impl CustomerLookup for ContactIndex {
+    fn customer(&self, address: Address) -> Customer {
+        self.resolve(address)
+    }
+}
+
+/// The customer lookup through the resolution index: the customer of the known records that
+/// hold the address ([`Resolver::holder_of`]).
+///
+/// What a message honestly tells about its sender is the address, and only that: a display
+/// name is whatever the sender's client says, and the text is no identity. So the lookup
+/// links an address only where the known records already tie it to one customer. An address
+/// held by records of two customers (a shared mailbox, a household line), a placeholder or a
+/// value the generic-value rule found held by many people, and an address no record holds are
+/// each their own customer: a stranger's message is never suppressed as a known customer's.
+/// Messages are not recorded in the index (they carry no contact record); contacts are, through
+/// `POST /v1/contacts/resolve` and `merge plan`, and count from then on.
+#[derive(Clone)]
+pub struct ResolutionLookup {
+    resolver: Arc<Mutex<Resolver>>,
+}
+
+impl ResolutionLookup {
+    /// A lookup over `resolver`, shared with whatever records into it.
+    pub fn new(resolver: Arc<Mutex<Resolver>>) -> Self {
+        ResolutionLookup { resolver }
+    }
+}
+
+impl std::fmt::Debug for ResolutionLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolutionLookup").finish_non_exhaustive()
+    }
+}
+
+impl CustomerLookup for ResolutionLookup {
+    fn customer(&self, address: Address) -> Customer {
+        let (column, value) = match &address {
+            Address::Phone(p) => (Column::Phone, p.as_str()),
+            Address::Email(e) => (Column::Email, e.as_str()),
+            Address::Opaque { .. } => return Customer::Unknown(address),
+        };
+        // The address as a contact with that one value (already normalized by the same core
+        // functions the index's records went through).
+        let values: [&str; 11] =
+            std::array::from_fn(|i| if COLUMNS[i] == column { value } else { "" });
+        let contact = Record::new(values, None);
+        // A poisoned lock (a panic elsewhere) leaves the sender its own customer.
+        let holder = match self.resolver.lock() {
+            Ok(r) => r.holder_of(&contact),
+            Err(_) => Holder::Unknown,
+        };
+        match holder {
+            Holder::Customer(id) => Customer::Known(id),
+            Holder::Shared | Holder::Generic | Holder::Unknown => Customer::Unknown(address),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Owner {

@@ -11,7 +11,8 @@
 //!
 //! 1. **Customer**: `from` is read with the same `core` normalizers as ingest
 //!    ([`dedupd_core::message::parse_address`]: E.164 with the configured default region,
-//!    lowercased e-mail, or an opaque id) and resolved through the [`ContactIndex`].
+//!    lowercased e-mail, or an opaque id) and resolved through the [`CustomerLookup`] seam:
+//!    the exact [`ContactIndex`], or the resolution index ([`ResolutionLookup`]).
 //! 2. **Text**: charset decoded, HTML/Markdown stripped, NFKC, case-folded, whitespace collapsed,
 //!    punctuation at the ends ignored ([`dedupd_core::message::normalize_body`]).
 //! 3. **Attachments**: images by a perceptual hash of their pixels, others by SHA-256
@@ -81,7 +82,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use api::{
     AttachmentRequest, Decision, DecisionResponse, DuplicateOf, MessageRequest, NearDuplicateOf,
 };
-pub use contacts::{ContactIndex, IndexError, IndexReport};
+pub use contacts::{ContactIndex, CustomerLookup, IndexError, IndexReport, ResolutionLookup};
 pub use events::{DECISION_EVENT_SCHEMA, DecisionEvent, DecisionObserver};
 pub use forward::{ForwardConfig, ForwardStats, Forwarder};
 
@@ -154,7 +155,7 @@ impl Default for GatewayConfig {
 
 struct Inner {
     config: GatewayConfig,
-    contacts: ContactIndex,
+    contacts: Arc<dyn CustomerLookup>,
     /// `from` → parsed address for repeat senders (the index lookup is not cached).
     addresses: address_cache::AddressCache,
     window: Window,
@@ -187,11 +188,11 @@ struct Prepared {
 }
 
 impl Gateway {
-    /// A gateway over `window`, resolving customers through `contacts`, forwarding through
-    /// `forwarder` when given.
+    /// A gateway over `window`, resolving customers through `contacts` (a [`ContactIndex`] or
+    /// a [`ResolutionLookup`]), forwarding through `forwarder` when given.
     pub fn new(
         config: GatewayConfig,
-        contacts: ContactIndex,
+        contacts: impl CustomerLookup,
         window: Window,
         forwarder: Option<Forwarder>,
     ) -> Gateway {
@@ -203,7 +204,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 addresses,
                 config,
-                contacts,
+                contacts: Arc::new(contacts),
                 window,
                 forwarder,
                 backend_down_until: AtomicI64::new(0),
@@ -365,7 +366,7 @@ impl Gateway {
         let address = self.inner.addresses.parse(&req.channel, &req.from);
         let address_kind = address.kind();
         Ok(Prepared {
-            customer: self.inner.contacts.resolve(address),
+            customer: self.inner.contacts.customer(address),
             address_kind,
             text: normalize_body(&body, format),
             readable: if self.inner.forwarder.is_some() {

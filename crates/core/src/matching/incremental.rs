@@ -39,6 +39,10 @@ const NEW: u32 = u32::MAX;
 /// A record in no customer with others yet.
 const ALONE: u32 = u32::MAX;
 
+/// A record replaced by a newer version of itself (same id, other values): in no block and no
+/// customer any more.
+const RETIRED: u32 = u32::MAX - 1;
+
 /// One customer: two or more records believed to be one person.
 #[derive(Debug, Clone)]
 struct Customer {
@@ -89,6 +93,26 @@ pub struct Resolution {
     pub compared: usize,
     /// Records of the customer once this one is recorded.
     pub members: usize,
+    /// For a known record whose values changed: the customer it was in before it was taken
+    /// out and resolved again (the same as `customer` when it stayed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_customer: Option<String>,
+}
+
+/// Who holds a phone number or an e-mail address among the known records
+/// ([`Resolver::holder_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// Known records of one customer hold it, and no one else: that customer.
+    Customer(String),
+    /// Records of two or more customers hold it (a household line, a shared mailbox): it
+    /// identifies none of them.
+    Shared,
+    /// A placeholder, or a value the generic-value rule found held by many different people:
+    /// it identifies no one.
+    Generic,
+    /// No known record holds it (or the contact has neither a phone nor an e-mail).
+    Unknown,
 }
 
 /// What [`Resolver::decide`] found, in enough detail to record it.
@@ -203,7 +227,20 @@ impl Resolver {
     /// The rest (features, generic values, blocks, name counts) is derived again, by the
     /// batch engine's own stages: a value generic among all the known records is generic.
     pub fn restore(cfg: MatchConfig, model: Model, known: Vec<(Record, String)>) -> Resolver {
-        let (records, labels): (Vec<Record>, Vec<String>) = known.into_iter().unzip();
+        // A record recorded again with other values (it changed) is known by its last version.
+        let mut last: FxHashMap<&str, usize> = FxHashMap::default();
+        for (n, (r, _)) in known.iter().enumerate() {
+            last.insert(r.id(), n);
+        }
+        let keep: Vec<bool> = (0..known.len())
+            .map(|n| last.get(known[n].0.id()) == Some(&n))
+            .collect();
+        drop(last);
+        let (records, labels): (Vec<Record>, Vec<String>) = known
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(k, keep)| keep.then_some(k))
+            .unzip();
         let matcher = Matcher::new(cfg);
         let mut features = matcher.features(&records);
         blocking::mark_generic(&mut features, &cfg.blocking);
@@ -235,7 +272,7 @@ impl Resolver {
     /// Each known record with its customer, in the order they became known: what an index
     /// keeps to [`Resolver::restore`] this resolver.
     pub fn known(&self) -> impl Iterator<Item = (&Record, String)> {
-        (0..self.records.len() as u32).map(|i| {
+        self.live().map(|i| {
             (
                 &self.records[i as usize],
                 self.customer_id(self.group_of(i)),
@@ -243,14 +280,19 @@ impl Resolver {
         })
     }
 
-    /// The number of known records.
+    /// The number of known records (a changed record counts once).
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.by_id.len()
     }
 
     /// Whether no record is known.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.by_id.is_empty()
+    }
+
+    /// The numbers of the known records, without the versions replaced by a newer one.
+    fn live(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.records.len() as u32).filter(|&i| self.customer_of[i as usize] != RETIRED)
     }
 
     /// The learned model.
@@ -263,7 +305,8 @@ impl Resolver {
         &self.cfg
     }
 
-    /// The known records, in the order they became known.
+    /// The known records, in the order they became known (a record that changed is there in
+    /// each version; only the last is in a block or a customer).
     pub fn records(&self) -> &[Record] {
         &self.records
     }
@@ -337,7 +380,7 @@ impl Resolver {
     /// The customer of each known record, in [`Resolver::records`] order: a record alone is
     /// its own customer, labelled as `clusters.csv` labels it.
     pub fn labels(&self) -> Vec<(&str, String)> {
-        (0..self.records.len() as u32)
+        self.live()
             .map(|i| {
                 (
                     self.records[i as usize].id(),
@@ -350,24 +393,150 @@ impl Resolver {
     /// Who `record` is, without recording anything (a dry run).
     pub fn resolve(&self, record: &Record) -> Resolution {
         match self.by_id.get(record.id()) {
-            Some(&i) => self.known_answer(i),
+            Some(&i) if !self.changes(i, record) => self.known_answer(i),
+            Some(&i) => {
+                let d = self.decide(record, Some(i));
+                let mut answer = self.describe(record, &d);
+                answer.previous_customer = Some(self.customer_id(self.group_of(i)));
+                answer
+            }
             None => {
-                let d = self.decide(record);
+                let d = self.decide(record, None);
                 self.describe(record, &d)
             }
         }
     }
 
-    /// Who `record` is, and records it: the next record of the same person finds it. A record
-    /// whose id is already known is answered with its customer and left as it is.
+    /// Who `record` is, and records it: the next record of the same person finds it.
+    ///
+    /// A record whose id is already known with the same values (or with values older than
+    /// the known ones, by `updated_at`) is answered with its customer and left as it is. One
+    /// whose values changed is taken out of its customer and resolved again, as if it were
+    /// new; the answer names the customer it was in (`previous_customer`). The records it
+    /// leaves behind stay one customer: their merge may already be applied, and a batch run
+    /// re-decides them.
     pub fn record(&mut self, record: Record) -> Resolution {
-        if let Some(&i) = self.by_id.get(record.id()) {
+        let old = self.by_id.get(record.id()).copied();
+        if let Some(i) = old
+            && !self.changes(i, &record)
+        {
             return self.known_answer(i);
         }
-        let d = self.decide(&record);
-        let answer = self.describe(&record, &d);
-        self.apply(record, d);
+        let d = self.decide(&record, old);
+        let mut answer = self.describe(&record, &d);
+        let mut label = None;
+        if let Some(i) = old {
+            let previous = self.customer_id(self.group_of(i));
+            let others_stay = matches!(self.group_of(i), Group::Customer(c)
+                if self.customers[c as usize].members.len() > 1);
+            if answer.status == Status::New && others_stay && previous == answer.customer {
+                // It started the customer it leaves, which is named after it: the customer
+                // keeps the name, and this record alone gets another.
+                let fresh = cluster_id([record.id(), previous.as_str()]);
+                answer.customer.clone_from(&fresh);
+                label = Some(fresh);
+            }
+            answer.previous_customer = Some(previous);
+            self.retire(i);
+        }
+        self.apply(record, d, label);
         answer
+    }
+
+    /// Whether `record` (with the id of known record `i`) changes it: other values, and not
+    /// older than the known version.
+    fn changes(&self, i: u32, record: &Record) -> bool {
+        let known = &self.records[i as usize];
+        if let (Some(old), Some(new)) = (known.updated_at, record.updated_at)
+            && new < old
+        {
+            return false;
+        }
+        super::COLUMNS
+            .iter()
+            .any(|&c| known.get(c) != record.get(c))
+    }
+
+    /// Takes known record `i` out of its blocks, the holders of its values, the name counts
+    /// and its customer: a newer version of it is about to be recorded.
+    fn retire(&mut self, i: u32) {
+        let f = &self.features[i as usize];
+        let mut keys = Vec::with_capacity(8);
+        blocking::keys_of(f, &mut keys);
+        for k in keys {
+            if let Some(block) = self.blocks.get_mut(&k) {
+                block.retain(|&m| m != i);
+                if block.is_empty() {
+                    self.blocks.remove(&k);
+                }
+            }
+        }
+        for v in [phone_value(f), email_value(f)].into_iter().flatten() {
+            if let Some(held) = self.holders.get_mut(&v) {
+                held.retain(|&m| m != i);
+                if held.is_empty() {
+                    self.holders.remove(&v);
+                }
+            }
+        }
+        for (s, map, total) in [
+            (Str::First, &mut self.first_names, &mut self.first_total),
+            (Str::Last, &mut self.last_names, &mut self.last_total),
+        ] {
+            let v = f.str(s);
+            if v.is_empty() {
+                continue;
+            }
+            if let Some(n) = map.get_mut(v) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(v);
+                }
+            }
+            *total = total.saturating_sub(1);
+        }
+        if let Group::Customer(c) = self.group_of(i) {
+            self.customers[c as usize].members.retain(|&m| m != i);
+        }
+        self.customer_of[i as usize] = RETIRED;
+    }
+
+    /// Who holds `contact`'s phone or e-mail among the known records (the e-mail when it has
+    /// both): one customer, several, a generic value, or no one. Only exact holders count,
+    /// as the gateway needs it: a message carries its sender's address and nothing a person
+    /// can be told apart by, so the address links only where the known records already tie
+    /// it to one customer.
+    pub fn holder_of(&self, contact: &Record) -> Holder {
+        let f = Features::of(contact);
+        let value = if !f.str(Str::Email).is_empty() {
+            if f.email_generic {
+                return Holder::Generic;
+            }
+            blocking::email_key(f.str(Str::Email))
+        } else if f.phone != 0 {
+            if f.phone_generic {
+                return Holder::Generic;
+            }
+            f.phone
+        } else {
+            return Holder::Unknown;
+        };
+        if self.generic.contains(&value) {
+            return Holder::Generic;
+        }
+        let mut found: Option<Group> = None;
+        for &h in self.holders.get(&value).map_or(&[][..], Vec::as_slice) {
+            let g = self.group_of(h);
+            match found {
+                None => found = Some(g),
+                Some(other) if other != g => return Holder::Shared,
+                Some(_) => {}
+            }
+        }
+        match found {
+            Some(g) => Holder::Customer(self.customer_id(g)),
+            None => Holder::Unknown,
+        }
     }
 
     /// The keys to lock while resolving and recording `record` in an index several processes
@@ -390,10 +559,14 @@ impl Resolver {
     /// among every customer by id; a customer found nowhere leaves the record alone. A record
     /// already known is left as it is.
     pub fn replay(&mut self, record: Record, customer: &str, absorbed: &[String]) {
-        if self.by_id.contains_key(record.id()) {
-            return;
+        let old = self.by_id.get(record.id()).copied();
+        if let Some(i) = old {
+            if !self.changes(i, &record) {
+                return;
+            }
+            self.retire(i);
         }
-        let mut d = self.decide(&record);
+        let mut d = self.decide(&record, None);
         let (mut target, mut others) = (None, Vec::new());
         for x in self.candidates(&d.features) {
             let g = self.group_of(x);
@@ -410,11 +583,13 @@ impl Resolver {
                 .position(|c| c.id == customer && !c.members.is_empty())
                 .map(|c| Group::Customer(c as u32))
         });
+        let label = (target.is_none() && customer != cluster_id([record.id()]))
+            .then(|| customer.to_owned());
         d.joined = match target {
             Some(t) => std::iter::once(t).chain(others).collect(),
             None => Vec::new(),
         };
-        self.apply(record, d);
+        self.apply(record, d, label);
     }
 
     fn known_answer(&self, i: u32) -> Resolution {
@@ -428,12 +603,13 @@ impl Resolver {
             absorbed: Vec::new(),
             compared: 0,
             members: self.members(g).len(),
+            previous_customer: None,
         }
     }
 
     fn group_of(&self, i: u32) -> Group {
         match self.customer_of[i as usize] {
-            ALONE => Group::Alone(i),
+            ALONE | RETIRED => Group::Alone(i),
             c => Group::Customer(c),
         }
     }
@@ -455,7 +631,10 @@ impl Resolver {
     /// The engine: the record's features with generic values and name frequencies as the
     /// known records make them, its candidates from the blocks it touches, their links, and
     /// the groups it joins, strongest link first, under the chain guard and the size cap.
-    fn decide(&self, record: &Record) -> Decision {
+    /// With `replacing`, the known record it is a newer version of is left out, as if it were
+    /// already gone: not a candidate, not a member, not a holder, not a name counted.
+    fn decide(&self, record: &Record, replacing: Option<u32>) -> Decision {
+        let kept = |i: &u32| Some(*i) != replacing;
         let cfg = &self.cfg;
         let mut f = Features::of(record);
         let mut newly_generic = Vec::new();
@@ -468,7 +647,14 @@ impl Resolver {
                 continue;
             };
             let generic = self.generic.contains(&v) || {
-                let held = self.holders.get(&v).map_or(&[][..], Vec::as_slice);
+                let held: Vec<u32> = self
+                    .holders
+                    .get(&v)
+                    .map_or(&[][..], Vec::as_slice)
+                    .iter()
+                    .copied()
+                    .filter(kept)
+                    .collect();
                 let holders = held
                     .iter()
                     .map(|&i| &self.features[i as usize])
@@ -487,13 +673,27 @@ impl Resolver {
                 }
             }
         }
-        f.first_tf = name_frequency(&self.first_names, self.first_total, f.str(Str::First));
-        f.last_tf = name_frequency(&self.last_names, self.last_total, f.str(Str::Last));
+        let old = replacing.map(|i| &self.features[i as usize]);
+        f.first_tf = name_frequency(
+            &self.first_names,
+            self.first_total,
+            f.str(Str::First),
+            old.map(|o| o.str(Str::First)),
+        );
+        f.last_tf = name_frequency(
+            &self.last_names,
+            self.last_total,
+            f.str(Str::Last),
+            old.map(|o| o.str(Str::Last)),
+        );
         // A value that becomes generic with this record stops being evidence for its holders
         // too: they are read with the flag set.
         let mut flagged: FxHashMap<u32, Features> = FxHashMap::default();
         for &v in &newly_generic {
             for &h in self.holders.get(&v).map_or(&[][..], Vec::as_slice) {
+                if !kept(&h) {
+                    continue;
+                }
                 let k = flagged
                     .entry(h)
                     .or_insert_with(|| self.features[h as usize].clone());
@@ -509,7 +709,8 @@ impl Resolver {
                 flagged.get(&i).unwrap_or(&self.features[i as usize])
             }
         };
-        let candidates = self.candidates(&f);
+        let mut candidates = self.candidates(&f);
+        candidates.retain(kept);
         let mut links: Vec<(f64, u32)> = Vec::new();
         let mut best: Option<(u32, f64)> = None;
         for &x in &candidates {
@@ -532,7 +733,12 @@ impl Resolver {
             if joined.contains(&g) {
                 continue;
             }
-            let members = self.members(g);
+            let mut members = self.members(g);
+            if let Some(r) = replacing
+                && members.contains(&r)
+            {
+                members.to_mut().retain(|&m| m != r);
+            }
             if join_refusal(&set, &members, read, &self.model, &cfg.cluster).is_some() {
                 continue;
             }
@@ -619,10 +825,13 @@ impl Resolver {
                 .collect(),
             compared: d.compared,
             members: d.members,
+            previous_customer: None,
         }
     }
 
-    fn apply(&mut self, record: Record, d: Decision) {
+    /// Records `record` as `d` decided; `label` names its customer when it joins no one and
+    /// must not be named after itself.
+    fn apply(&mut self, record: Record, d: Decision, label: Option<String>) {
         let i = self.records.len() as u32;
         let f = d.features;
         for &v in &d.newly_generic {
@@ -653,6 +862,13 @@ impl Resolver {
         self.features.push(f);
         self.customer_of.push(ALONE);
         let Some((&first, rest)) = d.joined.split_first() else {
+            if let Some(id) = label {
+                self.customer_of[i as usize] = self.customers.len() as u32;
+                self.customers.push(Customer {
+                    id,
+                    members: vec![i],
+                });
+            }
             return;
         };
         let target = match first {
@@ -710,13 +926,26 @@ fn count_names(
     }
 }
 
-/// A new record's name frequency, counting it among the known records.
-fn name_frequency(counts: &FxHashMap<Box<str>, u32>, total: u64, name: &str) -> f32 {
+/// A new record's name frequency, counting it among the known records (without the name of
+/// the version it replaces, `old`, when it replaces one).
+fn name_frequency(
+    counts: &FxHashMap<Box<str>, u32>,
+    total: u64,
+    name: &str,
+    old: Option<&str>,
+) -> f32 {
     if name.is_empty() {
         return 0.0;
     }
-    let n = counts.get(name).copied().unwrap_or(0);
-    term_frequency(u64::from(n) + 1, total + 1)
+    let mut n = u64::from(counts.get(name).copied().unwrap_or(0));
+    let mut total = total;
+    if let Some(old) = old.filter(|o| !o.is_empty()) {
+        total = total.saturating_sub(1);
+        if old == name {
+            n = n.saturating_sub(1);
+        }
+    }
+    term_frequency(n + 1, total + 1)
 }
 
 #[cfg(test)]
@@ -1121,6 +1350,146 @@ mod tests {
         assert_eq!(a.labels(), b.labels());
         let probe = rec("q1", "Ottilie", "Quarterman", "", "+1 415 555 0111");
         assert_eq!(a.resolve(&probe), b.resolve(&probe));
+    }
+
+    /// Issue 16: a known record whose values changed is taken out of its customer and resolved
+    /// again; the same values again, or older ones, change nothing; a restore knows the last
+    /// version only.
+    #[test]
+    fn a_changed_record_leaves_its_customer_and_is_resolved_again() {
+        let mut index = known();
+        let before = customer_of(&index, "r3").to_owned();
+        let len = index.len();
+        // r3b (r3's e-mail) now carries Bronwen #1's name and e-mail: it moves to her.
+        let mut changed = rec(
+            "r3b",
+            "Bronwen",
+            "Ashcombe",
+            "bronwen.1@mail.example.org",
+            "",
+        );
+        changed.updated_at = Some(2_000);
+        let dry = index.resolve(&changed);
+        let moved = index.record(changed.clone());
+        assert_eq!(dry, moved, "a dry run answers as the recording does");
+        assert_eq!(moved.status, Status::Joined, "{moved:?}");
+        assert_eq!(moved.customer, cluster_id(["r1"]));
+        assert_eq!(moved.previous_customer.as_deref(), Some(before.as_str()));
+        assert_eq!(index.len(), len, "a changed record is known once");
+        assert_eq!(customer_of(&index, "r3b"), moved.customer);
+        // r3 stays in the customer it had, alone now; r3b is no candidate of r3's e-mail.
+        assert_eq!(customer_of(&index, "r3"), before);
+        let probe = index.resolve(&rec(
+            "q",
+            "Desmond",
+            "Ashcombe",
+            "desmond.3@mail.example.org",
+            "",
+        ));
+        assert_eq!(probe.matched_record.as_deref(), Some("r3"));
+        assert_eq!(probe.members, 2);
+        // The same values again: known; older values: known, nothing moves.
+        assert_eq!(index.record(changed.clone()).status, Status::Known);
+        let mut older = rec(
+            "r3b",
+            "Desmond",
+            "Ashcombe",
+            "desmond.3@mail.example.org",
+            "",
+        );
+        older.updated_at = Some(1_000);
+        assert_eq!(index.record(older).status, Status::Known);
+        assert_eq!(customer_of(&index, "r3b"), moved.customer);
+        // A restore from every version recorded knows the last one.
+        let mut kept: Vec<(Record, String)> = Vec::new();
+        kept.push((
+            rec(
+                "r3b",
+                "Desmond",
+                "Ashcombe",
+                "desmond.3@mail.example.org",
+                "",
+            ),
+            before.clone(),
+        ));
+        kept.extend(index.known().map(|(r, c)| (r.clone(), c)));
+        let restored = Resolver::restore(*index.config(), index.model().clone(), kept);
+        assert_eq!(restored.labels(), index.labels());
+        assert_eq!(restored.len(), index.len());
+    }
+
+    #[test]
+    fn a_changed_record_that_named_its_customer_leaves_the_name_to_the_others() {
+        let mut index = known();
+        let p1 = index.record(rec(
+            "p1",
+            "Ottilie",
+            "Quarterman",
+            "otti.q@mail.example.org",
+            "",
+        ));
+        let p2 = index.record(rec(
+            "p2",
+            "Ottilie",
+            "Quarterman",
+            "otti.q@mail.example.org",
+            "",
+        ));
+        assert_eq!((p1.status, p2.status), (Status::New, Status::Joined));
+        assert_eq!(p2.customer, cluster_id(["p1"]));
+        // p1 turns out to be someone else entirely: a new customer, not named like the old.
+        let gone = index.record(rec("p1", "Zebedee", "Ulverston", "", "+1 415 555 0199"));
+        assert_eq!(gone.status, Status::New, "{gone:?}");
+        assert_ne!(gone.customer, p2.customer);
+        assert_eq!(
+            gone.previous_customer.as_deref(),
+            Some(p2.customer.as_str())
+        );
+        assert_eq!(customer_of(&index, "p2"), p2.customer);
+        assert_eq!(customer_of(&index, "p1"), gone.customer);
+        let kept: Vec<(Record, String)> = index.known().map(|(r, c)| (r.clone(), c)).collect();
+        let restored = Resolver::restore(*index.config(), index.model().clone(), kept);
+        assert_eq!(restored.labels(), index.labels());
+    }
+
+    #[test]
+    fn an_address_belongs_to_the_one_customer_whose_records_hold_it() {
+        let mut index = known();
+        let email = |e: &str| rec("m", "", "", e, "");
+        // r3 and r3b are one customer: either's address is it.
+        assert_eq!(
+            index.holder_of(&email("desmond.3@mail.example.org")),
+            Holder::Customer(customer_of(&index, "r3").to_owned())
+        );
+        assert_eq!(
+            index.holder_of(&rec("m", "", "", "", "+1 212 203 1021")),
+            Holder::Customer(customer_of(&index, "r3").to_owned())
+        );
+        // A record alone is its own customer.
+        assert_eq!(
+            index.holder_of(&email("bronwen.1@mail.example.org")),
+            Holder::Customer(cluster_id(["r1"]))
+        );
+        assert_eq!(
+            index.holder_of(&email("nobody@mail.example.org")),
+            Holder::Unknown
+        );
+        assert_eq!(
+            index.holder_of(&rec("m", "Ann", "", "", "")),
+            Holder::Unknown
+        );
+        assert_eq!(
+            index.holder_of(&email("noemail@noemail.com")),
+            Holder::Generic
+        );
+        // Two people sharing a mailbox: it is no one's.
+        let a = index.record(rec("s1", "Ann", "Lee", "family@mail.example.org", ""));
+        let b = index.record(rec("s2", "Bob", "Ray", "family@mail.example.org", ""));
+        assert_ne!(a.customer, b.customer);
+        assert_eq!(
+            index.holder_of(&email("family@mail.example.org")),
+            Holder::Shared
+        );
     }
 
     fn fx(s: &str) -> u64 {

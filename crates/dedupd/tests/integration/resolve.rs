@@ -280,6 +280,7 @@ fn an_incremental_plan_merges_new_records_into_their_customers() {
         Some(IndexTarget::Dir(index.clone())),
     ))
     .unwrap();
+    let index = IndexTarget::Dir(index);
     let report = plan::run_incremental(&options(&new_path, "inc", None), &index, None).unwrap();
     assert_eq!(report.records, held.len());
     assert_eq!(report.known_before, 20_000 - held.len());
@@ -439,7 +440,13 @@ async fn two_serves_sharing_the_postgres_index_make_one_customer_of_one_new_pers
         let (status, got) = post(
             &http,
             &format!("{}/v1/contacts/resolve?dry_run=true", s.base),
-            &json!({"record_id": "shared-0", "first_name": "Philippa"}),
+            &json!({
+                "record_id": "shared-0",
+                "first_name": "Philippa",
+                "last_name": "Wolstenholme",
+                "email": "philippa.wolstenholme@mail.example.org",
+                "phone": "+44 20 7946 0321",
+            }),
         )
         .await;
         assert_eq!(
@@ -450,4 +457,342 @@ async fn two_serves_sharing_the_postgres_index_make_one_customer_of_one_new_pers
     }
     drop(servers);
     index.drop_schema().await.unwrap();
+}
+
+/// The known part of the sample plus a few people of our own, written as a CSV for
+/// `merge plan`: Annabel with a home and a work e-mail on two records (one customer by her
+/// name and phone), Bartholomew alone, and two strangers sharing a family mailbox.
+fn sample_with_people(dir: &Path) -> PathBuf {
+    let (_, known, _) = split_sample(dir);
+    let path = dir.join("known_and_people.csv");
+    let mut w = csv::Writer::from_path(&path).unwrap();
+    w.write_record(COLUMNS.iter().copied().chain(["updated_at"]))
+        .unwrap();
+    for row in known.iter().take(6_000) {
+        w.write_record(row).unwrap();
+    }
+    let people: [[&str; 6]; 5] = [
+        [
+            "gw-a1",
+            "Annabel",
+            "Whitcombe",
+            "annabel.home@mail.example.org",
+            "+1 201 336 7089",
+            "Hoboken",
+        ],
+        [
+            "gw-a2",
+            "Annabel",
+            "Whitcombe",
+            "annabel@work.example.com",
+            "+1 201 336 7089",
+            "Hoboken",
+        ],
+        [
+            "gw-b1",
+            "Bartholomew",
+            "Quince",
+            "bart.quince@mail.example.org",
+            "+1 201 336 7188",
+            "Newark",
+        ],
+        [
+            "gw-s1",
+            "Cordelia",
+            "Fairweather",
+            "family@mail.example.org",
+            "",
+            "Trenton",
+        ],
+        [
+            "gw-s2",
+            "Dmitri",
+            "Okonkwo",
+            "family@mail.example.org",
+            "",
+            "Camden",
+        ],
+    ];
+    for [id, first, last, email, phone, city] in people {
+        w.write_record([
+            id, "crm", first, last, email, phone, "", city, "NJ", "", "US", "",
+        ])
+        .unwrap();
+    }
+    w.flush().unwrap();
+    path
+}
+
+async fn message(http: &reqwest::Client, base: &str, channel: &str, from: &str) -> Value {
+    let body = json!({
+        "channel": channel,
+        "from": from,
+        "text": "Where is my refund for order 4471?",
+    });
+    let (status, got) = post(http, &format!("{base}/v1/messages"), &body).await;
+    assert_eq!(status, 200, "{got}");
+    got
+}
+
+/// Issue 16: with `serve --resolve-index`, the gateway resolves a sender through the
+/// resolution index. A message from a known customer's address and one from that customer's
+/// other address are duplicates (by e-mail and by SMS); a stranger, a mailbox two customers
+/// share and an address no one holds are each their own customer and never suppress one
+/// another; a contact recorded through `POST /v1/contacts/resolve` makes its new address the
+/// customer's from the next message on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_finds_a_known_customer_by_any_of_its_addresses_through_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample_with_people(dir.path());
+    let index = dir.path().join("index");
+    let status = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["merge", "plan", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("plan"))
+        .arg("--resolve-index")
+        .arg(&index)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // The contact file and the index cannot both name the gateway's customers.
+    let contacts = dir.path().join("contacts.ndjson");
+    std::fs::write(
+        &contacts,
+        "{\"customer_id\":\"C1\",\"email\":\"a@b.test\"}\n",
+    )
+    .unwrap();
+    let both = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--resolve-index"])
+        .arg(&index)
+        .arg("--contacts")
+        .arg(&contacts)
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("not both"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+
+    let server = serve(&index);
+    let http = reqwest::Client::new();
+    let base = server.base.clone();
+    let labels: std::collections::HashMap<String, String> =
+        dedupd::jobs::merge_plan::read_labels(&dir.path().join("plan/clusters.csv"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    let customer = labels["gw-a1"].clone();
+    assert_eq!(
+        labels["gw-a2"], customer,
+        "the batch run made one customer of her"
+    );
+    assert_ne!(labels["gw-s1"], labels["gw-s2"], "and two of the family");
+
+    // Her home address first, then her work address and her phone: one customer, duplicates.
+    let first = message(&http, &base, "email", "Annabel.Home@mail.example.org").await;
+    assert_eq!(
+        (first["decision"].as_str(), first["customer"].as_str()),
+        (Some("PROCESS"), Some(customer.as_str()))
+    );
+    let other = message(&http, &base, "email", "annabel@work.example.com").await;
+    assert_eq!(
+        (other["decision"].as_str(), other["customer"].as_str()),
+        (Some("SUPPRESS"), Some(customer.as_str())),
+        "{other}"
+    );
+    assert_eq!(other["fingerprint"], first["fingerprint"]);
+    let sms = message(&http, &base, "sms", "(201) 336-7089").await;
+    assert_eq!(sms["decision"], "SUPPRESS", "{sms}");
+
+    // Strangers: Bartholomew, the shared family mailbox, and an address no one holds. Each
+    // is its own customer: the same text from each is a first message.
+    let bart = message(&http, &base, "email", "bart.quince@mail.example.org").await;
+    let family = message(&http, &base, "email", "family@mail.example.org").await;
+    let nobody = message(&http, &base, "email", "someone.new@mail.example.org").await;
+    for m in [&bart, &family, &nobody] {
+        assert_eq!(m["decision"], "PROCESS", "{m}");
+        assert_ne!(m["customer"].as_str(), Some(customer.as_str()));
+    }
+    assert_eq!(
+        family["customer"], "email:family@mail.example.org",
+        "a shared mailbox is no one's"
+    );
+    assert_eq!(nobody["customer"], "email:someone.new@mail.example.org");
+    let bart_customer = bart["customer"].as_str().unwrap().to_owned();
+    assert!(!bart_customer.starts_with("email:"), "{bart}");
+    // The family mailbox again from one of the two: still its own customer, a duplicate of
+    // itself only.
+    let again = message(&http, &base, "email", "FAMILY@mail.example.org").await;
+    assert_eq!(
+        (again["decision"].as_str(), again["customer"].as_str()),
+        (Some("SUPPRESS"), Some("email:family@mail.example.org"))
+    );
+
+    // Bartholomew's new job: an address no one held, so its own customer until a contact
+    // record ties it to him (name and phone), recorded through the resolve endpoint.
+    let before = message(&http, &base, "email", "bart.q@newjob.example.com").await;
+    assert_eq!(before["decision"], "PROCESS", "{before}");
+    assert_eq!(before["customer"], "email:bart.q@newjob.example.com");
+    let (status, joined) = post(
+        &http,
+        &format!("{base}/v1/contacts/resolve"),
+        &json!({
+            "record_id": "gw-b2",
+            "first_name": "Bartholomew",
+            "last_name": "Quince",
+            "email": "bart.q@newjob.example.com",
+            "phone": "+1 201 336 7188",
+            "country": "US",
+        }),
+    )
+    .await;
+    assert_eq!(
+        (status, joined["status"].as_str()),
+        (200, Some("joined")),
+        "{joined}"
+    );
+    assert_eq!(joined["customer"].as_str(), Some(bart_customer.as_str()));
+    let after = message(&http, &base, "chat", "bart.q@newjob.example.com").await;
+    assert_eq!(
+        (after["decision"].as_str(), after["customer"].as_str()),
+        (Some("SUPPRESS"), Some(bart_customer.as_str())),
+        "{after}"
+    );
+    assert_eq!(after["fingerprint"], bart["fingerprint"]);
+}
+
+/// Issue 16: `merge plan --incremental` re-resolves a record whose id the index knows but whose
+/// values changed: it leaves its customer for the one its new values match, the report says
+/// so, the plan merges it there; the same file again changes nothing. The same on the embedded
+/// index and on the shared PostgreSQL one.
+#[test]
+fn an_incremental_plan_moves_a_changed_record_on_either_index() {
+    use dedupd::jobs::merge_plan::IndexTarget;
+
+    let dir = tempfile::tempdir().unwrap();
+    moves_a_changed_record(dir.path(), IndexTarget::Dir(dir.path().join("index")));
+
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("t_resolve_inc_{:016x}", fastrand::u64(..));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let index = match rt.block_on(dedupd_store::resolution::PgIndex::connect_new_schema(
+        &url, &schema,
+    )) {
+        Ok(i) => i,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping the PostgreSQL half: PostgreSQL is not reachable ({e})");
+            return;
+        }
+        Err(e) => panic!("PostgreSQL is required under CI=true: {e}"),
+    };
+    let pg = tempfile::tempdir().unwrap();
+    moves_a_changed_record(
+        pg.path(),
+        IndexTarget::Postgres {
+            url,
+            schema: Some(schema),
+        },
+    );
+    rt.block_on(index.drop_schema()).unwrap();
+}
+
+fn moves_a_changed_record(dir: &Path, target: dedupd::jobs::merge_plan::IndexTarget) {
+    use dedupd::jobs::merge_plan::{self as plan, IndexTarget, MergeConfig, Options};
+    use dedupd::shared::plan_file::{Plan, PlanFile};
+
+    let (_, known, _) = split_sample(dir);
+    let known: Vec<Vec<String>> = known.into_iter().take(6_000).collect();
+    let write = |name: &str, rows: &[&Vec<String>]| {
+        let path = dir.join(name);
+        let mut w = csv::Writer::from_path(&path).unwrap();
+        w.write_record(COLUMNS.iter().copied().chain(["updated_at"]))
+            .unwrap();
+        for row in rows {
+            w.write_record(row.iter()).unwrap();
+        }
+        w.flush().unwrap();
+        path
+    };
+    let options = |input: &Path, out: &str, resolve_index: Option<IndexTarget>| Options {
+        input: input.to_owned(),
+        config: MergeConfig::default(),
+        out: dir.join(out),
+        html_limit: 10_000,
+        resolve_index,
+    };
+    let batch = write("known.csv", &known.iter().collect::<Vec<_>>());
+    plan::run(&options(&batch, "batch", Some(target.clone()))).unwrap();
+    let labels: std::collections::HashMap<String, String> =
+        plan::read_labels(&dir.join("batch/clusters.csv"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    let mut sizes: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for l in labels.values() {
+        *sizes.entry(l.as_str()).or_default() += 1;
+    }
+    // x: in a customer of two; z: alone, with a phone and an e-mail.
+    let x = known
+        .iter()
+        .find(|r| sizes[labels[&r[0]].as_str()] == 2 && !r[11].is_empty())
+        .unwrap();
+    let z = known
+        .iter()
+        .find(|r| sizes[labels[&r[0]].as_str()] == 1 && !r[4].is_empty() && !r[5].is_empty())
+        .unwrap();
+    let unchanged = known.iter().find(|r| r[0] != x[0] && r[0] != z[0]).unwrap();
+    // x now carries z's values (a CRM fixed a record filed under the wrong person), newer.
+    let mut x_now = z.clone();
+    x_now[0].clone_from(&x[0]);
+    x_now[11] = "2026-12-01T00:00:00Z".to_owned();
+    let changes = write("changes.csv", &[&x_now, unchanged]);
+    let report = plan::run_incremental(&options(&changes, "inc", None), &target, None).unwrap();
+    assert_eq!(
+        (report.records, report.changed, report.already_known),
+        (2, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!((report.joined, report.new_customers), (0, 0));
+    assert_eq!(
+        report.moved,
+        vec![plan::Moved {
+            record_id: x[0].clone(),
+            from: labels[&x[0]].clone(),
+            to: labels[&z[0]].clone(),
+        }]
+    );
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("inc/report.json")).unwrap()).unwrap();
+    assert_eq!(written["moved"][0]["record_id"], x[0].as_str());
+    // The plan merges x into z's customer.
+    let p = Plan::load(&dir.join("inc")).unwrap();
+    assert_eq!(p.clusters.len(), 1);
+    let mut ids: Vec<&str> = p.clusters[0]
+        .members
+        .iter()
+        .map(|m| m.record_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    let mut want = vec![x[0].as_str(), z[0].as_str()];
+    want.sort_unstable();
+    assert_eq!(ids, want);
+    // The same file again: both known as they are now.
+    let again = plan::run_incremental(&options(&changes, "again", None), &target, None).unwrap();
+    assert_eq!(
+        (again.changed, again.already_known, again.clusters),
+        (0, 2, 0),
+        "{again:?}"
+    );
+    // The old values (older than what the index holds) change nothing either.
+    let old = write("old.csv", &[x]);
+    let stale = plan::run_incremental(&options(&old, "stale", None), &target, None).unwrap();
+    assert_eq!((stale.changed, stale.already_known), (0, 1), "{stale:?}");
 }

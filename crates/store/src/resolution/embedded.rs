@@ -58,6 +58,15 @@ impl EmbeddedIndex {
         &self.path
     }
 
+    /// [`ResolutionIndex::append`] on the calling thread, for a writer that has a thread of
+    /// its own (no thread started per commit): one durable commit.
+    pub fn append_blocking(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        append_in(&self.db, entries, &self.path.display().to_string())
+    }
+
     /// Runs `op` on a thread of its own and waits for it without blocking the runtime.
     async fn call<T: Send + 'static>(
         &self,
@@ -117,6 +126,25 @@ fn write_entries(
     Ok(())
 }
 
+/// Appends `entries` in one write transaction, refused when the index was never built.
+fn append_in(db: &Database, entries: &[Entry], at: &str) -> Result<(), StoreError> {
+    let tx = db.begin_write().map_err(|e| w(at)(e.into()))?;
+    {
+        let meta = tx.open_table(META).map_err(|e| w(at)(e.into()))?;
+        if meta.get("settings").map_err(|e| w(at)(e.into()))?.is_none() {
+            return Err(StoreError::backend(
+                "append",
+                at,
+                std::io::Error::other(
+                    "the index was never built: run merge plan with --resolve-index first",
+                ),
+            ));
+        }
+    }
+    write_entries(&tx, entries, at)?;
+    tx.commit().map_err(|e| w(at)(e.into()))
+}
+
 impl ResolutionIndex for EmbeddedIndex {
     fn backend(&self) -> &'static str {
         "embedded"
@@ -144,24 +172,7 @@ impl ResolutionIndex for EmbeddedIndex {
         if entries.is_empty() {
             return Ok(());
         }
-        self.call(move |db, at| {
-            let tx = db.begin_write().map_err(|e| w(at)(e.into()))?;
-            {
-                let meta = tx.open_table(META).map_err(|e| w(at)(e.into()))?;
-                if meta.get("settings").map_err(|e| w(at)(e.into()))?.is_none() {
-                    return Err(StoreError::backend(
-                        "append",
-                        at,
-                        std::io::Error::other(
-                            "the index was never built: run merge plan with --resolve-index first",
-                        ),
-                    ));
-                }
-            }
-            write_entries(&tx, &entries, at)?;
-            tx.commit().map_err(|e| w(at)(e.into()))
-        })
-        .await
+        self.call(move |db, at| append_in(db, &entries, at)).await
     }
 
     async fn load(&self) -> Result<Option<Snapshot>, StoreError> {

@@ -44,10 +44,12 @@ pub struct PlanArgs {
     #[arg(long, requires = "resolve_postgres", value_name = "NAME")]
     pub resolve_schema: Option<String>,
     /// Resolve the records of --input (new or changed since the index was built) against the
-    /// index in --resolve-index, one by one, record them there, and write the plan files for
-    /// the customers that changed only: a new record that joins a known customer becomes a
-    /// merge of that record into it. Nothing else is matched again.
-    #[arg(long, requires = "resolve_index", conflicts_with_all = ["from_genesys", "from_cxone"])]
+    /// index in --resolve-index or --resolve-postgres, one by one, record them there, and
+    /// write the plan files for the customers that changed only: a new record that joins a
+    /// known customer becomes a merge of that record into it; a known record with other values
+    /// is taken out of its customer and resolved again (report.json lists the ones that
+    /// moved). Nothing else is matched again.
+    #[arg(long, conflicts_with_all = ["from_genesys", "from_cxone"])]
     pub incremental: bool,
     /// With --incremental: only the records updated at or after this time (RFC 3339, e.g.
     /// 2026-12-04T00:00:00Z) are resolved; a record without a time is left out.
@@ -116,18 +118,20 @@ pub fn main(args: PlanArgs) -> anyhow::Result<ExitCode> {
         resolve_index,
     };
     if incremental {
-        let Some(super::IndexTarget::Dir(index)) = opts.resolve_index.take() else {
-            anyhow::bail!("--incremental needs --resolve-index DIR (an embedded index)");
+        let Some(index) = opts.resolve_index.take() else {
+            anyhow::bail!("--incremental needs --resolve-index DIR or --resolve-postgres");
         };
         let r = super::run_incremental(&opts, &index, since)?;
         eprintln!(
-            "{} records, {} rejects, against {} known: {} joined a customer, {} new customers, {} already known; {} clusters to merge ({} records) in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",
+            "{} records, {} rejects, against {} known: {} joined a customer, {} new customers, {} already known, {} changed ({} moved to another customer); {} clusters to merge ({} records) in {:.2} s. Review {}, then run `dedupd merge apply --plan {}`.",
             r.records,
             r.rejects,
             r.known_before,
             r.joined,
             r.new_customers,
             r.already_known,
+            r.changed,
+            r.moved.len(),
             r.clusters,
             r.clustered_records,
             r.seconds.values().sum::<f64>(),

@@ -439,8 +439,15 @@ pub struct IncrementalReport {
     pub joined: usize,
     /// New records that are a new customer.
     pub new_customers: usize,
-    /// Records whose id the index already knew (left as they are).
+    /// Records whose id the index already knew with the same values (or newer ones, by
+    /// `updated_at`): left as they are.
     pub already_known: usize,
+    /// Records whose id the index knew with other values: each was taken out of its customer
+    /// and resolved again.
+    pub changed: usize,
+    /// Of those, the ones that ended in another customer: which record went from which
+    /// customer to which (ids only).
+    pub moved: Vec<Moved>,
     /// Known customers that new records showed to be one with another.
     pub customers_joined_together: usize,
     /// Clusters in the plan: the customers that changed and have two or more records.
@@ -453,23 +460,44 @@ pub struct IncrementalReport {
     pub peak_rss_mib: Option<f64>,
 }
 
+/// A known record that changed and ended in another customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Moved {
+    /// The record.
+    pub record_id: String,
+    /// The customer it was in.
+    pub from: String,
+    /// The customer it is in now.
+    pub to: String,
+}
+
+/// Records resolved per recording in a shared (PostgreSQL) index: each recording holds the
+/// advisory locks of its records' keys (about ten each) until it commits.
+const SHARED_CHUNK: usize = 64;
+
 /// `merge plan --incremental`: resolves the records of `opts.input` one by one against the
-/// resolution index in `index_dir` (the batch engine's functions, on the blocks each record
-/// touches), records them in the index, and writes the plan files (`plan.json`, `plan.html`,
-/// `clusters.csv`, `rejects.ndjson`, `report.json`) for the customers that changed: a new
-/// record that joins a known customer becomes a merge of that record into it.
+/// resolution index (embedded in a directory, or shared in PostgreSQL; the batch engine's
+/// functions, on the blocks each record touches), records them in the index, and writes the
+/// plan files (`plan.json`, `plan.html`, `clusters.csv`, `rejects.ndjson`, `report.json`) for
+/// the customers that changed: a new record that joins a known customer becomes a merge of
+/// that record into it. A record the index knows with other values is taken out of its
+/// customer and resolved again; `report.json` lists the ones that moved.
+///
+/// In PostgreSQL, records are resolved and recorded a few at a time under the advisory locks
+/// of their keys, after catching up with what `serve` instances recorded meanwhile, as each
+/// `serve` does: a person resolved here and by a `serve` at once is one customer.
 ///
 /// With `since`, only the records updated at or after it are resolved (an export of
 /// everything, of which only the day's records are new); the others are counted in
 /// `before_since`.
 pub fn run_incremental(
     opts: &Options,
-    index_dir: &Path,
+    target: &IndexTarget,
     since: Option<DateTime<Utc>>,
 ) -> Result<IncrementalReport> {
     use dedupd_core::matching::Resolver;
-    use dedupd_core::matching::incremental::Status;
-    use dedupd_store::resolution::{EmbeddedIndex, Entry, ResolutionIndex};
+    use dedupd_core::matching::incremental::{Resolution, Status};
+    use dedupd_store::resolution::{EmbeddedIndex, Entry, PgIndex, ResolutionIndex};
 
     let mut seconds = BTreeMap::new();
     let mut lap = Instant::now();
@@ -492,15 +520,37 @@ pub fn run_incremental(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let index = EmbeddedIndex::open(index_dir)
-        .with_context(|| format!("opening the resolution index in {}", index_dir.display()))?;
-    let snapshot = rt.block_on(index.load())?.with_context(|| {
-        format!(
-            "the resolution index in {} was never built: run `dedupd merge plan --resolve-index {}` on the known records first",
-            index_dir.display(),
-            index_dir.display()
-        )
-    })?;
+    enum Opened {
+        Embedded(EmbeddedIndex),
+        Postgres(PgIndex),
+    }
+    let (index, snapshot) = match target {
+        IndexTarget::Dir(dir) => {
+            let index = EmbeddedIndex::open(dir)
+                .with_context(|| format!("opening the resolution index in {}", dir.display()))?;
+            let snapshot = rt.block_on(index.load())?.with_context(|| {
+                format!(
+                    "the resolution index in {} was never built: run `dedupd merge plan --resolve-index {}` on the known records first",
+                    dir.display(),
+                    dir.display()
+                )
+            })?;
+            (Opened::Embedded(index), snapshot)
+        }
+        IndexTarget::Postgres { url, schema } => {
+            let index = rt
+                .block_on(PgIndex::connect(url, schema.as_deref()))
+                .context("connecting to the resolution index in PostgreSQL")?;
+            let snapshot = rt.block_on(index.load())?.context(
+                "the resolution index in PostgreSQL was never built: run `dedupd merge plan --resolve-postgres` on the known records first",
+            )?;
+            (Opened::Postgres(index), snapshot)
+        }
+    };
+    let place = match target {
+        IndexTarget::Dir(dir) => dir.display().to_string(),
+        IndexTarget::Postgres { .. } => "PostgreSQL".to_owned(),
+    };
     let known_before = snapshot.entries.len();
     let mut resolver = Resolver::restore(
         snapshot.settings.config,
@@ -513,32 +563,75 @@ pub fn run_incremental(
     );
     stage("load_index", &mut seconds);
     let (mut joined, mut new_customers, mut already_known, mut together) = (0, 0, 0, 0);
+    let (mut changed_records, mut moved) = (0, Vec::new());
     let mut changed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    let mut entries = Vec::new();
-    for r in &loaded.records {
-        let answer = resolver.record(r.clone());
-        match answer.status {
-            Status::Known => {
+    // Counts an answer; the entry to record, unless the record was known as it is.
+    let mut tally = |r: &Record, answer: Resolution| -> Option<Entry> {
+        match (answer.status, &answer.previous_customer) {
+            (Status::Known, _) => {
                 already_known += 1;
-                continue;
+                return None;
             }
-            Status::New => new_customers += 1,
-            Status::Joined => joined += 1,
+            (_, Some(from)) => {
+                changed_records += 1;
+                if *from != answer.customer {
+                    moved.push(Moved {
+                        record_id: r.id().to_owned(),
+                        from: from.clone(),
+                        to: answer.customer.clone(),
+                    });
+                }
+            }
+            (Status::New, None) => new_customers += 1,
+            (Status::Joined, None) => joined += 1,
         }
         together += answer.absorbed.len();
         for gone in &answer.absorbed {
             changed.remove(gone);
         }
         changed.insert(answer.customer.clone());
-        entries.push(Entry {
+        Some(Entry {
             record: r.clone(),
             customer: answer.customer,
             absorbed: answer.absorbed,
-        });
+        })
+    };
+    match &index {
+        Opened::Embedded(index) => {
+            let entries: Vec<Entry> = loaded
+                .records
+                .iter()
+                .filter_map(|r| tally(r, resolver.record(r.clone())))
+                .collect();
+            stage("resolve", &mut seconds);
+            rt.block_on(index.append(entries))
+                .with_context(|| format!("recording the new records in {place}"))?;
+        }
+        Opened::Postgres(index) => {
+            let mut seen = i64::try_from(known_before).unwrap_or(i64::MAX) - 1;
+            for chunk in loaded.records.chunks(SHARED_CHUNK) {
+                let keys: Vec<u64> = chunk.iter().flat_map(Resolver::lock_keys).collect();
+                rt.block_on(async {
+                    let mut recording = index.begin(&keys).await?;
+                    // What the serve instances recorded meanwhile, in their order.
+                    for (seq, e) in recording.since(seen).await? {
+                        resolver.replay(e.record, &e.customer, &e.absorbed);
+                        seen = seen.max(seq);
+                    }
+                    let entries: Vec<Entry> = chunk
+                        .iter()
+                        .filter_map(|r| tally(r, resolver.record(r.clone())))
+                        .collect();
+                    if !entries.is_empty() {
+                        recording.append(&entries).await?;
+                    }
+                    recording.commit().await
+                })
+                .with_context(|| format!("recording the new records in {place}"))?;
+            }
+            stage("resolve", &mut seconds);
+        }
     }
-    stage("resolve", &mut seconds);
-    rt.block_on(index.append(entries))
-        .with_context(|| format!("recording the new records in {}", index_dir.display()))?;
     stage("record", &mut seconds);
     let clusters = resolver.clusters_of(changed.iter().map(String::as_str));
     let ctx = MatchContext {
@@ -602,6 +695,8 @@ pub fn run_incremental(
         joined,
         new_customers,
         already_known,
+        changed: changed_records,
+        moved,
         customers_joined_together: together,
         clusters: written.ids.len(),
         clustered_records: written.sizes.iter().map(|(size, n)| size * n).sum(),

@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use dedupd_gateway::{
     ContactIndex, DegradedPolicy, ForwardConfig, Forwarder, Gateway, GatewayConfig, NearConfig,
+    ResolutionLookup,
 };
 use dedupd_http::{self as common, Auth, Health, ServiceOptions, shutdown_signal};
 use dedupd_store::window::{
@@ -95,7 +96,8 @@ pub struct ServeArgs {
     #[arg(long, env = "GENESYS_CLIENT_ID")]
     pub client_id: Option<String>,
     /// Resolution index (built by `merge plan --resolve-index DIR`): serve
-    /// `POST /v1/contacts/resolve` against it.
+    /// `POST /v1/contacts/resolve` against it, and resolve the gateway's senders through it
+    /// (instead of --contacts or --state).
     #[arg(long, value_name = "DIR", env = "DEDUPD_RESOLVE_INDEX")]
     pub resolve_index: Option<PathBuf>,
     /// Resolution index in PostgreSQL, shared by every `serve` given the same database (built
@@ -425,19 +427,33 @@ fn load_contacts(opts: &ServeOptions) -> anyhow::Result<ContactIndex> {
 
 /// Runs `dedupd serve` until SIGTERM or Ctrl-C.
 pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
-    run_with(opts, Vec::new(), Health::new(), None).await
+    run_with(opts, Vec::new(), Health::new(), None, None).await
 }
 
 /// Runs the gateway plus `extra` APIs (each already carrying its own auth and state) on one
 /// listener until SIGTERM or Ctrl-C; `extra_health` joins `/readyz`; every decision goes to
-/// `decisions` when given (published by the events publisher).
+/// `decisions` when given (published by the events publisher). With `resolution`, the gateway
+/// resolves its senders through the resolution index instead of the contact index.
 pub async fn run_with(
     opts: ServeOptions,
     extra: Vec<OpenApiRouter>,
     extra_health: Health,
     decisions: Option<dedupd_broker::EventTap>,
+    resolution: Option<ResolutionLookup>,
 ) -> anyhow::Result<()> {
-    let contacts = load_contacts(&opts)?;
+    let lookup = match resolution {
+        Some(lookup) => {
+            if opts.contacts != ContactSource::None {
+                bail!(
+                    "the gateway takes its customers from the resolution index \
+                     (--resolve-index or --resolve-postgres) or from --contacts/--state, not both"
+                );
+            }
+            tracing::info!("The gateway resolves senders through the resolution index.");
+            Lookup::Resolution(lookup)
+        }
+        None => Lookup::Contacts(load_contacts(&opts)?),
+    };
     let metrics = common::metrics::install();
     // Every series from the start, described, not only after the first message.
     common::server::describe();
@@ -484,7 +500,10 @@ pub async fn run_with(
             "Neither DEDUPD_API_TOKEN nor DEDUPD_WEBHOOK_SECRET is set: the API is open."
         );
     }
-    let gateway = Gateway::new(opts.gateway.clone(), contacts, window, forwarder);
+    let gateway = match lookup {
+        Lookup::Contacts(c) => Gateway::new(opts.gateway.clone(), c, window, forwarder),
+        Lookup::Resolution(r) => Gateway::new(opts.gateway.clone(), r, window, forwarder),
+    };
     gateway.register_metrics();
     if let Some(tap) = decisions {
         gateway.observe_decisions(Arc::new(move |e: &dedupd_gateway::DecisionEvent| {
@@ -564,6 +583,12 @@ pub async fn run_with(
     Ok(())
 }
 
+/// Where the gateway's customers come from.
+enum Lookup {
+    Contacts(ContactIndex),
+    Resolution(ResolutionLookup),
+}
+
 async fn snapshot(window: Arc<EmbeddedWindow>, path: PathBuf) {
     let result = tokio::task::spawn_blocking(move || window.snapshot(&path, Utc::now())).await;
     match result {
@@ -599,6 +624,9 @@ pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             }
             (None, None) => None,
         };
+        let lookup = api
+            .as_ref()
+            .map(|api| ResolutionLookup::new(api.resolver()));
         if let Some(api) = api {
             let mut auth = Auth::open(self::resolve::MAX_BODY_BYTES);
             if let Some(token) = secret_from_env("DEDUPD_API_TOKEN") {
@@ -609,7 +637,7 @@ pub fn main(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             }
             extra.push(dedupd_http::auth::guard(self::resolve::routes(api), auth));
         }
-        run_with(opts, extra, health, parts.decisions).await
+        run_with(opts, extra, health, parts.decisions, lookup).await
     })?;
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -3,9 +3,11 @@
 //!
 //! The index is loaded into one in-memory [`Resolver`] (the batch engine's own functions, on
 //! the blocks the contact touches), behind a lock held only while one contact is resolved.
-//! A recorded contact is appended to the index by one writer task that commits the contacts
-//! waiting at that moment together (group commit); the answer goes out once its commit is
-//! durable. `?dry_run=true` answers without recording.
+//! A recorded contact is appended to the index by one writer thread that commits the contacts
+//! waiting at that moment together (group commit: one write transaction and one fsync for
+//! all of them, while the next group gathers); the answer goes out once its commit is durable.
+//! Contacts are queued in the order the resolver recorded them, under its lock, so the index
+//! appends them in that order. `?dry_run=true` answers without recording.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -55,6 +57,14 @@ enum Backend {
     },
 }
 
+impl ResolveApi {
+    /// The resolver, shared: the gateway's [`dedupd_gateway::ResolutionLookup`] reads the
+    /// customers it records.
+    pub fn resolver(&self) -> Arc<Mutex<Resolver>> {
+        Arc::clone(&self.resolver)
+    }
+}
+
 /// Opens the index in `dir`, loads it into a resolver and starts the writer.
 pub async fn open(dir: &Path) -> anyhow::Result<ResolveApi> {
     let index = EmbeddedIndex::open(dir)
@@ -77,7 +87,10 @@ pub async fn open(dir: &Path) -> anyhow::Result<ResolveApi> {
     .await?;
     tracing::info!(records = resolver.len(), "Loaded the resolution index.");
     let (writer, queue) = mpsc::unbounded_channel();
-    tokio::spawn(write_loop(index, queue));
+    std::thread::Builder::new()
+        .name("resolve-writer".into())
+        .spawn(move || write_loop(&index, queue))
+        .context("starting the resolution index writer")?;
     Ok(ResolveApi {
         resolver: Arc::new(Mutex::new(resolver)),
         backend: Backend::Embedded(writer),
@@ -158,9 +171,10 @@ async fn resolve_shared(
     Ok(resolution)
 }
 
-/// Commits what is waiting, a group at a time, and answers each waiting request.
-async fn write_loop(index: EmbeddedIndex, mut queue: mpsc::UnboundedReceiver<Pending>) {
-    while let Some(first) = queue.recv().await {
+/// Commits what is waiting, a group at a time, and answers each waiting request; ends when
+/// every sender is gone (the server stopped).
+fn write_loop(index: &EmbeddedIndex, mut queue: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
         while group.len() < GROUP {
             match queue.try_recv() {
@@ -170,7 +184,7 @@ async fn write_loop(index: EmbeddedIndex, mut queue: mpsc::UnboundedReceiver<Pen
         }
         let (entries, replies): (Vec<Entry>, Vec<_>) = group.into_iter().unzip();
         let n = entries.len();
-        let result = index.append(entries).await.map_err(Arc::new);
+        let result = index.append_blocking(&entries).map_err(Arc::new);
         if let Err(e) = &result {
             tracing::error!(error = %e, contacts = n, "Could not record resolved contacts in the index.");
         }
