@@ -3,6 +3,7 @@
 //! built beside it, as a child process so its peak memory is its own) with the generators of
 //! `dedupd-testdata`.
 
+mod accuracy;
 mod brokers;
 mod gateway;
 mod ingest;
@@ -89,6 +90,39 @@ enum BenchJob {
         /// configured (without it: none, as without a sink).
         #[arg(long)]
         status_events: bool,
+    },
+    /// The matcher's accuracy at its defaults (pair precision, recall, F1 and cluster F1) on
+    /// the labelled sample and on generated sets of several seeds and sizes, in process; with
+    /// `--misses N`, N sampled wrong and missed pairs per kind and data set.
+    Accuracy {
+        /// The labelled sample (CSV export); `none` to skip it.
+        #[arg(
+            long,
+            default_value = "crates/dedupd/tests/fixtures/contacts_20k/contacts_20k.csv"
+        )]
+        sample: PathBuf,
+        /// The sample's truth (`record_id,entity_id`).
+        #[arg(
+            long,
+            default_value = "crates/dedupd/tests/fixtures/contacts_20k/contacts_20k_truth.csv"
+        )]
+        truth: PathBuf,
+        /// Generator seeds (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        seeds: Vec<u64>,
+        /// Generated set sizes (comma-separated; empty: none).
+        #[arg(long, value_delimiter = ',', default_value = "20000,200000")]
+        sizes: Vec<u64>,
+        /// Generator profile: `channels` (every record one channel's view, the sample's noise
+        /// rates) or `classic` (the `merge` benchmark's data).
+        #[arg(long, default_value = "channels")]
+        profile: dedupd_testdata::contacts::Profile,
+        /// Sampled misses to print per kind and data set.
+        #[arg(long, default_value_t = 0)]
+        misses: usize,
+        /// Work directory (kept); default: a temporary directory, removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Time `dedupd merge plan` on N synthetic contacts with known duplicates and score it
     /// (pair and cluster precision, recall, F1).
@@ -242,6 +276,25 @@ fn run(job: BenchJob, progress: bool) -> anyhow::Result<()> {
             postgres,
             status_events,
         } => notify::run(count, concurrency, rounds, postgres, status_events),
+        BenchJob::Accuracy {
+            sample,
+            truth,
+            seeds,
+            sizes,
+            profile,
+            misses,
+            dir,
+        } => {
+            let (dir, _tmp) = work_dir(dir)?;
+            accuracy::run(&accuracy::Settings {
+                sample: (sample.as_os_str() != "none").then_some((sample, truth)),
+                seeds,
+                sizes,
+                profile,
+                misses,
+                dir,
+            })
+        }
         BenchJob::Merge { records, seed, dir } => {
             let (dir, _tmp) = work_dir(dir)?;
             merge::run(&dir, records, seed)

@@ -16,6 +16,8 @@ use std::path::Path;
 
 use anyhow::Context;
 
+mod channels;
+
 const FIRST_EN: &[&str] = &[
     "James",
     "Mary",
@@ -791,9 +793,67 @@ fn write_row(
     Ok(())
 }
 
-/// Writes `records` synthetic contacts to `path` (the sample's columns) and returns the truth:
-/// each record id with its person's id.
+/// The kind of export [`generate_with`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Every person's first record is a complete CRM row; duplicates add one kind of noise each
+    /// (the data of `dedupd-bench merge` since 2026-11; [`generate`] writes it).
+    Classic,
+    /// Every record, the first one too, is what one channel captured of a person (CRM and
+    /// imports nearly complete, web forms without a phone or address half the time, IVR rows
+    /// with a phone and perhaps a name, chat and e-mail rows with an address and a partial
+    /// name), and duplicates carry several kinds of noise at once at the rates of the shared
+    /// sample's tallies (`contacts_20k_meta.json`): married names that keep the phone and
+    /// e-mail, e-mails differing in case, dots and tags, second phones and e-mails, moves,
+    /// placeholders, junk names. Namesakes are as common as in real name distributions, and
+    /// some mailboxes are built from names alone, so two namesakes can hold similar ones.
+    Channels,
+}
+
+impl Profile {
+    /// The profile's name on command lines and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Classic => "classic",
+            Profile::Channels => "channels",
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Profile, String> {
+        match s {
+            "classic" => Ok(Profile::Classic),
+            "channels" => Ok(Profile::Channels),
+            other => Err(format!(
+                "unknown profile {other:?} (expected classic or channels)"
+            )),
+        }
+    }
+}
+
+/// Writes `records` synthetic contacts of the [`Profile::Classic`] kind to `path`; see
+/// [`generate_with`].
 pub fn generate(path: &Path, records: u64, seed: u64) -> anyhow::Result<Vec<(String, String)>> {
+    generate_with(path, records, seed, Profile::Classic)
+}
+
+/// Writes `records` synthetic contacts of the `profile`'s kind to `path` (the sample's columns)
+/// and returns the truth: each record id with its person's id.
+pub fn generate_with(
+    path: &Path,
+    records: u64,
+    seed: u64,
+    profile: Profile,
+) -> anyhow::Result<Vec<(String, String)>> {
+    match profile {
+        Profile::Classic => generate_classic(path, records, seed),
+        Profile::Channels => channels::generate(path, records, seed),
+    }
+}
+
+fn generate_classic(path: &Path, records: u64, seed: u64) -> anyhow::Result<Vec<(String, String)>> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, f));

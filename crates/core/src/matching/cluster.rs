@@ -62,7 +62,14 @@ pub struct Clustering {
 
 /// The evidence in bits (≤ 0) that a pair is two different people: disagreeing names, e-mails
 /// and phones. The address is left out: people move, and a move is no evidence of two people.
+/// So is a new family name beside the same given name and the same e-mail or phone: people
+/// marry and keep their mailbox and mobile. (Only a value that is evidence counts as the same:
+/// a generic one is missing in the pattern, and a household shares its landline under
+/// different given names, which still count.)
 pub fn negative_evidence(model: &Model, p: Pattern) -> f64 {
+    let shares_identifier = p.level(Comparison::Email) == 1 || p.level(Comparison::Phone) == 1;
+    let same_given_name = (1..=4).contains(&p.level(Comparison::FirstName));
+    let renamed = shares_identifier && same_given_name;
     let mut neg: f64 = [
         Comparison::FirstName,
         Comparison::LastName,
@@ -70,6 +77,7 @@ pub fn negative_evidence(model: &Model, p: Pattern) -> f64 {
         Comparison::Phone,
     ]
     .iter()
+    .filter(|&&c| !(renamed && c == Comparison::LastName))
     .map(|&c| model.weight(c, p.level(c)).min(0.0))
     .sum();
     if Model::conflicting(p) {
@@ -246,6 +254,28 @@ mod tests {
         assert_eq!(out.clusters[0].members, vec![0, 1]);
         assert_eq!(out.guard_refusals, 1);
         assert!((out.clusters[0].confidence - 0.99).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_new_family_name_with_the_same_mobile_is_one_person_a_new_given_name_is_not() {
+        // Married: the same given name and mobile under a new family name. An IVR record of the
+        // mobile links to both spellings, and the guard lets them join.
+        let fs = vec![
+            rec("Anna", "Lee", "(415) 555-2671"),
+            rec("", "", "(415) 555-2671"),
+            rec("Anna", "Moreau", "(415) 555-2671"),
+            rec("Ben", "Lee", "(415) 555-2671"),
+        ];
+        let m = model();
+        let scored = vec![(0, 1, 0.99), (1, 2, 0.98), (1, 3, 0.97)];
+        let out = cluster(&fs, &scored, &m, &ClusterConfig::default());
+        assert_eq!(out.clusters.len(), 1);
+        assert_eq!(out.clusters[0].members, vec![0, 1, 2]);
+        // Ben shares the landline but is someone else: his given name still counts.
+        assert_eq!(out.guard_refusals, 1);
+        // Without the shared number the family names are evidence again.
+        let p = compare(&rec("Anna", "Lee", ""), &rec("Anna", "Moreau", ""));
+        assert!(negative_evidence(&m, p) <= -ClusterConfig::default().guard_bits);
     }
 
     #[test]

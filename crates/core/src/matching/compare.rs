@@ -139,6 +139,18 @@ pub fn compare(a: &Features, b: &Features) -> Pattern {
             (first, last) = (sf, sl);
         }
     }
+    // A record with one name, or names that only agree crossed over (`Anja Bauer` against a
+    // channel's `Bauer`, `Anja`, or a lone `Bauer` in the given-name field): when the straight
+    // reading agrees on nothing and disagrees somewhere, and the crossed one agrees (an initial
+    // counts) and disagrees nowhere, the names were swapped.
+    let agrees = |f: u8, l: u8| (1..=4).contains(&f) || (1..=3).contains(&l);
+    let disagrees = |f: u8, l: u8| f == 5 || l == 4;
+    if !agrees(first, last) && disagrees(first, last) {
+        let (sf, sl) = (first_level(fa, lb), last_level(la, fb));
+        if agrees(sf, sl) && !disagrees(sf, sl) {
+            (first, last) = (sf, sl);
+        }
+    }
     p.set(Comparison::FirstName, first);
     p.set(Comparison::LastName, last);
     p.set(Comparison::Email, email_level(a.email(), b.email()));
@@ -484,6 +496,32 @@ mod tests {
             // Values that agree on their compared part are still similar, not different.
             assert_eq!(p.level(Comparison::LastName), 2, "{letters}");
         }
+    }
+
+    #[test]
+    fn names_crossed_over_on_a_sparse_record_agree() {
+        let full = f("Anja", "Bauer", "", "");
+        // A channel that put the family name in the given-name field and nothing else.
+        let p = compare(&full, &f("Bauer", "", "", ""));
+        assert_eq!(p.level(Comparison::LastName), 1);
+        assert_eq!(p.level(Comparison::FirstName), 0);
+        let p = compare(&full, &f("", "Anja", "", ""));
+        assert_eq!(p.level(Comparison::FirstName), 1);
+        // Swapped, with the given name cut to an initial.
+        let p = compare(
+            &f("Francisco", "Romero", "", ""),
+            &f("Romero", "F.", "", ""),
+        );
+        assert_eq!(
+            (
+                p.level(Comparison::FirstName),
+                p.level(Comparison::LastName)
+            ),
+            (4, 1)
+        );
+        // Names that disagree either way stay different.
+        let p = compare(&full, &f("", "Schmidt", "", ""));
+        assert_eq!(p.level(Comparison::LastName), 4);
     }
 
     #[test]
