@@ -37,6 +37,20 @@ impl Drop for Server {
     }
 }
 
+/// `merge plan` on `input` into `out`, writing the resolution index at `index`.
+fn plan_with_index(input: &Path, out: &Path, index: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_dedupd"))
+        .args(["merge", "plan", "--input"])
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .arg("--resolve-index")
+        .arg(index)
+        .status()
+        .unwrap();
+    assert!(status.success(), "merge plan --resolve-index failed");
+}
+
 fn serve(index: &Path) -> Server {
     let snapshot = index.join("window.snapshot");
     serve_with(
@@ -99,16 +113,7 @@ async fn resolve_over_http_answers_as_the_core_resolver_and_keeps_what_it_record
     let dir = tempfile::tempdir().unwrap();
     let (known_path, known, held) = split_sample(dir.path());
     let index = dir.path().join("index");
-    let status = Command::new(env!("CARGO_BIN_EXE_dedupd"))
-        .args(["merge", "plan", "--input"])
-        .arg(&known_path)
-        .arg("--out")
-        .arg(dir.path().join("plan"))
-        .arg("--resolve-index")
-        .arg(&index)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    plan_with_index(&known_path, &dir.path().join("plan"), &index);
     // The same engine in process, from the same records.
     let mut expected = Resolver::build(
         known.iter().map(|r| record(r)).collect(),
@@ -545,16 +550,7 @@ async fn the_gateway_finds_a_known_customer_by_any_of_its_addresses_through_the_
     let dir = tempfile::tempdir().unwrap();
     let input = sample_with_people(dir.path());
     let index = dir.path().join("index");
-    let status = Command::new(env!("CARGO_BIN_EXE_dedupd"))
-        .args(["merge", "plan", "--input"])
-        .arg(&input)
-        .arg("--out")
-        .arg(dir.path().join("plan"))
-        .arg("--resolve-index")
-        .arg(&index)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    plan_with_index(&input, &dir.path().join("plan"), &index);
 
     // The contact file and the index cannot both name the gateway's customers.
     let contacts = dir.path().join("contacts.ndjson");
