@@ -70,7 +70,7 @@ impl EmbeddedStore {
     /// `batch_size` contacts, so a run of a million contacts makes a hundred commits, not a
     /// million. Contacts sent after an error are dropped; [`EmbeddedWriter::finish`] reports it.
     pub fn writer(&self, batch_size: usize) -> EmbeddedWriter {
-        let (tx, rx) = sync_channel::<Vec<Arc<StoredContact>>>(4);
+        let (tx, rx) = sync_channel::<Vec<StoredContact>>(4);
         let store = self.clone();
         let handle = std::thread::Builder::new()
             .name("dedupd-state-writer".into())
@@ -87,11 +87,11 @@ impl EmbeddedStore {
 
 fn writer_loop(
     store: &EmbeddedStore,
-    rx: &Receiver<Vec<Arc<StoredContact>>>,
+    rx: &Receiver<Vec<StoredContact>>,
 ) -> Result<u64, StoreError> {
     let mut written = 0u64;
     for batch in rx {
-        store.put_all(batch.iter().map(|c| &**c))?;
+        store.put_batch(&batch)?;
         written += batch.len() as u64;
         tracing::debug!(
             contacts = batch.len(),
@@ -105,19 +105,17 @@ fn writer_loop(
 /// The handle of the single writer thread (see [`EmbeddedStore::writer`]).
 #[derive(Debug)]
 pub struct EmbeddedWriter {
-    tx: Option<SyncSender<Vec<Arc<StoredContact>>>>,
+    tx: Option<SyncSender<Vec<StoredContact>>>,
     handle: Option<JoinHandle<Result<u64, StoreError>>>,
-    pending: Vec<Arc<StoredContact>>,
+    pending: Vec<StoredContact>,
     batch_size: usize,
     written: u64,
 }
 
 impl EmbeddedWriter {
-    /// Queues one contact; a full batch is handed to the writer thread. Shared, so a caller
-    /// that still needs the contact (ingest writes its outputs while the writer commits) keeps
-    /// it without a copy.
-    pub fn put(&mut self, c: impl Into<Arc<StoredContact>>) -> Result<(), StoreError> {
-        self.pending.push(c.into());
+    /// Queues one contact; a full batch is handed to the writer thread.
+    pub fn put(&mut self, c: StoredContact) -> Result<(), StoreError> {
+        self.pending.push(c);
         if self.pending.len() >= self.batch_size {
             self.flush()?;
         }
@@ -182,33 +180,6 @@ impl EmbeddedStore {
     }
 }
 
-impl EmbeddedStore {
-    /// Writes contacts in one transaction.
-    fn put_all<'a>(
-        &self,
-        batch: impl IntoIterator<Item = &'a StoredContact>,
-    ) -> Result<(), StoreError> {
-        let tx = self
-            .db
-            .begin_write()
-            .map_err(|e| StoreError::backend("write", self.at(), e))?;
-        {
-            let mut table = tx
-                .open_table(CONTACTS)
-                .map_err(|e| StoreError::backend("write", self.at(), e))?;
-            let mut buf = Vec::with_capacity(256);
-            for c in batch {
-                codec::encode(c, &mut buf);
-                table
-                    .insert(c.contact.external_id.as_str(), buf.as_slice())
-                    .map_err(|e| StoreError::backend("write", self.at(), e))?;
-            }
-        }
-        tx.commit()
-            .map_err(|e| StoreError::backend("commit", self.at(), e))
-    }
-}
-
 impl ContactState for EmbeddedStore {
     fn get(&self, external_id: &str) -> Result<Option<StoredContact>, StoreError> {
         Ok(self.get_many(&[external_id])?.pop().flatten())
@@ -233,12 +204,28 @@ impl ContactState for EmbeddedStore {
     }
 
     fn put_batch(&self, batch: &[StoredContact]) -> Result<(), StoreError> {
-        self.put_all(batch)
+        let tx = self
+            .db
+            .begin_write()
+            .map_err(|e| StoreError::backend("write", self.at(), e))?;
+        {
+            let mut table = tx
+                .open_table(CONTACTS)
+                .map_err(|e| StoreError::backend("write", self.at(), e))?;
+            let mut buf = Vec::with_capacity(256);
+            for c in batch {
+                codec::encode(c, &mut buf);
+                table
+                    .insert(c.contact.external_id.as_str(), buf.as_slice())
+                    .map_err(|e| StoreError::backend("write", self.at(), e))?;
+            }
+        }
+        tx.commit()
+            .map_err(|e| StoreError::backend("commit", self.at(), e))
     }
 
-    fn for_each_where(
+    fn for_each(
         &self,
-        wanted: &mut dyn FnMut(&str) -> bool,
         f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let tx = self
@@ -253,9 +240,7 @@ impl ContactState for EmbeddedStore {
             .map_err(|e| StoreError::backend("scan", self.at(), e))?
         {
             let (k, v) = entry.map_err(|e| StoreError::backend("scan", self.at(), e))?;
-            if wanted(k.value()) {
-                f(codec::decode(k.value(), v.value())?)?;
-            }
+            f(codec::decode(k.value(), v.value())?)?;
         }
         Ok(())
     }

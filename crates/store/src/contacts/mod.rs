@@ -78,16 +78,6 @@ pub trait ContactState: Send + Sync {
     fn for_each(
         &self,
         f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.for_each_where(&mut |_| true, f)
-    }
-    /// Visits, in `externalId` order, the stored contacts whose key `wanted` accepts; the others
-    /// are skipped without being decoded (a caller that holds them already pays only for the
-    /// keys). `wanted` sees every key in order.
-    fn for_each_where(
-        &self,
-        wanted: &mut dyn FnMut(&str) -> bool,
-        f: &mut dyn FnMut(StoredContact) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
     /// How many contacts are stored.
     fn len(&self) -> Result<u64, StoreError>;

@@ -13,7 +13,6 @@ mod report;
 pub use report::{Report, SourceReport};
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -125,74 +124,50 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     classify_bar.set_style(bar_style("{prefix:>10} {bar:30} {pos}/{len} contacts"));
     classify_bar.set_prefix("state");
     let mut writer = store.writer(COMMIT_BATCH);
-    // What each contact of this run is once written, in `externalId` order: the outputs are
-    // written from it (and from the store only for contacts not in this run) while the
-    // writer thread commits.
-    let mut finals: Vec<Arc<StoredContact>> = Vec::with_capacity(run_contacts.len());
-    let mut incoming_contacts = run_contacts.into_iter();
-    loop {
-        let chunk: Vec<Box<Contact>> = incoming_contacts.by_ref().take(COMMIT_BATCH).collect();
-        if chunk.is_empty() {
-            break;
-        }
+    for chunk in run_contacts.chunks(COMMIT_BATCH) {
         let ids: Vec<&str> = chunk.iter().map(|c| c.external_id.as_str()).collect();
         let stored = store.get_many(&ids)?;
-        let n = chunk.len() as u64;
-        for (incoming, before) in chunk.into_iter().zip(stored) {
+        for (incoming, before) in chunk.iter().zip(stored) {
             let Some(before) = before else {
-                let fresh = Arc::new(StoredContact::with_change(*incoming, run, Change::NEW));
-                writer.put(Arc::clone(&fresh))?;
-                finals.push(fresh);
+                writer.put(StoredContact::with_change(
+                    Contact::clone(incoming),
+                    run,
+                    Change::NEW,
+                ))?;
                 continue;
             };
             let earlier = before.pending_change(completed);
-            let before_change = before.change;
             let mut after = before.contact;
-            let outcome = after.absorb(&incoming);
+            let outcome = after.absorb(incoming);
             let Some(change) = Change::then(earlier.map(|e| e.change), Change::of_merge(&outcome))
             else {
                 report.unchanged += 1;
                 if outcome.is_touched() {
-                    let now = Arc::new(StoredContact::new(after));
-                    writer.put(Arc::clone(&now))?;
-                    finals.push(now);
-                } else {
-                    finals.push(Arc::new(StoredContact {
-                        contact: after,
-                        hash: before.hash,
-                        change: before_change,
-                    }));
+                    writer.put(StoredContact::new(after))?;
                 }
                 continue;
             };
             // A change first committed by an interrupted run keeps that run's number.
             let first_run = earlier.map_or(run, |e| e.run);
-            let now = Arc::new(StoredContact::with_change(after, first_run, change));
             if outcome.is_touched() || earlier.map(|e| e.change) != Some(change) {
-                writer.put(Arc::clone(&now))?;
+                writer.put(StoredContact::with_change(after, first_run, change))?;
             }
-            finals.push(now);
         }
-        classify_bar.inc(n);
+        classify_bar.inc(chunk.len() as u64);
     }
+    drop(run_contacts);
+    writer.finish()?;
     classify_bar.finish_and_clear();
 
-    // 3. Outputs: this run's contacts as written, and from the store the contacts it did not
-    // touch; `changes.ndjson` lists every change not yet reported by a completed run, this
-    // run's and those of runs killed before their outputs. They are written while the writer
-    // commits, and put in place only once the state holds everything they say.
-    let outputs = output::write_contacts(
+    // 3. Outputs from the committed state; `changes.ndjson` lists every change not yet
+    // reported by a completed run, this run's and those of runs killed before their outputs.
+    let written = output::write_contacts(
         &store,
-        &finals,
         &opts.out_dir,
         &opts.config.csv_columns,
         completed,
         run,
-    );
-    let committed = writer.finish();
-    let (written, files) = outputs?;
-    committed?;
-    files.commit()?;
+    )?;
     report.contacts = written.contacts;
     report.do_not_call = written.do_not_call;
     report.new = written.new;

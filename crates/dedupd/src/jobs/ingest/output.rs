@@ -3,11 +3,9 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
-use anyhow::Context;
 use dedupd_core::{Change, ChangeKind, Contact};
-use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
+use dedupd_store::{ContactState, EmbeddedStore};
 use serde::Serialize;
 
 use super::Reject;
@@ -77,35 +75,16 @@ pub(crate) struct Written {
     pub(crate) carried_over: u64,
 }
 
-/// The three output files, written but not yet in place.
-pub(crate) struct Files {
-    contacts_ndjson: AtomicFile,
-    contacts_csv: AtomicFile,
-    changes: ChangesWriter,
-}
-
-impl Files {
-    /// Puts the files in place.
-    pub(crate) fn commit(self) -> anyhow::Result<()> {
-        self.contacts_ndjson.commit()?;
-        self.contacts_csv.commit()?;
-        self.changes.finish()
-    }
-}
-
-/// Writes `contacts.ndjson`, `contacts.csv` and `changes.ndjson` for the whole state, in
-/// `externalId` order, in one pass: `run_contacts` (this run's contacts as written, in
-/// `externalId` order) and, from the store, every contact not among them. A change is listed
-/// when no run since `completed` (the last run that wrote its outputs) has reported it; `run`
-/// is the current run. The files are left for the caller to put in place ([`Files::commit`]).
+/// Writes `contacts.ndjson`, `contacts.csv` and `changes.ndjson` from the whole state, in
+/// `externalId` order, in one pass. A change is listed when no run since `completed` (the last
+/// run that wrote its outputs) has reported it; `run` is the current run.
 pub(crate) fn write_contacts(
     store: &EmbeddedStore,
-    run_contacts: &[Arc<StoredContact>],
     dir: &Path,
     columns: &[String],
     completed: u64,
     run: u64,
-) -> anyhow::Result<(Written, Files)> {
+) -> anyhow::Result<Written> {
     let mut nd = AtomicFile::create(&dir.join("contacts.ndjson"))?;
     let mut csv_file = AtomicFile::create(&dir.join("contacts.csv"))?;
     let mut changes = ChangesWriter::create(dir)?;
@@ -116,82 +95,42 @@ pub(crate) fn write_contacts(
         header.extend(columns.iter().cloned());
         csv.write_record(&header)?;
         let mut row: Vec<String> = Vec::with_capacity(header.len());
-        let mut one = |s: &StoredContact| -> anyhow::Result<()> {
+        let mut err: Option<anyhow::Error> = None;
+        store.for_each(&mut |s| {
             let c = &s.contact;
             w.contacts += 1;
             w.do_not_call += u64::from(c.do_not_call());
-            serde_json::to_writer(&mut *nd.writer(), &c.view())?;
-            nd.writer().write_all(b"\n")?;
-            row.clear();
-            row.push(c.external_id.clone());
-            row.extend(columns.iter().map(|col| c.column(col)));
-            csv.write_record(&row)?;
-            if let Some(rc) = s.pending_change(completed) {
-                match rc.change.kind() {
-                    ChangeKind::New => w.new += 1,
-                    ChangeKind::Changed => w.changed += 1,
-                    ChangeKind::Stale => w.stale += 1,
-                }
-                w.do_not_call_new += u64::from(rc.change.do_not_call_new(c));
-                w.carried_over += u64::from(rc.run < run);
-                changes.write(&rc.change, c)?;
-            }
-            Ok(())
-        };
-        // Merge the two sorted sequences: a stored key that is this run's is taken from
-        // memory (and never decoded); the run's contacts before it are written first.
-        let mut next = 0;
-        let mut err: Option<anyhow::Error> = None;
-        // This run's contacts that come before the next stored contact to write.
-        let pending: std::cell::RefCell<Vec<usize>> = std::cell::RefCell::default();
-        store.for_each_where(
-            &mut |key| {
-                let mut pending = pending.borrow_mut();
-                while next < run_contacts.len()
-                    && run_contacts[next].contact.external_id.as_str() < key
-                {
-                    pending.push(next);
-                    next += 1;
-                }
-                if run_contacts
-                    .get(next)
-                    .is_some_and(|s| s.contact.external_id == key)
-                {
-                    pending.push(next);
-                    next += 1;
-                    false
-                } else {
-                    true
-                }
-            },
-            &mut |stored| {
-                let res = pending
-                    .borrow_mut()
-                    .drain(..)
-                    .try_for_each(|i| one(&run_contacts[i]))
-                    .and_then(|()| one(&stored));
-                if let Err(e) = res {
-                    err.get_or_insert(e);
+            let res = (|| -> anyhow::Result<()> {
+                serde_json::to_writer(&mut *nd.writer(), &c.view())?;
+                nd.writer().write_all(b"\n")?;
+                row.clear();
+                row.push(c.external_id.clone());
+                row.extend(columns.iter().map(|col| c.column(col)));
+                csv.write_record(&row)?;
+                if let Some(rc) = s.pending_change(completed) {
+                    match rc.change.kind() {
+                        ChangeKind::New => w.new += 1,
+                        ChangeKind::Changed => w.changed += 1,
+                        ChangeKind::Stale => w.stale += 1,
+                    }
+                    w.do_not_call_new += u64::from(rc.change.do_not_call_new(c));
+                    w.carried_over += u64::from(rc.run < run);
+                    changes.write(&rc.change, c)?;
                 }
                 Ok(())
-            },
-        )?;
+            })();
+            if let Err(e) = res {
+                err.get_or_insert(e);
+            }
+            Ok(())
+        })?;
         if let Some(e) = err {
             return Err(e.context("cannot write contacts"));
         }
-        let mut pending = pending.into_inner();
-        pending.extend(next..run_contacts.len());
-        for i in pending {
-            one(&run_contacts[i]).context("cannot write contacts")?;
-        }
         csv.flush()?;
     }
-    Ok((
-        w,
-        Files {
-            contacts_ndjson: nd,
-            contacts_csv: csv_file,
-            changes,
-        },
-    ))
+    nd.commit()?;
+    csv_file.commit()?;
+    changes.finish()?;
+    Ok(w)
 }
