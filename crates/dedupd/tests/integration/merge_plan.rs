@@ -44,8 +44,14 @@ fn sample_reaches_the_accuracy_floor_with_the_defaults() {
         e.pairs.precision, e.pairs.recall, e.pairs.f1, e.clusters.f1, e.multi_clusters.f1
     );
     assert_eq!(e.records, 20_000);
-    assert!(e.pairs.f1 >= 0.90, "pair F1 {:.4}", e.pairs.f1);
-    assert!(e.clusters.f1 >= 0.90, "cluster F1 {:.4}", e.clusters.f1);
+    // Measured 2026-12-04: pair P 0.9644, F1 0.9147; cluster F1 0.9475.
+    assert!(e.pairs.f1 >= 0.91, "pair F1 {:.4}", e.pairs.f1);
+    assert!(
+        e.pairs.precision >= 0.95,
+        "pair precision {:.4}",
+        e.pairs.precision
+    );
+    assert!(e.clusters.f1 >= 0.93, "cluster F1 {:.4}", e.clusters.f1);
     // Every input record is in clusters.csv exactly once.
     let labels = plan::read_labels(&dir.path().join("clusters.csv")).unwrap();
     let mut ids: Vec<&str> = labels.iter().map(|(id, _)| id.as_str()).collect();
@@ -642,4 +648,32 @@ fn input_options_are_checked_when_the_config_is_read() {
     )
     .unwrap();
     MergeConfig::load(&cfg_path).unwrap();
+}
+
+#[test]
+fn channel_views_of_people_reach_their_floor() {
+    // The generator's `channels` profile: every record one channel's partial view of a person,
+    // married names that keep the mobile and mailbox, e-mail variants, namesakes. The kind of
+    // data the maintainers measured a pair F1 just under 0.90 on. Measured 2026-12-04 on this
+    // seed: pair P 0.9304, R 0.8544, F1 0.8908; cluster F1 0.9345.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("contacts.csv");
+    let truth = dedupd_testdata::contacts::generate_with(
+        &input,
+        20_000,
+        20_261_124,
+        dedupd_testdata::contacts::Profile::Channels,
+    )
+    .unwrap();
+    let out = dir.path().join("plan");
+    run_plan(&input, MergeConfig::default(), &out);
+    let predicted = plan::read_labels(&out.join("clusters.csv")).unwrap();
+    let e = evaluate(&predicted, &truth);
+    assert!(e.pairs.f1 >= 0.88, "pair F1 {:.4}", e.pairs.f1);
+    assert!(
+        e.pairs.precision >= 0.91,
+        "pair precision {:.4}",
+        e.pairs.precision
+    );
+    assert!(e.clusters.f1 >= 0.92, "cluster F1 {:.4}", e.clusters.f1);
 }
