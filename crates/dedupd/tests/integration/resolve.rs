@@ -37,6 +37,40 @@ impl Drop for Server {
     }
 }
 
+/// The same new person posted 40 times at once under 40 record ids (`{prefix}-{n}`), spread
+/// over `urls` in turn: the customers answered and how many answers were `new`.
+async fn one_person_at_once(
+    http: &reqwest::Client,
+    urls: &[String],
+    prefix: &str,
+) -> (std::collections::BTreeSet<String>, usize) {
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let (http, url) = (http.clone(), urls[n % urls.len()].clone());
+            let record_id = format!("{prefix}-{n}");
+            tokio::spawn(async move {
+                let body = json!({
+                    "record_id": record_id,
+                    "first_name": "Philippa",
+                    "last_name": "Wolstenholme",
+                    "email": "philippa.wolstenholme@mail.example.org",
+                    "phone": "+44 20 7946 0321",
+                });
+                post(&http, &url, &body).await
+            })
+        })
+        .collect();
+    let mut customers = std::collections::BTreeSet::new();
+    let mut new = 0;
+    for t in tasks {
+        let (status, got) = t.await.unwrap();
+        assert_eq!(status, 200, "{got}");
+        new += usize::from(got["status"] == "new");
+        customers.insert(got["customer"].as_str().unwrap().to_owned());
+    }
+    (customers, new)
+}
+
 /// `merge plan` on `input` into `out`, writing the resolution index at `index`.
 fn plan_with_index(input: &Path, out: &Path, index: &Path) {
     let status = Command::new(env!("CARGO_BIN_EXE_dedupd"))
@@ -208,29 +242,8 @@ async fn resolve_over_http_answers_as_the_core_resolver_and_keeps_what_it_record
     assert!(spec["paths"]["/v1/contacts/resolve"]["post"].is_object());
 
     // The same new person sent 40 times at once, under 40 record ids: one customer.
-    let tasks: Vec<_> = (0..40)
-        .map(|n| {
-            let (http, url) = (http.clone(), url.clone());
-            tokio::spawn(async move {
-                let body = json!({
-                    "record_id": format!("burst-{n}"),
-                    "first_name": "Philippa",
-                    "last_name": "Wolstenholme",
-                    "email": "philippa.wolstenholme@mail.example.org",
-                    "phone": "+44 20 7946 0321",
-                });
-                post(&http, &url, &body).await
-            })
-        })
-        .collect();
-    let mut customers = std::collections::BTreeSet::new();
-    let mut new = 0;
-    for t in tasks {
-        let (status, got) = t.await.unwrap();
-        assert_eq!(status, 200, "{got}");
-        new += usize::from(got["status"] == "new");
-        customers.insert(got["customer"].as_str().unwrap().to_owned());
-    }
+    let urls = vec![url.clone()];
+    let (customers, new) = one_person_at_once(&http, &urls, "burst").await;
     assert_eq!((customers.len(), new), (1, 1), "{customers:?}");
 
     // What was recorded survives a restart: a recorded record is known, with its customer.
@@ -405,30 +418,11 @@ async fn two_serves_sharing_the_postgres_index_make_one_customer_of_one_new_pers
         })
         .collect();
     let http = reqwest::Client::new();
-    let tasks: Vec<_> = (0..40)
-        .map(|n| {
-            let http = http.clone();
-            let url = format!("{}/v1/contacts/resolve", servers[n % 2].base);
-            tokio::spawn(async move {
-                let body = json!({
-                    "record_id": format!("shared-{n}"),
-                    "first_name": "Philippa",
-                    "last_name": "Wolstenholme",
-                    "email": "philippa.wolstenholme@mail.example.org",
-                    "phone": "+44 20 7946 0321",
-                });
-                post(&http, &url, &body).await
-            })
-        })
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("{}/v1/contacts/resolve", s.base))
         .collect();
-    let mut customers = std::collections::BTreeSet::new();
-    let mut new = 0;
-    for t in tasks {
-        let (status, got) = t.await.unwrap();
-        assert_eq!(status, 200, "{got}");
-        new += usize::from(got["status"] == "new");
-        customers.insert(got["customer"].as_str().unwrap().to_owned());
-    }
+    let (customers, new) = one_person_at_once(&http, &urls, "shared").await;
     assert_eq!((customers.len(), new), (1, 1), "{customers:?}");
     // The shared index holds the 40 records, one customer.
     let loaded = index.load().await.unwrap().unwrap();
