@@ -20,13 +20,14 @@ use std::collections::hash_map::Entry;
 use std::io::BufRead;
 use std::path::Path;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use dedupd_core::Field;
 use dedupd_core::matching::incremental::Holder;
 use dedupd_core::matching::{COLUMNS, Column, Record, Resolver};
 use dedupd_core::message::{Address, Customer};
-use dedupd_core::normalize::{Region, normalize_email, normalize_phone};
+use dedupd_core::normalize::phone::{Validity, normalize_phone_as};
+use dedupd_core::normalize::{Region, normalize_email};
 use dedupd_store::{ContactState, StoreError};
 use serde::Deserialize;
 use thiserror::Error;
@@ -57,12 +58,12 @@ impl CustomerLookup for ContactIndex {
 /// `POST /v1/contacts/resolve` and `merge plan`, and count from then on.
 #[derive(Clone)]
 pub struct ResolutionLookup {
-    resolver: Arc<Mutex<Resolver>>,
+    resolver: Arc<RwLock<Resolver>>,
 }
 
 impl ResolutionLookup {
     /// A lookup over `resolver`, shared with whatever records into it.
-    pub fn new(resolver: Arc<Mutex<Resolver>>) -> Self {
+    pub fn new(resolver: Arc<RwLock<Resolver>>) -> Self {
         ResolutionLookup { resolver }
     }
 }
@@ -86,7 +87,7 @@ impl CustomerLookup for ResolutionLookup {
             std::array::from_fn(|i| if COLUMNS[i] == column { value } else { "" });
         let contact = Record::new(values, None);
         // A poisoned lock (a panic elsewhere) leaves the sender its own customer.
-        let holder = match self.resolver.lock() {
+        let holder = match self.resolver.read() {
             Ok(r) => r.holder_of(&contact),
             Err(_) => Holder::Unknown,
         };
@@ -178,7 +179,8 @@ impl ContactIndex {
     ) {
         report.records += 1;
         let mut addresses = Vec::with_capacity(2);
-        match phone.map(|p| normalize_phone(p, region)) {
+        // As strict as the gateway reads a sender ([`dedupd_core::message::parse_address`]).
+        match phone.map(|p| normalize_phone_as(p, region, Validity::Possible)) {
             Some(Ok(Some(p))) => addresses.push(Address::Phone(p)),
             Some(Err(_)) => report.invalid_values += 1,
             _ => {}

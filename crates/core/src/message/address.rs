@@ -1,13 +1,14 @@
 //! The sender of a message: its address as the channel gave it → a normalized [`Address`], and
 //! the [`Customer`] the fingerprint is keyed on.
 //!
-//! Addresses go through the very functions ingest uses ([`normalize_phone`],
-//! [`normalize_email`]), so the contact index built from ingest data and the gateway agree on
-//! what an address is.
+//! Addresses go through the very functions ingest and matching use ([`normalize_phone_as`],
+//! [`normalize_email`]), so the contact index built from ingest data, the resolution index and
+//! the gateway agree on what an address is.
 
 use std::fmt;
 
-use crate::normalize::{Region, normalize_email, normalize_phone, text};
+use crate::normalize::phone::{Validity, normalize_phone_as};
+use crate::normalize::{Region, normalize_email, text};
 
 /// A sender address, normalized.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -27,15 +28,21 @@ pub enum Address {
 }
 
 /// Reads an address: an e-mail when it contains `@` and has an e-mail's shape, a phone when it
-/// is a valid number (national numbers take `default_region`), otherwise an opaque id of
-/// `channel`. Total: every input is some address.
+/// has a possible length for a full number of its country (national numbers take
+/// `default_region`), otherwise an opaque id of `channel`. Total: every input is some address.
+///
+/// A sender's number is evidence of who sent it, as a contact's number is evidence for
+/// matching, so it is read with the matching engine's strictness ([`Validity::Possible`]), not
+/// a dialer's: a number in a range the numbering-plan metadata does not list as assigned yet is
+/// still the same digits in the message and in the contact records, and reading it as an
+/// opaque id would keep it from its customer.
 pub fn parse_address(channel: &str, raw: &str, default_region: Option<Region>) -> Address {
     if raw.contains('@')
         && let Ok(Some(email)) = normalize_email(raw)
     {
         return Address::Email(email);
     }
-    if let Ok(Some(phone)) = normalize_phone(raw, default_region) {
+    if let Ok(Some(phone)) = normalize_phone_as(raw, default_region, Validity::Possible) {
         return Address::Phone(phone);
     }
     Address::Opaque {
@@ -138,6 +145,13 @@ mod tests {
             "opaque"
         );
         assert_eq!(parse_address("x", "a@@b", us()).kind(), "opaque");
+        // A full-length number in a range no numbering plan lists as assigned (area code 456)
+        // is still a phone, as it is for matching; a local number without its area code is not.
+        assert_eq!(
+            parse_address("sms", "(456) 555-0123", us()),
+            Address::Phone("+14565550123".into())
+        );
+        assert_eq!(parse_address("sms", "555-0123", us()).kind(), "opaque");
     }
 
     #[test]

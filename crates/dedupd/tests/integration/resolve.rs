@@ -454,13 +454,57 @@ async fn two_serves_sharing_the_postgres_index_make_one_customer_of_one_new_pers
             "{got}"
         );
     }
+    // A contact recorded through one server is known to the other's gateway without any
+    // request to the other: it follows the shared index's appends.
+    let (status, recorded) = post(
+        &http,
+        &urls[0],
+        &json!({
+            "record_id": "followed-1",
+            "first_name": "Ottoline",
+            "last_name": "Featherstonehaugh",
+            "email": "ottoline.f@mail.example.org",
+            "phone": "+44 20 7946 0577",
+        }),
+    )
+    .await;
+    assert_eq!((status, recorded["status"].as_str()), (200, Some("new")));
+    let other = &servers[1].base;
+    wait_for_records(&http, other, 5_041).await;
+    let m = message(&http, other, "email", "Ottoline.F@mail.example.org").await;
+    assert_eq!(
+        (m["decision"].as_str(), m["customer"].as_str()),
+        (Some("PROCESS"), recorded["customer"].as_str()),
+        "{m}"
+    );
     drop(servers);
     index.drop_schema().await.unwrap();
 }
 
+/// Waits until the server at `base` says (`/metrics`) its resolver knows `n` records.
+async fn wait_for_records(http: &reqwest::Client, base: &str, n: usize) {
+    let want = format!("dedupd_resolve_index_records {n}");
+    for _ in 0..1_000 {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.lines().any(|l| l == want) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the server at {base} never knew {n} records");
+}
+
 /// The known part of the sample plus a few people of our own, written as a CSV for
 /// `merge plan`: Annabel with a home and a work e-mail on two records (one customer by her
-/// name and phone), Bartholomew alone, and two strangers sharing a family mailbox.
+/// name and phone), Bartholomew alone, two strangers sharing a family mailbox, and Ignatius,
+/// whose number is in a range no numbering plan lists as assigned (area code 456).
 fn sample_with_people(dir: &Path) -> PathBuf {
     let (_, known, _) = split_sample(dir);
     let path = dir.join("known_and_people.csv");
@@ -470,7 +514,7 @@ fn sample_with_people(dir: &Path) -> PathBuf {
     for row in known.iter().take(6_000) {
         w.write_record(row).unwrap();
     }
-    let people: [[&str; 6]; 5] = [
+    let people: [[&str; 6]; 6] = [
         [
             "gw-a1",
             "Annabel",
@@ -510,6 +554,14 @@ fn sample_with_people(dir: &Path) -> PathBuf {
             "family@mail.example.org",
             "",
             "Camden",
+        ],
+        [
+            "gw-c1",
+            "Ignatius",
+            "Pemberton",
+            "ignatius.p@mail.example.org",
+            "+1 456 555 0199",
+            "Paterson",
         ],
     ];
     for [id, first, last, email, phone, city] in people {
@@ -597,6 +649,15 @@ async fn the_gateway_finds_a_known_customer_by_any_of_its_addresses_through_the_
     assert_eq!(other["fingerprint"], first["fingerprint"]);
     let sms = message(&http, &base, "sms", "(201) 336-7089").await;
     assert_eq!(sms["decision"], "SUPPRESS", "{sms}");
+
+    // A number of a range the numbering plan does not list (456): the index keeps it as the
+    // matching engine reads it, and the gateway reads the sender the same way, so it is his.
+    let unlisted = message(&http, &base, "sms", "(456) 555-0199").await;
+    assert_eq!(
+        (unlisted["decision"].as_str(), unlisted["customer"].as_str()),
+        (Some("PROCESS"), Some(labels["gw-c1"].as_str())),
+        "{unlisted}"
+    );
 
     // Strangers: Bartholomew, the shared family mailbox, and an address no one holds. Each
     // is its own customer: the same text from each is a first message.

@@ -28,7 +28,7 @@ use dedupd_core::matching::{COLUMNS, MatchConfig, Model, Record};
 use serde::{Deserialize, Serialize};
 
 pub use embedded::{EmbeddedIndex, INDEX_FILE};
-pub use postgres::{PgIndex, PgRecording};
+pub use postgres::{Appends, PgIndex, PgRecording};
 
 use crate::StoreError;
 

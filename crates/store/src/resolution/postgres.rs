@@ -4,13 +4,15 @@
 //!
 //! Appends from several processes are serialized by a transaction-scoped advisory lock, so
 //! sequence numbers follow commit order and every process loads the records in the order they
-//! were recorded. Connections can be pinned to a schema (`search_path`), which is how each
+//! were recorded. A commit that appended records notifies a channel of the index
+//! (`NOTIFY dedupd_resolve[_<schema>]`), so the other processes catch up at once
+//! ([`PgIndex::listen`]) rather than at their next recording. Connections can be pinned to a schema (`search_path`), which is how each
 //! test gets its own.
 
 use std::collections::HashMap;
 
 use sqlx::Row;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgListener, PgPool};
 
 use super::{Entry, ResolutionIndex, Settings, Snapshot, Stored, follow};
 use crate::pg::db;
@@ -34,12 +36,40 @@ pub struct PgIndex {
     pool: PgPool,
     schema: Option<String>,
     addr: String,
+    /// The channel appends notify.
+    channel: String,
+}
+
+/// Waits for other processes' appends to a [`PgIndex`] ([`PgIndex::listen`]).
+pub struct Appends {
+    listener: PgListener,
+    addr: String,
+}
+
+impl std::fmt::Debug for Appends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appends").finish_non_exhaustive()
+    }
+}
+
+impl Appends {
+    /// Waits until a process commits an append, or until the connection was lost and made
+    /// again (appends may have been missed meanwhile): either way, time to catch up by reading
+    /// ([`PgIndex::since`]).
+    pub async fn next(&mut self) -> Result<(), StoreError> {
+        self.listener
+            .try_recv()
+            .await
+            .map(drop)
+            .map_err(db("listen", &self.addr))
+    }
 }
 
 impl PgIndex {
     /// Connects (pinned to `schema` when given) and creates the tables if missing.
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
-        let pool = crate::pg::pool(url, schema, 4).await?;
+        // Four for recordings, one for a listener.
+        let pool = crate::pg::pool(url, schema, 5).await?;
         let addr = redact_url(url);
         for statement in SCHEMA {
             sqlx::query(statement)
@@ -47,11 +77,38 @@ impl PgIndex {
                 .await
                 .map_err(db("create tables", &addr))?;
         }
+        let channel = match schema {
+            Some(s) => format!("dedupd_resolve_{s}"),
+            None => "dedupd_resolve".to_owned(),
+        };
         Ok(PgIndex {
             pool,
             schema: schema.map(str::to_owned),
             addr,
+            channel,
         })
+    }
+
+    /// Listens for appends committed by any process (this one included) from now on.
+    pub async fn listen(&self) -> Result<Appends, StoreError> {
+        let addr = self.addr.clone();
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(db("listen", &addr))?;
+        listener
+            .listen(&self.channel)
+            .await
+            .map_err(db("listen", &addr))?;
+        Ok(Appends { listener, addr })
+    }
+
+    /// The records committed after sequence number `seq`, in order (as
+    /// [`PgRecording::since`], without holding any key).
+    pub async fn since(&self, seq: i64) -> Result<Vec<(i64, Entry)>, StoreError> {
+        let mut reading = self.begin(&[]).await?;
+        let news = reading.since(seq).await?;
+        reading.commit().await?;
+        Ok(news)
     }
 
     /// Creates the schema `name` (`[a-z0-9_]` only) and connects pinned to it.
@@ -76,6 +133,7 @@ impl PgIndex {
 pub struct PgRecording {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
     addr: String,
+    channel: String,
 }
 
 impl PgIndex {
@@ -92,7 +150,11 @@ impl PgIndex {
             .execute(&mut *tx)
             .await
             .map_err(db("lock", &addr))?;
-        Ok(PgRecording { tx, addr })
+        Ok(PgRecording {
+            tx,
+            addr,
+            channel: self.channel.clone(),
+        })
     }
 }
 
@@ -136,7 +198,7 @@ impl PgRecording {
             .await
             .and_then(|row| row.try_get(0))
             .map_err(db("read", &addr))?;
-        insert_entries(&mut self.tx, entries, next, &addr).await?;
+        insert_entries(&mut self.tx, entries, next, &self.channel, &addr).await?;
         Ok(next + entries.len() as i64 - 1)
     }
 
@@ -146,13 +208,20 @@ impl PgRecording {
     }
 }
 
-/// Inserts `entries` from sequence number `next` on, and their aliases, in `tx`.
+/// Inserts `entries` from sequence number `next` on, and their aliases, in `tx`, and notifies
+/// `channel` (delivered when `tx` commits).
 async fn insert_entries(
     tx: &mut sqlx::PgConnection,
     entries: &[Entry],
     next: i64,
+    channel: &str,
     addr: &str,
 ) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(channel)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("notify", addr))?;
     for (c, chunk) in entries.chunks(CHUNK).enumerate() {
         let start = next + (c * CHUNK) as i64;
         let seqs: Vec<i64> = (start..start + chunk.len() as i64).collect();
@@ -215,7 +284,7 @@ impl ResolutionIndex for PgIndex {
         .execute(&mut *tx)
         .await
         .map_err(db("write", addr))?;
-        insert_entries(&mut tx, &snapshot.entries, 0, addr).await?;
+        insert_entries(&mut tx, &snapshot.entries, 0, &self.channel, addr).await?;
         tx.commit().await.map_err(db("commit", addr))
     }
 
@@ -248,7 +317,7 @@ impl ResolutionIndex for PgIndex {
             .await
             .and_then(|row| row.try_get(0))
             .map_err(db("read", addr))?;
-        insert_entries(&mut tx, &entries, next, addr).await?;
+        insert_entries(&mut tx, &entries, next, &self.channel, addr).await?;
         tx.commit().await.map_err(db("commit", addr))
     }
 

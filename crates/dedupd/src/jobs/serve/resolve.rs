@@ -2,16 +2,22 @@
 //! (`--resolve-index DIR`, built by `merge plan --resolve-index DIR`).
 //!
 //! The index is loaded into one in-memory [`Resolver`] (the batch engine's own functions, on
-//! the blocks the contact touches), behind a lock held only while one contact is resolved.
+//! the blocks the contact touches), behind a read-write lock: asking (`?dry_run=true`) and the
+//! gateway's lookups read at once; recording writes, held only while one contact is resolved.
 //! A recorded contact is appended to the index by one writer thread that commits the contacts
 //! waiting at that moment together (group commit: one write transaction and one fsync for
 //! all of them, while the next group gathers); the answer goes out once its commit is durable.
 //! Contacts are queued in the order the resolver recorded them, under its lock, so the index
 //! appends them in that order. `?dry_run=true` answers without recording.
+//!
+//! On a PostgreSQL index shared by several `serve` processes, each process also follows the
+//! others: a task listens for their appends (`LISTEN`, with a periodic read as a fallback) and
+//! replays them into its resolver at once, so the gateway's sender lookup here knows a contact
+//! recorded through another process from that moment, not from this process's next recording.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use axum::body::Bytes;
@@ -33,13 +39,18 @@ use utoipa_axum::routes;
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Most contacts committed together.
 const GROUP: usize = 512;
+/// How often a process sharing a PostgreSQL index reads what the others recorded when no
+/// notification woke it (the notification connection lost, or a notification missed).
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// The gauge of the records the resolver knows.
+const RECORDS: &str = "dedupd_resolve_index_records";
 
 type Pending = (Entry, oneshot::Sender<Result<(), Arc<StoreError>>>);
 
 /// The resolve API's state: the resolver and the writer's queue.
 #[derive(Clone)]
 pub struct ResolveApi {
-    resolver: Arc<Mutex<Resolver>>,
+    resolver: Arc<RwLock<Resolver>>,
     backend: Backend,
 }
 
@@ -60,7 +71,7 @@ enum Backend {
 impl ResolveApi {
     /// The resolver, shared: the gateway's [`dedupd_gateway::ResolutionLookup`] reads the
     /// customers it records.
-    pub fn resolver(&self) -> Arc<Mutex<Resolver>> {
+    pub fn resolver(&self) -> Arc<RwLock<Resolver>> {
         Arc::clone(&self.resolver)
     }
 }
@@ -86,13 +97,14 @@ pub async fn open(dir: &Path) -> anyhow::Result<ResolveApi> {
     })
     .await?;
     tracing::info!(records = resolver.len(), "Loaded the resolution index.");
+    describe(&resolver);
     let (writer, queue) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("resolve-writer".into())
         .spawn(move || write_loop(&index, queue))
         .context("starting the resolution index writer")?;
     Ok(ResolveApi {
-        resolver: Arc::new(Mutex::new(resolver)),
+        resolver: Arc::new(RwLock::new(resolver)),
         backend: Backend::Embedded(writer),
     })
 }
@@ -118,20 +130,86 @@ pub async fn open_postgres(url: &str, schema: Option<&str>) -> anyhow::Result<Re
         records = resolver.len(),
         "Loaded the shared resolution index from PostgreSQL."
     );
+    describe(&resolver);
+    let resolver = Arc::new(RwLock::new(resolver));
+    let seen = Arc::new(AtomicI64::new(last));
+    tokio::spawn(follow(
+        Arc::clone(&resolver),
+        index.clone(),
+        Arc::clone(&seen),
+    ));
     Ok(ResolveApi {
-        resolver: Arc::new(Mutex::new(resolver)),
-        backend: Backend::Postgres {
-            index,
-            seen: Arc::new(AtomicI64::new(last)),
-        },
+        resolver,
+        backend: Backend::Postgres { index, seen },
     })
 }
 
-/// Replays what other processes recorded after `seen` into the resolver.
+/// Describes the resolver's gauge and sets it.
+fn describe(resolver: &Resolver) {
+    metrics::describe_gauge!(
+        RECORDS,
+        "Records the resolution index holds, as this process knows them (loaded, recorded, or replayed from other processes sharing the index)."
+    );
+    metrics::gauge!(RECORDS).set(resolver.len() as f64);
+}
+
+/// Replays what other processes recorded after `seen` into the resolver. Called with the
+/// resolver locked: an entry an earlier catch-up already replayed (two read the same news
+/// concurrently) is skipped, so every entry is replayed once and in order.
 fn catch_up(resolver: &mut Resolver, news: Vec<(i64, Entry)>, seen: &AtomicI64) {
     for (seq, e) in news {
+        if seq <= seen.load(Ordering::SeqCst) {
+            continue;
+        }
         resolver.replay(e.record, &e.customer, &e.absorbed);
-        seen.fetch_max(seq, Ordering::SeqCst);
+        seen.store(seq, Ordering::SeqCst);
+    }
+    metrics::gauge!(RECORDS).set(resolver.len() as f64);
+}
+
+/// Follows the other processes sharing a PostgreSQL index for the life of the server: on each
+/// of their appends (or every [`FOLLOW_EVERY`] when no notification comes), replays what they
+/// recorded. A failure is logged and retried at the next wake; it never stops the server,
+/// whose recordings catch up on their own.
+async fn follow(resolver: Arc<RwLock<Resolver>>, index: PgIndex, seen: Arc<AtomicI64>) {
+    let mut appends = None;
+    let mut tick = tokio::time::interval(FOLLOW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if appends.is_none() {
+            appends = match index.listen().await {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot listen for the other processes' recordings; reading every few seconds instead.");
+                    None
+                }
+            };
+        }
+        tokio::select! {
+            heard = async {
+                match appends.as_mut() {
+                    Some(a) => a.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Err(e) = heard {
+                    tracing::warn!(error = %e, "Lost the notifications of the other processes' recordings.");
+                    appends = None;
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        match index.since(seen.load(Ordering::SeqCst)).await {
+            Ok(news) if news.is_empty() => {}
+            Ok(news) => match resolver.write() {
+                Ok(mut r) => catch_up(&mut r, news, &seen),
+                // A panic elsewhere poisoned the resolver: nothing more to follow.
+                Err(_) => return,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read the other processes' recordings; retrying.");
+            }
+        }
     }
 }
 
@@ -151,12 +229,14 @@ async fn resolve_shared(
     let mut recording = index.begin(&keys).await?;
     let news = recording.since(seen.load(Ordering::SeqCst)).await?;
     let resolution = {
-        let mut resolver = api.resolver.lock().map_err(|_| StoreError::WriterGone)?;
+        let mut resolver = api.resolver.write().map_err(|_| StoreError::WriterGone)?;
         catch_up(&mut resolver, news, seen);
         if dry_run {
             resolver.resolve(&record)
         } else {
-            resolver.record(record.clone())
+            let resolution = resolver.record(record.clone());
+            metrics::gauge!(RECORDS).set(resolver.len() as f64);
+            resolution
         }
     };
     if !dry_run && resolution.status != Status::Known {
@@ -373,27 +453,28 @@ async fn resolve(
                 })?
         }
         Backend::Embedded(writer) => {
-            let (resolution, committed) = {
-                let mut resolver = api.resolver.lock().map_err(|_| ApiError::internal())?;
-                if query.dry_run {
-                    (resolver.resolve(&record), None)
+            let (resolution, committed) = if query.dry_run {
+                // Asking only reads: any number at once, beside the gateway's lookups.
+                let resolver = api.resolver.read().map_err(|_| ApiError::internal())?;
+                (resolver.resolve(&record), None)
+            } else {
+                let mut resolver = api.resolver.write().map_err(|_| ApiError::internal())?;
+                let resolution = resolver.record(record.clone());
+                metrics::gauge!(RECORDS).set(resolver.len() as f64);
+                if resolution.status == Status::Known {
+                    (resolution, None)
                 } else {
-                    let resolution = resolver.record(record.clone());
-                    if resolution.status == Status::Known {
-                        (resolution, None)
-                    } else {
-                        // Sent while the lock is held: the index appends in the order recorded.
-                        let (tx, rx) = oneshot::channel();
-                        let entry = Entry {
-                            record,
-                            customer: resolution.customer.clone(),
-                            absorbed: resolution.absorbed.clone(),
-                        };
-                        writer
-                            .send((entry, tx))
-                            .map_err(|_| ApiError::unavailable("the index writer stopped", 1))?;
-                        (resolution, Some(rx))
-                    }
+                    // Sent while the lock is held: the index appends in the order recorded.
+                    let (tx, rx) = oneshot::channel();
+                    let entry = Entry {
+                        record,
+                        customer: resolution.customer.clone(),
+                        absorbed: resolution.absorbed.clone(),
+                    };
+                    writer
+                        .send((entry, tx))
+                        .map_err(|_| ApiError::unavailable("the index writer stopped", 1))?;
+                    (resolution, Some(rx))
                 }
             };
             if let Some(rx) = committed
