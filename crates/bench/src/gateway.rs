@@ -226,12 +226,12 @@ fn wrk(
 /// How a bench server listens: plain `axum::serve` (the bare baseline), or the listener
 /// `dedupd serve` runs (header timeout, connection cap), so the gateway targets measure it.
 #[derive(Debug, Clone, Copy)]
-enum Listener {
+pub(crate) enum Listener {
     Plain,
     Serve,
 }
 
-async fn bind(app: Router, how: Listener) -> anyhow::Result<String> {
+pub(crate) async fn bind(app: Router, how: Listener) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -255,7 +255,7 @@ async fn bind(app: Router, how: Listener) -> anyhow::Result<String> {
 }
 
 /// The baseline: read the body, SHA-256 it, answer the hex digest as JSON.
-fn bare_router() -> Router {
+pub(crate) fn bare_router() -> Router {
     Router::new().route(
         "/v1/messages",
         post(|body: Bytes| async move {

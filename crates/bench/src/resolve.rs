@@ -12,10 +12,13 @@
 //!    p99 and throughput, and the server's peak memory. The load average is printed: on a
 //!    shared machine other work skews the figures.
 //! 4. `wrk` (when installed; `--duration 0` skips it): `wrk -t2 -c<in-flight> -d<duration>s
-//!    --latency` with a Lua script that posts the held-out records in turn, first as dry runs,
-//!    then recorded, each under a fresh `record_id` (so every request resolves and commits,
-//!    however long the run). The script is left in the work directory (`resolve.lua`) for
-//!    running wrk by hand against any `serve --resolve-index`.
+//!    --latency` with a Lua script that posts the held-out records in turn: first to a bare axum
+//!    handler in this process (it SHA-256s the body: the floor of latency and throughput at
+//!    this many connections on this machine), then as dry runs, then recorded, each under a
+//!    fresh `record_id` (so every request resolves and commits, however long the run), with the
+//!    index's group commits (how many, how long each, contacts in each, from `/metrics`). The
+//!    script is left in the work directory (`resolve.lua`) for running wrk by hand against any
+//!    `serve --resolve-index`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -208,6 +211,7 @@ pub(crate) fn run(
         .build()?;
     for (name, query) in [("dry run", "?dry_run=true"), ("record", "")] {
         let url = format!("{base}/v1/contacts/resolve{query}");
+        let before = rt.block_on(commits(&base));
         let (lat, secs, errors) = rt.block_on(fire(&url, &bodies, in_flight))?;
         writeln!(
             out,
@@ -218,13 +222,29 @@ pub(crate) fn run(
             lat.len() as f64 / secs,
             loadavg()
         )?;
+        write_commits(&mut out, &before, &rt.block_on(commits(&base)))?;
     }
     if duration > 0 {
         let script = dir.join("resolve.lua");
         std::fs::write(&script, wrk_script(&new))?;
-        for (name, query) in [("dry run", "?dry_run=true"), ("record", "")] {
-            let url = format!("{base}/v1/contacts/resolve{query}");
+        // The floor on this machine: a bare axum handler (it SHA-256s the body) under the same
+        // wrk, the same connections and the same bodies. With `in_flight` connections always
+        // busy, latency is in_flight ÷ throughput, whatever the handler.
+        let bare = rt.block_on(crate::gateway::bind(
+            crate::gateway::bare_router(),
+            crate::gateway::Listener::Plain,
+        ))?;
+        let targets = [
+            ("bare", format!("{bare}/v1/messages")),
+            (
+                "dry run",
+                format!("{base}/v1/contacts/resolve?dry_run=true"),
+            ),
+            ("record", format!("{base}/v1/contacts/resolve")),
+        ];
+        for (name, url) in targets {
             let load = loadavg();
+            let before = rt.block_on(commits(&base));
             let run = Command::new("wrk")
                 .arg("-t2")
                 .arg(format!("-c{in_flight}"))
@@ -248,6 +268,7 @@ pub(crate) fn run(
                 r.non_2xx,
                 loadavg()
             )?;
+            write_commits(&mut out, &before, &rt.block_on(commits(&base)))?;
         }
     }
     let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
@@ -263,6 +284,39 @@ pub(crate) fn run(
     }
     let _ = child.kill();
     let _ = child.wait();
+    Ok(())
+}
+
+/// The server's group commits so far, from `/metrics`: count, seconds in all, contacts in all.
+/// Zeros when the server does not say (a build without these metrics).
+async fn commits(base: &str) -> [f64; 3] {
+    let text = match reqwest::get(format!("{base}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    [
+        value("dedupd_resolve_commit_seconds_count"),
+        value("dedupd_resolve_commit_seconds_sum"),
+        value("dedupd_resolve_commit_contacts_sum"),
+    ]
+}
+
+/// What the index's group commits did between two [`commits`] readings, when it did anything.
+fn write_commits(out: &mut impl Write, before: &[f64; 3], after: &[f64; 3]) -> anyhow::Result<()> {
+    let [n, secs, contacts] = std::array::from_fn(|i| after[i] - before[i]);
+    if n > 0.0 {
+        writeln!(
+            out,
+            "     group commits: {n:.0}, {:.2} ms each on average, {:.1} contacts each",
+            secs / n * 1e3,
+            contacts / n
+        )?;
+    }
     Ok(())
 }
 

@@ -44,6 +44,10 @@ const GROUP: usize = 512;
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// The gauge of the records the resolver knows.
 const RECORDS: &str = "dedupd_resolve_index_records";
+/// The histogram of the embedded index's group commits: seconds each.
+const COMMIT_SECONDS: &str = "dedupd_resolve_commit_seconds";
+/// The histogram of the embedded index's group commits: contacts in each.
+const COMMIT_CONTACTS: &str = "dedupd_resolve_commit_contacts";
 
 type Pending = (Entry, oneshot::Sender<Result<(), Arc<StoreError>>>);
 
@@ -151,6 +155,15 @@ fn describe(resolver: &Resolver) {
         "Records the resolution index holds, as this process knows them (loaded, recorded, or replayed from other processes sharing the index)."
     );
     metrics::gauge!(RECORDS).set(resolver.len() as f64);
+    metrics::describe_histogram!(
+        COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Durable commits of recorded contacts to the embedded resolution index: how long each took."
+    );
+    metrics::describe_histogram!(
+        COMMIT_CONTACTS,
+        "Durable commits of recorded contacts to the embedded resolution index: contacts in each (the group waiting when it began)."
+    );
 }
 
 /// Replays what other processes recorded after `seen` into the resolver. Called with the
@@ -264,7 +277,10 @@ fn write_loop(index: &EmbeddedIndex, mut queue: mpsc::UnboundedReceiver<Pending>
         }
         let (entries, replies): (Vec<Entry>, Vec<_>) = group.into_iter().unzip();
         let n = entries.len();
+        let started = std::time::Instant::now();
         let result = index.append_blocking(&entries).map_err(Arc::new);
+        metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(COMMIT_CONTACTS).record(n as f64);
         if let Err(e) = &result {
             tracing::error!(error = %e, contacts = n, "Could not record resolved contacts in the index.");
         }
