@@ -83,10 +83,10 @@ pub fn decode_charset(bytes: &[u8], label: &str) -> Result<String, CharsetError>
 pub fn normalize_body(body: &str, format: BodyFormat) -> String {
     let stripped = match format {
         BodyFormat::Plain => return normalize_text(body),
-        BodyFormat::Html => strip_html(body),
-        BodyFormat::Markdown => strip_markdown(body),
-        BodyFormat::Auto if looks_like_html(body) => strip_html(body),
-        BodyFormat::Auto => strip_markdown(body),
+        BodyFormat::Html => Cow::Owned(strip_html(body)),
+        BodyFormat::Markdown => markdown_text(body),
+        BodyFormat::Auto if looks_like_html(body) => Cow::Owned(strip_html(body)),
+        BodyFormat::Auto => markdown_text(body),
     };
     normalize_text(&stripped)
 }
@@ -96,12 +96,47 @@ pub fn normalize_body(body: &str, format: BodyFormat) -> String {
 pub fn strip_markup(body: &str, format: BodyFormat) -> String {
     let stripped = match format {
         BodyFormat::Plain => return crate::normalize::text::clean(body),
-        BodyFormat::Html => strip_html(body),
-        BodyFormat::Markdown => strip_markdown(body),
-        BodyFormat::Auto if looks_like_html(body) => strip_html(body),
-        BodyFormat::Auto => strip_markdown(body),
+        BodyFormat::Html => Cow::Owned(strip_html(body)),
+        BodyFormat::Markdown => markdown_text(body),
+        BodyFormat::Auto if looks_like_html(body) => Cow::Owned(strip_html(body)),
+        BodyFormat::Auto => markdown_text(body),
     };
     crate::normalize::text::clean(&stripped)
+}
+
+/// [`strip_markdown`], or the text itself when it holds nothing Markdown reads as markup:
+/// most messages (an SMS, a chat line) are plain text, and parsing them as Markdown yields the
+/// same words with line breaks as spaces, which both callers collapse anyway. A property test
+/// holds the two equal after the whitespace collapse.
+fn markdown_text(s: &str) -> Cow<'_, str> {
+    if has_markdown_syntax(s) {
+        Cow::Owned(strip_markdown(s))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Whether Markdown (CommonMark, no extensions) could read `s` as anything but paragraphs of
+/// its own text: emphasis, code, links, HTML, entities, escapes anywhere; headings, quotes,
+/// lists, fences, breaks and setext underlines at the start of a line. NUL (which the parser
+/// replaces) and carriage returns (whose line endings the parser reads its own way) count
+/// too. It may say yes for plain text; never no for markup.
+fn has_markdown_syntax(s: &str) -> bool {
+    let anywhere = |b: u8| {
+        matches!(
+            b,
+            b'*' | b'_' | b'`' | b'[' | b']' | b'<' | b'&' | b'\\' | b'\r' | 0
+        )
+    };
+    if s.bytes().any(anywhere) {
+        return true;
+    }
+    s.split('\n').any(|line| {
+        matches!(
+            line.trim_start_matches([' ', '\t']).bytes().next(),
+            Some(b'#' | b'>' | b'-' | b'+' | b'=' | b'~' | b'0'..=b'9')
+        )
+    })
 }
 
 /// The text-level steps alone: NFKC, zero-width characters removed, case-folded, NFKC again,
@@ -580,6 +615,41 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn plain_text_skips_the_markdown_parser_with_the_same_result(
+            lines in proptest::collection::vec(
+                (
+                    "[ \\t]{0,5}",
+                    proptest::sample::select(vec![
+                        "", "-", "- ", "+ ", "#", "# ", "> ", "1. ", "2) ", "=", "===", "---",
+                        "~~~", "```", "*", "_", "|", "!", "Order #", "a & b", "[x]", "<b>",
+                    ]),
+                    "[a-zA-Z0-9 \\t.,!?'\"():;/@$%#>~|=+\\-é\u{a0}\u{3000}]{0,30}",
+                ),
+                0..6,
+            )
+        ) {
+            let s = lines
+                .iter()
+                .map(|(indent, prefix, words)| format!("{indent}{prefix}{words}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !has_markdown_syntax(&s) {
+                let parsed = strip_markdown(&s);
+                prop_assert_eq!(normalize_text(&s), normalize_text(&parsed));
+                prop_assert_eq!(
+                    crate::normalize::text::clean(&s),
+                    crate::normalize::text::clean(&parsed)
+                );
+            }
+        }
+
+        #[test]
+        fn markdown_text_agrees_with_the_parser_on_any_text(s in "\\PC{0,60}") {
+            let parsed = strip_markdown(&s);
+            prop_assert_eq!(normalize_text(&markdown_text(&s)), normalize_text(&parsed));
+        }
 
         #[test]
         fn ascii_fast_path_matches_the_general_steps(s in "[\\x00-\\x7F]{0,60}") {
