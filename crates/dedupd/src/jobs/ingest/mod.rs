@@ -1,9 +1,11 @@
 //! `dedupd ingest`: feeds → one normalized, deduplicated contact per `externalId`.
 //!
 //! Data flow: each source is read on its own thread (rows → normalized records → merged per
-//! key within the source) → the per-source results merge in config order → each contact is
-//! compared with the state store (new / changed / unchanged / stale) → changed state goes to
-//! the single store writer in batched commits → the outputs are written from the store.
+//! key within the source, then sorted by key) → the per-source results merge in config order in
+//! one linear pass → each contact is compared with the state store, scanned once in key order
+//! (new / changed / unchanged / stale) → changed state goes to the single store writer in
+//! batched commits while the outputs are written in the same pass, from the run's contacts and
+//! the stored contacts the run did not touch.
 
 pub(crate) mod output;
 
@@ -19,7 +21,6 @@ use anyhow::Context;
 use dedupd_core::{Change, Contact, ExternalIdBuilder};
 use dedupd_store::{ContactState, EmbeddedStore, StoredContact};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rustc_hash::FxHashMap as HashMap;
 
 use crate::shared::feeds::{Config, Source};
 use dedupd_feed::contacts::{Collected, read_contacts};
@@ -59,8 +60,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         ProgressDrawTarget::hidden()
     });
 
-    // 1. Read every source in parallel; each merges its own records per key.
-    let results: Vec<anyhow::Result<Collected>> = std::thread::scope(|scope| {
+    // 1. Read every source in parallel; each merges its own records per key and sorts them.
+    let results: Vec<anyhow::Result<SourceContacts>> = std::thread::scope(|scope| {
         let handles: Vec<_> = opts
             .config
             .sources
@@ -82,7 +83,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 
     let mut report = Report::default();
     let mut rejects = Vec::new();
-    let mut merged: HashMap<String, Box<Contact>> = HashMap::default();
+    let mut sorted = Vec::with_capacity(results.len());
     for (src, res) in opts.config.sources.iter().zip(results) {
         let c = res?;
         report.records_read += c.records_read;
@@ -95,79 +96,42 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             *report.rejects.entry(r.reason).or_default() += 1;
         }
         rejects.extend(c.rejects);
-        if merged.is_empty() {
-            merged = c.contacts;
-        } else {
-            for (k, v) in c.contacts {
-                match merged.entry(k) {
-                    std::collections::hash_map::Entry::Occupied(mut e) => {
-                        e.get_mut().absorb(&v);
-                    }
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(v);
-                    }
-                }
-            }
-        }
+        sorted.push(c.contacts);
     }
-    report.contacts_in_run = merged.len() as u64;
 
-    // 2. Compare with the state store and write what moved. Each write carries its change
-    // (new / changed / stale) and this run's number, in the same commit: a run killed after
-    // some commits leaves them marked, and they stay "changed since the last completed run"
-    // until a run has written its outputs (step 3), however many runs die before.
+    // 2. Merge the sources (in config order) and compare with the state store, writing what
+    // moved and the outputs in the same pass. Each write carries its change (new / changed /
+    // stale) and this run's number, in the same commit: a run killed after some commits leaves
+    // them marked, and they stay "changed since the last completed run" until a run has
+    // written its outputs, however many runs die before. `changes.ndjson` lists every change
+    // not yet reported by a completed run, this run's and those of runs killed before their
+    // outputs.
     let completed = store.completed_run(INGEST_JOB)?;
     let run = store.begin_run(INGEST_JOB)?;
-    let mut run_contacts: Vec<Box<Contact>> = merged.into_values().collect();
-    run_contacts.sort_unstable_by(|a, b| a.external_id.cmp(&b.external_id));
-    let classify_bar = multi.add(ProgressBar::new(run_contacts.len() as u64));
-    classify_bar.set_style(bar_style("{prefix:>10} {bar:30} {pos}/{len} contacts"));
+    let upper_bound: usize = sorted.iter().map(Vec::len).max().unwrap_or(0);
+    let classify_bar = multi.add(ProgressBar::new(upper_bound as u64));
+    classify_bar.set_style(bar_style("{prefix:>10} {bar:30} {pos} contacts"));
     classify_bar.set_prefix("state");
-    let mut writer = store.writer(COMMIT_BATCH);
-    for chunk in run_contacts.chunks(COMMIT_BATCH) {
-        let ids: Vec<&str> = chunk.iter().map(|c| c.external_id.as_str()).collect();
-        let stored = store.get_many(&ids)?;
-        for (incoming, before) in chunk.iter().zip(stored) {
-            let Some(before) = before else {
-                writer.put(StoredContact::with_change(
-                    Contact::clone(incoming),
-                    run,
-                    Change::NEW,
-                ))?;
-                continue;
-            };
-            let earlier = before.pending_change(completed);
-            let mut after = before.contact;
-            let outcome = after.absorb(incoming);
-            let Some(change) = Change::then(earlier.map(|e| e.change), Change::of_merge(&outcome))
-            else {
-                report.unchanged += 1;
-                if outcome.is_touched() {
-                    writer.put(StoredContact::new(after))?;
-                }
-                continue;
-            };
-            // A change first committed by an interrupted run keeps that run's number.
-            let first_run = earlier.map_or(run, |e| e.run);
-            if outcome.is_touched() || earlier.map(|e| e.change) != Some(change) {
-                writer.put(StoredContact::with_change(after, first_run, change))?;
-            }
-        }
-        classify_bar.inc(chunk.len() as u64);
-    }
-    drop(run_contacts);
-    writer.finish()?;
-    classify_bar.finish_and_clear();
-
-    // 3. Outputs from the committed state; `changes.ndjson` lists every change not yet
-    // reported by a completed run, this run's and those of runs killed before their outputs.
+    let mut in_run = 0u64;
+    let mut unchanged = 0u64;
+    let settle_one = |incoming: Box<Contact>, before: Option<StoredContact>| {
+        in_run += 1;
+        classify_bar.inc(1);
+        Ok(settle(*incoming, before, completed, run, &mut unchanged))
+    };
     let written = output::write_contacts(
         &store,
         &opts.out_dir,
         &opts.config.csv_columns,
         completed,
         run,
+        MergeSorted::new(sorted),
+        settle_one,
+        store.writer(COMMIT_BATCH),
     )?;
+    classify_bar.finish_and_clear();
+    report.contacts_in_run = in_run;
+    report.unchanged = unchanged;
     report.contacts = written.contacts;
     report.do_not_call = written.do_not_call;
     report.new = written.new;
@@ -223,13 +187,137 @@ fn source_bar(multi: &MultiProgress, src: &Source) -> ProgressBar {
     bar
 }
 
-/// Reads one source into contacts, its progress on `bar`.
+/// One source read: its contacts sorted by `externalId`, one per key. Boxed, as in the reader's
+/// table: the sort and the merge move pointers, not contacts of a few hundred bytes.
+#[allow(clippy::vec_box)]
+struct SourceContacts {
+    records_read: u64,
+    contacts: Vec<Box<Contact>>,
+    rejects: Vec<Reject>,
+}
+
+/// Reads one source into contacts sorted by `externalId`, its progress on `bar`. The sort runs
+/// here, on the source's own thread, so that the sources merge in one linear pass.
 fn collect_source(
     src: &Source,
     key: &ExternalIdBuilder,
     bar: &ProgressBar,
-) -> anyhow::Result<Collected> {
+) -> anyhow::Result<SourceContacts> {
     let read = read_contacts(src, key, |n| bar.inc(n));
     bar.finish_and_clear();
-    Ok(read?)
+    let Collected {
+        records_read,
+        contacts,
+        rejects,
+    } = read?;
+    let mut contacts: Vec<Box<Contact>> = contacts.into_values().collect();
+    contacts.sort_unstable_by(|a, b| a.external_id.cmp(&b.external_id));
+    Ok(SourceContacts {
+        records_read,
+        contacts,
+        rejects,
+    })
+}
+
+/// The contacts of several sources, each sorted by `externalId` with one contact per key,
+/// merged into one sorted stream: the contacts of one key are absorbed in source order (the
+/// first source's contact absorbs the later ones').
+struct MergeSorted {
+    heads: Vec<std::iter::Peekable<std::vec::IntoIter<Box<Contact>>>>,
+}
+
+impl MergeSorted {
+    #[allow(clippy::vec_box)]
+    fn new(sources: Vec<Vec<Box<Contact>>>) -> Self {
+        Self {
+            heads: sources
+                .into_iter()
+                .map(|v| v.into_iter().peekable())
+                .collect(),
+        }
+    }
+}
+
+impl Iterator for MergeSorted {
+    type Item = Box<Contact>;
+
+    fn next(&mut self) -> Option<Box<Contact>> {
+        // The first source whose next key is the smallest.
+        let mut first: Option<(usize, &str)> = None;
+        for (i, h) in self.heads.iter_mut().enumerate() {
+            if let Some(c) = h.peek()
+                && first.is_none_or(|(_, k)| c.external_id.as_str() < k)
+            {
+                first = Some((i, c.external_id.as_str()));
+            }
+        }
+        let (i, _) = first?;
+        let mut merged = self.heads[i].next()?;
+        for h in &mut self.heads[i + 1..] {
+            if let Some(c) = h.next_if(|c| c.external_id == merged.external_id) {
+                merged.absorb(&c);
+            }
+        }
+        Some(merged)
+    }
+}
+
+/// Compares a contact of this run with what the state holds under its key (`before`) and
+/// decides what the state holds after this run, with the change to report, and whether it
+/// must be rewritten. `completed` is the last run that wrote its outputs, `run` this one.
+fn settle(
+    incoming: Contact,
+    before: Option<StoredContact>,
+    completed: u64,
+    run: u64,
+    unchanged: &mut u64,
+) -> output::Settled {
+    let Some(before) = before else {
+        return output::Settled {
+            stored: StoredContact::with_change(incoming, run, Change::NEW),
+            write: true,
+        };
+    };
+    let earlier = before.pending_change(completed);
+    let StoredContact {
+        contact: mut after,
+        hash,
+        change: stored_change,
+    } = before;
+    let outcome = after.absorb(&incoming);
+    let Some(change) = Change::then(earlier.map(|e| e.change), Change::of_merge(&outcome)) else {
+        *unchanged += 1;
+        return if outcome.is_touched() {
+            output::Settled {
+                stored: StoredContact::new(after),
+                write: true,
+            }
+        } else {
+            output::Settled {
+                stored: StoredContact {
+                    contact: after,
+                    hash,
+                    change: stored_change,
+                },
+                write: false,
+            }
+        };
+    };
+    // A change first committed by an interrupted run keeps that run's number.
+    let first_run = earlier.map_or(run, |e| e.run);
+    if outcome.is_touched() || earlier.map(|e| e.change) != Some(change) {
+        output::Settled {
+            stored: StoredContact::with_change(after, first_run, change),
+            write: true,
+        }
+    } else {
+        output::Settled {
+            stored: StoredContact {
+                contact: after,
+                hash,
+                change: stored_change,
+            },
+            write: false,
+        }
+    }
 }
