@@ -133,12 +133,23 @@ pub fn cluster(
     model: &Model,
     cfg: &ClusterConfig,
 ) -> Clustering {
-    let n = features.len();
-    let mut links: Vec<(u32, u32, f64)> = scored
+    let links: Vec<(u32, u32, f64)> = scored
         .par_iter()
         .copied()
         .filter(|&(_, _, p)| p >= cfg.threshold)
         .collect();
+    cluster_links(features, links, model, cfg)
+}
+
+/// [`cluster`] from the links themselves (pairs at or above the threshold), taken by value
+/// so they are never copied.
+pub(crate) fn cluster_links(
+    features: &[Features],
+    mut links: Vec<(u32, u32, f64)>,
+    model: &Model,
+    cfg: &ClusterConfig,
+) -> Clustering {
+    let n = features.len();
     // Strongest first; ties in index order, so the result never depends on thread timing.
     links.par_sort_unstable_by(|x, y| y.2.total_cmp(&x.2).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1)));
     let mut parent: Vec<u32> = (0..n as u32).collect();

@@ -212,7 +212,7 @@ impl Matcher {
                 (prob >= threshold).then_some((a, b, prob))
             })
             .collect();
-        cluster::cluster(features, &links, model, &self.cfg.cluster)
+        cluster::cluster_links(features, links, model, &self.cfg.cluster)
     }
 
     /// Stages 2–6 in order.
