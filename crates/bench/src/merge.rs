@@ -1,7 +1,9 @@
 //! `dedupd-bench merge --records N`: a synthetic contact export in the shape of real
 //! contact-center data, with known duplicates (see `dedupd_testdata::contacts`), then `dedupd
 //! merge plan` on it as a child process (so its peak memory is its own) and the scores against
-//! the generator's truth.
+//! the generator's truth. A `--dir` that already holds the data of the same size and seed
+//! (`generated.txt` says which) is reused, so before and after builds run on the same file
+//! without generating it again.
 
 use std::fs::File;
 use std::io::Write;
@@ -17,19 +19,30 @@ pub(crate) fn run(dir: &Path, records: u64, seed: u64) -> anyhow::Result<()> {
     let dedupd = crate::product::dedupd()?;
     std::fs::create_dir_all(dir)?;
     let input = dir.join("contacts.csv");
+    let marker = dir.join("generated.txt");
+    let generated = format!("records {records} seed {seed}\n");
     let t = Instant::now();
-    let truth = contacts::generate(&input, records, seed)?;
-    let mut tw = csv::Writer::from_path(dir.join("truth.csv"))?;
-    tw.write_record(["record_id", "entity_id"])?;
-    for (r, e) in &truth {
-        tw.write_record([r, e])?;
-    }
-    tw.flush()?;
-    eprintln!(
-        "generated {} records in {:.1} s",
-        truth.len(),
-        t.elapsed().as_secs_f64()
-    );
+    let truth = if std::fs::read_to_string(&marker).is_ok_and(|m| m == generated) {
+        let truth = read_truth(&dir.join("truth.csv"))?;
+        eprintln!("reusing {} generated records", truth.len());
+        truth
+    } else {
+        let _ = std::fs::remove_file(&marker);
+        let truth = contacts::generate(&input, records, seed)?;
+        let mut tw = csv::Writer::from_path(dir.join("truth.csv"))?;
+        tw.write_record(["record_id", "entity_id"])?;
+        for (r, e) in &truth {
+            tw.write_record([r, e])?;
+        }
+        tw.flush()?;
+        std::fs::write(&marker, &generated)?;
+        eprintln!(
+            "generated {} records in {:.1} s",
+            truth.len(),
+            t.elapsed().as_secs_f64()
+        );
+        truth
+    };
     let out = dir.join("plan");
     let t = Instant::now();
     let status = Command::new(&dedupd)
@@ -59,6 +72,15 @@ pub(crate) fn run(dir: &Path, records: u64, seed: u64) -> anyhow::Result<()> {
         }
     }
     writeln!(stdout, "candidate pairs    {}", report["candidate_pairs"])?;
+    if let Some(keys) = report["blocking_keys"].as_object() {
+        for (key, k) in keys {
+            writeln!(
+                stdout,
+                "  {key:<16} cap {:>3}, {} pairs",
+                k["cap"], k["pairs"]
+            )?;
+        }
+    }
     writeln!(stdout, "clusters (≥2)      {}", report["clusters"])?;
     writeln!(
         stdout,
@@ -90,6 +112,15 @@ pub(crate) fn run(dir: &Path, records: u64, seed: u64) -> anyhow::Result<()> {
         b.multi_clusters.f1
     )?;
     Ok(())
+}
+
+/// The `record_id, entity_id` rows of a truth file written by [`run`].
+fn read_truth(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    r.deserialize()
+        .map(|row| row.with_context(|| format!("bad row in {}", path.display())))
+        .collect()
 }
 
 /// Same normalized e-mail or same E.164 phone = same person, transitively.

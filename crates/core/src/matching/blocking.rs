@@ -13,7 +13,16 @@
 //! - *block cap*: a block larger than `max_block` is not expanded into all its pairs. A
 //!   name-based block that large is namesakes, no evidence, and is dropped (their duplicates
 //!   meet through the other keys); an identifier block's records are sorted by name and each is
-//!   paired with its `window` neighbours (the sorted neighbourhood method).
+//!   paired with its `window` neighbours (the sorted neighbourhood method);
+//! - *relative cap of the name keys*: the namesakes sharing a name key grow with the data while
+//!   each person's duplicates do not, so a fixed cap lets a name key's pairs grow with the
+//!   square of the data until its blocks reach `max_block` (on generated contacts: 1.5 pairs a
+//!   record at 3 M, 4 at 10 M, nearly all strangers). Each name key's cap is therefore drawn
+//!   from its own block-size distribution ([`BlockSizes`]): the largest size such that its
+//!   blocks up to that size yield at most `name_pairs_per_record` pairs per record holding the
+//!   key. Small data never reaches the budget; large data keeps the name blocks that are rare
+//!   enough to be evidence. The incremental resolver keeps the same distribution as records
+//!   arrive and applies the same rule.
 
 use std::hash::{Hash, Hasher};
 
@@ -23,7 +32,7 @@ use rustc_hash::{FxHashSet, FxHasher};
 use super::features::{Features, Str};
 
 /// Blocking settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BlockingConfig {
     /// Blocks up to this size are expanded into all their pairs.
     pub max_block: usize,
@@ -31,6 +40,15 @@ pub struct BlockingConfig {
     pub window: usize,
     /// A phone or e-mail shared by more records than this is generic, whoever they are.
     pub generic_size: usize,
+    /// Each name key yields at most this many pairs per record holding it: its blocks are
+    /// expanded up to the size where the pairs of all its blocks that small would pass this
+    /// ([`BlockSizes::caps`]).
+    #[serde(default = "default_name_pairs_per_record")]
+    pub name_pairs_per_record: f64,
+}
+
+fn default_name_pairs_per_record() -> f64 {
+    BlockingConfig::default().name_pairs_per_record
 }
 
 impl Default for BlockingConfig {
@@ -39,7 +57,99 @@ impl Default for BlockingConfig {
             max_block: 64,
             window: 10,
             generic_size: 40,
+            name_pairs_per_record: NAME_PAIRS_PER_RECORD,
         }
+    }
+}
+
+/// The default of [`BlockingConfig::name_pairs_per_record`].
+const NAME_PAIRS_PER_RECORD: f64 = 1.0;
+
+/// Per key kind, how many blocks have each size up to `max_block` (larger ones yield no pairs
+/// of a name key) and how many records hold a key of that kind: what the relative cap of the
+/// name keys is drawn from. The batch run counts every block at once; the incremental resolver
+/// keeps the counts as blocks grow and shrink.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockSizes {
+    /// `KINDS × (max_block + 2)` counts: per kind, blocks of size 0..=max_block, then larger.
+    counts: Vec<u64>,
+    /// Per kind, the records holding a key of it.
+    held: [u64; KINDS],
+    max_block: usize,
+}
+
+/// Key kinds, 1-based (slot 0 unused).
+const KINDS: usize = 8;
+
+impl BlockSizes {
+    pub(crate) fn new(max_block: usize) -> BlockSizes {
+        BlockSizes {
+            counts: vec![0; KINDS * (max_block + 2)],
+            held: [0; KINDS],
+            max_block,
+        }
+    }
+
+    fn slot(&self, key: u64, size: usize) -> usize {
+        let kind = (key >> 60) as usize % KINDS;
+        kind * (self.max_block + 2) + size.min(self.max_block + 1)
+    }
+
+    /// The block of `key` grew from `size` records to one more.
+    pub(crate) fn grow(&mut self, key: u64, size: usize) {
+        let (from, to) = (self.slot(key, size), self.slot(key, size + 1));
+        if size > 0 {
+            self.counts[from] = self.counts[from].saturating_sub(1);
+        }
+        self.counts[to] += 1;
+        self.held[(key >> 60) as usize % KINDS] += 1;
+    }
+
+    /// The block of `key` shrank from `size` records (at least one) to one fewer.
+    pub(crate) fn shrink(&mut self, key: u64, size: usize) {
+        if size == 0 {
+            return;
+        }
+        let (from, to) = (self.slot(key, size), self.slot(key, size - 1));
+        self.counts[from] = self.counts[from].saturating_sub(1);
+        if size > 1 {
+            self.counts[to] += 1;
+        }
+        let held = &mut self.held[(key >> 60) as usize % KINDS];
+        *held = held.saturating_sub(1);
+    }
+
+    /// Counts a whole block of `size` records.
+    fn add_block(&mut self, key: u64, size: usize) {
+        let at = self.slot(key, size);
+        self.counts[at] += 1;
+        self.held[(key >> 60) as usize % KINDS] += size as u64;
+    }
+
+    /// Per key kind (indexed by the kind's number), the largest block expanded into all its
+    /// pairs: `max_block` for the identifier keys; for a name key, the largest size `s` at
+    /// most `max_block` such that its blocks of up to `s` records yield at most
+    /// `name_pairs_per_record` pairs per record holding the key.
+    pub(crate) fn caps(&self, cfg: &BlockingConfig) -> [usize; KINDS] {
+        let mut caps = [cfg.max_block; KINDS];
+        for (kind, cap) in caps.iter_mut().enumerate() {
+            if !is_name_key((kind as u64) << 60) {
+                continue;
+            }
+            let budget = cfg.name_pairs_per_record * self.held[kind] as f64;
+            let top = cfg.max_block.min(self.max_block);
+            let row = &self.counts[kind * (self.max_block + 2)..][..=top];
+            let mut pairs = 0.0;
+            *cap = 1;
+            for (s, &blocks) in row.iter().enumerate().skip(2) {
+                pairs += blocks as f64 * (s * (s - 1) / 2) as f64;
+                if pairs > budget {
+                    break;
+                }
+                *cap = s;
+            }
+        }
+        caps
     }
 }
 
@@ -57,9 +167,12 @@ pub struct Candidates {
     /// Pairs generated per key (before removing pairs found by several keys), in
     /// [`KEY_NAMES`] order.
     pub pairs_by_key: [u64; 7],
+    /// The largest block expanded into all its pairs, per key in [`KEY_NAMES`] order
+    /// ([`BlockSizes::caps`]).
+    pub block_caps: [usize; 7],
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Key {
     Phone = 1,
     Email,
@@ -69,6 +182,17 @@ enum Key {
     StreetPostcode,
     FirstPostcode,
 }
+
+/// Every key kind, in the order of their numbers.
+const ALL_KEYS: [Key; 7] = [
+    Key::Phone,
+    Key::Email,
+    Key::EmailLocal,
+    Key::NamePair,
+    Key::LastPostcode,
+    Key::StreetPostcode,
+    Key::FirstPostcode,
+];
 
 /// The names of the blocking keys, in the order of their numbers (1-based).
 pub const KEY_NAMES: [&str; 7] = [
@@ -111,11 +235,7 @@ fn generic_values(
     cfg: &BlockingConfig,
     value: impl Fn(&Features) -> Option<u64> + Sync,
 ) -> FxHashSet<u64> {
-    let mut keyed: Vec<(u64, u32)> = features
-        .par_iter()
-        .enumerate()
-        .filter_map(|(i, f)| value(f).map(|v| (v, i as u32)))
-        .collect();
+    let mut keyed = keyed_by(features, value);
     keyed.par_sort_unstable();
     let mut generic = FxHashSet::default();
     for group in keyed.chunk_by(|a, b| a.0 == b.0) {
@@ -125,6 +245,27 @@ fn generic_values(
         }
     }
     generic
+}
+
+/// `(value, record number)` for every record with a value: counted first, then filled a slice
+/// at a time, so the array is allocated once at its size (a parallel `collect` of an unknown
+/// length holds every piece beside the final array: twice the memory, 300 MB more at 10 M).
+pub(crate) fn keyed_by(
+    features: &[Features],
+    value: impl Fn(&Features) -> Option<u64> + Sync,
+) -> Vec<(u64, u32)> {
+    const SLICE: usize = 1 << 18;
+    let n = features.par_iter().filter(|f| value(f).is_some()).count();
+    let mut keyed = Vec::with_capacity(n);
+    for (s, slice) in features.chunks(SLICE).enumerate() {
+        let piece: Vec<(u64, u32)> = slice
+            .par_iter()
+            .enumerate()
+            .filter_map(|(i, f)| value(f).map(|v| (v, (s * SLICE + i) as u32)))
+            .collect();
+        keyed.extend_from_slice(&piece);
+    }
+    keyed
 }
 
 /// The value of a record's phone that [`mark_generic`] counts holders of: the number itself,
@@ -179,90 +320,102 @@ pub(crate) fn is_generic_group<'a>(
 /// The blocking keys of one record (its generic values form none), each with its kind in the
 /// top four bits.
 pub(crate) fn keys_of(f: &Features, out: &mut Vec<u64>) {
-    let first = f.str(Str::First);
-    let first1 = first.split(' ').next().unwrap_or(first);
+    out.extend(ALL_KEYS.iter().filter_map(|&kind| key_of(f, kind)));
+}
+
+/// The record's key of one kind, if it has one.
+fn key_of(f: &Features, kind: Key) -> Option<u64> {
+    let first1 = || {
+        let first = f.str(Str::First);
+        first.split(' ').next().unwrap_or(first)
+    };
     let last = f.str(Str::Last);
     let postcode = f.str(Str::Postcode);
-    let street = f.str(Str::Street);
-    if let Some(p) = f.phone() {
-        out.push(key(Key::Phone, p));
-    }
-    if let Some(e) = f.email() {
-        out.push(key(Key::Email, e));
-        if let Some((local, _)) = e.rsplit_once('@')
-            && local.len() >= 5
-        {
-            out.push(key(Key::EmailLocal, local));
+    match kind {
+        Key::Phone => f.phone().map(|p| key(Key::Phone, p)),
+        Key::Email => f.email().map(|e| key(Key::Email, e)),
+        Key::EmailLocal => f
+            .email()
+            .and_then(|e| e.rsplit_once('@'))
+            .filter(|(local, _)| local.len() >= 5)
+            .map(|(local, _)| key(Key::EmailLocal, local)),
+        Key::NamePair => {
+            let first1 = first1();
+            (!first1.is_empty() && !last.is_empty()).then(|| {
+                let (x, y) = if first1 <= last {
+                    (first1, last)
+                } else {
+                    (last, first1)
+                };
+                key(Key::NamePair, (x, y, f.country))
+            })
         }
-    }
-    if !first1.is_empty() && !last.is_empty() {
-        let (x, y) = if first1 <= last {
-            (first1, last)
-        } else {
-            (last, first1)
-        };
-        out.push(key(Key::NamePair, (x, y, f.country)));
-    }
-    if !postcode.is_empty() {
-        if !last.is_empty() {
-            out.push(key(Key::LastPostcode, (last, postcode)));
+        Key::LastPostcode => (!postcode.is_empty() && !last.is_empty())
+            .then(|| key(Key::LastPostcode, (last, postcode))),
+        Key::StreetPostcode => {
+            let street = f.str(Str::Street);
+            (!postcode.is_empty() && !street.is_empty())
+                .then(|| key(Key::StreetPostcode, (street, postcode)))
         }
-        if !street.is_empty() {
-            out.push(key(Key::StreetPostcode, (street, postcode)));
-        }
-        if !first1.is_empty() {
-            out.push(key(Key::FirstPostcode, (f.first_token(), postcode)));
-        }
+        Key::FirstPostcode => (!postcode.is_empty() && !first1().is_empty())
+            .then(|| key(Key::FirstPostcode, (f.first_token(), postcode))),
     }
 }
 
 /// Marks generic values ([`mark_generic`]) and generates the candidate pairs.
+///
+/// One key kind at a time: the records' keys of that kind are sorted into blocks, the kind's
+/// cap is drawn from their sizes ([`BlockSizes::caps`]) and its pairs are generated, so only
+/// one kind's keys are ever in memory (on 10 M records, 160 MB instead of about 1 GB).
 pub fn candidates(features: &mut [Features], cfg: &BlockingConfig) -> Candidates {
     let (generic_phones, generic_emails) = mark_generic(features, cfg);
     let features = &*features;
-    let mut keyed: Vec<(u64, u32)> = features
-        .par_iter()
-        .enumerate()
-        .flat_map_iter(|(i, f)| {
-            let mut ks = Vec::with_capacity(8);
-            keys_of(f, &mut ks);
-            ks.into_iter().map(move |k| (k, i as u32))
-        })
-        .collect();
-    keyed.par_sort_unstable();
-    let groups: Vec<&[(u64, u32)]> = keyed
-        .chunk_by(|a, b| a.0 == b.0)
-        .filter(|g| g.len() > 1)
-        .collect();
-    let capped = groups.iter().filter(|g| g.len() > cfg.max_block).count();
+    let mut capped = 0;
     let mut pairs_by_key = [0u64; 7];
-    for g in &groups {
-        let kind = (g[0].0 >> 60) as usize;
-        let n = g.len() as u64;
-        let expanded = if g.len() <= cfg.max_block {
-            n * (n - 1) / 2
-        } else {
-            n * cfg.window as u64
-        };
-        if let Some(slot) = kind.checked_sub(1).and_then(|k| pairs_by_key.get_mut(k)) {
-            *slot += expanded;
+    let mut block_caps = [cfg.max_block; 7];
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    for (slot, &kind) in ALL_KEYS.iter().enumerate() {
+        let mut keyed = keyed_by(features, |f| key_of(f, kind));
+        keyed.par_sort_unstable();
+        let mut sizes = BlockSizes::new(cfg.max_block);
+        for g in keyed.chunk_by(|a, b| a.0 == b.0) {
+            sizes.add_block(g[0].0, g.len());
         }
+        let cap = sizes.caps(cfg)[kind as usize];
+        block_caps[slot] = cap;
+        let groups: Vec<&[(u64, u32)]> = keyed
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|g| g.len() > 1)
+            .collect();
+        for g in &groups {
+            let n = g.len() as u64;
+            pairs_by_key[slot] += if g.len() <= cap {
+                n * (n - 1) / 2
+            } else {
+                capped += 1;
+                if is_name_key(g[0].0) {
+                    0
+                } else {
+                    n * cfg.window as u64
+                }
+            };
+        }
+        pairs.par_extend(
+            groups
+                .par_iter()
+                .flat_map_iter(|g| block_pairs(g, features, cap, cfg)),
+        );
     }
-    let mut pairs: Vec<u64> = groups
-        .par_iter()
-        .flat_map_iter(|g| block_pairs(g, features, cfg))
-        .collect();
     pairs.par_sort_unstable();
     pairs.dedup();
+    pairs.shrink_to_fit();
     Candidates {
-        pairs: pairs
-            .into_iter()
-            .map(|p| ((p >> 32) as u32, p as u32))
-            .collect(),
+        pairs,
         generic_phones,
         generic_emails,
         capped_blocks: capped,
         pairs_by_key,
+        block_caps,
     }
 }
 
@@ -290,18 +443,23 @@ pub(crate) fn neighbourhood_key(f: &Features) -> String {
     )
 }
 
-fn pair(a: u32, b: u32) -> Option<u64> {
+fn pair(a: u32, b: u32) -> Option<(u32, u32)> {
     match a.cmp(&b) {
-        std::cmp::Ordering::Less => Some(u64::from(a) << 32 | u64::from(b)),
-        std::cmp::Ordering::Greater => Some(u64::from(b) << 32 | u64::from(a)),
+        std::cmp::Ordering::Less => Some((a, b)),
+        std::cmp::Ordering::Greater => Some((b, a)),
         std::cmp::Ordering::Equal => None,
     }
 }
 
-fn block_pairs(group: &[(u64, u32)], features: &[Features], cfg: &BlockingConfig) -> Vec<u64> {
+fn block_pairs(
+    group: &[(u64, u32)],
+    features: &[Features],
+    cap: usize,
+    cfg: &BlockingConfig,
+) -> Vec<(u32, u32)> {
     let ids: Vec<u32> = group.iter().map(|&(_, i)| i).collect();
     let mut out = Vec::new();
-    if ids.len() <= cfg.max_block {
+    if ids.len() <= cap {
         for (x, &a) in ids.iter().enumerate() {
             for &b in &ids[x + 1..] {
                 out.extend(pair(a, b));
@@ -393,6 +551,7 @@ mod tests {
             max_block: 4,
             window: 2,
             generic_size: 1000,
+            ..BlockingConfig::default()
         };
         let mut fs: Vec<Features> = (0..10)
             .map(|i| rec(&i.to_string(), "Ann", "Lee", "", "(415) 555-2671"))

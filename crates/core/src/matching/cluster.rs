@@ -11,6 +11,8 @@
 //!
 //! Each cluster's confidence is the probability of its weakest link.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use super::compare::{Comparison, Pattern, compare};
@@ -117,24 +119,45 @@ pub(crate) fn join_refusal<'f>(
     conflict.then_some(Refusal::Guard)
 }
 
-/// Clusters `n` records from scored candidate pairs `(a, b, probability)`.
+/// No group (in [`cluster`]'s side table).
+const NONE: u32 = u32::MAX;
+
+/// A group of [`cluster`]'s side table: its members and the links that built it.
+type Group = (Vec<u32>, Vec<(u32, u32, f64)>);
+
+/// Clusters `n` records from scored candidate pairs `(a, b, probability)` (pairs below the
+/// threshold may be left out: they never link).
 pub fn cluster(
     features: &[Features],
     scored: &[(u32, u32, f64)],
     model: &Model,
     cfg: &ClusterConfig,
 ) -> Clustering {
-    let n = features.len();
-    let mut links: Vec<(u32, u32, f64)> = scored
+    let links: Vec<(u32, u32, f64)> = scored
         .par_iter()
         .copied()
         .filter(|&(_, _, p)| p >= cfg.threshold)
         .collect();
+    cluster_links(features, links, model, cfg)
+}
+
+/// [`cluster`] from the links themselves (pairs at or above the threshold), taken by value
+/// so they are never copied.
+pub(crate) fn cluster_links(
+    features: &[Features],
+    mut links: Vec<(u32, u32, f64)>,
+    model: &Model,
+    cfg: &ClusterConfig,
+) -> Clustering {
+    let n = features.len();
     // Strongest first; ties in index order, so the result never depends on thread timing.
     links.par_sort_unstable_by(|x, y| y.2.total_cmp(&x.2).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1)));
     let mut parent: Vec<u32> = (0..n as u32).collect();
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); n];
-    let mut edges: Vec<Vec<(u32, u32, f64)>> = vec![Vec::new(); n];
+    // The groups of two or more records, by their root: members and the links that built
+    // them. A side table, so a record alone costs four bytes (`group`), not two empty vectors.
+    let mut group: Vec<u32> = vec![NONE; n];
+    let mut groups: Vec<Group> = Vec::new();
+    let mut free: Vec<u32> = Vec::new();
     let mut out = Clustering::default();
     let find = |parent: &mut Vec<u32>, mut x: u32| {
         while parent[x as usize] != x {
@@ -144,19 +167,18 @@ pub fn cluster(
         }
         x
     };
-    let set_of = |members: &Vec<Vec<u32>>, r: u32| -> Vec<u32> {
-        if members[r as usize].is_empty() {
-            vec![r]
-        } else {
-            members[r as usize].clone()
-        }
-    };
     for (a, b, p) in links {
         let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
         if ra == rb {
             continue;
         }
-        let (sa, sb) = (set_of(&members, ra), set_of(&members, rb));
+        let set_of = |r: u32| -> Cow<'_, [u32]> {
+            match group[r as usize] {
+                NONE => Cow::Owned(vec![r]),
+                g => Cow::Borrowed(&groups[g as usize].0),
+            }
+        };
+        let (sa, sb) = (set_of(ra), set_of(rb));
         match join_refusal(&sa, &sb, |i| &features[i as usize], model, cfg) {
             Some(Refusal::Size) => {
                 out.size_refusals += 1;
@@ -175,22 +197,42 @@ pub fn cluster(
             (rb, ra)
         };
         parent[small as usize] = big;
-        let mut merged = sa;
-        merged.extend(sb);
-        members[small as usize] = Vec::new();
-        members[big as usize] = merged;
-        let mut es = std::mem::take(&mut edges[small as usize]);
-        es.append(&mut edges[big as usize]);
+        let taken = match std::mem::replace(&mut group[small as usize], NONE) {
+            NONE => (vec![small], Vec::new()),
+            g => {
+                free.push(g);
+                std::mem::take(&mut groups[g as usize])
+            }
+        };
+        let g = match group[big as usize] {
+            NONE => {
+                let g = match free.pop() {
+                    Some(g) => g,
+                    None => {
+                        groups.push((Vec::new(), Vec::new()));
+                        (groups.len() - 1) as u32
+                    }
+                };
+                groups[g as usize].0.push(big);
+                group[big as usize] = g;
+                g
+            }
+            g => g,
+        };
+        let (members, edges) = &mut groups[g as usize];
+        members.extend(taken.0);
+        let mut es = taken.1;
+        es.append(edges);
         es.push((a.min(b), a.max(b), p));
-        edges[big as usize] = es;
+        *edges = es;
     }
-    for r in 0..n as u32 {
-        if find(&mut parent, r) != r || members[r as usize].len() < 2 {
+    drop(parent);
+    for g in group.into_iter().filter(|&g| g != NONE) {
+        let (mut ms, links) = std::mem::take(&mut groups[g as usize]);
+        if ms.len() < 2 {
             continue;
         }
-        let mut ms = std::mem::take(&mut members[r as usize]);
         ms.sort_unstable();
-        let links = std::mem::take(&mut edges[r as usize]);
         let confidence = links.iter().map(|e| e.2).fold(1.0, f64::min);
         out.clusters.push(Cluster {
             members: ms,

@@ -3,8 +3,9 @@
 //!
 //! A [`Resolver`] is built from a batch run ([`Resolver::build`], or [`Resolver::from_run`] with
 //! what the run already computed) and keeps what the batch engine knew: the records and their
-//! features, the blocking keys with the records holding each (so a block that grows past
-//! `max_block` stops being expanded, as in the batch run), the holders of each phone and e-mail
+//! features, the blocking keys with the records holding each and the distribution of their
+//! sizes (so a block that grows past its cap, `max_block` or a name key's relative cap, stops
+//! being expanded, as in the batch run), the holders of each phone and e-mail
 //! (so a value that becomes generic stops linking, for the records that hold it too), the name
 //! counts behind the term frequencies, the learned [`Model`] and each record's customer.
 //!
@@ -26,7 +27,7 @@ use std::borrow::Cow;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
-use super::blocking::{self, email_value, is_generic_group, is_name_key, phone_value};
+use super::blocking::{self, BlockSizes, email_value, is_generic_group, is_name_key, phone_value};
 use super::cluster::join_refusal;
 use super::compare::compare;
 use super::features::{Features, Str, is_placeholder_email, is_placeholder_phone, term_frequency};
@@ -136,6 +137,8 @@ pub struct Resolver {
     by_id: FxHashMap<Box<str>, u32>,
     /// Blocking key → the records holding it (never a generic value's key).
     blocks: FxHashMap<u64, Vec<u32>>,
+    /// How many blocks have each size, per key kind: the name keys' relative caps.
+    sizes: BlockSizes,
     /// Phone or e-mail value → the records holding it, while it is not generic.
     holders: FxHashMap<u64, Vec<u32>>,
     /// Phone and e-mail values found generic.
@@ -170,6 +173,7 @@ impl Resolver {
             model,
             by_id: FxHashMap::default(),
             blocks: FxHashMap::default(),
+            sizes: BlockSizes::new(cfg.blocking.max_block),
             holders: FxHashMap::default(),
             generic: FxHashSet::default(),
             first_names: FxHashMap::default(),
@@ -186,7 +190,7 @@ impl Resolver {
             r.by_id
                 .entry(r.records[i as usize].id().into())
                 .or_insert(i);
-            index_record(&mut r.blocks, f, i);
+            index_record(&mut r.blocks, &mut r.sizes, f, i);
             for v in [phone_value(f), email_value(f)].into_iter().flatten() {
                 r.holders.entry(v).or_default().push(i);
             }
@@ -465,6 +469,9 @@ impl Resolver {
         blocking::keys_of(f, &mut keys);
         for k in keys {
             if let Some(block) = self.blocks.get_mut(&k) {
+                if block.contains(&i) {
+                    self.sizes.shrink(k, block.len());
+                }
                 block.retain(|&m| m != i);
                 if block.is_empty() {
                     self.blocks.remove(&k);
@@ -759,10 +766,12 @@ impl Resolver {
     }
 
     /// The known records sharing a block with `f`, as the batch blocking pairs them: every
-    /// member of a block up to `max_block` records (this one included), none of an oversized
-    /// name block, the `window` neighbours on either side in an oversized identifier block.
+    /// member of a block up to its cap (this one included; `max_block`, or a name key's
+    /// relative cap drawn from the known blocks' sizes), none of an oversized name block, the
+    /// `window` neighbours on either side in an oversized identifier block.
     fn candidates(&self, f: &Features) -> Vec<u32> {
         let cfg = &self.cfg.blocking;
+        let caps = self.sizes.caps(cfg);
         let mut keys = Vec::with_capacity(8);
         blocking::keys_of(f, &mut keys);
         let mut out = Vec::new();
@@ -770,7 +779,7 @@ impl Resolver {
             let Some(block) = self.blocks.get(&k) else {
                 continue;
             };
-            if block.len() < cfg.max_block {
+            if block.len() < caps[(k >> 60) as usize % caps.len()] {
                 out.extend_from_slice(block);
                 continue;
             }
@@ -849,7 +858,7 @@ impl Resolver {
         for v in [phone_value(&f), email_value(&f)].into_iter().flatten() {
             self.holders.entry(v).or_default().push(i);
         }
-        index_record(&mut self.blocks, &f, i);
+        index_record(&mut self.blocks, &mut self.sizes, &f, i);
         count_names(
             &f,
             &mut self.first_names,
@@ -898,12 +907,19 @@ impl Resolver {
     }
 }
 
-/// Adds a record's blocking keys to the blocks.
-fn index_record(blocks: &mut FxHashMap<u64, Vec<u32>>, f: &Features, i: u32) {
+/// Adds a record's blocking keys to the blocks (and their sizes).
+fn index_record(
+    blocks: &mut FxHashMap<u64, Vec<u32>>,
+    sizes: &mut BlockSizes,
+    f: &Features,
+    i: u32,
+) {
     let mut keys = Vec::with_capacity(8);
     blocking::keys_of(f, &mut keys);
     for k in keys {
-        blocks.entry(k).or_default().push(i);
+        let block = blocks.entry(k).or_default();
+        sizes.grow(k, block.len());
+        block.push(i);
     }
 }
 

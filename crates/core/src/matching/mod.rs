@@ -192,7 +192,8 @@ impl Matcher {
         )
     }
 
-    /// Stage 6: scored pairs and clusters.
+    /// Stage 6: scored pairs and clusters (only the pairs at or above the threshold are kept
+    /// once scored: the others never link).
     pub fn cluster(
         &self,
         features: &[Features],
@@ -200,16 +201,18 @@ impl Matcher {
         patterns: &[Pattern],
         model: &Model,
     ) -> Clustering {
-        let scored: Vec<(u32, u32, f64)> = candidates
+        let threshold = self.cfg.cluster.threshold;
+        let links: Vec<(u32, u32, f64)> = candidates
             .pairs
             .par_iter()
             .zip(patterns.par_iter())
-            .map(|(&(a, b), &p)| {
+            .filter_map(|(&(a, b), &p)| {
                 let (fa, fb) = (&features[a as usize], &features[b as usize]);
-                (a, b, model.pair_probability(p, fa, fb))
+                let prob = model.pair_probability(p, fa, fb);
+                (prob >= threshold).then_some((a, b, prob))
             })
             .collect();
-        cluster::cluster(features, &scored, model, &self.cfg.cluster)
+        cluster::cluster_links(features, links, model, &self.cfg.cluster)
     }
 
     /// Stages 2–6 in order.

@@ -274,22 +274,15 @@ fn estimate_u(features: &[Features], samples: usize) -> [[f64; LEVELS]; 7] {
 /// this way the weight grows with the size of the data exactly as the prior shrinks, so a
 /// shared identifier means the same on 20 thousand records as on a million.
 fn identifier_u(features: &[Features], c: Comparison) -> f64 {
-    let mut keyed: Vec<(u64, u32)> = features
-        .par_iter()
-        .enumerate()
-        .filter_map(|(i, f)| {
-            let v = match c {
-                Comparison::Email => f.email().map(|e| {
-                    use std::hash::{Hash, Hasher};
-                    let mut h = rustc_hash::FxHasher::default();
-                    e.hash(&mut h);
-                    h.finish()
-                }),
-                _ => f.phone(),
-            };
-            v.map(|v| (v, i as u32))
-        })
-        .collect();
+    let mut keyed = super::blocking::keyed_by(features, |f| match c {
+        Comparison::Email => f.email().map(|e| {
+            use std::hash::{Hash, Hasher};
+            let mut h = rustc_hash::FxHasher::default();
+            e.hash(&mut h);
+            h.finish()
+        }),
+        _ => f.phone(),
+    });
     keyed.par_sort_unstable();
     let present = keyed.len() as f64;
     let all = (present * (present - 1.0) / 2.0).max(IDENTIFIER_MIN_PAIRS);

@@ -55,6 +55,10 @@ pub struct MatchingConfig {
     pub max_block: Option<usize>,
     /// A phone or e-mail shared by more records than this is generic [default: 40].
     pub generic_size: Option<usize>,
+    /// Each name key (name pair, name with postcode, e-mail local part) yields at most this
+    /// many candidate pairs per record holding it; its blocks are compared up to the size
+    /// that keeps within it [default: 1.0].
+    pub name_pairs_per_record: Option<f64>,
 }
 
 impl MergeConfig {
@@ -104,6 +108,9 @@ impl MergeConfig {
         if let Some(v) = c.generic_size {
             m.blocking.generic_size = v;
         }
+        if let Some(v) = c.name_pairs_per_record {
+            m.blocking.name_pairs_per_record = v;
+        }
         m
     }
 }
@@ -131,8 +138,12 @@ pub struct Report {
     pub generic_phones: usize,
     /// See `generic_phones`.
     pub generic_emails: usize,
-    /// Oversized blocks handled by sorted neighbourhood.
+    /// Blocks larger than their key's cap (dropped for a name key, sorted neighbourhood for
+    /// an identifier).
     pub capped_blocks: usize,
+    /// Per blocking key: the largest block compared in full, and the pairs it yielded (before
+    /// removing pairs found by several keys).
+    pub blocking_keys: BTreeMap<&'static str, KeyReport>,
     /// Joins refused by the chain guard.
     pub guard_refusals: usize,
     /// Joins refused by the cluster-size cap.
@@ -147,6 +158,15 @@ pub struct Report {
     pub prior: f64,
     /// The threshold used.
     pub threshold: f64,
+}
+
+/// One blocking key in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyReport {
+    /// The largest block compared in full.
+    pub cap: usize,
+    /// Pairs yielded.
+    pub pairs: u64,
 }
 
 /// Where the records come from.
@@ -271,7 +291,7 @@ pub fn plan_records(
     };
     let mut features = matcher.features(records);
     stage("features", seconds);
-    let candidates = matcher.block(&mut features);
+    let mut candidates = matcher.block(&mut features);
     stage("blocking", seconds);
     let patterns = matcher.compare(&features, &candidates);
     stage("compare", seconds);
@@ -279,12 +299,18 @@ pub fn plan_records(
     stage("estimate", seconds);
     let clustering = matcher.cluster(&features, &candidates, &patterns, &model);
     stage("cluster", seconds);
+    // The plan explains only the links, each compared again: the candidate pairs and their
+    // patterns are freed first, so the largest arrays of the run are never held beside the
+    // plan's.
+    let candidate_pairs = candidates.pairs.len();
+    drop(patterns);
+    candidates.pairs = Vec::new();
     let ctx = MatchContext {
         records,
         features: &features,
         model: &model,
-        pairs: &candidates.pairs,
-        patterns: &patterns,
+        pairs: &[],
+        patterns: &[],
     };
     let Written {
         labels,
@@ -318,7 +344,7 @@ pub fn plan_records(
         finished_at: Utc::now(),
         records: records.len(),
         rejects: 0,
-        candidate_pairs: candidates.pairs.len(),
+        candidate_pairs,
         links: clustering.clusters.iter().map(|c| c.links.len()).sum(),
         clusters: ids.len(),
         clustered_records: sizes.iter().map(|(size, n)| size * n).sum(),
@@ -326,6 +352,19 @@ pub fn plan_records(
         generic_phones: candidates.generic_phones,
         generic_emails: candidates.generic_emails,
         capped_blocks: candidates.capped_blocks,
+        blocking_keys: matching::blocking::KEY_NAMES
+            .iter()
+            .enumerate()
+            .map(|(k, &name)| {
+                (
+                    name,
+                    KeyReport {
+                        cap: candidates.block_caps[k],
+                        pairs: candidates.pairs_by_key[k],
+                    },
+                )
+            })
+            .collect(),
         guard_refusals: clustering.guard_refusals,
         size_refusals: clustering.size_refusals,
         seconds: BTreeMap::new(),
