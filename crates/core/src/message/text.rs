@@ -378,9 +378,16 @@ pub(super) fn strip_html_full(s: &str) -> String {
 /// targets, emphasis markers, list markers and heading markers are dropped. HTML blocks are
 /// stripped as HTML; inline tags are dropped (their text content is separate events).
 fn strip_markdown(s: &str) -> String {
+    // CR LF and a lone CR are line endings to CommonMark as LF is; pulldown-cmark loses text
+    // after some of them (an LF CR pair after an indented block), so it only ever sees LF.
+    let s: Cow<'_, str> = if s.contains('\r') {
+        Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(s)
+    };
     let mut out = String::with_capacity(s.len());
     let mut html_block = String::new();
-    for event in Parser::new(s) {
+    for event in Parser::new(&s) {
         if let Event::Html(h) = &event {
             html_block.push_str(h);
             continue;
@@ -517,6 +524,25 @@ mod tests {
         assert_eq!(auto("<p>Hello <b>World</b>,</p>"), "hello world");
         assert_eq!(auto("<ul><li>one</li><li>two</li></ul>"), "one two");
         assert_eq!(auto("a&amp;b &lt;c&gt;"), "a&b <c");
+    }
+
+    /// pulldown-cmark loses the text after an LF CR pair that follows an indented block
+    /// (`"\tA\n\rB"` came out as `"A"`), so two different messages had one fingerprint. Line
+    /// endings are made LF before parsing, which CommonMark reads the same.
+    #[test]
+    fn no_text_is_lost_to_carriage_returns() {
+        for format in [BodyFormat::Auto, BodyFormat::Markdown] {
+            assert_eq!(normalize_body("\tA\n\rB", format), "a b");
+            assert_ne!(
+                normalize_body("\tA\n\rB", format),
+                normalize_body("\tA\n\rC", format)
+            );
+            assert_eq!(
+                normalize_body("Hi *you*\r\nsee\rthis", format),
+                "hi you see this"
+            );
+        }
+        assert_eq!(strip_markup("\tA\n\rB", BodyFormat::Markdown), "A B");
     }
 
     #[test]
