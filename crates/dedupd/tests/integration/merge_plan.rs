@@ -338,6 +338,20 @@ updated_at = "Stand"
     std::fs::write(&cfg_path, "[input.columns]\nbirthday = \"Geburtstag\"\n").unwrap();
     let err = MergeConfig::load(&cfg_path).unwrap_err().to_string();
     assert!(err.contains("birthday"), "{err}");
+    // A matching knob out of its range names the knob and the range.
+    for (knob, why) in [
+        ("name_pairs_per_record = nan", "a number > 0"),
+        ("name_pairs_per_record = -1.0", "a number > 0"),
+        ("threshold = 1.5", "in (0, 1)"),
+        ("max_block = 1", "at least 2"),
+    ] {
+        std::fs::write(&cfg_path, format!("[matching]\n{knob}\n")).unwrap();
+        let err = MergeConfig::load(&cfg_path).unwrap_err().to_string();
+        let name = knob.split(' ').next().unwrap();
+        assert!(err.contains(name) && err.contains(why), "{knob}: {err}");
+    }
+    std::fs::write(&cfg_path, "[matching]\nname_pairs_per_record = 2.0\n").unwrap();
+    assert!(MergeConfig::load(&cfg_path).is_ok());
 }
 
 #[test]

@@ -61,6 +61,47 @@ pub struct MatchingConfig {
     pub name_pairs_per_record: Option<f64>,
 }
 
+impl MatchingConfig {
+    /// Each knob given is within its range, or the knob and the reason (a NaN or a negative
+    /// budget would otherwise change blocking silently).
+    fn check(&self) -> std::result::Result<(), String> {
+        let between = |name: &str, v: Option<f64>, ok: fn(f64) -> bool, what: &str| match v {
+            Some(v) if !ok(v) => Err(format!("{name} = {v} is not {what}")),
+            _ => Ok(()),
+        };
+        between(
+            "threshold",
+            self.threshold,
+            |v| v > 0.0 && v < 1.0,
+            "in (0, 1)",
+        )?;
+        between(
+            "guard_bits",
+            self.guard_bits,
+            |v| v.is_finite() && v >= 0.0,
+            "a number ≥ 0",
+        )?;
+        between(
+            "name_pairs_per_record",
+            self.name_pairs_per_record,
+            |v| v.is_finite() && v > 0.0,
+            "a number > 0",
+        )?;
+        for (name, v) in [
+            ("max_cluster", self.max_cluster),
+            ("max_block", self.max_block),
+            ("generic_size", self.generic_size),
+        ] {
+            if let Some(v) = v
+                && v < 2
+            {
+                return Err(format!("{name} = {v} is not at least 2"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl MergeConfig {
     /// Reads a config file; relative paths in it resolve against its folder.
     pub fn load(path: &Path) -> Result<MergeConfig> {
@@ -86,6 +127,9 @@ impl MergeConfig {
         cfg.input
             .check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        cfg.matching
+            .check()
+            .map_err(|e| anyhow::anyhow!("{}: [matching] {e}", path.display()))?;
         Ok(cfg)
     }
 
