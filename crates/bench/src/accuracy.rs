@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 use dedupd::jobs::merge_plan::MergeConfig;
 use dedupd_core::matching::eval::{Evaluation, evaluate};
-use dedupd_core::matching::{Column, Matcher, Outcome, Record, explain_pair};
+use dedupd_core::matching::{COLUMNS, Column, Matcher, Outcome, Record, explain_pair};
 use dedupd_testdata::contacts::{self, Profile};
 use std::collections::{HashMap, HashSet};
 
@@ -223,20 +223,10 @@ fn misses(
 }
 
 fn show(r: &Record) -> String {
-    [
-        Column::RecordId,
-        Column::Source,
-        Column::FirstName,
-        Column::LastName,
-        Column::Email,
-        Column::Phone,
-        Column::Street,
-        Column::City,
-        Column::Postcode,
-        Column::Country,
-    ]
-    .iter()
-    .map(|&c| r.get(c).unwrap_or("·"))
-    .collect::<Vec<_>>()
-    .join(" | ")
+    COLUMNS
+        .iter()
+        .filter(|&&c| c != Column::Region)
+        .map(|&c| r.get(c).unwrap_or("·"))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

@@ -285,6 +285,15 @@ fn settle(
         change: stored_change,
     } = before;
     let outcome = after.absorb(&incoming);
+    // Nothing to write: the stored contact as it was.
+    let kept = |contact| output::Settled {
+        stored: StoredContact {
+            contact,
+            hash,
+            change: stored_change,
+        },
+        write: false,
+    };
     let Some(change) = Change::then(earlier.map(|e| e.change), Change::of_merge(&outcome)) else {
         *unchanged += 1;
         return if outcome.is_touched() {
@@ -293,14 +302,7 @@ fn settle(
                 write: true,
             }
         } else {
-            output::Settled {
-                stored: StoredContact {
-                    contact: after,
-                    hash,
-                    change: stored_change,
-                },
-                write: false,
-            }
+            kept(after)
         };
     };
     // A change first committed by an interrupted run keeps that run's number.
@@ -311,13 +313,6 @@ fn settle(
             write: true,
         }
     } else {
-        output::Settled {
-            stored: StoredContact {
-                contact: after,
-                hash,
-                change: stored_change,
-            },
-            write: false,
-        }
+        kept(after)
     }
 }
