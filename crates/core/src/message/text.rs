@@ -139,24 +139,28 @@ fn has_markdown_syntax(s: &str) -> bool {
     })
 }
 
-/// The text-level steps alone: NFKC, zero-width characters removed, case-folded, NFKC again,
+/// The text-level steps alone: zero-width characters removed, NFKC, case-folded, NFKC again,
 /// every run of whitespace or control characters → one space, then whitespace and
 /// punctuation trimmed at both ends (`"  Where is my refund?! "` → `"where is my refund"`).
 ///
-/// Total and idempotent.
+/// Total and idempotent. The zero-width characters go first because NFKC orders and composes
+/// only across what is left: a mark on either side of one (`U+0301 U+FEFF U+033C`) would
+/// otherwise come out in an order the next normalization changes.
 pub fn normalize_text(s: &str) -> String {
     if s.is_ascii() {
         return normalize_ascii(s);
     }
-    let once = nfkc(s);
+    let visible: Cow<'_, str> = if s.contains(is_invisible) {
+        Cow::Owned(s.chars().filter(|&c| !is_invisible(c)).collect())
+    } else {
+        Cow::Borrowed(s)
+    };
+    let once = nfkc(&visible);
     let folded = case_fold(&once);
     let folded = nfkc(&folded);
     let mut out = String::with_capacity(folded.len());
     let mut pending_space = false;
     for c in folded.chars() {
-        if is_invisible(c) {
-            continue;
-        }
         if c.is_whitespace() || c.is_control() {
             pending_space = !out.is_empty();
         } else {
@@ -467,17 +471,15 @@ mod tests {
     /// The text steps as first written (no fast paths): the reference for the fast paths.
     fn normalize_text_general(s: &str) -> String {
         let nfkc = |s: &str| -> String { s.nfkc().collect() };
+        let visible: String = s.chars().filter(|&c| !is_invisible(c)).collect();
         let folded = {
-            let lower = nfkc(s).to_lowercase();
+            let lower = nfkc(&visible).to_lowercase();
             lower.replace('ß', "ss").replace('ς', "σ")
         };
         let folded = nfkc(&folded);
         let mut out = String::new();
         let mut pending_space = false;
         for c in folded.chars() {
-            if is_invisible(c) {
-                continue;
-            }
             if c.is_whitespace() || c.is_control() {
                 pending_space = !out.is_empty();
             } else {
@@ -490,6 +492,16 @@ mod tests {
         }
         out.trim_matches(|c: char| c.is_whitespace() || is_edge_punctuation(c))
             .to_owned()
+    }
+
+    #[test]
+    fn zero_width_characters_go_before_marks_are_ordered_and_composed() {
+        // What the fuzzer found: a BOM between two marks of different classes.
+        let once = normalize_text("\u{301}\u{FEFF}\u{33C}x");
+        assert_eq!(once, "\u{33C}\u{301}x");
+        assert_eq!(normalize_text(&once), once);
+        assert_eq!(normalize_text("e\u{200B}\u{301}"), "é");
+        assert_eq!(normalize_text("\u{1100}\u{AD}\u{1161}"), "가");
     }
 
     #[test]
@@ -686,6 +698,15 @@ mod tests {
         fn normalize_text_is_idempotent(s in "\\PC{0,60}") {
             let once = normalize_text(&s);
             prop_assert_eq!(normalize_text(&once), once.clone());
+        }
+
+        #[test]
+        fn marks_and_jamo_around_zero_width_characters_are_idempotent(
+            s in "[ae.\u{300}-\u{305}\u{316}\u{31A}\u{33C}\u{200B}\u{200D}\u{FEFF}\u{AD}\u{1100}\u{1161}\u{11A8} \x01]{0,24}"
+        ) {
+            let once = normalize_text(&s);
+            prop_assert_eq!(normalize_text(&once), once.clone());
+            prop_assert_eq!(once, normalize_text_general(&s));
         }
 
         #[test]
