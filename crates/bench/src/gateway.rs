@@ -11,7 +11,6 @@
 //! is printed before each target: on a shared machine other work skews the figures, and the
 //! table should say so.
 
-use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -26,6 +25,8 @@ use dedupd_http::{self as common, Auth, Health, ServiceOptions};
 use dedupd_store::window::{EmbeddedWindow, RedisWindow, RedisWindowConfig, Window};
 use dedupd_testdata::messages;
 use sha2::{Digest, Sha256};
+
+use crate::product::ServeChild;
 
 /// Options of `dedupd-bench gateway`.
 #[derive(Debug, Clone, clap::Args)]
@@ -276,56 +277,21 @@ fn gateway_router(config: GatewayConfig, window: Window) -> Router {
     )
 }
 
-/// A `dedupd serve` child process, killed when dropped.
-struct ServeChild {
-    child: std::process::Child,
-    base: String,
-}
-
-impl ServeChild {
-    fn start(opts: &GatewayBench, dir: &Path, redis: Option<&str>) -> anyhow::Result<Self> {
-        use std::io::{BufRead, BufReader};
-        let dedupd = crate::product::dedupd()?;
-        let name = if redis.is_some() { "redis" } else { "embedded" };
-        let log = File::create(dir.join(format!("serve-{name}.log")))?;
-        let mut cmd = Command::new(&dedupd);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--snapshot"])
-            .arg(dir.join(format!("window-{name}.snapshot")))
-            .env_remove("DEDUPD_REDIS_URL")
-            .stdout(std::process::Stdio::piped())
-            .stderr(log);
-        if let Some(url) = redis {
-            cmd.args(["--redis", url, "--redis-prefix"])
-                .arg(format!("dedupd-bench:{}:", std::process::id()));
-        }
-        if opts.near_duplicates {
-            cmd.arg("--near-duplicates");
-        }
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", dedupd.display()))?;
-        let mut line = String::new();
-        let stdout = child.stdout.take().context("serve's stdout")?;
-        BufReader::new(stdout).read_line(&mut line)?;
-        let Some(base) = line.trim().strip_prefix("dedupd serve listening on ") else {
-            let _ = child.kill();
-            bail!(
-                "dedupd serve did not start (see {}): {line:?}",
-                dir.join(format!("serve-{name}.log")).display()
-            );
-        };
-        Ok(ServeChild {
-            base: base.to_owned(),
-            child,
-        })
+/// `dedupd serve` for the window benchmark: embedded, or on Redis under this run's prefix.
+fn start_serve(opts: &GatewayBench, dir: &Path, redis: Option<&str>) -> anyhow::Result<ServeChild> {
+    let name = if redis.is_some() { "redis" } else { "embedded" };
+    let mut cmd = Command::new(crate::product::dedupd()?);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--snapshot"])
+        .arg(dir.join(format!("window-{name}.snapshot")))
+        .env_remove("DEDUPD_REDIS_URL");
+    if let Some(url) = redis {
+        cmd.args(["--redis", url, "--redis-prefix"])
+            .arg(format!("dedupd-bench:{}:", std::process::id()));
     }
-}
-
-impl Drop for ServeChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    if opts.near_duplicates {
+        cmd.arg("--near-duplicates");
     }
+    ServeChild::start(cmd, &dir.join(format!("serve-{name}.log")))
 }
 
 /// Runs the benchmark and prints a Markdown table.
@@ -356,7 +322,7 @@ pub(crate) fn run(opts: &GatewayBench) -> anyhow::Result<()> {
     let bare = rt.block_on(bind(bare_router(), Listener::Plain))?;
     targets.push(("bare axum + SHA-256", bare, None));
     if opts.serve_process {
-        let embedded = ServeChild::start(opts, dir.path(), None)?;
+        let embedded = start_serve(opts, dir.path(), None)?;
         targets.push((
             "`dedupd serve`, embedded window",
             embedded.base.clone(),
@@ -364,7 +330,7 @@ pub(crate) fn run(opts: &GatewayBench) -> anyhow::Result<()> {
         ));
         children.push(embedded);
         if redis_up {
-            let redis = ServeChild::start(opts, dir.path(), Some(&opts.redis))?;
+            let redis = start_serve(opts, dir.path(), Some(&opts.redis))?;
             targets.push((
                 "`dedupd serve`, Redis window",
                 redis.base.clone(),

@@ -20,9 +20,9 @@
 //!    script is left in the work directory (`resolve.lua`) for running wrk by hand against any
 //!    `serve --resolve-index`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -185,21 +185,13 @@ pub(crate) fn run(
     )?;
 
     let t = Instant::now();
-    let mut child = Command::new(&dedupd)
-        .args(["-q", "serve", "--listen", "127.0.0.1:0", "--resolve-index"])
+    let mut cmd = Command::new(&dedupd);
+    cmd.args(["-q", "serve", "--listen", "127.0.0.1:0", "--resolve-index"])
         .arg(&index)
         .arg("--snapshot")
-        .arg(dir.join("window.snapshot"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting dedupd serve")?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
-    let base = line
-        .trim()
-        .strip_prefix("dedupd serve listening on ")
-        .with_context(|| format!("unexpected first line {line:?}"))?
-        .to_owned();
+        .arg(dir.join("window.snapshot"));
+    let serve = crate::product::ServeChild::start(cmd, &dir.join("serve.log"))?;
+    let base = serve.base.clone();
     writeln!(
         out,
         "serve loaded the index in {:.2} s",
@@ -271,7 +263,7 @@ pub(crate) fn run(
             write_commits(&mut out, &before, &rt.block_on(commits(&base)))?;
         }
     }
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", serve.child.id()))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -282,8 +274,6 @@ pub(crate) fn run(
     if let Some(kb) = rss {
         writeln!(out, "serve peak memory {:.0} MiB", kb / 1024.0)?;
     }
-    let _ = child.kill();
-    let _ = child.wait();
     Ok(())
 }
 
