@@ -161,7 +161,13 @@ pub(crate) fn run(
         }
         w.flush()?;
     }
+    // A fresh index: a rebuilt one keeps the file's freed pages for reuse, so its size on disk
+    // would say more about earlier runs in this directory than about the index.
     let index = dir.join("index");
+    if index.exists() {
+        std::fs::remove_dir_all(&index)
+            .with_context(|| format!("cannot remove the old index {}", index.display()))?;
+    }
     let t = Instant::now();
     let status = Command::new(&dedupd)
         .args(["-q", "merge", "plan", "--input"])
