@@ -6,8 +6,8 @@
 //! sequence numbers follow commit order and every process loads the records in the order they
 //! were recorded. A commit that appended records notifies a channel of the index
 //! (`NOTIFY dedupd_resolve[_<schema>]`), so the other processes catch up at once
-//! ([`PgIndex::listen`]) rather than at their next recording. Connections can be pinned to a schema (`search_path`), which is how each
-//! test gets its own.
+//! ([`PgIndex::listen`]) rather than at their next recording. Connections can be pinned to a
+//! schema (`search_path`), which is how each test gets its own.
 
 use std::collections::HashMap;
 
