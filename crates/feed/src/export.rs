@@ -4,15 +4,20 @@
 //! the core ([`Record::from_row`]). Rows are normalized in parallel batches; every refused row
 //! or value is a [`Reject`] with its line, never with its data.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use chrono::{DateTime, Utc};
 use dedupd_core::matching::{COLUMNS, Column, Record};
 use dedupd_core::time::{TimestampFormat, parse_timestamp};
+use hashbrown::HashTable;
 use rayon::prelude::*;
-use rustc_hash::FxHashSet;
+use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
+use std::hash::BuildHasher;
 use thiserror::Error;
 
 use crate::options::{csv_delimiter, text_encoding, timestamp_format};
@@ -116,8 +121,9 @@ pub struct Loaded {
     pub records: Vec<Record>,
     /// Refused records (the record is left out) and dropped values (the record is kept).
     pub rejects: Vec<Reject>,
-    /// The ids taken so far (the first record of an id wins).
-    seen: FxHashSet<Box<str>>,
+    /// The ids taken so far (the first record of an id wins), as positions in `records`:
+    /// no copy of any id is kept.
+    seen: HashTable<u32>,
 }
 
 /// `[input]` options once checked: what the reader and the normalizer use.
@@ -231,35 +237,53 @@ impl RawRow {
     }
 }
 
-/// Takes rows from ingest's readers (one CSV and one JSON reader for every job) and normalizes
-/// them in parallel batches.
+/// Rows cut out of the input by the reader thread, to be normalized in parallel: the layout
+/// they follow and the rows.
+struct Batch {
+    layout: Arc<Layout>,
+    rows: Vec<RawRow>,
+    /// Bytes of input the rows took.
+    bytes: u64,
+}
+
+/// The reader thread's side of [`load`]: takes rows from ingest's readers (one CSV and one
+/// JSON reader for every job), copies each row's values out of the reader's buffer and sends
+/// them on in batches, so the rows are normalized while the next ones are read.
 struct Collect<'a> {
     cfg: &'a InputConfig,
     ts_format: &'a TimestampFormat,
-    layout: Option<Layout>,
+    layout: Option<Arc<Layout>>,
     batch: Vec<RawRow>,
-    out: Loaded,
+    /// Bytes of input read since the last batch was sent (counted by the reader).
+    bytes: &'a Cell<u64>,
+    /// The reader's rejects (rows it could not cut into values).
+    rejects: Vec<Reject>,
+    to_normalize: SyncSender<Batch>,
 }
 
 impl Collect<'_> {
     fn flush(&mut self) {
-        let Self {
-            layout, batch, out, ..
-        } = self;
-        if let Some(layout) = layout {
-            let parsed: Vec<Parsed> = batch
-                .par_iter()
-                .map(|r| layout.parse(r.line, |i| r.get(i)))
-                .collect();
-            out.extend(parsed);
+        if let Some(layout) = &self.layout
+            && !self.batch.is_empty()
+        {
+            let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            // The normalizing side ends only once this side is done: the send cannot fail.
+            let _ = self.to_normalize.send(Batch {
+                layout: Arc::clone(layout),
+                rows,
+                bytes: self.bytes.take(),
+            });
         }
-        batch.clear();
     }
 }
 
 impl RowSink for Collect<'_> {
     fn header(&mut self, names: &[String]) -> Result<(), String> {
-        self.layout = Some(Layout::new(Some(names), self.cfg, self.ts_format.clone())?);
+        self.layout = Some(Arc::new(Layout::new(
+            Some(names),
+            self.cfg,
+            self.ts_format.clone(),
+        )?));
         Ok(())
     }
 
@@ -275,7 +299,7 @@ impl RowSink for Collect<'_> {
                     Ok(Some(v)) => text.push_str(&v),
                     Ok(None) => {}
                     Err((_, reason)) => {
-                        self.out.rejects.push(Reject {
+                        self.rejects.push(Reject {
                             line,
                             record_id: None,
                             field: slot_name(i).into(),
@@ -294,7 +318,7 @@ impl RowSink for Collect<'_> {
     }
 
     fn reject(&mut self, reject: read::Reject) {
-        self.out.rejects.push(Reject {
+        self.rejects.push(Reject {
             line: reject.line,
             record_id: None,
             field: reject.field.unwrap_or_else(|| "(row)".into()),
@@ -317,7 +341,7 @@ impl Parsed {
         default_country: &'a str,
         updated_at: Result<Option<DateTime<Utc>>, String>,
     ) -> Parsed {
-        let id = raw[Column::RecordId as usize].trim().to_owned();
+        let id = raw[Column::RecordId as usize];
         let (record, issues) = Record::from_row(raw, default_country, updated_at);
         Parsed {
             line,
@@ -325,7 +349,7 @@ impl Parsed {
                 .into_iter()
                 .map(|i| Reject {
                     line,
-                    record_id: record.as_ref().map(|_| id.clone()),
+                    record_id: record.as_ref().map(|_| id.trim().to_owned()),
                     field: i.field.into(),
                     reason: i.reason,
                 })
@@ -351,21 +375,48 @@ impl Loaded {
 
     /// Takes parsed rows in input order; the first record of an id wins.
     fn extend(&mut self, parsed: Vec<Parsed>) {
+        let Self {
+            records,
+            rejects,
+            seen,
+        } = self;
+        let hash = |id: &str| FxBuildHasher.hash_one(id);
         for p in parsed {
-            self.rejects.extend(p.rejects);
-            if let Some(r) = p.record {
-                if self.seen.insert(r.id().into()) {
-                    self.records.push(r);
-                } else {
-                    self.rejects.push(Reject {
-                        line: p.line,
-                        record_id: Some(r.id().to_owned()),
-                        field: "record_id".into(),
-                        reason: "duplicate id: only the first record with this id is used".into(),
-                    });
-                }
+            rejects.extend(p.rejects);
+            let Some(r) = p.record else { continue };
+            let h = hash(r.id());
+            let taken = seen
+                .find(h, |&i| records[i as usize].id() == r.id())
+                .is_some();
+            let Ok(at) = u32::try_from(records.len()) else {
+                rejects.push(Reject {
+                    line: p.line,
+                    record_id: Some(r.id().to_owned()),
+                    field: "(row)".into(),
+                    reason: format!("more than {} records in one input", u32::MAX),
+                });
+                continue;
+            };
+            if taken {
+                rejects.push(Reject {
+                    line: p.line,
+                    record_id: Some(r.id().to_owned()),
+                    field: "record_id".into(),
+                    reason: "duplicate id: only the first record with this id is used".into(),
+                });
+            } else {
+                seen.insert_unique(h, at, |&i| hash(records[i as usize].id()));
+                records.push(r);
             }
         }
+    }
+
+    /// Makes room for `more` records, so that a large input is not copied as it grows.
+    fn reserve(&mut self, more: usize) {
+        self.records.reserve(more);
+        let records = &self.records;
+        self.seen
+            .reserve(more, |&i| FxBuildHasher.hash_one(records[i as usize].id()));
     }
 }
 
@@ -391,40 +442,167 @@ pub fn load(path: &Path, cfg: &InputConfig) -> Result<Loaded, ExportError> {
         },
     )?;
     let name = path.display().to_string();
-    let mut sink = Collect {
-        cfg,
-        ts_format: &settings.timestamp,
-        layout: None,
-        batch: Vec::with_capacity(BATCH),
-        out: Loaded::default(),
+    let ndjson_layout = match format {
+        InputFormat::Csv => None,
+        InputFormat::Ndjson => Some(Arc::new(
+            Layout::new(None, cfg, settings.timestamp.clone()).map_err(ExportError::Layout)?,
+        )),
     };
-    match format {
-        InputFormat::Csv => {
-            read::read_csv(&name, file, settings.delimiter, &mut sink, |_| {}).map_err(
-                |source| ExportError::Read {
-                    name: name.clone(),
-                    source,
-                },
-            )?;
-            if sink.layout.is_none() {
-                return Err(ExportError::Empty { name });
-            }
-        }
-        InputFormat::Ndjson => {
-            sink.layout = Some(
-                Layout::new(None, cfg, settings.timestamp.clone()).map_err(ExportError::Layout)?,
-            );
-            read::read_ndjson(&name, file, &mut sink, |_| {}).map_err(|source| {
-                ExportError::Read {
-                    name: name.clone(),
-                    source,
+    let size = (path.as_os_str() != "-")
+        .then(|| std::fs::metadata(path).ok())
+        .flatten()
+        .map(|m| m.len());
+    // One thread reads and cuts rows; this one normalizes them in parallel batches (two
+    // batches may wait between them) and keeps the records in input order.
+    let (to_normalize, batches) = sync_channel::<Batch>(2);
+    let (read, mut out) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let bytes = Cell::new(0u64);
+            let count = |n: u64| bytes.set(bytes.get() + n);
+            let mut sink = Collect {
+                cfg,
+                ts_format: &settings.timestamp,
+                layout: ndjson_layout,
+                batch: Vec::with_capacity(BATCH),
+                bytes: &bytes,
+                rejects: Vec::new(),
+                to_normalize,
+            };
+            let read = match format {
+                InputFormat::Csv => {
+                    read::read_csv(&name, file, settings.delimiter, &mut sink, count)
                 }
-            })?;
+                InputFormat::Ndjson => read::read_ndjson(&name, file, &mut sink, count),
+            };
+            sink.flush();
+            (read, sink.layout.is_some(), sink.rejects)
+        });
+        let mut out = Loaded::default();
+        let mut first = true;
+        for batch in batches {
+            // Room for the whole input at the first batch's bytes per row (a file's size is
+            // known; a pipe's is not): the records are not copied as they grow.
+            if std::mem::take(&mut first)
+                && let Some(size) = size
+                && batch.bytes > 0
+            {
+                let rows = size as f64 * batch.rows.len() as f64 / batch.bytes as f64;
+                out.reserve((rows * 1.05) as usize + BATCH);
+            }
+            let parsed: Vec<Parsed> = batch
+                .rows
+                .par_iter()
+                .map(|r| batch.layout.parse(r.line, |i| r.get(i)))
+                .collect();
+            out.extend(parsed);
         }
+        let read = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, out)
+    });
+    let (read, had_layout, rejects) = read;
+    read.map_err(|source| ExportError::Read {
+        name: name.clone(),
+        source,
+    })?;
+    if !had_layout {
+        return Err(ExportError::Empty { name });
     }
-    sink.flush();
-    let mut out = sink.out;
+    out.rejects.extend(rejects);
     // Reader rejects come as they are met, normalizer rejects per batch: report in line order.
     out.rejects.sort_by_key(|r| r.line);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(name: &str, text: &str) -> Result<Loaded, ExportError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        load(&path, &InputConfig::default())
+    }
+
+    /// A CSV of `n` rows (more than one batch); every `dup_every`th row repeats the id of the
+    /// row before it, and row 5 has a field too many.
+    fn csv(n: usize, dup_every: usize) -> String {
+        let mut text = String::from("record_id,first_name,last_name,email,phone\n");
+        for i in 0..n {
+            let id = if i > 0 && i % dup_every == 0 { i - 1 } else { i };
+            if i == 5 {
+                text.push_str(&format!("R{id},Ann,Lee,a{i}@example.com,,extra\n"));
+            } else {
+                text.push_str(&format!("R{id},Ann,Lee{i},a{i}@example.com,\n"));
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn records_keep_input_order_across_batches_and_the_first_of_an_id_wins() {
+        let n = 2 * BATCH + 1234;
+        let loaded = load_text("contacts.csv", &csv(n, 1000)).unwrap();
+        let dups = (1..n).filter(|i| i % 1000 == 0).count();
+        assert_eq!(loaded.records.len(), n - dups - 1, "less the repeats and row 5");
+        // In input order, and each repeated id kept with its first row's values.
+        let ids: Vec<&str> = loaded.records.iter().map(Record::id).collect();
+        assert_eq!(&ids[..5], ["R0", "R1", "R2", "R3", "R4"]);
+        assert_eq!(ids[5], "R6", "row 5 was refused by the reader");
+        let r999 = loaded.records.iter().find(|r| r.id() == "R999").unwrap();
+        assert_eq!(r999.get(Column::LastName), Some("Lee999"));
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len(), "no id twice");
+        // Rejects: the reader's (row 5, line 7) and the repeats, in line order.
+        let lines: Vec<u64> = loaded.rejects.iter().map(|r| r.line).collect();
+        assert!(lines.is_sorted(), "rejects in line order");
+        assert_eq!(loaded.rejects.len(), dups + 1);
+        assert_eq!(loaded.rejects[0].line, 7);
+        assert_eq!(loaded.rejects[0].record_id, None);
+        let dup = &loaded.rejects[1];
+        assert_eq!(dup.line, 1002, "row 1000 is line 1002");
+        assert_eq!(dup.record_id.as_deref(), Some("R999"));
+        assert_eq!(dup.field, "record_id");
+        assert!(dup.reason.starts_with("duplicate id"), "{}", dup.reason);
+    }
+
+    #[test]
+    fn ndjson_reads_the_same_way() {
+        let mut text = String::new();
+        for i in 0..BATCH + 10 {
+            let id = if i == BATCH + 5 { 3 } else { i };
+            text.push_str(&format!(
+                "{{\"record_id\":\"R{id}\",\"first_name\":\"Ann\",\"email\":\"a{i}@example.com\"}}\n"
+            ));
+        }
+        text.push_str("{not json\n");
+        let loaded = load_text("contacts.ndjson", &text).unwrap();
+        assert_eq!(loaded.records.len(), BATCH + 9);
+        assert_eq!(loaded.records[3].get(Column::Email), Some("a3@example.com"));
+        let lines: Vec<(u64, &str)> = loaded
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.field.as_str()))
+            .collect();
+        assert_eq!(lines[0], (BATCH as u64 + 6, "record_id"));
+        assert_eq!(lines[1].0, BATCH as u64 + 11, "the broken line");
+    }
+
+    #[test]
+    fn an_empty_file_and_a_header_without_ids_are_errors() {
+        assert!(matches!(
+            load_text("empty.csv", ""),
+            Err(ExportError::Empty { .. })
+        ));
+        let err = load_text("noid.csv", "name,email\nAnn,a@example.com\n").unwrap_err();
+        let why = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            why.as_deref().is_some_and(|w| w.contains("record_id")),
+            "{err}: {why:?}"
+        );
+    }
 }
