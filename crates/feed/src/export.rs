@@ -531,7 +531,11 @@ mod tests {
     fn csv(n: usize, dup_every: usize) -> String {
         let mut text = String::from("record_id,first_name,last_name,email,phone\n");
         for i in 0..n {
-            let id = if i > 0 && i % dup_every == 0 { i - 1 } else { i };
+            let id = if i > 0 && i % dup_every == 0 {
+                i - 1
+            } else {
+                i
+            };
             if i == 5 {
                 text.push_str(&format!("R{id},Ann,Lee,a{i}@example.com,,extra\n"));
             } else {
@@ -546,7 +550,11 @@ mod tests {
         let n = 2 * BATCH + 1234;
         let loaded = load_text("contacts.csv", &csv(n, 1000)).unwrap();
         let dups = (1..n).filter(|i| i % 1000 == 0).count();
-        assert_eq!(loaded.records.len(), n - dups - 1, "less the repeats and row 5");
+        assert_eq!(
+            loaded.records.len(),
+            n - dups - 1,
+            "less the repeats and row 5"
+        );
         // In input order, and each repeated id kept with its first row's values.
         let ids: Vec<&str> = loaded.records.iter().map(Record::id).collect();
         assert_eq!(&ids[..5], ["R0", "R1", "R2", "R3", "R4"]);

@@ -437,8 +437,14 @@ struct Written {
     generated_at: DateTime<Utc>,
 }
 
+/// Clusters each parallel task builds and serializes into one buffer.
+const CLUSTERS_PER_TASK: usize = 64;
+
 /// Writes `plan.json` for the matcher's `clusters`, streamed: the header, then one cluster per
-/// line, built a chunk at a time (the plan is never held whole).
+/// line. The clusters are built and serialized in parallel a chunk at a time (the plan is
+/// never held whole) while a writer thread writes the chunk before; of the built clusters,
+/// only those that may still be among the `html_limit` most doubtful are kept for the page,
+/// the others are dropped by the task that built them.
 fn write_plan(
     out: &Path,
     input: &str,
@@ -446,10 +452,16 @@ fn write_plan(
     ctx: &MatchContext<'_>,
     html_limit: usize,
 ) -> Result<Written> {
+    /// One task's clusters: their JSON lines (each after `,\n`), and per cluster its id, its
+    /// size and, when it may be among the most doubtful, the cluster itself.
+    struct Built {
+        json: Vec<u8>,
+        clusters: Vec<(String, usize, Option<Cluster>)>,
+    }
     let plan_path = Plan::path_in(out);
     let mut plan_file = AtomicFile::create(&plan_path)?;
-    let w = plan_file.writer();
     let generated_at = Utc::now();
+    let w = plan_file.writer();
     write!(
         w,
         "{{\"version\":{PLAN_VERSION},\"generated_at\":{},\"input\":{},\"clusters\":[",
@@ -459,42 +471,97 @@ fn write_plan(
     let mut labels: Vec<Option<u32>> = vec![None; ctx.records.len()];
     let mut ids: Vec<String> = Vec::with_capacity(clusters.len());
     let mut sizes = BTreeMap::new();
-    // The most doubtful clusters, for the HTML page.
+    // The most doubtful clusters so far, for the HTML page, and once there are `html_limit`
+    // of them the last one's confidence and id: a cluster not before it cannot be on the page.
     let mut doubtful: Vec<Cluster> = Vec::new();
-    let mut first = true;
-    for chunk in clusters.chunks(CLUSTER_CHUNK) {
-        let built: Vec<(Cluster, Result<String>)> = chunk
-            .par_iter()
-            .map(|c| {
-                let cluster = Cluster::from_matched(c, ctx);
-                let json = serde_json::to_string(&cluster).with_context(|| {
-                    format!(
-                        "cannot serialize cluster {} into plan.json",
-                        cluster.cluster_id
-                    )
-                });
-                (cluster, json)
-            })
-            .collect();
-        for ((cluster, json), core) in built.into_iter().zip(chunk) {
-            let json = json?;
-            w.write_all(if first { b"\n" } else { b",\n" })?;
-            first = false;
-            w.write_all(json.as_bytes())?;
-            let ci = u32::try_from(ids.len()).context("too many clusters")?;
-            for &m in &core.members {
-                labels[m as usize] = Some(ci);
+    let mut bar: Option<(f64, String)> = None;
+    let (to_write, chunks) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(2);
+    std::thread::scope(|scope| -> Result<()> {
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            for bufs in chunks {
+                for b in bufs {
+                    w.write_all(&b)?;
+                }
             }
-            *sizes.entry(cluster.members.len()).or_insert(0) += 1;
-            ids.push(cluster.cluster_id.clone());
-            doubtful.push(cluster);
+            Ok(())
+        });
+        let mut first = true;
+        for chunk in clusters.chunks(CLUSTER_CHUNK) {
+            let may_be_doubtful = |c: &Cluster| {
+                html_limit > 0
+                    && bar.as_ref().is_none_or(|(conf, id)| {
+                        c.confidence
+                            .total_cmp(conf)
+                            .then_with(|| c.cluster_id.cmp(id))
+                            .is_lt()
+                    })
+            };
+            let built: Vec<Built> = chunk
+                .par_chunks(CLUSTERS_PER_TASK)
+                .map(|task| -> Result<Built> {
+                    let mut b = Built {
+                        json: Vec::with_capacity(task.len() * 1024),
+                        clusters: Vec::with_capacity(task.len()),
+                    };
+                    for c in task {
+                        let cluster = Cluster::from_matched(c, ctx);
+                        b.json.extend_from_slice(b",\n");
+                        serde_json::to_writer(&mut b.json, &cluster).with_context(|| {
+                            format!(
+                                "cannot serialize cluster {} into plan.json",
+                                cluster.cluster_id
+                            )
+                        })?;
+                        let size = cluster.members.len();
+                        b.clusters.push(if may_be_doubtful(&cluster) {
+                            (cluster.cluster_id.clone(), size, Some(cluster))
+                        } else {
+                            (cluster.cluster_id, size, None)
+                        });
+                    }
+                    Ok(b)
+                })
+                .collect::<Result<_>>()?;
+            let mut bufs = Vec::with_capacity(built.len());
+            let mut cores = chunk.iter();
+            for b in built {
+                for ((id, size, cluster), core) in b.clusters.into_iter().zip(&mut cores) {
+                    let ci = u32::try_from(ids.len()).context("too many clusters")?;
+                    for &m in &core.members {
+                        labels[m as usize] = Some(ci);
+                    }
+                    *sizes.entry(size).or_insert(0) += 1;
+                    ids.push(id);
+                    doubtful.extend(cluster);
+                }
+                let mut json = b.json;
+                if std::mem::take(&mut first) {
+                    // The first cluster follows the opening bracket on its own line.
+                    json.remove(0);
+                }
+                bufs.push(json);
+            }
+            if to_write.send(bufs).is_err() {
+                // The writer stopped: its error says why.
+                break;
+            }
+            if doubtful.len() > html_limit {
+                keep_most_doubtful(&mut doubtful, html_limit);
+            }
+            if html_limit > 0 && doubtful.len() == html_limit {
+                bar = doubtful
+                    .last()
+                    .map(|c| (c.confidence, c.cluster_id.clone()));
+            }
         }
-        if doubtful.len() > 2 * html_limit.max(1) {
-            keep_most_doubtful(&mut doubtful, html_limit);
-        }
-    }
+        drop(to_write);
+        writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .with_context(|| format!("cannot write {}", plan_path.display()))
+    })?;
     keep_most_doubtful(&mut doubtful, html_limit);
-    w.write_all(b"\n]}\n")?;
+    plan_file.writer().write_all(b"\n]}\n")?;
     plan_file.commit()?;
     Ok(Written {
         labels,
