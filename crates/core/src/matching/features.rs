@@ -2,6 +2,7 @@
 //! number, a normalized street, and the phonetic and nickname tokens blocking uses. Computed once
 //! per record from its normalized [`Record`], so every comparison is cheap.
 
+use rayon::prelude::*;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -155,7 +156,7 @@ pub fn set_term_frequencies(features: &mut [Features]) {
         }
         let total = map.values().map(|&n| u64::from(n)).sum::<u64>();
         let tf: Vec<f32> = features
-            .iter()
+            .par_iter()
             .map(|f| {
                 map.get(f.str(s))
                     .map_or(0.0, |&n| term_frequency(u64::from(n), total))
@@ -163,11 +164,16 @@ pub fn set_term_frequencies(features: &mut [Features]) {
             .collect();
         tf
     };
-    let (first, last) = (count(Str::First), count(Str::Last));
-    for ((f, a), b) in features.iter_mut().zip(first).zip(last) {
-        f.first_tf = a;
-        f.last_tf = b;
-    }
+    // The two names are counted at once, one on each core.
+    let (first, last) = rayon::join(|| count(Str::First), || count(Str::Last));
+    features
+        .par_iter_mut()
+        .zip(first)
+        .zip(last)
+        .for_each(|((f, a), b)| {
+            f.first_tf = a;
+            f.last_tf = b;
+        });
 }
 
 /// The share of records holding a name: `count` of the `total` records that have a value of

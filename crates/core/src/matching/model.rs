@@ -286,17 +286,19 @@ fn identifier_u(features: &[Features], c: Comparison) -> f64 {
     keyed.par_sort_unstable();
     let present = keyed.len() as f64;
     let all = (present * (present - 1.0) / 2.0).max(IDENTIFIER_MIN_PAIRS);
-    let mut two_people = 0u64;
-    for group in keyed.chunk_by(|a, b| a.0 == b.0) {
-        for (x, &(_, a)) in group.iter().enumerate() {
-            for &(_, b) in &group[x + 1..] {
-                let p = compare(&features[a as usize], &features[b as usize]);
-                if p.level(Comparison::FirstName) == 5 {
-                    two_people += 1;
+    let two_people: u64 = keyed
+        .par_chunk_by(|a, b| a.0 == b.0)
+        .map(|group| {
+            let mut n = 0u64;
+            for (x, &(_, a)) in group.iter().enumerate() {
+                for &(_, b) in &group[x + 1..] {
+                    let p = compare(&features[a as usize], &features[b as usize]);
+                    n += u64::from(p.level(Comparison::FirstName) == 5);
                 }
             }
-        }
-    }
+            n
+        })
+        .sum();
     (two_people as f64 + 0.5) / all
 }
 

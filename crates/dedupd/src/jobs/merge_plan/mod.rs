@@ -903,20 +903,37 @@ fn write_resolve_index(
     }
 }
 
+/// Writes `clusters.csv`: each record and its cluster. Rows are formatted in parallel chunks
+/// (a record alone gets its own cluster id, a hash of its id) and written in order.
 fn write_clusters_csv(
     path: &Path,
     records: &[Record],
-    label_of: impl Fn(usize) -> String,
+    label_of: impl Fn(usize) -> String + Sync,
 ) -> Result<()> {
+    const ROWS: usize = 1 << 14;
     let mut file = AtomicFile::create(path)?;
-    let mut w = csv::Writer::from_writer(file.writer());
-    w.write_record(["record_id", "cluster_id"])?;
-    for (i, r) in records.iter().enumerate() {
-        w.write_record([r.id(), label_of(i).as_str()])?;
+    let w = file.writer();
+    w.write_all(b"record_id,cluster_id\n")?;
+    // A few tasks per thread at a time: the file is written while never held whole.
+    let span = ROWS * 4 * rayon::current_num_threads().max(1);
+    for (k, chunk) in records.chunks(span).enumerate() {
+        let base = k * span;
+        let parts: Vec<Vec<u8>> = chunk
+            .par_chunks(ROWS)
+            .enumerate()
+            .map(|(n, rows)| -> Result<Vec<u8>> {
+                let mut csv = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 32));
+                for (j, r) in rows.iter().enumerate() {
+                    csv.write_record([r.id(), label_of(base + n * ROWS + j).as_str()])?;
+                }
+                csv.into_inner().map_err(|e| anyhow::anyhow!(e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        for part in parts {
+            w.write_all(&part)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
     }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    drop(w);
     file.commit()
 }
 
