@@ -691,3 +691,71 @@ fn channel_views_of_people_reach_their_floor() {
     );
     assert!(e.clusters.f1 >= 0.92, "cluster F1 {:.4}", e.clusters.f1);
 }
+
+#[test]
+fn a_plan_of_several_chunks_keeps_the_least_confident_for_the_page_and_every_label() {
+    // More clusters than one chunk of the plan's writer (4,096) and more rows than one of
+    // `clusters.csv`'s parallel parts: the page still shows exactly the least confident
+    // clusters of the whole plan, and every record's label is its plan cluster.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("contacts.csv");
+    dedupd_testdata::contacts::generate(&input, 40_000, 11).unwrap();
+    let out = dir.path().join("plan");
+    let done = plan::run(&Options {
+        input: input.clone(),
+        config: MergeConfig::default(),
+        out: out.clone(),
+        html_limit: 25,
+        resolve_index: None,
+    })
+    .unwrap();
+    let p = Plan::load(&out).unwrap();
+    assert!(p.clusters.len() > 4096, "{} clusters", p.clusters.len());
+    assert_eq!(p.clusters.len(), done.report.clusters);
+    let mut expected: Vec<(f64, &str)> = p
+        .clusters
+        .iter()
+        .map(|c| (c.confidence, c.cluster_id.as_str()))
+        .collect();
+    expected.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    expected.truncate(25);
+    let html = std::fs::read_to_string(out.join("plan.html")).unwrap();
+    let data = page_data(&html);
+    assert_eq!(data["meta"]["total"], p.clusters.len());
+    let shown: Vec<(f64, &str)> = data["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["confidence"].as_f64().unwrap(),
+                c["cluster_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, expected);
+    // clusters.csv: every record once, in input order, labelled with its plan cluster.
+    let labels = plan::read_labels(&out.join("clusters.csv")).unwrap();
+    assert_eq!(labels.len(), 40_000);
+    let mut cluster_of = std::collections::HashMap::new();
+    for c in &p.clusters {
+        for m in &c.members {
+            cluster_of.insert(m.record_id.as_str(), c.cluster_id.as_str());
+        }
+    }
+    let text = std::fs::read_to_string(&input).unwrap();
+    let input_ids: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let label_ids: Vec<&str> = labels.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(label_ids, input_ids);
+    let mut alone = std::collections::HashSet::new();
+    for (id, label) in &labels {
+        match cluster_of.get(id.as_str()) {
+            Some(c) => assert_eq!(label, c, "{id}"),
+            None => assert!(alone.insert(label.clone()), "{id} alone shares {label}"),
+        }
+    }
+}
