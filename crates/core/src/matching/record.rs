@@ -172,7 +172,10 @@ impl Record {
         let mut dropped = Vec::new();
         let country = text::clean(raw[Column::Country.index()]).to_ascii_uppercase();
         let region = country.parse::<phone::Region>().ok();
-        let mut values: [String; 11] = Default::default();
+        // The values go straight into the record's one buffer, each normalized in place where
+        // its rule allows (no string per value).
+        let mut buf = String::with_capacity(raw.iter().map(|v| v.len()).sum::<usize>() + 4);
+        let mut ends = [0u32; 11];
         for col in COLUMNS {
             let v = raw[col.index()];
             // Bytes first: only a long value needs its characters counted.
@@ -184,37 +187,47 @@ impl Record {
                     column: col,
                     reason: "longer than 256 characters",
                 });
-                continue;
-            }
-            values[col.index()] = match col {
-                Column::FirstName | Column::LastName => normalize_name(v).unwrap_or_default(),
-                Column::Email => match normalize_email(v) {
-                    Ok(e) => e.unwrap_or_default(),
-                    Err(_) => {
-                        dropped.push(Dropped {
+            } else {
+                match col {
+                    Column::FirstName | Column::LastName => {
+                        if let Some(name) = normalize_name(v) {
+                            buf.push_str(&name);
+                        }
+                    }
+                    Column::Email => match normalize_email(v) {
+                        Ok(e) => buf.push_str(e.as_deref().unwrap_or_default()),
+                        Err(_) => dropped.push(Dropped {
                             column: col,
                             reason: "not an e-mail address",
-                        });
-                        String::new()
+                        }),
+                    },
+                    Column::Phone => {
+                        match phone::normalize_phone_as(v, region, Validity::Possible) {
+                            Ok(p) => buf.push_str(p.as_deref().unwrap_or_default()),
+                            Err(_) => dropped.push(Dropped {
+                                column: col,
+                                reason: "not a valid phone number",
+                            }),
+                        }
                     }
-                },
-                Column::Phone => match phone::normalize_phone_as(v, region, Validity::Possible) {
-                    Ok(p) => p.unwrap_or_default(),
-                    Err(_) => {
-                        dropped.push(Dropped {
-                            column: col,
-                            reason: "not a valid phone number",
-                        });
-                        String::new()
+                    Column::Country => buf.push_str(&country),
+                    Column::Postcode if v.is_ascii() => {
+                        let start = buf.len();
+                        text::clean_into(v, &mut buf);
+                        buf[start..].make_ascii_uppercase();
                     }
-                },
-                Column::Country => country.clone(),
-                Column::Postcode => text::clean(v).to_uppercase(),
-                _ => text::clean(v),
-            };
+                    Column::Postcode => buf.push_str(&text::clean(v).to_uppercase()),
+                    _ => text::clean_into(v, &mut buf),
+                }
+            }
+            ends[col.index()] = u32::try_from(buf.len()).unwrap_or(u32::MAX);
         }
-        let refs: [&str; 11] = std::array::from_fn(|i| values[i].as_str());
-        (Record::new(refs, updated_at), dropped)
+        let record = Record {
+            buf: buf.into_boxed_str(),
+            ends,
+            updated_at: updated_at.map(|t| t.timestamp()),
+        };
+        (record, dropped)
     }
 
     /// Builds a record from values taken as they are (already normalized).
@@ -263,6 +276,60 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_are_in_buffer_order() {
+        // `from_raw` writes the values in `COLUMNS` order into one buffer cut by `ends`.
+        for (i, c) in COLUMNS.iter().enumerate() {
+            assert_eq!(c.index(), i, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn from_raw_is_each_value_normalized_on_its_own() {
+        let raw = [
+            " R1 ",
+            "crm",
+            "  ａnn ",
+            "O'BRIEN",
+            " Ann.OBrien@Example.COM ",
+            "(415) 555-2671",
+            "12\tMain   St",
+            "Springfield",
+            "",
+            " sw1a 1aa ",
+            " gb ",
+        ];
+        let (r, dropped) = Record::from_raw(raw, None);
+        assert!(dropped.is_empty());
+        let region = "GB".parse::<phone::Region>().ok();
+        let want = [
+            text::clean(raw[0]),
+            text::clean(raw[1]),
+            normalize_name(raw[2]).unwrap_or_default(),
+            normalize_name(raw[3]).unwrap_or_default(),
+            normalize_email(raw[4]).unwrap().unwrap_or_default(),
+            phone::normalize_phone_as(raw[5], region, Validity::Possible)
+                .map(Option::unwrap_or_default)
+                .unwrap_or_default(),
+            text::clean(raw[6]),
+            text::clean(raw[7]),
+            String::new(),
+            "SW1A 1AA".to_owned(),
+            "GB".to_owned(),
+        ];
+        for c in COLUMNS {
+            assert_eq!(r.get(c).unwrap_or(""), want[c.index()], "{c:?}");
+        }
+        // A value that does not normalize is empty and listed; the others stay in place.
+        let mut bad = raw;
+        bad[4] = "no at sign";
+        let (r, dropped) = Record::from_raw(bad, None);
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(r.get(Column::Email), None);
+        assert_eq!(r.get(Column::Phone), Some(want[5].as_str()));
+        assert_eq!(r.get(Column::Postcode), Some("SW1A 1AA"));
+    }
 
     fn row<'a>(id: &'a str, email: &'a str, country: &'a str) -> [&'a str; 11] {
         [id, "crm", "Ann", "Lee", email, "", "", "", "", "", country]

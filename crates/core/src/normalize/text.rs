@@ -9,24 +9,36 @@ use unicode_normalization::UnicodeNormalization;
 /// ligatures and no-break spaces, so later comparisons see one spelling of each character.
 pub fn clean(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut pending_space = false;
-    // Fast path: ASCII needs no NFKC work.
-    if s.is_ascii() {
-        push_collapsed(s.chars(), &mut out, &mut pending_space);
-    } else {
-        push_collapsed(s.nfkc(), &mut out, &mut pending_space);
-    }
+    clean_into(s, &mut out);
     out
 }
 
-fn push_collapsed(chars: impl Iterator<Item = char>, out: &mut String, pending_space: &mut bool) {
-    for c in chars {
-        if c.is_whitespace() || c.is_control() {
-            *pending_space = !out.is_empty();
-        } else {
-            if *pending_space {
+/// [`clean`], appended to `out` (for building one buffer of several values without a string
+/// each).
+pub fn clean_into(s: &str, out: &mut String) {
+    let start = out.len();
+    // Fast path: ASCII needs no NFKC work, and its whitespace and control characters are the
+    // bytes up to the space and DEL, so the words are copied whole.
+    if s.is_ascii() {
+        for word in s
+            .split(|c: char| c <= ' ' || c == '\x7f')
+            .filter(|w| !w.is_empty())
+        {
+            if out.len() > start {
                 out.push(' ');
-                *pending_space = false;
+            }
+            out.push_str(word);
+        }
+        return;
+    }
+    let mut pending_space = false;
+    for c in s.nfkc() {
+        if c.is_whitespace() || c.is_control() {
+            pending_space = out.len() > start;
+        } else {
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
             }
             out.push(c);
         }
@@ -64,6 +76,35 @@ mod tests {
     }
 
     proptest! {
+        /// The ASCII fast path is the general rule (every whitespace or control character
+        /// separates words) on ASCII text.
+        #[test]
+        fn the_ascii_path_is_the_general_rule(s in "[\\x00-\\x7f]{0,40}") {
+            // Every whitespace or control character separates words; nothing else changes.
+            let mut general = String::new();
+            let mut pending = false;
+            for c in s.chars() {
+                if c.is_whitespace() || c.is_control() {
+                    pending = !general.is_empty();
+                } else {
+                    if pending {
+                        general.push(' ');
+                        pending = false;
+                    }
+                    general.push(c);
+                }
+            }
+            prop_assert_eq!(clean(&s), general);
+        }
+
+        /// Appending is cleaning on its own, whatever the buffer held before.
+        #[test]
+        fn clean_into_appends_clean(before in ".{0,8}", s in any::<String>()) {
+            let mut out = before.clone();
+            clean_into(&s, &mut out);
+            prop_assert_eq!(out, format!("{before}{}", clean(&s)));
+        }
+
         #[test]
         fn clean_is_idempotent(s in any::<String>()) {
             let once = clean(&s);
