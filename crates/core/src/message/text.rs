@@ -478,18 +478,7 @@ mod tests {
         };
         let folded = nfkc(&folded);
         let mut out = String::new();
-        let mut pending_space = false;
-        for c in folded.chars() {
-            if c.is_whitespace() || c.is_control() {
-                pending_space = !out.is_empty();
-            } else {
-                if pending_space {
-                    out.push(' ');
-                    pending_space = false;
-                }
-                out.push(c);
-            }
-        }
+        crate::normalize::text::push_collapsed(folded.chars(), &mut out);
         out.trim_matches(|c: char| c.is_whitespace() || is_edge_punctuation(c))
             .to_owned()
     }

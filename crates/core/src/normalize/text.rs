@@ -31,8 +31,15 @@ pub fn clean_into(s: &str, out: &mut String) {
         }
         return;
     }
+    push_collapsed(s.nfkc(), out);
+}
+
+/// Appends `chars` to `out` with every run of whitespace and control characters as one ASCII
+/// space, and none at either end of what it appends.
+pub fn push_collapsed(chars: impl Iterator<Item = char>, out: &mut String) {
+    let start = out.len();
     let mut pending_space = false;
-    for c in s.nfkc() {
+    for c in chars {
         if c.is_whitespace() || c.is_control() {
             pending_space = out.len() > start;
         } else {
@@ -80,20 +87,8 @@ mod tests {
         /// separates words) on ASCII text.
         #[test]
         fn the_ascii_path_is_the_general_rule(s in "[\\x00-\\x7f]{0,40}") {
-            // Every whitespace or control character separates words; nothing else changes.
             let mut general = String::new();
-            let mut pending = false;
-            for c in s.chars() {
-                if c.is_whitespace() || c.is_control() {
-                    pending = !general.is_empty();
-                } else {
-                    if pending {
-                        general.push(' ');
-                        pending = false;
-                    }
-                    general.push(c);
-                }
-            }
+            push_collapsed(s.chars(), &mut general);
             prop_assert_eq!(clean(&s), general);
         }
 
