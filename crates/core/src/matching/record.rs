@@ -220,14 +220,9 @@ impl Record {
                     _ => text::clean_into(v, &mut buf),
                 }
             }
-            ends[col.index()] = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+            ends[col.index()] = end_of(&buf);
         }
-        let record = Record {
-            buf: buf.into_boxed_str(),
-            ends,
-            updated_at: updated_at.map(|t| t.timestamp()),
-        };
-        (record, dropped)
+        (Record::from_parts(buf, ends, updated_at), dropped)
     }
 
     /// Builds a record from values taken as they are (already normalized).
@@ -236,8 +231,13 @@ impl Record {
         let mut ends = [0u32; 11];
         for (i, v) in values.iter().enumerate() {
             buf.push_str(v);
-            ends[i] = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+            ends[i] = end_of(&buf);
         }
+        Record::from_parts(buf, ends, updated_at)
+    }
+
+    /// A record from its values written one after another into `buf`, each ending at `ends`.
+    fn from_parts(buf: String, ends: [u32; 11], updated_at: Option<DateTime<Utc>>) -> Record {
         Record {
             buf: buf.into_boxed_str(),
             ends,
@@ -271,6 +271,11 @@ impl Record {
         self.updated_at
             .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
     }
+}
+
+/// Where the value just written to a record's buffer ends (values are capped far below 4 GiB).
+fn end_of(buf: &str) -> u32 {
+    u32::try_from(buf.len()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub fn clean(s: &str) -> String {
 
 /// [`clean`], appended to `out` (for building one buffer of several values without a string
 /// each).
-pub fn clean_into(s: &str, out: &mut String) {
+pub(crate) fn clean_into(s: &str, out: &mut String) {
     let start = out.len();
     // Fast path: ASCII needs no NFKC work, and its whitespace and control characters are the
     // bytes up to the space and DEL, so the words are copied whole.
@@ -36,7 +36,7 @@ pub fn clean_into(s: &str, out: &mut String) {
 
 /// Appends `chars` to `out` with every run of whitespace and control characters as one ASCII
 /// space, and none at either end of what it appends.
-pub fn push_collapsed(chars: impl Iterator<Item = char>, out: &mut String) {
+pub(crate) fn push_collapsed(chars: impl Iterator<Item = char>, out: &mut String) {
     let start = out.len();
     let mut pending_space = false;
     for c in chars {
@@ -79,6 +79,8 @@ mod tests {
             "Nathaniel Walters"
         );
         assert_eq!(clean("\u{3000}"), "");
+        assert_eq!(clean(" "), "");
+        assert_eq!(clean("\x7f a\x00\tb "), "a b");
         assert_eq!(clean_opt(" \t"), None);
     }
 
